@@ -1,0 +1,228 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// EnforcementAction says what admission does with an object that would expose
+// a protected port.
+// +kubebuilder:validation:Enum=Deny;Warn;Audit
+type EnforcementAction string
+
+const (
+	// ActionDeny rejects the request with the reason.
+	ActionDeny EnforcementAction = "Deny"
+	// ActionWarn admits the request and returns admission warnings, which
+	// kubectl prints.
+	ActionWarn EnforcementAction = "Warn"
+	// ActionAudit admits the request silently; the violation is logged,
+	// counted and reported in status by the audit.
+	ActionAudit EnforcementAction = "Audit"
+)
+
+// HostNetworkAction says what to do with a selected pod that uses the node's
+// network namespace.
+// +kubebuilder:validation:Enum=Deny;Audit
+type HostNetworkAction string
+
+const (
+	// HostNetworkDeny treats a selected hostNetwork pod as an exposure, under
+	// the policy's enforcementAction.
+	HostNetworkDeny HostNetworkAction = "Deny"
+	// HostNetworkAudit admits selected hostNetwork pods and only reports them.
+	HostNetworkAudit HostNetworkAction = "Audit"
+)
+
+// NetworkPolicyMode says whether loopguard manages a NetworkPolicy for the
+// selected pods.
+// +kubebuilder:validation:Enum=Managed;Disabled
+type NetworkPolicyMode string
+
+const (
+	// NetworkPolicyManaged keeps a NetworkPolicy that admits ingress to the
+	// selected pods on every port except the protected ones.
+	NetworkPolicyManaged NetworkPolicyMode = "Managed"
+	// NetworkPolicyDisabled manages no NetworkPolicy (and removes one that
+	// loopguard created before).
+	NetworkPolicyDisabled NetworkPolicyMode = "Disabled"
+)
+
+// LoopbackPort is a port, or a range of ports, that the selected pods serve on
+// loopback (127.0.0.1 or ::1) only.
+// +kubebuilder:validation:XValidation:rule="!has(self.endPort) || self.endPort >= self.port",message="endPort must be greater than or equal to port"
+type LoopbackPort struct {
+	// port is the protected port number, or the first port of a range when
+	// endPort is set.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Port int32 `json:"port"`
+
+	// endPort, when set, makes this entry the range port..endPort
+	// (inclusive). It must be greater than or equal to port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	EndPort *int32 `json:"endPort,omitempty"`
+
+	// protocol of the port: TCP, UDP or SCTP.
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	// +kubebuilder:default=TCP
+	// +optional
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+
+	// name is an optional IANA service name (lowercase letters, digits and
+	// '-', at most 15 characters) for the port. A Service whose targetPort
+	// names it, or names a containerPort of this number, exposes the port
+	// just as a numeric targetPort does.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Name string `json:"name,omitempty"`
+}
+
+// LoopbackServiceSpec declares which pods serve which ports on loopback only,
+// and how loopguard enforces it.
+type LoopbackServiceSpec struct {
+	// podSelector selects the pods that serve the ports on loopback only. It
+	// is required; an empty selector ({}) selects every pod in the namespace.
+	// +required
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+
+	// ports are the loopback-only ports: 1 to 64 entries, unique by port and
+	// protocol. A pod that declares one as a containerPort, a Service that
+	// targets one, and a hostNetwork pod are exposures.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(p, self.exists_one(q, q.port == p.port && q.protocol == p.protocol))",message="ports must be unique by port and protocol"
+	// +listType=atomic
+	// +required
+	Ports []LoopbackPort `json:"ports"`
+
+	// enforcementAction is what admission does with an exposure: Deny
+	// rejects it, Warn admits it with a warning, Audit admits it and only
+	// reports it. Roll out with Audit or Warn, then switch to Deny.
+	// +kubebuilder:default=Deny
+	// +optional
+	EnforcementAction EnforcementAction `json:"enforcementAction,omitempty"`
+
+	// hostNetwork says what to do with a selected pod that sets
+	// hostNetwork: true. Its loopback is the node's, shared with every
+	// hostNetwork pod and node process, and NetworkPolicy does not apply to
+	// it. Deny treats it as an exposure under enforcementAction; Audit only
+	// reports it.
+	// +kubebuilder:default=Deny
+	// +optional
+	HostNetwork HostNetworkAction `json:"hostNetwork,omitempty"`
+
+	// networkPolicy says whether loopguard keeps a NetworkPolicy that blocks
+	// ingress to the protected ports of the selected pods (Managed) or not
+	// (Disabled).
+	// +kubebuilder:default=Managed
+	// +optional
+	NetworkPolicy NetworkPolicyMode `json:"networkPolicy,omitempty"`
+}
+
+// Violation is one object that exposes a protected port.
+type Violation struct {
+	// kind of the object: Pod, Deployment, Service, ...
+	Kind string `json:"kind"`
+	// namespace of the object.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the object.
+	Name string `json:"name"`
+	// port is the protected port the object exposes.
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// protocol of the port.
+	// +optional
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+	// field is the path of the offending field in the object.
+	// +optional
+	Field string `json:"field,omitempty"`
+	// reason is a machine-readable code: ContainerPort, ServiceTarget,
+	// HostNetwork, ...
+	Reason string `json:"reason"`
+	// message says what is wrong and what to do instead.
+	Message string `json:"message"`
+}
+
+// HostNetworkPod is a selected pod that uses the node's network namespace.
+type HostNetworkPod struct {
+	// namespace of the pod.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the pod.
+	Name string `json:"name"`
+	// node the pod runs on, empty until scheduled.
+	// +optional
+	Node string `json:"node,omitempty"`
+}
+
+// LoopbackServiceStatus is what loopguard observed and did.
+type LoopbackServiceStatus struct {
+	// observedGeneration is the generation of the spec this status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, NetworkPolicyEffective and Compliant.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// matchedPods is the number of pods the policy selects.
+	// +optional
+	MatchedPods int32 `json:"matchedPods"`
+
+	// violationCount is the total number of violations; violations lists at
+	// most the first MaxStatusViolations of them.
+	// +optional
+	ViolationCount int32 `json:"violationCount"`
+
+	// violations are existing objects that expose a protected port.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Violations []Violation `json:"violations,omitempty"`
+
+	// networkPolicies are the names of the NetworkPolicies loopguard manages
+	// for this policy (namespace/name for a cluster policy).
+	// +listType=atomic
+	// +optional
+	NetworkPolicies []string `json:"networkPolicies,omitempty"`
+
+	// hostNetworkPods are selected pods that use the node's network
+	// namespace (at most 50 listed).
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	HostNetworkPods []HostNetworkPod `json:"hostNetworkPods,omitempty"`
+}
+
+// MaxStatusViolations bounds status.violations and status.hostNetworkPods so
+// that a policy object stays small whatever the cluster holds.
+const MaxStatusViolations = 50
+
+// Condition types and reasons.
+const (
+	// ConditionReady is True when loopguard has reconciled the current spec.
+	ConditionReady = "Ready"
+	// ConditionNetworkPolicyEffective is True when the managed NetworkPolicy
+	// exists and no other NetworkPolicy re-opens a protected port.
+	ConditionNetworkPolicyEffective = "NetworkPolicyEffective"
+	// ConditionCompliant is True when no existing object exposes a
+	// protected port.
+	ConditionCompliant = "Compliant"
+
+	ReasonReconciled            = "Reconciled"
+	ReasonReconcileError        = "ReconcileError"
+	ReasonInvalidSelector       = "InvalidSelector"
+	ReasonNetworkPolicyApplied  = "NetworkPolicyApplied"
+	ReasonNetworkPolicyDisabled = "NetworkPolicyDisabled"
+	ReasonConflictingPolicies   = "ConflictingNetworkPolicies"
+	ReasonNoViolations          = "NoViolations"
+	ReasonViolationsFound       = "ViolationsFound"
+)

@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// ClusterLoopbackServiceControllerName names the controller in logs and
+// metrics.
+const ClusterLoopbackServiceControllerName = "clusterloopbackservice"
+
+// ClusterLoopbackServiceReconciler keeps a managed NetworkPolicy in every
+// namespace a ClusterLoopbackService selects, removes it from namespaces it
+// no longer selects, and audits them all.
+type ClusterLoopbackServiceReconciler struct {
+	policyReconciler
+}
+
+// +kubebuilder:rbac:groups=loopguard.io,resources=clusterloopbackservices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=loopguard.io,resources=clusterloopbackservices/status,verbs=get;update;patch
+
+// Reconcile implements reconcile.Reconciler.
+func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	clbs := &v1alpha1.ClusterLoopbackService{}
+	if err := r.client.Get(ctx, req.NamespacedName, clbs); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(rules.KindClusterLoopbackService, "", req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("failed to get ClusterLoopbackService: %w", err)
+	}
+	if !clbs.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	p, compileErr := rules.CompileCluster(clbs)
+	var scope []namespaceInScope
+	if compileErr == nil {
+		var err error
+		if scope, err = r.namespaces(ctx, p); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.pruneNetworkPolicies(ctx, clbs, scope); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return r.reconcilePolicy(ctx, clbs, p, compileErr, scope, true)
+}
+
+// namespaces returns the live namespaces the policy selects.
+func (r *ClusterLoopbackServiceReconciler) namespaces(ctx context.Context, p *rules.Policy) ([]namespaceInScope, error) {
+	var list corev1.NamespaceList
+	if err := r.reader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("failed to list namespaces: %w", err)
+	}
+	var out []namespaceInScope
+	for _, ns := range list.Items {
+		l := labels.Set(ns.Labels)
+		if ns.DeletionTimestamp == nil && p.AppliesToNamespace(ns.Name, l) {
+			out = append(out, namespaceInScope{name: ns.Name, labels: l})
+		}
+	}
+	return out, nil
+}
+
+// pruneNetworkPolicies deletes managed NetworkPolicies in namespaces the
+// policy no longer selects.
+func (r *ClusterLoopbackServiceReconciler) pruneNetworkPolicies(ctx context.Context, clbs *v1alpha1.ClusterLoopbackService, scope []namespaceInScope) error {
+	in := map[string]bool{}
+	for _, ns := range scope {
+		in[ns.name] = true
+	}
+	var nps networkingv1.NetworkPolicyList
+	if err := r.reader.List(ctx, &nps, client.MatchingLabels{netpol.LabelPolicy: policyLabelValue(true, clbs.Name)}); err != nil {
+		return fmt.Errorf("failed to list managed NetworkPolicies: %w", err)
+	}
+	for i := range nps.Items {
+		np := &nps.Items[i]
+		if in[np.Namespace] {
+			continue
+		}
+		if _, err := removeNetworkPolicy(ctx, r.client, clbs, client.ObjectKeyFromObject(np)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

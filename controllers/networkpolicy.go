@@ -1,0 +1,72 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/loopguard/loopguard/internal/netpol"
+)
+
+// managedNetworkPolicyName is the predictable name of the NetworkPolicy a
+// policy owns: loopguard-<name> for a LoopbackService and
+// loopguard-cluster-<name> for a ClusterLoopbackService.
+func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
+	name := "loopguard-" + policyName
+	if clusterScoped {
+		name = "loopguard-cluster-" + policyName
+	}
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return name
+}
+
+// ensureNetworkPolicy creates or repairs the managed NetworkPolicy and
+// writes only when it differs from what it should be.
+func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (controllerutil.OperationResult, error) {
+	np := &networkingv1.NetworkPolicy{}
+	np.Name, np.Namespace = key.Name, key.Namespace
+	res, err := controllerutil.CreateOrUpdate(ctx, c, np, func() error {
+		if np.Labels == nil {
+			np.Labels = map[string]string{}
+		}
+		np.Labels[netpol.LabelManagedBy] = netpol.ManagedBy
+		np.Labels[netpol.LabelPolicy] = policyLabel
+		if !equality.Semantic.DeepEqual(np.Spec, spec) {
+			np.Spec = spec
+		}
+		return controllerutil.SetControllerReference(owner, np, scheme)
+	})
+	if err != nil {
+		return res, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
+	}
+	return res, nil
+}
+
+// removeNetworkPolicy deletes the managed NetworkPolicy if loopguard owns
+// it; a NetworkPolicy of the same name that a user made is left alone.
+func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Object, key types.NamespacedName) (bool, error) {
+	np := &networkingv1.NetworkPolicy{}
+	if err := c.Get(ctx, key, np); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("failed to get NetworkPolicy %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(np, owner) {
+		return false, nil
+	}
+	if err := c.Delete(ctx, np); err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("failed to delete NetworkPolicy %s: %w", key, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,183 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// policyObject is what both policy kinds have in common.
+type policyObject interface {
+	client.Object
+	PolicySpec() *v1alpha1.LoopbackServiceSpec
+	PolicyStatus() *v1alpha1.LoopbackServiceStatus
+}
+
+// namespaceInScope is one namespace a policy applies in.
+type namespaceInScope struct {
+	name   string
+	labels labels.Set
+}
+
+// maxEventsPerReconcile bounds the violation Events one reconcile emits, so
+// a policy applied to a namespace full of violations cannot flood etcd.
+const maxEventsPerReconcile = 10
+
+// policyReconciler holds what both reconcilers share: the phases of
+// enforcing one compiled policy over the namespaces it applies in.
+type policyReconciler struct {
+	client        client.Client
+	reader        client.Reader
+	scheme        *runtime.Scheme
+	recorder      events.EventRecorder
+	auditInterval time.Duration
+}
+
+// reconcilePolicy enforces and audits obj in the namespaces given, patches
+// its status when it changed, and asks to be called again after the audit
+// interval (the periodic review).
+func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject, p *rules.Policy, compileErr error, namespaces []namespaceInScope, clusterScoped bool) (ctrl.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	before := obj.DeepCopyObject().(policyObject)
+	spec := obj.PolicySpec()
+	o := &outcome{compileErr: compileErr, mode: spec.NetworkPolicy}
+	if o.mode == "" {
+		o.mode = v1alpha1.NetworkPolicyManaged
+	}
+	if compileErr == nil {
+		o.protected = portsString(p)
+		o.reconcileErr = r.enforce(ctx, obj, p, namespaces, clusterScoped, o)
+	}
+
+	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), o)
+	r.announce(obj, before.PolicyStatus(), &status, o)
+	r.recordMetrics(p, obj, o)
+	if !equality.Semantic.DeepEqual(*before.PolicyStatus(), status) {
+		*obj.PolicyStatus() = status
+		if err := r.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, errors.Join(o.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
+		}
+		log.V(1).Info("status updated", "matchedPods", status.MatchedPods, "violations", status.ViolationCount)
+	}
+	if o.reconcileErr != nil {
+		return ctrl.Result{}, o.reconcileErr
+	}
+	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
+}
+
+// enforce keeps the managed NetworkPolicies and observes every namespace.
+func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rules.Policy, namespaces []namespaceInScope, clusterScoped bool, o *outcome) error {
+	spec := obj.PolicySpec()
+	npName := managedNetworkPolicyName(clusterScoped, obj.GetName())
+	for _, ns := range namespaces {
+		key := types.NamespacedName{Namespace: ns.name, Name: npName}
+		if o.mode == v1alpha1.NetworkPolicyManaged {
+			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
+			if err != nil {
+				return err
+			}
+			switch res {
+			case controllerutil.OperationResultCreated:
+				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, o.protected)
+			case controllerutil.OperationResultUpdated:
+				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+			}
+			name := key.Name
+			if clusterScoped {
+				name = key.String()
+			}
+			o.networkPolicies = append(o.networkPolicies, name)
+		} else if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
+			return err
+		} else if removed {
+			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyRemoved", "Delete", "removed NetworkPolicy %s: spec.networkPolicy is Disabled", key)
+		}
+		obs, err := observe(ctx, r.reader, p, ns.name, ns.labels)
+		if err != nil {
+			return fmt.Errorf("failed to audit namespace %s: %w", ns.name, err)
+		}
+		o.add(obs)
+	}
+	return nil
+}
+
+// announce emits Events for what changed: new violations (bounded), and
+// NetworkPolicy conflicts when they appear.
+func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.LoopbackServiceStatus, o *outcome) {
+	if o.compileErr != nil {
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "InvalidPolicy", "Compile", "the policy is not enforced: %v", o.compileErr)
+		return
+	}
+	for i, v := range newViolations(old.Violations, cur.Violations) {
+		if i == maxEventsPerReconcile {
+			break
+		}
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
+	}
+	prev := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
+	if len(o.conflicts) > 0 && (prev == nil || prev.Reason != v1alpha1.ReasonConflictingPolicies) {
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ConflictingNetworkPolicy", "Audit", "NetworkPolicies re-open protected ports: %s", describeConflicts(o.conflicts))
+	}
+}
+
+func (r *policyReconciler) recordMetrics(p *rules.Policy, obj policyObject, o *outcome) {
+	kind := rules.KindLoopbackService
+	if obj.GetNamespace() == "" {
+		kind = rules.KindClusterLoopbackService
+	}
+	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": obj.GetNamespace(), "policy": obj.GetName()}
+	metrics.Violations.DeletePartialMatch(l)
+	if o.compileErr != nil || o.reconcileErr != nil {
+		return
+	}
+	byReason := map[string]int{}
+	for _, f := range o.findings {
+		byReason[f.Reason]++
+	}
+	for reason, n := range byReason {
+		metrics.Violations.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), reason).Set(float64(n))
+	}
+	metrics.HostNetworkPods.With(l).Set(float64(len(o.hostNetworkPods)))
+}
+
+// forgetMetrics drops the series of a deleted policy.
+func forgetMetrics(kind, namespace, name string) {
+	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
+	metrics.Violations.DeletePartialMatch(l)
+	metrics.HostNetworkPods.Delete(l)
+}
+
+// policyLabelValue is the value of the loopguard.io/policy label on managed
+// NetworkPolicies; names too long for a label value are hashed.
+func policyLabelValue(clusterScoped bool, name string) string {
+	v := name
+	if clusterScoped {
+		v = "cluster." + name
+	}
+	if len(v) <= 63 {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return v[:46] + "-" + hex.EncodeToString(sum[:])[:16]
+}

@@ -1,0 +1,45 @@
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+)
+
+// relevantChange passes creates, deletes and the updates that can change an
+// audit: labels, ownership, deletion, and the spec (the generation for
+// workloads, the spec itself for kinds whose generation does not move).
+// Status-only updates, which are most updates, are dropped.
+func relevantChange() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		if o == nil || n == nil {
+			return true
+		}
+		if !equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
+			!equality.Semantic.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences()) ||
+			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil) {
+			return true
+		}
+		return specChanged(o, n)
+	}}
+}
+
+func specChanged(o, n client.Object) bool {
+	switch old := o.(type) {
+	case *corev1.Pod:
+		cur := n.(*corev1.Pod)
+		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || old.Status.PodIP != cur.Status.PodIP
+	case *corev1.Service:
+		return !equality.Semantic.DeepEqual(old.Spec, n.(*corev1.Service).Spec)
+	case *networkingv1.NetworkPolicy:
+		return !equality.Semantic.DeepEqual(old.Spec, n.(*networkingv1.NetworkPolicy).Spec)
+	case *corev1.Namespace:
+		return false // labels are what matters, compared above
+	default:
+		return o.GetGeneration() != n.GetGeneration()
+	}
+}

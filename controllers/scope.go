@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// observation is what one policy finds in one namespace.
+type observation struct {
+	matchedPods     int32
+	findings        []rules.Finding
+	conflicts       []netpol.Conflict
+	hostNetworkPods []v1alpha1.HostNetworkPod
+}
+
+// observe audits a namespace against one policy with the same rules the
+// webhook uses (rules.Evaluate), reading only from the cache and only the
+// namespace's objects.
+func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (*observation, error) {
+	env := &rules.Env{Namespace: namespace, NamespaceLabels: nsLabels, Sets: []*rules.Set{rules.NewSet([]*rules.Policy{p})}}
+	in := client.InNamespace(namespace)
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, in); err != nil {
+		return nil, fmt.Errorf("failed to list pods: %w", err)
+	}
+	var svcs corev1.ServiceList
+	if err := c.List(ctx, &svcs, in); err != nil {
+		return nil, fmt.Errorf("failed to list services: %w", err)
+	}
+	cluster := rules.Cluster{}
+	for i := range pods.Items {
+		if pods.Items[i].DeletionTimestamp == nil {
+			cluster.Pods = append(cluster.Pods, &pods.Items[i])
+		}
+	}
+	for i := range svcs.Items {
+		cluster.Services = append(cluster.Services, &svcs.Items[i])
+	}
+
+	obs := &observation{}
+	for _, pod := range cluster.Pods {
+		if !p.Selector.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		obs.matchedPods++
+		if pod.Spec.HostNetwork {
+			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
+		}
+	}
+
+	var objects []runtime.Object
+	for _, pod := range cluster.Pods {
+		if !ownedByAudited(pod.OwnerReferences) {
+			objects = append(objects, pod)
+		}
+	}
+	for _, svc := range cluster.Services {
+		objects = append(objects, svc)
+	}
+	workloads, err := listWorkloads(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
+	objects = append(objects, workloads...)
+	for _, o := range objects {
+		obs.findings = append(obs.findings, rules.Evaluate(env, o, cluster)...)
+	}
+
+	var nps networkingv1.NetworkPolicyList
+	if err := c.List(ctx, &nps, in); err != nil {
+		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
+	}
+	for i := range nps.Items {
+		np := &nps.Items[i]
+		if np.Labels[netpol.LabelManagedBy] == netpol.ManagedBy {
+			continue
+		}
+		obs.conflicts = append(obs.conflicts, netpol.Conflicts(np, p, cluster.Pods)...)
+	}
+	return obs, nil
+}
+
+// listWorkloads returns the namespace's workloads that no other audited
+// workload owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner
+// carries the same template and is the object to fix.
+func listWorkloads(ctx context.Context, c client.Reader, in client.InNamespace) ([]runtime.Object, error) {
+	lists := []client.ObjectList{
+		&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{},
+		&appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{},
+		&corev1.ReplicationControllerList{},
+	}
+	var out []runtime.Object
+	for _, l := range lists {
+		if err := c.List(ctx, l, in); err != nil {
+			return nil, fmt.Errorf("failed to list %T: %w", l, err)
+		}
+		items, err := extractItems(l)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range items {
+			if co, ok := o.(client.Object); ok && !ownedByAudited(co.GetOwnerReferences()) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out, nil
+}
+
+func extractItems(l client.ObjectList) ([]runtime.Object, error) {
+	var out []runtime.Object
+	switch t := l.(type) {
+	case *appsv1.DeploymentList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *appsv1.ReplicaSetList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *appsv1.StatefulSetList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *appsv1.DaemonSetList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *batchv1.JobList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *batchv1.CronJobList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	case *corev1.ReplicationControllerList:
+		for i := range t.Items {
+			out = append(out, &t.Items[i])
+		}
+	default:
+		return nil, fmt.Errorf("unexpected list type %T", l)
+	}
+	return out, nil
+}
+
+// auditedKinds are the kinds whose controller-owned children are not
+// reported separately.
+var auditedKinds = map[string]bool{
+	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
+	"Job": true, "CronJob": true, "ReplicationController": true,
+}
+
+func ownedByAudited(refs []metav1.OwnerReference) bool {
+	for _, r := range refs {
+		if r.Controller != nil && *r.Controller && auditedKinds[r.Kind] {
+			return true
+		}
+	}
+	return false
+}
+
+// violations converts findings to status entries, sorted for stable status.
+func violations(findings []rules.Finding) []v1alpha1.Violation {
+	out := make([]v1alpha1.Violation, 0, len(findings))
+	for _, f := range findings {
+		out = append(out, v1alpha1.Violation{
+			Kind: f.Object.Kind, Namespace: f.Object.Namespace, Name: f.Object.Name,
+			Port: f.Port, Protocol: f.Protocol, Field: f.Field, Reason: f.Reason, Message: f.Message(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Field < b.Field
+	})
+	return out
+}

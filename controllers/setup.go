@@ -1,0 +1,104 @@
+// Package controllers holds loopguard's reconcilers: they keep a
+// NetworkPolicy per policy, audit what already exists with the same rules
+// as the webhook, and report it in status, Events and metrics.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// AuditInterval is the period of the full re-audit of every policy.
+	AuditInterval time.Duration
+}
+
+// watched are the objects whose changes can change a policy's audit.
+func watched() []client.Object {
+	return []client.Object{
+		&corev1.Pod{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}, &corev1.ReplicationController{},
+		&appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
+		&batchv1.Job{}, &batchv1.CronJob{},
+	}
+}
+
+// Setup registers both reconcilers with the manager.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if opts.AuditInterval <= 0 {
+		opts.AuditInterval = time.Hour
+	}
+	base := policyReconciler{
+		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(),
+		auditInterval: opts.AuditInterval,
+	}
+
+	lbs := &LoopbackServiceReconciler{policyReconciler: base}
+	lbs.recorder = mgr.GetEventRecorder("loopguard")
+	b := ctrl.NewControllerManagedBy(mgr).Named(LoopbackServiceControllerName).
+		For(&v1alpha1.LoopbackService{}).
+		Owns(&networkingv1.NetworkPolicy{})
+	for _, o := range watched() {
+		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(lbs.policiesInNamespace), builder.WithPredicates(relevantChange()))
+	}
+	if err := b.Complete(lbs); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
+	}
+
+	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base}
+	clbs.recorder = mgr.GetEventRecorder("loopguard")
+	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
+		For(&v1alpha1.ClusterLoopbackService{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+	for _, o := range watched() {
+		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+	}
+	if err := b.Complete(clbs); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
+	}
+	return nil
+}
+
+// policiesInNamespace maps an object to the LoopbackServices of its
+// namespace, read through the cache's namespace index.
+func (r *LoopbackServiceReconciler) policiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.LoopbackServiceList
+	if err := r.reader.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to map object to LoopbackServices", "object", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	out := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return out
+}
+
+// allPolicies maps an object to every ClusterLoopbackService; there are
+// few, and each may select any namespace.
+func (r *ClusterLoopbackServiceReconciler) allPolicies(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.ClusterLoopbackServiceList
+	if err := r.reader.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to map object to ClusterLoopbackServices", "object", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	out := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return out
+}

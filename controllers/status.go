@@ -1,0 +1,133 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// outcome is everything one reconcile learned, from which status is
+// computed. A policy that does not compile has compileErr set and nothing
+// else.
+type outcome struct {
+	compileErr      error
+	reconcileErr    error
+	mode            v1alpha1.NetworkPolicyMode
+	networkPolicies []string
+	matchedPods     int32
+	findings        []rules.Finding
+	conflicts       []netpol.Conflict
+	hostNetworkPods []v1alpha1.HostNetworkPod
+	protected       string // the protected ports, for messages
+}
+
+func (o *outcome) add(obs *observation) {
+	o.matchedPods += obs.matchedPods
+	o.findings = append(o.findings, obs.findings...)
+	o.conflicts = append(o.conflicts, obs.conflicts...)
+	o.hostNetworkPods = append(o.hostNetworkPods, obs.hostNetworkPods...)
+}
+
+// computeStatus returns the status for the outcome. Every condition is
+// always set; conditions keep their lastTransitionTime unless their status
+// flips, so an unchanged outcome yields an equal status and no write.
+func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outcome) v1alpha1.LoopbackServiceStatus {
+	st := *old.DeepCopy()
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,
+		})
+	}
+	if o.compileErr != nil {
+		msg := fmt.Sprintf("the policy is not enforced: %v", o.compileErr)
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector, msg)
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, msg)
+		set(v1alpha1.ConditionCompliant, metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, msg)
+		st.ObservedGeneration = generation
+		return st
+	}
+	if o.reconcileErr != nil {
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonReconcileError, o.reconcileErr.Error())
+		return st // keep the last good observation
+	}
+	st.ObservedGeneration = generation
+	st.MatchedPods = o.matchedPods
+	all := violations(o.findings)
+	st.ViolationCount = int32(len(all))
+	st.Violations = nil
+	if len(all) > 0 {
+		st.Violations = all[:min(len(all), v1alpha1.MaxStatusViolations)]
+	}
+	st.HostNetworkPods = nil
+	if len(o.hostNetworkPods) > 0 {
+		st.HostNetworkPods = o.hostNetworkPods[:min(len(o.hostNetworkPods), v1alpha1.MaxStatusViolations)]
+	}
+	st.NetworkPolicies = o.networkPolicies
+
+	set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled,
+		fmt.Sprintf("enforcing %s on %d matched pods", o.protected, o.matchedPods))
+
+	switch {
+	case o.mode == v1alpha1.NetworkPolicyDisabled:
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyDisabled,
+			"spec.networkPolicy is Disabled: no NetworkPolicy blocks ingress to the protected ports")
+	case len(o.conflicts) > 0:
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonConflictingPolicies,
+			fmt.Sprintf("NetworkPolicies are unions, so these re-open protected ports: %s; narrow their ingress ports or podSelector", describeConflicts(o.conflicts)))
+	default:
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonNetworkPolicyApplied,
+			fmt.Sprintf("NetworkPolicy %s blocks ingress to %s", strings.Join(o.networkPolicies, ", "), o.protected))
+	}
+
+	if len(all) == 0 {
+		set(v1alpha1.ConditionCompliant, metav1.ConditionTrue, v1alpha1.ReasonNoViolations, "no existing object exposes a protected port")
+	} else {
+		set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonViolationsFound,
+			fmt.Sprintf("%d existing objects expose protected ports, e.g. %s", len(all), all[0].Message))
+	}
+	return st
+}
+
+func describeConflicts(cs []netpol.Conflict) string {
+	parts := make([]string, 0, len(cs))
+	seen := map[string]bool{}
+	for _, c := range cs {
+		s := "NetworkPolicy " + c.String()
+		if !seen[s] {
+			seen[s] = true
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// newViolations returns the violations of cur that old did not list, for
+// Events: a violation is announced once, not on every resync.
+func newViolations(old, cur []v1alpha1.Violation) []v1alpha1.Violation {
+	key := func(v v1alpha1.Violation) string { return v.Kind + "/" + v.Namespace + "/" + v.Name + "/" + v.Field }
+	seen := map[string]bool{}
+	for _, v := range old {
+		seen[key(v)] = true
+	}
+	var out []v1alpha1.Violation
+	for _, v := range cur {
+		if !seen[key(v)] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func portsString(p *rules.Policy) string {
+	s := make([]string, len(p.Ports))
+	for i, r := range p.Ports {
+		s[i] = r.String()
+	}
+	return strings.Join(s, ", ")
+}

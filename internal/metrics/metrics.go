@@ -1,0 +1,50 @@
+// Package metrics defines loopguard's Prometheus metrics. Register adds them
+// to controller-runtime's registry, which the manager serves on /metrics.
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// AdmissionDecisions counts admission reviews by kind, operation,
+	// namespace and decision (allow, deny, warn, audit, error).
+	AdmissionDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopguard_admission_decisions_total",
+		Help: "Admission reviews by object kind, operation, namespace and decision.",
+	}, []string{"kind", "operation", "namespace", "decision"})
+
+	// AdmissionDuration observes the time spent on one review, decode to
+	// decision.
+	AdmissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "loopguard_admission_duration_seconds",
+		Help:    "Time to evaluate one admission review, by object kind.",
+		Buckets: []float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25},
+	}, []string{"kind"})
+
+	// Violations is the number of existing objects that expose a protected
+	// port, per policy, as the last audit found them.
+	Violations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_violations",
+		Help: "Existing objects that expose a loopback-only port, per policy and reason.",
+	}, []string{"policy_kind", "policy_namespace", "policy", "reason"})
+
+	// HostNetworkPods is the number of hostNetwork pods a policy selects.
+	HostNetworkPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_hostnetwork_pods",
+		Help: "hostNetwork pods selected by a policy.",
+	}, []string{"policy_kind", "policy_namespace", "policy"})
+
+	once sync.Once
+)
+
+// Register adds the metrics to controller-runtime's registry; it is safe to
+// call more than once.
+func Register() {
+	once.Do(func() {
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods)
+	})
+}

@@ -1,0 +1,150 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+)
+
+// Reason codes of findings, as they appear in status and metrics.
+const (
+	ReasonContainerPort = "ContainerPort"
+	ReasonHostPort      = "HostPort"
+	ReasonHostNetwork   = "HostNetwork"
+	ReasonServiceTarget = "ServiceTarget"
+	// ReasonSelectedByService is the pod side of the Service race: an
+	// existing Service already targets the protected port of pods with
+	// these labels.
+	ReasonSelectedByService = "SelectedByService"
+)
+
+// ObjectRef names the object under review.
+type ObjectRef struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+func (o ObjectRef) String() string {
+	return fmt.Sprintf("%s %q", strings.ToLower(o.Kind), o.Name)
+}
+
+// Finding is one exposure of a protected port by one field of an object.
+type Finding struct {
+	Object ObjectRef
+	// Field is the path of the offending field, e.g.
+	// spec.containers[1].ports[0].containerPort.
+	Field  string
+	Reason string
+	// Container names the container, when the field is in one.
+	Container string
+	Port      int32
+	Protocol  corev1.Protocol
+	// Policies that protect the port, sorted; Action is the strictest of
+	// their enforcement actions.
+	Policies []PolicyRef
+	Action   v1alpha1.EnforcementAction
+
+	// Related names the other object involved, e.g. the Service that
+	// selects a pod; findings merge only when it is the same.
+	Related string
+
+	// format is the message with one %s for the policies; see Message.
+	format string
+}
+
+// Message says what is exposed, where, which policies forbid it and what to
+// do instead.
+func (f Finding) Message() string {
+	refs := make([]string, len(f.Policies))
+	for i, r := range f.Policies {
+		refs[i] = r.String()
+	}
+	return f.Object.String() + " " + fmt.Sprintf(f.format, strings.Join(refs, " and "))
+}
+
+// severity orders actions; the strictest wins.
+func severity(a v1alpha1.EnforcementAction) int {
+	switch a {
+	case v1alpha1.ActionDeny:
+		return 3
+	case v1alpha1.ActionWarn:
+		return 2
+	default:
+		return 1
+	}
+}
+
+// Stricter returns the stricter of two actions.
+func Stricter(a, b v1alpha1.EnforcementAction) v1alpha1.EnforcementAction {
+	if severity(b) > severity(a) {
+		return b
+	}
+	return a
+}
+
+// collector merges findings about the same field from several policies
+// into one finding that names them all.
+type collector struct {
+	findings []Finding
+}
+
+func (c *collector) add(f Finding, p *Policy, action v1alpha1.EnforcementAction) {
+	for i := range c.findings {
+		g := &c.findings[i]
+		if g.Field == f.Field && g.Reason == f.Reason && g.Object == f.Object && g.Related == f.Related {
+			for _, r := range g.Policies {
+				if r == p.Ref {
+					return
+				}
+			}
+			g.Policies = append(g.Policies, p.Ref)
+			sortRefs(g.Policies)
+			g.Action = Stricter(g.Action, action)
+			return
+		}
+	}
+	f.Policies = []PolicyRef{p.Ref}
+	f.Action = action
+	c.findings = append(c.findings, f)
+}
+
+func sortRefs(refs []PolicyRef) {
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+}
+
+// Decision is the verdict of one review.
+type Decision struct {
+	// Action is the strictest action of all findings; empty when there are
+	// none.
+	Action   v1alpha1.EnforcementAction
+	Findings []Finding
+}
+
+// Decide aggregates findings.
+func Decide(findings []Finding) Decision {
+	d := Decision{Findings: findings}
+	for _, f := range findings {
+		if d.Action == "" {
+			d.Action = f.Action
+		} else {
+			d.Action = Stricter(d.Action, f.Action)
+		}
+	}
+	return d
+}
+
+// Messages returns the messages of the findings with the given action.
+func (d Decision) Messages(action v1alpha1.EnforcementAction) []string {
+	var out []string
+	for _, f := range d.Findings {
+		if f.Action == action {
+			out = append(out, f.Message())
+		}
+	}
+	return out
+}

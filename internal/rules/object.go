@@ -1,0 +1,86 @@
+package rules
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// PodTemplateOf returns the pod template an object carries: the Pod itself,
+// or the template of a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+// CronJob or ReplicationController. ok is false for any other object.
+func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
+	tmpl := field.NewPath("spec", "template")
+	var (
+		kind string
+		meta interface {
+			GetNamespace() string
+			GetName() string
+			GetGenerateName() string
+		}
+		t *corev1.PodTemplateSpec
+	)
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return PodTemplate{
+			Object:   ObjectRef{Kind: "Pod", Namespace: o.Namespace, Name: objectName(o.Name, o.GenerateName)},
+			Labels:   o.Labels,
+			Spec:     &o.Spec,
+			SpecPath: field.NewPath("spec"),
+		}, true
+	case *appsv1.Deployment:
+		kind, meta, t = "Deployment", o, &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		kind, meta, t = "ReplicaSet", o, &o.Spec.Template
+	case *appsv1.StatefulSet:
+		kind, meta, t = "StatefulSet", o, &o.Spec.Template
+	case *appsv1.DaemonSet:
+		kind, meta, t = "DaemonSet", o, &o.Spec.Template
+	case *batchv1.Job:
+		kind, meta, t = "Job", o, &o.Spec.Template
+	case *batchv1.CronJob:
+		kind, meta, t = "CronJob", o, &o.Spec.JobTemplate.Spec.Template
+		tmpl = field.NewPath("spec", "jobTemplate", "spec", "template")
+	case *corev1.ReplicationController:
+		kind, meta, t = "ReplicationController", o, o.Spec.Template
+	default:
+		return PodTemplate{}, false
+	}
+	if t == nil {
+		return PodTemplate{}, false
+	}
+	return PodTemplate{
+		Object:   ObjectRef{Kind: kind, Namespace: meta.GetNamespace(), Name: objectName(meta.GetName(), meta.GetGenerateName())},
+		Labels:   t.Labels,
+		Spec:     &t.Spec,
+		SpecPath: tmpl.Child("spec"),
+	}, true
+}
+
+// Cluster is what the rules may look at besides the object itself: the
+// existing pods and Services of the object's namespace. Either may be nil
+// when the caller knows they cannot matter.
+type Cluster struct {
+	Pods     []*corev1.Pod
+	Services []*corev1.Service
+}
+
+// Evaluate is the single entry point of the exposure rules: every finding
+// for a Pod, workload or Service in env's namespace. The admission webhook,
+// the audit and the CLI all call it.
+func Evaluate(env *Env, obj runtime.Object, cluster Cluster) []Finding {
+	if env.Empty() {
+		return nil
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		return EvaluateService(env, svc, cluster.Pods)
+	}
+	pod, ok := PodTemplateOf(obj)
+	if !ok {
+		return nil
+	}
+	findings := EvaluatePod(env, pod)
+	return append(findings, EvaluatePodServices(env, pod, cluster.Services)...)
+}

@@ -1,0 +1,66 @@
+// Package slim trims objects before they enter the informer cache, keeping
+// only what loopguard's rules and controllers read, so that a cluster with
+// tens of thousands of pods stays cheap to watch.
+package slim
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Pod is a cache transform (cache.TransformFunc) for Pods. It keeps
+// metadata (without managedFields and annotations), the containers' names
+// and ports, init containers' restart policies, hostNetwork, the node name,
+// and the pod IPs and phase. Objects other than *corev1.Pod pass unchanged.
+func Pod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	pod.ManagedFields = nil
+	pod.Annotations = nil
+	pod.Spec = corev1.PodSpec{
+		Containers:          slimContainers(pod.Spec.Containers),
+		InitContainers:      slimContainers(pod.Spec.InitContainers),
+		EphemeralContainers: slimEphemeral(pod.Spec.EphemeralContainers),
+		HostNetwork:         pod.Spec.HostNetwork,
+		NodeName:            pod.Spec.NodeName,
+	}
+	pod.Status = corev1.PodStatus{
+		Phase:  pod.Status.Phase,
+		PodIP:  pod.Status.PodIP,
+		PodIPs: pod.Status.PodIPs,
+	}
+	return pod, nil
+}
+
+func slimContainers(cs []corev1.Container) []corev1.Container {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
+func slimEphemeral(cs []corev1.EphemeralContainer) []corev1.EphemeralContainer {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]corev1.EphemeralContainer, len(cs))
+	for i, c := range cs {
+		out[i].Name, out[i].Ports = c.Name, c.Ports
+	}
+	return out
+}
+
+// StripManagedFields is a cache transform that drops managedFields, which
+// loopguard never reads, from any object.
+func StripManagedFields(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}

@@ -1,0 +1,247 @@
+// Package webhooks holds loopguard's admission handlers. They decode the
+// object, gather what the exposure rules need from the informer cache, call
+// rules.Evaluate and turn the findings into an admission response.
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// Path is where the exposure webhook is served.
+const Path = "/validate-exposure"
+
+// The webhook configuration, generated into config/webhook. Every rule uses
+// the v1 version only; matchPolicy Equivalent makes the API server convert
+// other versions to it.
+// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=pods,verbs=create;update,versions=v1,name=pods.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=services,verbs=create;update,versions=v1,name=services.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups=apps;batch,resources=deployments;replicasets;statefulsets;daemonsets;jobs;cronjobs,verbs=create;update,versions=v1,name=workloads.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+
+// ExposureValidator refuses Pods, workloads and Services that would expose a
+// loopback-only port.
+type ExposureValidator struct {
+	// Index holds the compiled policies.
+	Index *policyindex.Index
+	// Reader reads pods and Services from the informer cache; it is never
+	// an API client, so a review makes no API call.
+	Reader client.Reader
+	Log    logr.Logger
+}
+
+var _ admission.Handler = &ExposureValidator{}
+
+// newObject maps the kinds the webhook is registered for to their types.
+func newObject(gvk schema.GroupVersionKind) (runtime.Object, bool) {
+	switch gvk {
+	case corev1.SchemeGroupVersion.WithKind("Pod"):
+		return &corev1.Pod{}, true
+	case corev1.SchemeGroupVersion.WithKind("Service"):
+		return &corev1.Service{}, true
+	case corev1.SchemeGroupVersion.WithKind("ReplicationController"):
+		return &corev1.ReplicationController{}, true
+	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
+		return &appsv1.Deployment{}, true
+	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
+		return &appsv1.ReplicaSet{}, true
+	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
+		return &appsv1.StatefulSet{}, true
+	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
+		return &appsv1.DaemonSet{}, true
+	case batchv1.SchemeGroupVersion.WithKind("Job"):
+		return &batchv1.Job{}, true
+	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
+		return &batchv1.CronJob{}, true
+	}
+	return nil, false
+}
+
+// Handle implements admission.Handler.
+func (v *ExposureValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, decision := v.review(ctx, req)
+	metrics.AdmissionDuration.WithLabelValues(req.Kind.Kind).Observe(time.Since(start).Seconds())
+	metrics.AdmissionDecisions.WithLabelValues(req.Kind.Kind, string(req.Operation), req.Namespace, decision).Inc()
+	return resp
+}
+
+// Decisions as reported in metrics and logs.
+const (
+	decisionAllow = "allow"
+	decisionDeny  = "deny"
+	decisionWarn  = "warn"
+	decisionAudit = "audit"
+	decisionError = "error"
+)
+
+func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (admission.Response, string) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed(""), decisionAllow
+	}
+	obj, known := newObject(schema.GroupVersionKind(req.Kind))
+	if !known {
+		// Registered for a kind we do not judge: a configuration error,
+		// not the user's; let the request through.
+		return admission.Allowed("loopguard does not judge " + req.Kind.String()), decisionAllow
+	}
+	if !v.Index.Synced() {
+		return admission.Errored(http.StatusServiceUnavailable,
+			fmt.Errorf("loopguard is starting and has not loaded its policies yet; retry in a few seconds")), decisionError
+	}
+	env := v.Index.Env(req.Namespace)
+	if env.Empty() {
+		return admission.Allowed(""), decisionAllow
+	}
+	if err := decode(req.Object.Raw, obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode %s: %w", req.Kind.Kind, err)), decisionError
+	}
+	if deleting(obj) {
+		// Removing finalizers must never be blocked.
+		return admission.Allowed(""), decisionAllow
+	}
+	findings, err := v.evaluate(ctx, env, obj)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err), decisionError
+	}
+	if len(findings) > 0 && req.Operation == admissionv1.Update {
+		// Only what the update introduces is judged: what the old object
+		// already exposed is the audit's to report, and refusing unrelated
+		// updates (finalizers, annotations) would wedge it.
+		old, _ := newObject(schema.GroupVersionKind(req.Kind))
+		if err := decode(req.OldObject.Raw, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
+		}
+		oldFindings, err := v.evaluate(ctx, env, old)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err), decisionError
+		}
+		findings = newFindings(findings, oldFindings)
+	}
+	d := rules.Decide(findings)
+	if d.Action == "" {
+		return admission.Allowed(""), decisionAllow
+	}
+	v.logDecision(req, d)
+	warnings := d.Messages(v1alpha1.ActionWarn)
+	switch d.Action {
+	case v1alpha1.ActionDeny:
+		return admission.Denied(denialMessage(d.Messages(v1alpha1.ActionDeny))).WithWarnings(warnings...), decisionDeny
+	case v1alpha1.ActionWarn:
+		return admission.Allowed("").WithWarnings(warnings...), decisionWarn
+	default:
+		return admission.Allowed(""), decisionAudit
+	}
+}
+
+// evaluate gathers the cluster state the rules need from the cache, only
+// when a policy can apply, and evaluates.
+func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj runtime.Object) ([]rules.Finding, error) {
+	var cluster rules.Cluster
+	if svc, ok := obj.(*corev1.Service); ok {
+		if len(svc.Spec.Selector) > 0 && svc.Spec.Type != corev1.ServiceTypeExternalName {
+			var pods corev1.PodList
+			if err := v.Reader.List(ctx, &pods, client.InNamespace(env.Namespace),
+				client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
+				return nil, fmt.Errorf("failed to list pods from cache: %w", err)
+			}
+			cluster.Pods = make([]*corev1.Pod, len(pods.Items))
+			for i := range pods.Items {
+				cluster.Pods[i] = &pods.Items[i]
+			}
+		}
+	} else if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
+		var svcs corev1.ServiceList
+		if err := v.Reader.List(ctx, &svcs, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("failed to list services from cache: %w", err)
+		}
+		cluster.Services = make([]*corev1.Service, len(svcs.Items))
+		for i := range svcs.Items {
+			cluster.Services[i] = &svcs.Items[i]
+		}
+	}
+	return rules.Evaluate(env, obj, cluster), nil
+}
+
+func decode(raw []byte, obj runtime.Object) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("the request carries no object")
+	}
+	return json.Unmarshal(raw, obj)
+}
+
+func deleting(obj runtime.Object) bool {
+	o, ok := obj.(client.Object)
+	return ok && o.GetDeletionTimestamp() != nil
+}
+
+// newFindings drops the findings the old object had already.
+func newFindings(cur, old []rules.Finding) []rules.Finding {
+	seen := make(map[string]bool, len(old))
+	for _, f := range old {
+		seen[f.Field+"|"+f.Reason+"|"+f.Related] = true
+	}
+	out := cur[:0]
+	for _, f := range cur {
+		if !seen[f.Field+"|"+f.Reason+"|"+f.Related] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func denialMessage(msgs []string) string {
+	if len(msgs) == 1 {
+		return msgs[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d loopback-only port exposures:", len(msgs))
+	for i, m := range msgs {
+		fmt.Fprintf(&b, " (%d) %s", i+1, m)
+		if i < len(msgs)-1 {
+			b.WriteString(";")
+		}
+	}
+	return b.String()
+}
+
+// logDecision records every decision other than a plain allow with who
+// asked, for what, and which policies decided: the audit trail.
+func (v *ExposureValidator) logDecision(req admission.Request, d rules.Decision) {
+	refs := map[string]bool{}
+	var policies, msgs []string
+	for _, f := range d.Findings {
+		msgs = append(msgs, f.Message())
+		for _, r := range f.Policies {
+			if !refs[r.String()] {
+				refs[r.String()] = true
+				policies = append(policies, r.String())
+			}
+		}
+	}
+	dryRun := req.DryRun != nil && *req.DryRun
+	v.Log.Info("admission decision", "decision", strings.ToLower(string(d.Action)),
+		"user", req.UserInfo.Username, "groups", req.UserInfo.Groups,
+		"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation, "dryRun", dryRun, "policies", policies, "findings", msgs)
+}
