@@ -8,25 +8,13 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/controllers"
-	"github.com/loopguard/loopguard/internal/metrics"
-	"github.com/loopguard/loopguard/internal/policyindex"
-	"github.com/loopguard/loopguard/internal/slim"
-	"github.com/loopguard/loopguard/webhooks"
+	"github.com/loopguard/loopguard/internal/app"
 )
 
 func main() {
@@ -53,10 +41,6 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-
 	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	if !enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -65,7 +49,6 @@ func main() {
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	metrics.Register()
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -73,7 +56,7 @@ func main() {
 		os.Exit(1)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
+		Scheme:                        app.Scheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
@@ -82,12 +65,7 @@ func main() {
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: tlsOpts,
 		}),
-		Cache: cache.Options{
-			DefaultTransform: slim.StripManagedFields,
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Transform: slim.Pod},
-			},
-		},
+		Cache: app.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
@@ -95,29 +73,8 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	index := policyindex.New()
-	if err := policyindex.Register(ctx, mgr.GetCache(), index, ctrl.Log.WithName("policyindex")); err != nil {
-		log.Error(err, "unable to set up the policy index")
-		os.Exit(1)
-	}
-	mgr.GetWebhookServer().Register(webhooks.Path, &webhook.Admission{Handler: &webhooks.ExposureValidator{
-		Index: index, Reader: mgr.GetCache(), Log: ctrl.Log.WithName("admission"),
-	}})
-	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: auditInterval}); err != nil {
-		log.Error(err, "unable to set up controllers")
-		os.Exit(1)
-	}
-
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up health check")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		log.Error(err, "unable to set up webhook ready check")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("policies", policyindex.ReadyCheck(index)); err != nil {
-		log.Error(err, "unable to set up policy index ready check")
+	if _, err := app.Setup(ctx, mgr, app.Options{AuditInterval: auditInterval}); err != nil {
+		log.Error(err, "unable to set up loopguard")
 		os.Exit(1)
 	}
 

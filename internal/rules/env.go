@@ -71,7 +71,7 @@ func (e *Env) naming(name string, protocol corev1.Protocol, fn func(*Policy, Por
 			if !p.AppliesToNamespace(e.Namespace, e.NamespaceLabels) {
 				continue
 			}
-			if r, ok := p.protectsName(name); ok && r.Protocol == protocol {
+			if r, ok := p.protectsName(name, protocol); ok {
 				fn(p, r)
 			}
 		}

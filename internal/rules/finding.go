@@ -88,7 +88,9 @@ func Stricter(a, b v1alpha1.EnforcementAction) v1alpha1.EnforcementAction {
 }
 
 // collector merges findings about the same field from several policies
-// into one finding that names them all.
+// into one finding that names them all. Findings merge only when their
+// messages agree but for the policies (same port, same pods), so a merged
+// message is true for every policy it names.
 type collector struct {
 	findings []Finding
 }
@@ -96,7 +98,7 @@ type collector struct {
 func (c *collector) add(f Finding, p *Policy, action v1alpha1.EnforcementAction) {
 	for i := range c.findings {
 		g := &c.findings[i]
-		if g.Field == f.Field && g.Reason == f.Reason && g.Object == f.Object && g.Related == f.Related {
+		if g.Field == f.Field && g.Reason == f.Reason && g.Object == f.Object && g.Related == f.Related && g.format == f.format {
 			for _, r := range g.Policies {
 				if r == p.Ref {
 					return

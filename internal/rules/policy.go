@@ -177,10 +177,11 @@ func (p *Policy) Protects(protocol corev1.Protocol, port int32) (PortRange, bool
 	return PortRange{}, false
 }
 
-// protectsName reports whether the policy names a port name.
-func (p *Policy) protectsName(name string) (PortRange, bool) {
+// protectsName reports whether the policy gives a port of this protocol
+// this name.
+func (p *Policy) protectsName(name string, protocol corev1.Protocol) (PortRange, bool) {
 	for _, r := range p.Ports {
-		if r.Name != "" && r.Name == name {
+		if r.Name != "" && r.Name == name && r.Protocol == protocol {
 			return r, true
 		}
 	}

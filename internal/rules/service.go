@@ -168,7 +168,7 @@ func EvaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service) 
 			t := effectiveTarget(sp, field.NewPath("spec", "ports").Index(i))
 			for _, h := range targetHits(env, t, proto, pod.Spec, func(p *Policy) bool { return p.Selector.Matches(podLabels) }) {
 				f := Finding{
-					Object: pod.Object, Field: "metadata.labels", Reason: ReasonSelectedByService,
+					Object: pod.Object, Field: labelsPath(pod.SpecPath), Reason: ReasonSelectedByService,
 					Port: h.port, Protocol: proto, Related: "service/" + svc.Name,
 					format: fmt.Sprintf("is selected by service %q, whose port %s at %s %s and so reaches %d/%s on this pod; that port is declared loopback-only by %%s; change the labels at %s so the Service does not select the pod, or fix the Service",
 						svc.Name, servicePortName(sp), t.field, t, h.port, proto, labelsPath(pod.SpecPath)),

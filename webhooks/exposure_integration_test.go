@@ -1,0 +1,252 @@
+package webhooks_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+)
+
+// TestDenyEveryKind creates, through the real API server, one object of
+// every kind the webhook judges and checks the message a kubectl user sees.
+func TestDenyEveryKind(t *testing.T) {
+	ns := namespace(t, nil)
+	guard(t, ns, "guard", v1alpha1.ActionDeny)
+	policy := "LoopbackService " + ns + "/guard"
+	labels := map[string]string{"app": "cart"}
+	tmpl := podTemplate(ns, 15000)
+	sel := &metav1.LabelSelector{MatchLabels: labels}
+	wantTmpl := func(kind, name, path string) string {
+		return fmt.Sprintf(`%s %q container "envoy": port 15000/TCP at %s.containers[1].ports[0].containerPort is declared loopback-only by %s; remove the containerPort (the container must bind 127.0.0.1)`, kind, name, path, policy)
+	}
+
+	cases := []struct {
+		name    string
+		obj     client.Object
+		message string // exact denial text after the API server's prefix
+	}{
+		{"pod container", pod(ns, "cart-7d9", withContainerPort("envoy", 15000, "")),
+			fmt.Sprintf(`pod "cart-7d9" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by %s; remove the containerPort (the container must bind 127.0.0.1)`, policy)},
+		{"pod init container in range", pod(ns, "init", withInitPort("warmup", 6065, false)),
+			fmt.Sprintf(`pod "init" init container "warmup": port 6065/TCP at spec.initContainers[0].ports[0].containerPort is declared loopback-only by %s; remove the containerPort (the init container must bind 127.0.0.1)`, policy)},
+		{"pod native sidecar", pod(ns, "sidecar", withInitPort("envoy", 15000, true)),
+			fmt.Sprintf(`pod "sidecar" sidecar container "envoy": port 15000/TCP at spec.initContainers[0].ports[0].containerPort is declared loopback-only by %s; remove the containerPort (the sidecar must bind 127.0.0.1)`, policy)},
+		{"pod UDP", pod(ns, "udp", withContainerPort("dns", 5353, corev1.ProtocolUDP)),
+			fmt.Sprintf(`pod "udp" container "dns": port 5353/UDP at spec.containers[1].ports[0].containerPort is declared loopback-only by %s; remove the containerPort (the container must bind 127.0.0.1)`, policy)},
+		{"pod hostPort", pod(ns, "hostport", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 15000, HostPort: 31500}}
+		}), fmt.Sprintf(`pod "hostport" container "app": port 15000/TCP at spec.containers[0].ports[0].containerPort, published on the node by hostPort 31500 at spec.containers[0].ports[0].hostPort, is declared loopback-only by %s; remove the containerPort and its hostPort (the container must bind 127.0.0.1)`, policy)},
+		{"pod hostNetwork", pod(ns, "hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true }),
+			fmt.Sprintf(`pod "hostnet" uses the node's network (hostNetwork: true at spec.hostNetwork), so its loopback-only ports 15000/TCP, 6060-6069/TCP, 5353/UDP, declared by %s, live on the node's loopback, shared with every hostNetwork pod and node process, and no NetworkPolicy applies; set hostNetwork: false`, policy)},
+		{"deployment", &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl}}, wantTmpl("deployment", "cart", "spec.template.spec")},
+		{"replicaset", &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: appsv1.ReplicaSetSpec{Selector: sel, Template: tmpl}}, wantTmpl("replicaset", "cart", "spec.template.spec")},
+		{"statefulset", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tmpl}}, wantTmpl("statefulset", "cart", "spec.template.spec")},
+		{"daemonset", &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: appsv1.DaemonSetSpec{Selector: sel, Template: tmpl}}, wantTmpl("daemonset", "cart", "spec.template.spec")},
+		{"job", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: batchv1.JobSpec{Template: jobTemplate(tmpl)}}, wantTmpl("job", "cart", "spec.template.spec")},
+		{"cronjob", &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: batchv1.CronJobSpec{Schedule: "@hourly", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTemplate(tmpl)}}}},
+			wantTmpl("cronjob", "cart", "spec.jobTemplate.spec.template.spec")},
+		{"replicationcontroller", &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+			Spec: corev1.ReplicationControllerSpec{Selector: labels, Template: &tmpl}}, wantTmpl("replicationcontroller", "cart", "spec.template.spec")},
+		{"service numeric targetPort", service(ns, "num", labels, 80, intstr.FromInt32(15000)),
+			fmt.Sprintf(`service "num" port "p" (80) at spec.ports[0].targetPort targets port 15000, which reaches 15000/TCP on every pod its selector can select; that port is declared loopback-only by %s; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod`, policy)},
+		// The API server defaults targetPort to port before admission, so
+		// the webhook sees it set; files checked by the CLI may leave it unset.
+		{"service defaulted targetPort", service(ns, "def", labels, 6061, intstr.IntOrString{}),
+			fmt.Sprintf(`service "def" port "p" (6061) at spec.ports[0].targetPort targets port 6061, which reaches 6061/TCP on every pod its selector can select; that port is declared loopback-only by %s; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod`, policy)},
+		{"service named targetPort", service(ns, "named", labels, 80, intstr.FromString("envoy-admin")),
+			fmt.Sprintf(`service "named" port "p" (80) at spec.ports[0].targetPort targets the port named "envoy-admin", which reaches 15000/TCP on every pod its selector can select; that port is declared loopback-only by %s; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod`, policy)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			c, _ := userClient(t)
+			err := c.Create(context.Background(), tc.obj)
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want 403, got %v", err)
+			g.Expect(err.Error()).To(Equal(`admission webhook "` + webhookName(tc.obj) + `" denied the request: ` + tc.message))
+		})
+	}
+}
+
+func jobTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	t.Spec.RestartPolicy = corev1.RestartPolicyNever
+	return t
+}
+
+func webhookName(obj client.Object) string {
+	switch obj.(type) {
+	case *corev1.Pod:
+		return "pods.loopguard.io"
+	case *corev1.Service:
+		return "services.loopguard.io"
+	case *corev1.ReplicationController:
+		return "replicationcontrollers.loopguard.io"
+	}
+	return "workloads.loopguard.io"
+}
+
+// TestAllowed checks what must pass: unprotected labels, protocol
+// mismatch, ports outside the ranges, and Services that cannot reach a
+// protected pod.
+func TestAllowed(t *testing.T) {
+	ns := namespace(t, nil)
+	guard(t, ns, "guard", v1alpha1.ActionDeny)
+	cases := []struct {
+		name string
+		obj  client.Object
+	}{
+		{"other labels", pod(ns, "other", withLabels(map[string]string{"app": "web"}), withContainerPort("envoy", 15000, ""))},
+		{"TCP on a UDP-only port", pod(ns, "tcp5353", withContainerPort("dns", 5353, corev1.ProtocolTCP))},
+		{"port after the range", pod(ns, "p6070", withContainerPort("debug", 6070, ""))},
+		{"service to an open port", service(ns, "web", map[string]string{"app": "cart"}, 80, intstr.FromInt32(8080))},
+		{"service that cannot select protected pods", service(ns, "other", map[string]string{"role": "x"}, 80, intstr.FromInt32(15000))},
+		{"selector-less service", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 15000}}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w := userClient(t)
+			NewWithT(t).Expect(c.Create(context.Background(), tc.obj)).To(Succeed())
+			NewWithT(t).Expect(w.take()).To(BeEmpty())
+		})
+	}
+}
+
+// TestModes checks Warn (admitted, warning printed), Audit (admitted
+// silently), the strictest of several policies, and server-side dry-run.
+func TestModes(t *testing.T) {
+	t.Run("warn", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := namespace(t, nil)
+		guard(t, ns, "soft", v1alpha1.ActionWarn)
+		c, w := userClient(t)
+		g.Expect(c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")))).To(Succeed())
+		g.Expect(w.take()).To(ConsistOf(fmt.Sprintf(`pod "p" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by LoopbackService %s/soft; remove the containerPort (the container must bind 127.0.0.1)`, ns)))
+	})
+	t.Run("audit", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := namespace(t, nil)
+		guard(t, ns, "quiet", v1alpha1.ActionAudit)
+		c, w := userClient(t)
+		g.Expect(c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")))).To(Succeed())
+		g.Expect(w.take()).To(BeEmpty())
+	})
+	t.Run("strictest wins and every policy is named", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := namespace(t, nil)
+		guard(t, ns, "a-warn", v1alpha1.ActionWarn)
+		guard(t, ns, "b-deny", v1alpha1.ActionDeny)
+		c, _ := userClient(t)
+		err := c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")))
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+		g.Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("declared loopback-only by LoopbackService %s/a-warn and LoopbackService %s/b-deny;", ns, ns)))
+	})
+	t.Run("server-side dry-run is judged the same", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := namespace(t, nil)
+		guard(t, ns, "guard", v1alpha1.ActionDeny)
+		c, _ := userClient(t)
+		err := c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")), client.DryRunAll)
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+		g.Expect(err.Error()).To(ContainSubstring(`pod "p" container "envoy": port 15000/TCP`))
+	})
+}
+
+// TestRaces covers changes that make existing objects expose a port: a
+// label update that brings a pod under a policy, a Service created for an
+// existing protected pod, and a pod created for an existing Service.
+func TestRaces(t *testing.T) {
+	ns := namespace(t, nil)
+	guard(t, ns, "guard", v1alpha1.ActionDeny)
+	ctx := context.Background()
+
+	t.Run("label change brings a pod under the policy", func(t *testing.T) {
+		g := NewWithT(t)
+		c, _ := userClient(t)
+		p := pod(ns, "relabel", withLabels(map[string]string{"app": "web"}), withContainerPort("envoy", 15000, ""))
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		p.Labels = map[string]string{"app": "cart"}
+		err := c.Update(ctx, p)
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+		g.Expect(err.Error()).To(ContainSubstring(`pod "relabel" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort`))
+		// An update that changes nothing relevant passes: the audit, not
+		// admission, reports what already exists.
+		var fresh corev1.Pod
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(p), &fresh)).To(Succeed())
+		fresh.Annotations = map[string]string{"touched": "yes"}
+		g.Expect(c.Update(ctx, &fresh)).To(Succeed())
+	})
+
+	t.Run("service created for an existing protected pod", func(t *testing.T) {
+		g := NewWithT(t)
+		c, _ := userClient(t)
+		g.Expect(c.Create(ctx, pod(ns, "existing", withLabels(map[string]string{"app": "cart", "tier": "api"})))).To(Succeed())
+		svc := service(ns, "by-tier", map[string]string{"tier": "api"}, 80, intstr.FromInt32(6062))
+		g.Eventually(func() string {
+			err := c.Create(ctx, svc.DeepCopy(), client.DryRunAll)
+			if err == nil {
+				return ""
+			}
+			return err.Error()
+		}, 10*time.Second, 50*time.Millisecond).Should(ContainSubstring(`which reaches 6062/TCP on pod existing;`))
+	})
+
+	t.Run("pod created for an existing service", func(t *testing.T) {
+		g := NewWithT(t)
+		c, _ := userClient(t)
+		g.Expect(c.Create(ctx, service(ns, "admin", map[string]string{"role": "admin"}, 9000, intstr.FromInt32(15000)))).To(Succeed())
+		p := pod(ns, "newcomer", withLabels(map[string]string{"app": "cart", "role": "admin"}))
+		g.Eventually(func() string {
+			err := c.Create(ctx, p.DeepCopy(), client.DryRunAll)
+			if err == nil {
+				return ""
+			}
+			return err.Error()
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal(fmt.Sprintf(
+			`admission webhook "pods.loopguard.io" denied the request: pod "newcomer" is selected by service "admin", whose port "p" (9000) at spec.ports[0].targetPort targets port 15000 and so reaches 15000/TCP on this pod; that port is declared loopback-only by LoopbackService %s/guard; change the labels at metadata.labels so the Service does not select the pod, or fix the Service`, ns)))
+	})
+}
+
+// TestClusterPolicy checks a ClusterLoopbackService applies only in the
+// namespaces its selector selects.
+func TestClusterPolicy(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	in := namespace(t, map[string]string{"loopguard-test/enforce": "true"})
+	out := namespace(t, nil)
+	clbs := &v1alpha1.ClusterLoopbackService{
+		ObjectMeta: metav1.ObjectMeta{Name: "platform-" + in},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{
+			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"loopguard-test/enforce": "true"}},
+			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
+				PodSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpExists}}},
+				Ports:       []v1alpha1.LoopbackPort{{Port: 8126}},
+			},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	c, _ := userClient(t)
+	g.Eventually(func() error {
+		return c.Create(ctx, pod(in, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)
+	}, 10*time.Second, 50*time.Millisecond).Should(MatchError(ContainSubstring("declared loopback-only by ClusterLoopbackService platform-" + in)))
+	g.Expect(c.Create(ctx, pod(out, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)).To(Succeed())
+	_ = ptr.To(0)
+}
