@@ -78,7 +78,7 @@ func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject
 		if err := r.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, errors.Join(o.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
 		}
-		log.V(1).Info("status updated", "matchedPods", status.MatchedPods, "violations", status.ViolationCount)
+		log.V(1).Info("status updated", "matchedPods", o.matchedPods, "violations", len(o.findings))
 	}
 	if o.reconcileErr != nil {
 		return ctrl.Result{}, o.reconcileErr

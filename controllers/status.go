@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
@@ -57,9 +58,10 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 		return st // keep the last good observation
 	}
 	st.ObservedGeneration = generation
-	st.MatchedPods = o.matchedPods
+	st.ProtectedPorts = o.protected
+	st.MatchedPods = ptr.To(o.matchedPods)
 	all := violations(o.findings)
-	st.ViolationCount = int32(len(all))
+	st.ViolationCount = ptr.To(int32(len(all)))
 	st.Violations = nil
 	if len(all) > 0 {
 		st.Violations = all[:min(len(all), v1alpha1.MaxStatusViolations)]

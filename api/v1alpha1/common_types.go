@@ -173,14 +173,18 @@ type LoopbackServiceStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// protectedPorts summarizes spec.ports, e.g. "15000/TCP, 6060-6069/TCP".
+	// +optional
+	ProtectedPorts string `json:"protectedPorts,omitempty"`
+
 	// matchedPods is the number of pods the policy selects.
 	// +optional
-	MatchedPods int32 `json:"matchedPods"`
+	MatchedPods *int32 `json:"matchedPods,omitempty"`
 
 	// violationCount is the total number of violations; violations lists at
-	// most the first MaxStatusViolations of them.
+	// most the first 50 of them.
 	// +optional
-	ViolationCount int32 `json:"violationCount"`
+	ViolationCount *int32 `json:"violationCount,omitempty"`
 
 	// violations are existing objects that expose a protected port.
 	// +kubebuilder:validation:MaxItems=50

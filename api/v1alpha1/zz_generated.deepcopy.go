@@ -228,6 +228,16 @@ func (in *LoopbackServiceStatus) DeepCopyInto(out *LoopbackServiceStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.MatchedPods != nil {
+		in, out := &in.MatchedPods, &out.MatchedPods
+		*out = new(int32)
+		**out = **in
+	}
+	if in.ViolationCount != nil {
+		in, out := &in.ViolationCount, &out.ViolationCount
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Violations != nil {
 		in, out := &in.Violations, &out.Violations
 		*out = make([]Violation, len(*in))

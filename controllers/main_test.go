@@ -1,0 +1,24 @@
+package controllers_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/loopguard/loopguard/internal/testenv"
+)
+
+// env runs etcd, kube-apiserver, kube-controller-manager (so garbage
+// collection is real) and loopguard's manager.
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(testenv.Options{Manager: true, ControllerManager: true}); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
