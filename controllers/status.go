@@ -90,8 +90,11 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 	if len(all) == 0 {
 		set(v1alpha1.ConditionCompliant, metav1.ConditionTrue, v1alpha1.ReasonNoViolations, "no existing object exposes a protected port")
 	} else {
-		set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonViolationsFound,
-			fmt.Sprintf("%d existing objects expose protected ports, e.g. %s", len(all), all[0].Message))
+		what := "1 existing object exposes a protected port"
+		if len(all) > 1 {
+			what = fmt.Sprintf("%d existing objects expose protected ports; the first", len(all))
+		}
+		set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonViolationsFound, what+": "+all[0].Message)
 	}
 	return st
 }
