@@ -72,12 +72,18 @@ func AllowedPorts(protected []rules.PortRange) []networkingv1.NetworkPolicyPort 
 
 // Desired returns the spec of the NetworkPolicy that keeps the protected
 // ports of the selected pods closed to ingress.
+// When every port of every protocol is protected there is nothing to admit,
+// and the policy has no ingress rule at all: an ingress rule with an empty
+// ports list would admit every port.
 func Desired(podSelector metav1.LabelSelector, protected []rules.PortRange) networkingv1.NetworkPolicySpec {
-	return networkingv1.NetworkPolicySpec{
+	spec := networkingv1.NetworkPolicySpec{
 		PodSelector: podSelector,
 		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-		Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: AllowedPorts(protected)}},
 	}
+	if allowed := AllowedPorts(protected); len(allowed) > 0 {
+		spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{Ports: allowed}}
+	}
+	return spec
 }
 
 // Conflict is another NetworkPolicy that admits ingress to a protected port
