@@ -61,6 +61,10 @@ dev: k8s build ## Run loopguard on a local control plane in the foreground (Ctrl
 dev-up: k8s build ## Start the local control plane and loopguard in the background.
 	hack/dev.sh up
 
+.PHONY: dev-openreports
+dev-openreports: ## Install the OpenReports CRDs into the dev cluster (hostNetwork ClusterReports appear then).
+	bin/k8s/current/kubectl --kubeconfig .dev/kubeconfig apply --server-side -f "$$($(GO) list -m -f '{{.Dir}}' github.com/openreports/reports-api)/config/crd"
+
 .PHONY: dev-down
 dev-down: ## Stop everything dev-up started.
 	hack/dev.sh down

@@ -13,8 +13,12 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	if env, err = testenv.Start(testenv.Options{Manager: true, ControllerManager: true}); err != nil {
+	reports, err := testenv.OpenReportsCRDs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	if env, err = testenv.Start(testenv.Options{Manager: true, ControllerManager: true, ExtraCRDs: []string{reports}}); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
 		os.Exit(1)
 	}

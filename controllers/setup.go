@@ -19,12 +19,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
 // Options configure the controllers.
 type Options struct {
 	// AuditInterval is the period of the full re-audit of every policy.
 	AuditInterval time.Duration
+	// Index is the webhook's policy index, which the hostNetwork report
+	// reads instead of listing policies.
+	Index *policyindex.Index
 }
 
 // watched are the objects whose changes can change a policy's audit.
@@ -69,6 +73,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
+	}
+	if opts.Index == nil {
+		return fmt.Errorf("controllers.Options.Index is required")
+	}
+	if err := setupHostNetwork(mgr, opts.Index); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", HostNetworkControllerName, err)
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/metrics"
@@ -31,6 +33,7 @@ func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
+	utilruntime.Must(openreportsv1alpha1.AddToScheme(s))
 	return s
 }
 
@@ -62,7 +65,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	mgr.GetWebhookServer().Register(webhooks.Path, &webhook.Admission{Handler: &webhooks.ExposureValidator{
 		Index: index, Reader: mgr.GetCache(), Log: ctrl.Log.WithName("admission"),
 	}})
-	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

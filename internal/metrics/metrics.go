@@ -38,6 +38,13 @@ var (
 		Help: "hostNetwork pods selected by a policy.",
 	}, []string{"policy_kind", "policy_namespace", "policy"})
 
+	// HostNetworkPodInfo has one series per hostNetwork pod in the
+	// cluster; critical is "true" when a policy selects the pod.
+	HostNetworkPodInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_hostnetwork_pod_info",
+		Help: "Every hostNetwork pod, by node; critical=true when a loopguard policy selects it (its loopback-only ports are on the node).",
+	}, []string{"namespace", "pod", "node", "critical"})
+
 	once sync.Once
 )
 
@@ -45,6 +52,6 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods)
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo)
 	})
 }

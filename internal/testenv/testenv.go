@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -41,6 +42,8 @@ type Options struct {
 	ControllerManager bool
 	// AuditInterval for the manager; default 1h.
 	AuditInterval time.Duration
+	// ExtraCRDs are more CRD directories to install, e.g. OpenReportsCRDs.
+	ExtraCRDs []string
 }
 
 // Env is a running test control plane.
@@ -79,6 +82,18 @@ func Assets() (string, error) {
 	return dir, nil
 }
 
+// OpenReportsCRDs returns the directory of the OpenReports CRDs, shipped in
+// the github.com/openreports/reports-api module loopguard depends on.
+func OpenReportsCRDs() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/openreports/reports-api")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("failed to locate the reports-api module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd"), nil
+}
+
 // Start starts the control plane and whatever opts ask for.
 func Start(opts Options) (*Env, error) {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
@@ -89,7 +104,7 @@ func Start(opts Options) (*Env, error) {
 	root := RepoRoot()
 	e := &Env{env: &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, opts.ExtraCRDs...),
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")},

@@ -1,0 +1,220 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/policyindex"
+)
+
+// HostNetworkControllerName names the controller in logs and metrics.
+const HostNetworkControllerName = "hostnetwork"
+
+// Pod field indexes: the node of a hostNetwork pod, and whether a pod is
+// hostNetwork at all, so that the audit never lists every pod.
+const (
+	IndexHostNetworkNode = "loopguard.io/hostNetworkNode"
+	IndexHostNetwork     = "loopguard.io/hostNetwork"
+)
+
+var clusterReportGK = schema.GroupKind{Group: openreportsv1alpha1.GroupName, Kind: "ClusterReport"}
+
+// HostNetworkReconciler reports, per node, every hostNetwork pod: its
+// ports, the policies that select it, the protected ports it declares on
+// the node's network and the other hostNetwork pods that share its
+// loopback. It always exports metrics, and writes an OpenReports
+// ClusterReport per node when that CRD is installed.
+type HostNetworkReconciler struct {
+	client    client.Client
+	reader    client.Reader // the cache
+	apiReader client.Reader // uncached: reports are not watched
+	mapper    meta.RESTMapper
+	index     *policyindex.Index
+}
+
+// +kubebuilder:rbac:groups=openreports.io,resources=clusterreports,verbs=get;create;update;delete
+
+// Reconcile implements reconcile.Reconciler for one node (request name).
+func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	node := req.Name
+	var pods corev1.PodList
+	if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexHostNetworkNode: node}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to list hostNetwork pods of node %s: %w", node, err)
+	}
+	ptrs := make([]*corev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		ptrs[i] = &pods.Items[i]
+	}
+	reports := hostnet.Analyze(node, ptrs, r.index.Env)
+
+	metrics.HostNetworkPodInfo.DeletePartialMatch(prometheus.Labels{"node": node})
+	for _, rep := range reports {
+		metrics.HostNetworkPodInfo.WithLabelValues(rep.Namespace, rep.Name, node, fmt.Sprint(rep.Critical())).Set(1)
+	}
+	if err := r.writeReport(ctx, node, reports); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// writeReport keeps the node's ClusterReport, writing only on change.
+func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport) error {
+	if _, err := r.mapper.RESTMapping(clusterReportGK, openreportsv1alpha1.GroupVersion.Version); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil // OpenReports not installed: metrics and status only
+		}
+		return fmt.Errorf("failed to look up the ClusterReport kind: %w", err)
+	}
+	name := "loopguard-hostnetwork-" + node
+	cur := &openreportsv1alpha1.ClusterReport{}
+	err := r.apiReader.Get(ctx, client.ObjectKey{Name: name}, cur)
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to get ClusterReport %s: %w", name, err)
+	}
+	if len(reports) == 0 {
+		if exists {
+			if err := r.client.Delete(ctx, cur); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("failed to delete ClusterReport %s: %w", name, err)
+			}
+		}
+		return nil
+	}
+	want := desiredReport(node, reports)
+	if !exists {
+		want.Name = name
+		if err := r.client.Create(ctx, want); err != nil {
+			return fmt.Errorf("failed to create ClusterReport %s: %w", name, err)
+		}
+		return nil
+	}
+	if equality.Semantic.DeepEqual(cur.Results, want.Results) && cur.Summary == want.Summary {
+		return nil
+	}
+	cur.Source, cur.Scope, cur.Summary, cur.Results = want.Source, want.Scope, want.Summary, want.Results
+	if err := r.client.Update(ctx, cur); err != nil {
+		return fmt.Errorf("failed to update ClusterReport %s: %w", name, err)
+	}
+	return nil
+}
+
+func desiredReport(node string, reports []hostnet.PodReport) *openreportsv1alpha1.ClusterReport {
+	rep := &openreportsv1alpha1.ClusterReport{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{netpol.LabelManagedBy: netpol.ManagedBy}},
+		Source:     "loopguard",
+		Scope:      &corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node},
+	}
+	for _, p := range reports {
+		res := openreportsv1alpha1.ReportResult{
+			Source: "loopguard", Policy: "loopguard/hostnetwork", Rule: "shared-node-loopback",
+			Category: "loopback", Result: "warn", Severity: "info",
+			Subjects:    []corev1.ObjectReference{{APIVersion: "v1", Kind: "Pod", Namespace: p.Namespace, Name: p.Name}},
+			Description: p.Summary(),
+			Properties: map[string]string{
+				"node": node, "ports": strings.Join(p.Ports, ","), "policies": strings.Join(p.Policies, ","),
+				"protectedPorts": strings.Join(p.ProtectedPorts, ","), "nodeMates": strings.Join(p.NodeMates, ","),
+			},
+		}
+		if p.Critical() {
+			res.Result, res.Severity = "fail", "critical"
+			rep.Summary.Fail++
+		} else {
+			rep.Summary.Warn++
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	return rep
+}
+
+// setupHostNetwork registers the pod indexes and the controller.
+func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index) error {
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHostNetworkNode, func(o client.Object) []string {
+		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork && p.Spec.NodeName != "" {
+			return []string{p.Spec.NodeName}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("failed to index pods by hostNetwork node: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHostNetwork, func(o client.Object) []string {
+		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork {
+			return []string{"true"}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("failed to index hostNetwork pods: %w", err)
+	}
+	r := &HostNetworkReconciler{
+		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
+		mapper: mgr.GetRESTMapper(), index: index,
+	}
+	hostNetworkPods := predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return isHostNetwork(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return isHostNetwork(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return isHostNetwork(e.ObjectOld) || isHostNetwork(e.ObjectNew) },
+		GenericFunc: func(e event.GenericEvent) bool { return isHostNetwork(e.Object) },
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named(HostNetworkControllerName).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podNodes), builder.WithPredicates(hostNetworkPods, relevantChange())).
+		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
+		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
+		Complete(r)
+}
+
+func isHostNetwork(o client.Object) bool {
+	p, ok := o.(*corev1.Pod)
+	return ok && p.Spec.HostNetwork
+}
+
+// podNodes maps a hostNetwork pod to its node. A pod that moved (unset to
+// set nodeName) maps to its new node; the old request is unneeded since an
+// unscheduled pod is in no node's report.
+func podNodes(_ context.Context, o client.Object) []reconcile.Request {
+	p, ok := o.(*corev1.Pod)
+	if !ok || p.Spec.NodeName == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.Spec.NodeName}}}
+}
+
+// allNodes maps a policy or namespace change to every node that runs a
+// hostNetwork pod, found through the hostNetwork index.
+func (r *HostNetworkReconciler) allNodes(ctx context.Context, _ client.Object) []reconcile.Request {
+	var pods corev1.PodList
+	if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexHostNetwork: "true"}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to list hostNetwork pods")
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []reconcile.Request
+	for _, p := range pods.Items {
+		if n := p.Spec.NodeName; n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: n}})
+		}
+	}
+	return out
+}
