@@ -53,9 +53,14 @@ type Finding struct {
 	// selects a pod; findings merge only when it is the same.
 	Related string
 
-	// format is the message with one %s for the policies; see Message.
+	// format is the message with policiesMark where the policies go; see
+	// Message. It is never used as a printf format: names in it are
+	// user input.
 	format string
 }
+
+// policiesMark stands for the list of policies in Finding.format.
+const policiesMark = "\x00policies\x00"
 
 // Message says what is exposed, where, which policies forbid it and what to
 // do instead.
@@ -64,7 +69,7 @@ func (f Finding) Message() string {
 	for i, r := range f.Policies {
 		refs[i] = r.String()
 	}
-	return f.Object.String() + " " + fmt.Sprintf(f.format, strings.Join(refs, " and "))
+	return f.Object.String() + " " + strings.Replace(f.format, policiesMark, strings.Join(refs, " and "), 1)
 }
 
 // severity orders actions; the strictest wins.

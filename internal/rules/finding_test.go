@@ -45,7 +45,7 @@ func decisionFinding(name string, action v1alpha1.EnforcementAction) Finding {
 		Reason:   ReasonHostNetwork,
 		Policies: []PolicyRef{{Kind: KindLoopbackService, Namespace: "shop", Name: "p"}},
 		Action:   action,
-		format:   string(action) + " by %s",
+		format:   string(action) + " by " + policiesMark,
 	}
 }
 
@@ -138,7 +138,7 @@ func TestFindingMessageJoinsPolicies(t *testing.T) {
 			{Kind: KindLoopbackService, Namespace: "shop", Name: "a"},
 			{Kind: KindLoopbackService, Namespace: "shop", Name: "b"},
 		},
-		format: "is forbidden by %s",
+		format: "is forbidden by " + policiesMark,
 	}
 	want := `statefulset "db" is forbidden by ClusterLoopbackService platform and LoopbackService shop/a and LoopbackService shop/b`
 	if got := f.Message(); got != want {

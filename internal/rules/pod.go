@@ -79,11 +79,11 @@ func EvaluatePod(env *Env, pod PodTemplate) []Finding {
 				if kind == "sidecar container" {
 					role = "sidecar"
 				}
-				f.format = fmt.Sprintf("%s %q: port %d/%s at %s is declared loopback-only by %%s; remove the containerPort (the %s must bind 127.0.0.1)",
+				f.format = fmt.Sprintf("%s %q: port %d/%s at %s is declared loopback-only by \x00policies\x00; remove the containerPort (the %s must bind 127.0.0.1)",
 					kind, ctr.Name, cp.ContainerPort, proto, f.Field, role)
 				if cp.HostPort != 0 {
 					f.Reason = ReasonHostPort
-					f.format = fmt.Sprintf("%s %q: port %d/%s at %s, published on the node by hostPort %d at %s, is declared loopback-only by %%s; remove the containerPort and its hostPort (the %s must bind 127.0.0.1)",
+					f.format = fmt.Sprintf("%s %q: port %d/%s at %s, published on the node by hostPort %d at %s, is declared loopback-only by \x00policies\x00; remove the containerPort and its hostPort (the %s must bind 127.0.0.1)",
 						kind, ctr.Name, cp.ContainerPort, proto, f.Field, cp.HostPort, portPath.Child("hostPort"), role)
 				}
 				c.add(f, p, p.Action)
@@ -111,7 +111,7 @@ func evaluateHostNetwork(env *Env, pod PodTemplate, podLabels labels.Set, c *col
 		}
 		f := Finding{
 			Object: pod.Object, Field: path, Reason: ReasonHostNetwork,
-			format: fmt.Sprintf("uses the node's network (hostNetwork: true at %s), so its loopback-only ports %s, declared by %%s, live on the node's loopback, shared with every hostNetwork pod and node process, and no NetworkPolicy applies; set hostNetwork: false",
+			format: fmt.Sprintf("uses the node's network (hostNetwork: true at %s), so its loopback-only ports %s, declared by \x00policies\x00, live on the node's loopback, shared with every hostNetwork pod and node process, and no NetworkPolicy applies; set hostNetwork: false",
 				path, strings.Join(ports, ", ")),
 		}
 		action := p.Action

@@ -139,7 +139,7 @@ func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod) []Findin
 			r := reached[p]
 			f := Finding{
 				Object: obj, Field: t.field, Reason: ReasonServiceTarget, Port: r.port, Protocol: proto,
-				format: fmt.Sprintf("port %s at %s %s, which reaches %d/%s on %s; that port is declared loopback-only by %%s; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod",
+				format: fmt.Sprintf("port %s at %s %s, which reaches %d/%s on %s; that port is declared loopback-only by \x00policies\x00; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod",
 					servicePortName(sp), t.field, t, r.port, proto, describePods(r.pods, r.implied)),
 			}
 			c.add(f, p, p.Action)
@@ -170,7 +170,7 @@ func EvaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service) 
 				f := Finding{
 					Object: pod.Object, Field: labelsPath(pod.SpecPath), Reason: ReasonSelectedByService,
 					Port: h.port, Protocol: proto, Related: "service/" + svc.Name,
-					format: fmt.Sprintf("is selected by service %q, whose port %s at %s %s and so reaches %d/%s on this pod; that port is declared loopback-only by %%s; change the labels at %s so the Service does not select the pod, or fix the Service",
+					format: fmt.Sprintf("is selected by service %q, whose port %s at %s %s and so reaches %d/%s on this pod; that port is declared loopback-only by \x00policies\x00; change the labels at %s so the Service does not select the pod, or fix the Service",
 						svc.Name, servicePortName(sp), t.field, t, h.port, proto, labelsPath(pod.SpecPath)),
 				}
 				c.add(f, h.policy, h.policy.Action)
