@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/metrics"
 )
 
 // TestDenyEveryKind creates, through the real API server, one object of
@@ -139,6 +141,7 @@ func TestModes(t *testing.T) {
 		c, w := userClient(t)
 		g.Expect(c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")))).To(Succeed())
 		g.Expect(w.take()).To(ConsistOf(fmt.Sprintf(`pod "p" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by LoopbackService %s/soft; remove the containerPort (the container must bind 127.0.0.1)`, ns)))
+		g.Expect(testutil.ToFloat64(metrics.AdmissionDecisions.WithLabelValues("Pod", "CREATE", ns, "warn"))).To(Equal(1.0))
 	})
 	t.Run("audit", func(t *testing.T) {
 		g := NewWithT(t)
@@ -147,6 +150,8 @@ func TestModes(t *testing.T) {
 		c, w := userClient(t)
 		g.Expect(c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")))).To(Succeed())
 		g.Expect(w.take()).To(BeEmpty())
+		g.Expect(testutil.ToFloat64(metrics.AdmissionDecisions.WithLabelValues("Pod", "CREATE", ns, "audit"))).To(Equal(1.0),
+			"an Audit decision is recorded even though nothing is shown to the user")
 	})
 	t.Run("strictest wins and every policy is named", func(t *testing.T) {
 		g := NewWithT(t)
@@ -166,6 +171,8 @@ func TestModes(t *testing.T) {
 		err := c.Create(context.Background(), pod(ns, "p", withContainerPort("envoy", 15000, "")), client.DryRunAll)
 		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
 		g.Expect(err.Error()).To(ContainSubstring(`pod "p" container "envoy": port 15000/TCP`))
+		g.Expect(testutil.ToFloat64(metrics.AdmissionDecisions.WithLabelValues("Pod", "CREATE", ns, "deny"))).To(Equal(1.0))
+		g.Expect(testutil.CollectAndCount(metrics.AdmissionDuration)).To(BeNumerically(">", 0))
 	})
 }
 
