@@ -6,6 +6,7 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,6 +28,10 @@ import (
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
+
+// errNotSynced answers reviews that arrive before the policies are loaded;
+// readiness keeps them rare.
+var errNotSynced = errors.New("loopguard is starting and has not loaded its policies yet; retry in a few seconds")
 
 // Path is where the exposure webhook is served.
 const Path = "/validate-exposure"
@@ -106,8 +111,7 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 		return admission.Allowed("loopguard does not judge " + req.Kind.String()), decisionAllow
 	}
 	if !v.Index.Synced() {
-		return admission.Errored(http.StatusServiceUnavailable,
-			fmt.Errorf("loopguard is starting and has not loaded its policies yet; retry in a few seconds")), decisionError
+		return admission.Errored(http.StatusServiceUnavailable, errNotSynced), decisionError
 	}
 	env := v.Index.Env(req.Namespace)
 	if env.Empty() {

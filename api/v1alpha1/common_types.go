@@ -48,6 +48,68 @@ const (
 	NetworkPolicyDisabled NetworkPolicyMode = "Disabled"
 )
 
+// PortForwardAction says what the webhook does with kubectl port-forward to
+// a selected pod.
+// +kubebuilder:validation:Enum=Deny;Audit;Allow
+type PortForwardAction string
+
+const (
+	// PortForwardDeny refuses port-forward to selected pods, except for the
+	// allowed subjects.
+	PortForwardDeny PortForwardAction = "Deny"
+	// PortForwardAudit admits it and records who did it.
+	PortForwardAudit PortForwardAction = "Audit"
+	// PortForwardAllow admits it; it is still logged.
+	PortForwardAllow PortForwardAction = "Allow"
+)
+
+// SubjectKind is the kind of a subject allowed to port-forward.
+// +kubebuilder:validation:Enum=User;Group;ServiceAccount
+type SubjectKind string
+
+// Subject kinds.
+const (
+	SubjectUser           SubjectKind = "User"
+	SubjectGroup          SubjectKind = "Group"
+	SubjectServiceAccount SubjectKind = "ServiceAccount"
+)
+
+// Subject is a user, group or ServiceAccount.
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) && self.__namespace__ != '' : !has(self.__namespace__)",message="namespace is required for a ServiceAccount and not allowed otherwise"
+type Subject struct {
+	// kind of subject: User, Group or ServiceAccount.
+	// +required
+	Kind SubjectKind `json:"kind"`
+	// name of the user, group or ServiceAccount.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// namespace of the ServiceAccount.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// PortForwardSpec controls kubectl port-forward to the selected pods. A
+// port-forward reaches the pod's loopback directly (the kubelet connects to
+// localhost inside the pod's network namespace), so it bypasses every
+// NetworkPolicy. The forwarded ports are not known at admission time, so
+// the decision is per pod, never per port.
+type PortForwardSpec struct {
+	// action: Deny (default) refuses port-forward to selected pods except
+	// for the allowed subjects; Audit admits it and records it; Allow
+	// admits it.
+	// +kubebuilder:default=Deny
+	// +optional
+	Action PortForwardAction `json:"action,omitempty"`
+
+	// allowed are the subjects who may still port-forward to selected pods
+	// when action is Deny, for break-glass debugging.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Allowed []Subject `json:"allowed,omitempty"`
+}
+
 // LoopbackPort is a port, or a range of ports, that the selected pods serve on
 // loopback (127.0.0.1 or ::1) only.
 // +kubebuilder:validation:XValidation:rule="!has(self.endPort) || self.endPort >= self.port",message="endPort must be greater than or equal to port"
@@ -122,6 +184,12 @@ type LoopbackServiceSpec struct {
 	// +kubebuilder:default=Managed
 	// +optional
 	NetworkPolicy NetworkPolicyMode `json:"networkPolicy,omitempty"`
+
+	// portForward controls kubectl port-forward to the selected pods, which
+	// reaches their loopback directly. By default it is denied.
+	// +kubebuilder:default={action: Deny}
+	// +optional
+	PortForward *PortForwardSpec `json:"portForward,omitempty"`
 }
 
 // Violation is one object that exposes a protected port.

@@ -65,6 +65,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	mgr.GetWebhookServer().Register(webhooks.Path, &webhook.Admission{Handler: &webhooks.ExposureValidator{
 		Index: index, Reader: mgr.GetCache(), Log: ctrl.Log.WithName("admission"),
 	}})
+	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.PortForwardGuard{
+		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("portforward"),
+	}})
 	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)
 	}

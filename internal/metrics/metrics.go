@@ -45,6 +45,13 @@ var (
 		Help: "Every hostNetwork pod, by node; critical=true when a loopguard policy selects it (its loopback-only ports are on the node).",
 	}, []string{"namespace", "pod", "node", "critical"})
 
+	// PortForwards counts port-forward requests to protected pods by
+	// namespace and decision (deny, audit, allow).
+	PortForwards = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopguard_portforward_total",
+		Help: "Port-forward requests to pods a loopguard policy selects, by namespace and decision.",
+	}, []string{"namespace", "decision"})
+
 	once sync.Once
 )
 
@@ -52,6 +59,6 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo)
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards)
 	})
 }

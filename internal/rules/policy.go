@@ -76,6 +76,11 @@ type Policy struct {
 	Action      v1alpha1.EnforcementAction
 	HostNetwork v1alpha1.HostNetworkAction
 
+	// PortForward is what to do with port-forwards to selected pods, and
+	// PortForwardAllowed who may still do it under Deny.
+	PortForward        v1alpha1.PortForwardAction
+	PortForwardAllowed []v1alpha1.Subject
+
 	// implied lists the requirements a Service selector must carry so that
 	// every pod it selects is selected by Selector; nil when Selector has a
 	// requirement that no Service selector can imply (NotIn, DoesNotExist).
@@ -126,6 +131,13 @@ func compileSpec(spec *v1alpha1.LoopbackServiceSpec) (*Policy, error) {
 	}
 	if p.HostNetwork == "" {
 		p.HostNetwork = v1alpha1.HostNetworkDeny
+	}
+	p.PortForward = v1alpha1.PortForwardDeny
+	if pf := spec.PortForward; pf != nil {
+		if pf.Action != "" {
+			p.PortForward = pf.Action
+		}
+		p.PortForwardAllowed = pf.Allowed
 	}
 	for i, port := range spec.Ports {
 		r := PortRange{Protocol: defaultProtocol(port.Protocol), From: port.Port, To: port.Port, Name: port.Name}
