@@ -48,8 +48,10 @@ k8s: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager into bin/.
+build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
+	$(GO) build -o bin/loopguard ./cmd/loopguard
+	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
 ##@ Run
 

@@ -1,0 +1,505 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// namespaceNameLabel is the label the API server puts on every namespace
+// (its name, immutable); cluster policies often select on it.
+const namespaceNameLabel = "kubernetes.io/metadata.name"
+
+// Output formats of check.
+const (
+	outputText  = "text"
+	outputJSON  = "json"
+	outputSARIF = "sarif"
+	outputYAML  = "yaml"
+	outputWide  = "wide"
+)
+
+type checkOptions struct {
+	files           []string
+	policies        []string
+	namespace       string
+	namespaceLabels []string
+	output          string
+}
+
+func newCheckCommand(streams genericiooptions.IOStreams, display string) *cobra.Command {
+	o := &checkOptions{namespace: "default", output: outputText}
+	cmd := &cobra.Command{
+		Use:   "check -f FILE|DIR|- [-f ...] [--policies FILE|DIR ...]",
+		Short: "Judge manifests against loopback-only policies, as the admission webhook would",
+		Long: `check evaluates every Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+CronJob, ReplicationController and Service of the input against the
+LoopbackService and ClusterLoopbackService objects of the input and of
+--policies, with the rules the admission webhook runs.
+
+Input: files (any name), directories (their .yaml, .yml and .json files,
+recursively) and "-" for standard input (e.g. kustomize build output).
+Multi-document YAML, JSON and List kinds are read. --policies reads only
+policies and Namespaces.
+
+Namespaces come from the objects, or --namespace for those without one.
+A ClusterLoopbackService's namespaceSelector sees the labels of Namespace
+objects in the input, --namespace-labels, and kubernetes.io/metadata.name,
+which the API server sets on every namespace.
+
+Findings about one namespace see the Pods and Services of that namespace in
+the input: a Service is judged against the Pods it selects, and a Pod or pod
+template against the Services that select it.
+
+Exit status: 0 when nothing would be denied (Warn and Audit findings are
+reported but do not fail), 1 when an object would be denied, 2 on bad input
+(malformed YAML, an invalid policy, an unreadable file), reported with its
+file and line.`,
+		Example: fmt.Sprintf(`  # A directory of manifests with the policies in it
+  %[1]s check -f deploy/
+
+  # kustomize output on stdin, policies kept in another directory
+  kustomize build overlays/prod | %[1]s check -f - --policies platform/policies/
+
+  # Objects without a namespace go to "shop", which has the label loopguard.io/enforce=true
+  %[1]s check -f app.yaml -n shop --namespace-labels shop=loopguard.io/enforce=true
+
+  # SARIF for GitHub code scanning, JSON for scripts
+  %[1]s check -f deploy/ -o sarif > loopguard.sarif
+  %[1]s check -f deploy/ -o json | jq '.findings[] | select(.action == "Deny")'`, display),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCheck(o, streams)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.files, "filename", "f", nil, "manifests to check: a file, a directory (recursive) or - for standard input; repeatable")
+	f.StringArrayVar(&o.policies, "policies", nil, "more LoopbackService, ClusterLoopbackService and Namespace objects: a file, a directory (recursive) or -; other kinds there are ignored; repeatable")
+	f.StringVarP(&o.namespace, "namespace", "n", o.namespace, "namespace of the objects that have none")
+	f.StringArrayVar(&o.namespaceLabels, "namespace-labels", nil, "labels of a namespace for cluster policies: NAMESPACE=KEY=VALUE[,KEY=VALUE...]; repeatable")
+	f.StringVarP(&o.output, "output", "o", o.output, "output format: text, json or sarif")
+	_ = cmd.MarkFlagRequired("filename")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	_ = cmd.MarkFlagFilename("policies", "yaml", "yml", "json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputText, outputJSON, outputSARIF}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// checkInput is what the input holds, once read and validated.
+type checkInput struct {
+	files    int
+	objects  []*judgedObject // in input order
+	policies int
+	// nsPolicies are the LoopbackServices by namespace.
+	nsPolicies map[string][]*rules.Policy
+	// clusterPolicies are the ClusterLoopbackServices.
+	clusterPolicies []*rules.Policy
+	nsLabels        map[string]map[string]string
+	skipped         int
+	warnings        []string
+}
+
+// judgedObject is one object of a kind the rules judge.
+type judgedObject struct {
+	doc       *document
+	obj       runtime.Object
+	namespace string // the object's, or --namespace
+}
+
+// checkResult is a finding with where it is.
+type checkResult struct {
+	file    string
+	line    int
+	finding rules.Finding
+	object  *judgedObject
+}
+
+func runCheck(o *checkOptions, streams genericiooptions.IOStreams) error {
+	switch o.output {
+	case outputText, outputJSON, outputSARIF:
+	default:
+		return withCode(ExitError, fmt.Errorf("unknown output format %q: use text, json or sarif", o.output))
+	}
+	in, err := loadCheckInput(o, streams.In)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	for _, w := range in.warnings {
+		fmt.Fprintf(streams.ErrOut, "warning: %s\n", w)
+	}
+	results := evaluateInput(in)
+	switch o.output {
+	case outputJSON:
+		err = writeCheckJSON(streams.Out, in, results)
+	case outputSARIF:
+		err = writeSARIF(streams.Out, results)
+	default:
+		writeCheckText(streams.Out, in, results)
+	}
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	for _, r := range results {
+		if r.finding.Action == v1alpha1.ActionDeny {
+			return withCode(ExitViolations, nil)
+		}
+	}
+	return nil
+}
+
+// policyDef remembers where a policy was defined, to report conflicting
+// duplicates.
+type policyDef struct {
+	doc  *document
+	spec string
+}
+
+// loadCheckInput reads, decodes and validates every input. Every error is
+// collected so that one run reports them all.
+func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
+	if len(o.files) == 0 {
+		return nil, errors.New("no input: give -f FILE, DIR or - (standard input)")
+	}
+	if o.namespace == "" {
+		return nil, errors.New("--namespace must not be empty")
+	}
+	in := &checkInput{nsPolicies: map[string][]*rules.Policy{}, nsLabels: map[string]map[string]string{}}
+	flagLabels, err := parseNamespaceLabels(o.namespaceLabels)
+	if err != nil {
+		return nil, err
+	}
+	var errs inputErrors
+	defs := map[rules.PolicyRef]policyDef{}
+	nsObjects := map[string]map[string]string{}
+
+	readStdin := false
+	load := func(paths []string, policiesOnly bool) error {
+		srcs, err := readSources(paths, stdin, &readStdin)
+		if err != nil {
+			return err
+		}
+		in.files += len(srcs)
+		for _, src := range srcs {
+			docs, es := parseDocuments(src)
+			if src.name == stdinName && len(docs) == 0 && len(es) == 0 {
+				// Most likely the command before the pipe failed.
+				es = inputErrors{{file: stdinName, msg: "no objects on standard input (did the command before the pipe fail?)"}}
+			}
+			errs = append(errs, es...)
+			for _, d := range docs {
+				errs = append(errs, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
+			}
+		}
+		return nil
+	}
+	if err := load(o.files, false); err != nil {
+		return nil, err
+	}
+	if len(o.policies) > 0 {
+		if err := load(o.policies, true); err != nil {
+			return nil, err
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	// Namespace labels: Namespace objects, then --namespace-labels, then
+	// the name label the API server sets.
+	for ns, l := range nsObjects {
+		in.nsLabels[ns] = l
+	}
+	for ns, l := range flagLabels {
+		m := in.nsLabels[ns]
+		if m == nil {
+			m = map[string]string{}
+			in.nsLabels[ns] = m
+		}
+		for k, v := range l {
+			m[k] = v
+		}
+	}
+	if in.policies == 0 {
+		in.warnings = append(in.warnings, "no LoopbackService or ClusterLoopbackService in the input or --policies: nothing is protected")
+	}
+	return in, nil
+}
+
+// add classifies and decodes one document.
+func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs map[rules.PolicyRef]policyDef, nsObjects map[string]map[string]string) inputErrors {
+	gvk := d.gvk()
+	_, docNS := d.metadata()
+	ns := docNS
+	if ns == "" {
+		ns = defaultNS
+	}
+	switch gvk {
+	case gvkLBS:
+		var lbs v1alpha1.LoopbackService
+		es, ok := d.decodeInto(&lbs, true, d.describe(ns))
+		if !ok {
+			return es
+		}
+		lbs.Namespace = ns
+		if es = append(es, in.policyErrors(d, d.describe(ns), validatePolicy(d.raw, &lbs.Spec, false, false))...); len(es) > 0 {
+			return es
+		}
+		p, err := rules.Compile(&lbs)
+		if err != nil {
+			return inputErrors{{file: d.file, line: d.line, msg: err.Error()}}
+		}
+		return in.addPolicy(d, p, lbs.Spec, defs)
+	case gvkCLBS:
+		var clbs v1alpha1.ClusterLoopbackService
+		es, ok := d.decodeInto(&clbs, true, d.describe(""))
+		if !ok {
+			return es
+		}
+		rawSpec, _ := d.raw["spec"].(map[string]any)
+		nsSel := rawSpec != nil && rawSpec["namespaceSelector"] != nil
+		if es = append(es, in.policyErrors(d, d.describe(""), validatePolicy(d.raw, &clbs.Spec.LoopbackServiceSpec, nsSel, true))...); len(es) > 0 {
+			return es
+		}
+		p, err := rules.CompileCluster(&clbs)
+		if err != nil {
+			return inputErrors{{file: d.file, line: d.line, msg: err.Error()}}
+		}
+		return in.addPolicy(d, p, clbs.Spec, defs)
+	case gvkNamespace:
+		var n corev1.Namespace
+		if es, ok := d.decodeInto(&n, false, d.describe("")); !ok {
+			return es
+		}
+		if n.Name == "" {
+			return inputErrors{{file: d.file, line: d.line, msg: "Namespace: metadata.name is required"}}
+		}
+		l := map[string]string{}
+		for k, v := range n.Labels {
+			l[k] = v
+		}
+		nsObjects[n.Name] = l
+		return nil
+	}
+	if policiesOnly {
+		return nil // --policies contributes policies and Namespaces only
+	}
+	newObj, judged := judgedKinds[gvk]
+	if !judged {
+		if want, known := knownKindVersion(gvk.Kind); known && want != gvk {
+			in.warnings = append(in.warnings, fmt.Sprintf("%s:%d: %s %s is not judged: loopguard judges %s %s only", d.file, d.line, d.apiVersion, d.kind, want.GroupVersion(), want.Kind))
+		}
+		in.skipped++
+		return nil
+	}
+	obj := newObj()
+	if es, ok := d.decodeInto(obj, false, d.describe(ns)); !ok {
+		return es
+	}
+	m := obj.(metav1.Object)
+	m.SetNamespace(ns)
+	in.objects = append(in.objects, &judgedObject{doc: d, obj: obj, namespace: ns})
+	return nil
+}
+
+func (in *checkInput) policyErrors(d *document, what string, errs field.ErrorList) inputErrors {
+	var out inputErrors
+	for _, e := range errs {
+		out = append(out, &inputError{file: d.file, line: locate(d.node, e.Field), msg: what + ": " + e.Error()})
+	}
+	return out
+}
+
+// addPolicy records a compiled policy; the same policy twice is fine when
+// both copies agree (e.g. in the input and in --policies), an error when
+// they differ.
+func (in *checkInput) addPolicy(d *document, p *rules.Policy, spec any, defs map[rules.PolicyRef]policyDef) inputErrors {
+	b, _ := json.Marshal(spec)
+	if prev, dup := defs[p.Ref]; dup {
+		if prev.spec == string(b) {
+			return nil
+		}
+		return inputErrors{{file: d.file, line: d.line, msg: fmt.Sprintf("%s is defined twice with different specs (also at %s:%d)", p.Ref, prev.doc.file, prev.doc.line)}}
+	}
+	defs[p.Ref] = policyDef{doc: d, spec: string(b)}
+	in.policies++
+	if p.NamespaceSelector != nil {
+		in.clusterPolicies = append(in.clusterPolicies, p)
+	} else {
+		in.nsPolicies[p.Ref.Namespace] = append(in.nsPolicies[p.Ref.Namespace], p)
+	}
+	return nil
+}
+
+// parseNamespaceLabels parses --namespace-labels ns=k=v,k2=v2.
+func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, f := range flags {
+		ns, rest, ok := strings.Cut(f, "=")
+		if !ok || ns == "" {
+			return nil, fmt.Errorf("--namespace-labels %q: want NAMESPACE=KEY=VALUE[,KEY=VALUE...]", f)
+		}
+		m := out[ns]
+		if m == nil {
+			m = map[string]string{}
+			out[ns] = m
+		}
+		if rest == "" {
+			continue
+		}
+		l, err := labels.ConvertSelectorToLabelsMap(rest)
+		if err != nil {
+			return nil, fmt.Errorf("--namespace-labels %q: %w", f, err)
+		}
+		for k, v := range l {
+			m[k] = v
+		}
+	}
+	return out, nil
+}
+
+// evaluateInput runs rules.Evaluate on every judged object, per namespace,
+// with the policies that may apply there and the namespace's Pods and
+// Services of the input as the cluster. Results keep the input order.
+func evaluateInput(in *checkInput) []checkResult {
+	clusterSet := rules.NewSet(in.clusterPolicies)
+	clusters := map[string]*rules.Cluster{}
+	for _, o := range in.objects {
+		c := clusters[o.namespace]
+		if c == nil {
+			c = &rules.Cluster{}
+			clusters[o.namespace] = c
+		}
+		switch t := o.obj.(type) {
+		case *corev1.Pod:
+			c.Pods = append(c.Pods, t)
+		case *corev1.Service:
+			c.Services = append(c.Services, t)
+		}
+	}
+	envs := map[string]*rules.Env{}
+	envOf := func(ns string) *rules.Env {
+		if e, ok := envs[ns]; ok {
+			return e
+		}
+		l := labels.Set{namespaceNameLabel: ns}
+		for k, v := range in.nsLabels[ns] {
+			l[k] = v
+		}
+		e := &rules.Env{Namespace: ns, NamespaceLabels: l}
+		if ps := in.nsPolicies[ns]; len(ps) > 0 {
+			e.Sets = append(e.Sets, rules.NewSet(ps))
+		}
+		if clusterSet.Len() > 0 {
+			e.Sets = append(e.Sets, clusterSet)
+		}
+		envs[ns] = e
+		return e
+	}
+	var out []checkResult
+	for _, o := range in.objects {
+		for _, f := range rules.Evaluate(envOf(o.namespace), o.obj, *clusters[o.namespace]) {
+			out = append(out, checkResult{file: o.doc.file, line: locate(o.doc.node, f.Field), finding: f, object: o})
+		}
+	}
+	return out
+}
+
+// counts tallies findings by action.
+type counts struct {
+	deny, warn, audit int
+}
+
+func countActions(actions []v1alpha1.EnforcementAction) counts {
+	var c counts
+	for _, a := range actions {
+		switch a {
+		case v1alpha1.ActionDeny:
+			c.deny++
+		case v1alpha1.ActionWarn:
+			c.warn++
+		default:
+			c.audit++
+		}
+	}
+	return c
+}
+
+func resultActions(results []checkResult) []v1alpha1.EnforcementAction {
+	out := make([]v1alpha1.EnforcementAction, len(results))
+	for i, r := range results {
+		out[i] = r.finding.Action
+	}
+	return out
+}
+
+// objectLabel renders "Deployment shop/cart".
+func objectLabel(kind, namespace, name string) string {
+	if namespace == "" {
+		return kind + " " + name
+	}
+	return kind + " " + namespace + "/" + name
+}
+
+// writeCheckText prints one line per finding and a summary:
+//
+//	deploy.yaml:21: [Deny] Deployment shop/cart: spec.template...: <message>
+func writeCheckText(w io.Writer, in *checkInput, results []checkResult) {
+	for _, r := range results {
+		f := r.finding
+		fmt.Fprintf(w, "%s:%d: [%s] %s: %s: %s\n", r.file, r.line, f.Action,
+			objectLabel(f.Object.Kind, r.object.namespace, f.Object.Name), f.Field, f.Message())
+	}
+	c := countActions(resultActions(results))
+	what := fmt.Sprintf("%s in %s against %s", plural(len(in.objects), "object"), plural(in.files, "file"), plural(in.policies, "policy"))
+	if len(results) == 0 {
+		fmt.Fprintf(w, "No loopback-only port is exposed: %s.\n", what)
+		return
+	}
+	verdict := "passed"
+	if c.deny > 0 {
+		verdict = "failed"
+	}
+	fmt.Fprintf(w, "%s (%d Deny, %d Warn, %d Audit): %s; check %s.\n", plural(len(results), "finding"), c.deny, c.warn, c.audit, what, verdict)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// sortErrors orders errors by line within each file, keeping the files in
+// the order they were read.
+func sortErrors(errs inputErrors) {
+	order := map[string]int{}
+	for _, e := range errs {
+		if _, ok := order[e.file]; !ok {
+			order[e.file] = len(order)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
+		if a.file != b.file {
+			return order[a.file] < order[b.file]
+		}
+		return a.line < b.line
+	})
+}
