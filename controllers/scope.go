@@ -9,7 +9,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,7 +63,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 
 	var objects []runtime.Object
 	for _, pod := range cluster.Pods {
-		if !ownedByAudited(pod.OwnerReferences) {
+		if !rules.OwnedByWorkload(pod.OwnerReferences) {
 			objects = append(objects, pod)
 		}
 	}
@@ -113,7 +112,7 @@ func listWorkloads(ctx context.Context, c client.Reader, in client.InNamespace) 
 			return nil, err
 		}
 		for _, o := range items {
-			if co, ok := o.(client.Object); ok && !ownedByAudited(co.GetOwnerReferences()) {
+			if co, ok := o.(client.Object); ok && !rules.OwnedByWorkload(co.GetOwnerReferences()) {
 				out = append(out, o)
 			}
 		}
@@ -156,22 +155,6 @@ func extractItems(l client.ObjectList) ([]runtime.Object, error) {
 		return nil, fmt.Errorf("unexpected list type %T", l)
 	}
 	return out, nil
-}
-
-// auditedKinds are the kinds whose controller-owned children are not
-// reported separately.
-var auditedKinds = map[string]bool{
-	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
-	"Job": true, "CronJob": true, "ReplicationController": true,
-}
-
-func ownedByAudited(refs []metav1.OwnerReference) bool {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller && auditedKinds[r.Kind] {
-			return true
-		}
-	}
-	return false
 }
 
 // violations converts findings to status entries, sorted for stable status.

@@ -362,16 +362,7 @@ func namespaceLabels(name string, l map[string]string) labels.Set {
 }
 
 // applicable reports whether a policy of env applies in its namespace.
-func applicable(env *rules.Env) bool {
-	for _, s := range env.Sets {
-		for _, p := range s.Policies() {
-			if p.AppliesToNamespace(env.Namespace, env.NamespaceLabels) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func applicable(env *rules.Env) bool { return len(env.Policies()) > 0 }
 
 func (rep *auditReport) invalid(ref rules.PolicyRef, err error) {
 	rep.InvalidPolicies = append(rep.InvalidPolicies, reportInvalidPolicy{
@@ -434,7 +425,7 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			new  func() client.ObjectList
 			add  func(ns string, o runtime.Object)
 		}{w.name, w.new, func(ns string, o runtime.Object) {
-			if !ownedByJudgedWorkload(o.(metav1.Object).GetOwnerReferences()) {
+			if !rules.OwnedByWorkload(o.(metav1.Object).GetOwnerReferences()) {
 				st.workloads[ns] = append(st.workloads[ns], o)
 			}
 		}})
@@ -478,23 +469,6 @@ func listAll(ctx context.Context, c client.Reader, newList func() client.ObjectL
 	}
 }
 
-// judgedWorkloadKinds are the kinds whose controller-owned children are not
-// judged separately: the owner carries the same template and is the object
-// to fix (as in the operator's audit).
-var judgedWorkloadKinds = map[string]bool{
-	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
-	"Job": true, "CronJob": true, "ReplicationController": true,
-}
-
-func ownedByJudgedWorkload(refs []metav1.OwnerReference) bool {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller && judgedWorkloadKinds[r.Kind] {
-			return true
-		}
-	}
-	return false
-}
-
 // judge evaluates one namespace with rules.Evaluate and finds the
 // NetworkPolicies that defeat each applicable policy.
 func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
@@ -502,7 +476,7 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	cluster := rules.Cluster{Pods: st.pods[ns], Services: st.services[ns]}
 	var objects []runtime.Object
 	for _, p := range cluster.Pods {
-		if !ownedByJudgedWorkload(p.OwnerReferences) {
+		if !rules.OwnedByWorkload(p.OwnerReferences) {
 			objects = append(objects, p)
 		}
 	}
@@ -529,14 +503,7 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 		rep.Findings = append(rep.Findings, newReportFinding(f))
 	}
 
-	var policies []*rules.Policy
-	for _, s := range env.Sets {
-		for _, p := range s.Policies() {
-			if p.AppliesToNamespace(ns, env.NamespaceLabels) {
-				policies = append(policies, p)
-			}
-		}
-	}
+	policies := env.Policies()
 	sort.Slice(policies, func(i, j int) bool { return policies[i].Ref.String() < policies[j].Ref.String() })
 	nps := st.netpols[ns]
 	sort.Slice(nps, func(i, j int) bool { return nps[i].Name < nps[j].Name })

@@ -40,6 +40,13 @@ func (e *Env) each(fn func(*Policy)) {
 	}
 }
 
+// Policies returns the policies of the env that apply in its namespace.
+func (e *Env) Policies() []*Policy {
+	var out []*Policy
+	e.each(func(p *Policy) { out = append(out, p) })
+	return out
+}
+
 // Empty reports whether no policy can apply: callers skip decoding and
 // lookups entirely.
 func (e *Env) Empty() bool {

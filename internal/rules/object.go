@@ -4,6 +4,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -57,6 +58,25 @@ func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
 		Spec:     &t.Spec,
 		SpecPath: tmpl.Child("spec"),
 	}, true
+}
+
+// judgedThroughOwner are the kinds whose controller-owned children (a
+// Deployment's ReplicaSets and their pods, a CronJob's Jobs) carry the same
+// template: the owner is the object to report and fix.
+var judgedThroughOwner = map[string]bool{
+	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
+	"Job": true, "CronJob": true, "ReplicationController": true,
+}
+
+// OwnedByWorkload reports whether an object is controlled by a workload
+// the rules judge, so that an audit reports the owner instead of each copy.
+func OwnedByWorkload(refs []metav1.OwnerReference) bool {
+	for _, r := range refs {
+		if r.Controller != nil && *r.Controller && judgedThroughOwner[r.Kind] {
+			return true
+		}
+	}
+	return false
 }
 
 // Cluster is what the rules may look at besides the object itself: the
