@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Local dev control plane for loopguard: etcd, kube-apiserver and
+# Local dev cluster for loopguard: etcd, kube-apiserver and
 # kube-controller-manager as host processes, the CRDs, and the operator with
-# its validating webhook served on the host. Everything listens on 127.0.0.1
-# only, with TLS and client-certificate authentication; all state is in .dev/.
+# its validating webhook served on the host; and, when running as root on
+# Linux, a real node — containerd, the kubelet, kube-scheduler and kube-proxy
+# (hack/lib/node.sh) — so pods really run. TLS and client-certificate
+# authentication everywhere; all state is in .dev/. See docs/testing.md.
+#
+# Addresses: without a node everything listens on 127.0.0.1. With a node the
+# API server and the kubelet listen on the node address 10.245.0.1, which the
+# harness puts on its own bridge lgbr0 (pods: 10.244.0.0/24); everything
+# else stays on 127.0.0.1. Never a wildcard, never the machine's uplink.
 #
 #   hack/dev.sh up      start everything in the background (idempotent)
 #   hack/dev.sh run     like up, but the manager runs in the foreground;
-#                       Ctrl-C stops it and the control plane
-#   hack/dev.sh down    stop everything and delete the etcd data (keeps PKI)
+#                       Ctrl-C stops it and the cluster
+#   hack/dev.sh down    stop everything, delete the etcd data and the node's
+#                       state, and restore what the node changed on the host
+#                       (sysctls, netfilter, mounts, cgroups, interfaces);
+#                       keeps the PKI; safe to run twice
 #   hack/dev.sh status  show what runs
 #
 # Environment:
+#   DEV_NODE               auto (default): a node when root on Linux,
+#                          installing containerd & co. from Debian packages if
+#                          missing; if it cannot start, say why and go on
+#                          without it. 1: try also when not root. require: no
+#                          node is a failure (tests). 0: no node.
+#   DEV_NODE_PROXY_MODE    kube-proxy mode (default nftables; or iptables)
 #   MANAGER_BIN            manager binary to run instead of building
 #                          ./cmd/manager into bin/manager
 #   MANAGER_ARGS           extra manager flags (split on whitespace)
@@ -46,6 +62,8 @@ SERVICE_CIDR=10.96.0.0/16
 
 # shellcheck source=hack/lib/common.sh
 source "$ROOT/hack/lib/common.sh"
+# shellcheck source=hack/lib/node.sh
+source "$ROOT/hack/lib/node.sh"
 
 # ---------------------------------------------------------------- tools
 
@@ -78,7 +96,7 @@ ensure_pki() {
   t0=$(now_ms)
   mkdir -p "$DEV" "$LOGS" "$RUN"
   chmod 700 "$DEV"
-  changed=$("$DEVTOOL" pki --dir "$PKI") || die "PKI generation failed"
+  changed=$("$DEVTOOL" pki --dir "$PKI" --node-name "$NODE_NAME" --node-ip "$NODE_IP") || die "PKI generation failed"
   if [[ -n $changed ]]; then
     info "(re)generated: $(echo "$changed" | tr '\n' ' ')"
     if any_running; then
@@ -91,12 +109,20 @@ ensure_pki() {
       fi
     fi
   fi
-  "$DEVTOOL" kubeconfig --server "https://127.0.0.1:$APISERVER_PORT" --ca "$PKI/ca.crt" \
+  # The API server moves between 127.0.0.1 and the node address with the
+  # node: every client holding the old address must restart.
+  if [[ -s $RUN/api-address && $(<"$RUN/api-address") != "$API_ADDR" ]] && any_running; then
+    warn "the API server moves from $(<"$RUN/api-address") to $API_ADDR: restarting the running components"
+    stop_all
+  fi
+  echo "$API_ADDR" >"$RUN/api-address"
+  "$DEVTOOL" kubeconfig --server "https://$API_ADDR:$APISERVER_PORT" --ca "$PKI/ca.crt" \
     --cert "$PKI/admin.crt" --key "$PKI/admin.key" --user loopguard-dev-admin --out "$ADMIN_KUBECONFIG"
-  "$DEVTOOL" kubeconfig --server "https://127.0.0.1:$APISERVER_PORT" --ca "$PKI/ca.crt" \
+  "$DEVTOOL" kubeconfig --server "https://$API_ADDR:$APISERVER_PORT" --ca "$PKI/ca.crt" \
     --cert "$PKI/controller-manager.crt" --key "$PKI/controller-manager.key" \
     --user system:kube-controller-manager --out "$KCM_KUBECONFIG"
-  ok "PKI and kubeconfigs ready ($(elapsed "$t0"))"
+  node_kubeconfigs
+  ok "PKI and kubeconfigs ready, API server at https://$API_ADDR:$APISERVER_PORT ($(elapsed "$t0"))"
 }
 
 # ---------------------------------------------------------------- control plane
@@ -126,13 +152,20 @@ start_etcd() {
 }
 
 start_apiserver() {
+  local reconciler=lease
   mkdir -p "$DEV/kube-apiserver"
-  # --endpoint-reconciler-type=none: the 'kubernetes' Service endpoints
-  # would be 127.0.0.1, which Endpoints validation rejects (log spam only).
+  # --endpoint-reconciler-type=none without a node: the 'kubernetes' Service
+  # endpoints would be 127.0.0.1, which Endpoints validation rejects (log
+  # spam only). With a node they are the node address, which pods reach
+  # through the Service.
+  [[ $API_ADDR != 127.0.0.1 ]] || reconciler=none
+  # The kubelet flags: the API server proxies logs, exec and port-forward
+  # to the kubelet as kube-apiserver-kubelet-client and verifies its
+  # serving cert (signed by the dev CA for the node address).
   ensure_started kube-apiserver "$APISERVER_PORT" "$K8S_BIN/kube-apiserver" \
-    --bind-address=127.0.0.1 \
+    --bind-address="$API_ADDR" \
     --secure-port="$APISERVER_PORT" \
-    --advertise-address=127.0.0.1 \
+    --advertise-address="$API_ADDR" \
     --cert-dir="$DEV/kube-apiserver" \
     --tls-cert-file="$PKI/apiserver.crt" \
     --tls-private-key-file="$PKI/apiserver.key" \
@@ -148,7 +181,11 @@ start_apiserver() {
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --allow-privileged=true \
     --enable-admission-plugins=NodeRestriction \
-    --endpoint-reconciler-type=none \
+    --endpoint-reconciler-type="$reconciler" \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP \
     --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
     --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User \
@@ -340,6 +377,10 @@ preflight_ports() {
   pid_of kube-apiserver >/dev/null || require_ports_free kube-apiserver "$APISERVER_PORT"
   pid_of kube-controller-manager >/dev/null || require_ports_free kube-controller-manager "$KCM_PORT"
   pid_of manager >/dev/null || require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
+  [[ $NODE == 1 ]] || return 0
+  pid_of kubelet >/dev/null || require_ports_free kubelet "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT"
+  pid_of kube-scheduler >/dev/null || require_ports_free kube-scheduler "$SCHEDULER_PORT"
+  pid_of kube-proxy >/dev/null || require_ports_free kube-proxy "$PROXY_METRICS_PORT" "$PROXY_HEALTHZ_PORT"
 }
 
 any_running() {
@@ -347,11 +388,15 @@ any_running() {
   for n in manager kube-controller-manager kube-apiserver etcd; do
     pid_of "$n" >/dev/null && return 0
   done
-  return 1
+  node_any_running
 }
 
+# stop_all: the node first (its containers while containerd answers), then
+# the manager and the control plane. The node's host state stays for
+# node_down.
 stop_all() {
   local n
+  node_stop_components
   for n in manager kube-controller-manager kube-apiserver etcd; do
     stop_proc "$n" 20
   done
@@ -365,23 +410,45 @@ wipe_etcd() {
 usage_hint() {
   cat <<EOF
 
-loopguard dev cluster is up (kube-apiserver https://127.0.0.1:$APISERVER_PORT).
+loopguard dev cluster is up (kube-apiserver https://$API_ADDR:$APISERVER_PORT).
   export KUBECONFIG=\$PWD/.dev/kubeconfig
   kubectl apply -f config/samples/
   kubectl get lbs -A
+EOF
+  if [[ $NODE == 1 ]]; then
+    cat <<EOF
+  kubectl get nodes        # $NODE_NAME, pods on $POD_CIDR (bridge $NODE_BRIDGE)
+  kubectl run web --image=$LISTENER_IMAGE --image-pull-policy=Never
+EOF
+  else
+    echo "  (no node: pods stay Pending)"
+  fi
+  cat <<EOF
   make dev-down            # or: hack/dev.sh down
 logs: .dev/logs/<component>.log
 EOF
 }
 
+# prepare: what every start does before anything runs: binaries, the node
+# decision (the API server's address depends on it), the node's host setup
+# (the API server binds the node address), PKI and kubeconfigs.
+prepare() {
+  build_tools
+  build_manager # before starting anything: a compile error fails fast
+  step "node"
+  node_decide
+  node_build
+  node_host_up
+  ensure_pki
+  preflight_ports
+}
+
 cmd_up() {
   local t0
   t0=$(now_ms)
-  build_tools
-  build_manager # before starting anything: a compile error fails fast
-  ensure_pki
-  preflight_ports
+  prepare
   start_control_plane
+  node_up
   install_crds
   start_manager_bg
   ok "up in $(elapsed "$t0")"
@@ -389,7 +456,7 @@ cmd_up() {
 }
 
 cmd_down() {
-  local t0 left
+  local t0 left rc=0
   t0=$(now_ms)
   step "stopping the dev cluster"
   if any_running; then
@@ -398,6 +465,7 @@ cmd_down() {
     info "nothing running"
     rm -f "$RUN"/*.pid "$RUN"/*.fingerprint 2>/dev/null || true
   fi
+  node_down || rc=1
   if [[ -d $DEV/etcd ]]; then wipe_etcd; fi
   # They describe registrations in the cluster just wiped.
   rm -f "$DEV/webhook.yaml" "$DEV/webhook.yaml.new"
@@ -405,6 +473,10 @@ cmd_down() {
   # Report, never kill, strays: a 'tail -f .dev/logs/…' must survive.
   left=$(pgrep -af -- "${DEV//./\\.}/" || true)
   [[ -z $left ]] || warn "processes still referencing .dev/ (not started by dev.sh up?):"$'\n'"$left"
+  if ((rc != 0)); then
+    printf '✗ down incomplete after %s: the node left something behind (above); run hack/dev.sh down again\n' "$(elapsed "$t0")" >&2
+    return "$rc"
+  fi
   ok "down in $(elapsed "$t0")"
 }
 
@@ -419,11 +491,9 @@ cmd_run() {
   trap 'trap "" INT TERM; cmd_down >&3 2>&4' EXIT
   trap 'echo >&3; info "interrupted" >&3; exit 130' INT
   trap 'info "terminated" >&3; exit 143' TERM
-  build_tools
-  build_manager # before starting anything: a compile error fails fast
-  ensure_pki
-  preflight_ports
+  prepare
   start_control_plane
+  node_up
   install_crds
   step "manager in the foreground (Ctrl-C stops it and the control plane)"
   manager_args
@@ -492,6 +562,7 @@ cmd_status() {
       all=1
     fi
   fi
+  node_status || all=1
   return "$all"
 }
 

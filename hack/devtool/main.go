@@ -36,7 +36,8 @@ import (
 const usage = `usage: devtool <command> [flags]
 
 commands:
-  pki          --dir DIR                      create or refresh the dev PKI (prints regenerated files)
+  pki          --dir DIR [--node-name N --node-ip IP]
+                                              create or refresh the dev PKI (prints regenerated files)
   kubeconfig   --server URL --ca F --cert F --key F --user NAME --out F
   webhook      --ca F --url-base URL < kustomize output > webhook configs
   probe        --url URL [--ca F] [--cert F --key F] [--status N]
@@ -102,27 +103,57 @@ var (
 	clientAuth = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 )
 
-// pkiSpecs lists CAs before the leaves they sign.
-var pkiSpecs = []certSpec{
-	{name: "ca", cn: "loopguard-dev-ca", isCA: true, lifeDur: caValidity},
-	{name: "etcd-server", cn: "etcd-server", dns: []string{"localhost"}, ips: loopback,
-		usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, caName: "ca", lifeDur: leafValidity},
-	{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
-	{name: "apiserver", cn: "kube-apiserver",
-		dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		// 10.96.0.1 is the kubernetes Service IP; it is only a SAN, nothing connects to it.
-		ips:    []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
-		usages: serverAuth, caName: "ca", lifeDur: leafValidity},
-	{name: "admin", cn: "loopguard-dev-admin", orgs: []string{"system:masters"}, usages: clientAuth, caName: "ca", lifeDur: leafValidity},
-	{name: "controller-manager", cn: "system:kube-controller-manager", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
-	// Request-header (front-proxy) auth, as kubeadm sets it up: without it the
-	// controller-manager logs an error about a missing CA every few seconds,
-	// and aggregated APIs could not authenticate the API server.
-	{name: "front-proxy-ca", cn: "loopguard-dev-front-proxy-ca", isCA: true, lifeDur: caValidity},
-	{name: "front-proxy-client", cn: "front-proxy-client", usages: clientAuth, caName: "front-proxy-ca", lifeDur: leafValidity},
-	// The webhook has its own CA so that its caBundle trusts nothing else.
-	{name: "webhook/ca", cn: "loopguard-dev-webhook-ca", isCA: true, lifeDur: caValidity},
-	{name: "webhook/tls", cn: "127.0.0.1", dns: []string{"localhost"}, ips: loopback, usages: serverAuth, caName: "webhook/ca", lifeDur: leafValidity},
+// nodeIdentity is the dev node's name and IP, which its certificates (and
+// the API server's, which listens on that IP when the node runs) carry.
+type nodeIdentity struct {
+	name string
+	ip   net.IP
+}
+
+// defaultNode matches hack/dev.sh: 10.245.0.1 is an address the harness
+// puts on its own bridge, never the machine's uplink.
+var defaultNode = nodeIdentity{name: "loopguard-dev-node", ip: net.ParseIP("10.245.0.1")}
+
+// pkiSpecs lists CAs before the leaves they sign. The node certificates are
+// issued whether or not a node runs, so switching between the control plane
+// alone and a full node never regenerates the PKI.
+func pkiSpecs(node nodeIdentity) []certSpec {
+	return []certSpec{
+		{name: "ca", cn: "loopguard-dev-ca", isCA: true, lifeDur: caValidity},
+		{name: "etcd-server", cn: "etcd-server", dns: []string{"localhost"}, ips: loopback,
+			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, caName: "ca", lifeDur: leafValidity},
+		{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		{name: "apiserver", cn: "kube-apiserver",
+			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+			// 127.0.0.1 without a node; the node IP with one (kubectl on the
+			// host and pods through the kubernetes Service, 10.96.0.1, both
+			// reach the API server there).
+			ips:    []net.IP{net.ParseIP("127.0.0.1"), node.ip, net.ParseIP("10.96.0.1")},
+			usages: serverAuth, caName: "ca", lifeDur: leafValidity},
+		{name: "admin", cn: "loopguard-dev-admin", orgs: []string{"system:masters"}, usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		{name: "controller-manager", cn: "system:kube-controller-manager", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		// Request-header (front-proxy) auth, as kubeadm sets it up: without it the
+		// controller-manager logs an error about a missing CA every few seconds,
+		// and aggregated APIs could not authenticate the API server.
+		{name: "front-proxy-ca", cn: "loopguard-dev-front-proxy-ca", isCA: true, lifeDur: caValidity},
+		{name: "front-proxy-client", cn: "front-proxy-client", usages: clientAuth, caName: "front-proxy-ca", lifeDur: leafValidity},
+		// The webhook has its own CA so that its caBundle trusts nothing else.
+		{name: "webhook/ca", cn: "loopguard-dev-webhook-ca", isCA: true, lifeDur: caValidity},
+		{name: "webhook/tls", cn: "127.0.0.1", dns: []string{"localhost"}, ips: loopback, usages: serverAuth, caName: "webhook/ca", lifeDur: leafValidity},
+		// The node. Users and groups are the ones the built-in RBAC and the
+		// Node authorizer know: system:node:<name> in system:nodes,
+		// system:kube-scheduler, system:kube-proxy (bound to
+		// system:node-proxier).
+		{name: "kube-scheduler", cn: "system:kube-scheduler", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		{name: "kube-proxy", cn: "system:kube-proxy", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		{name: "kubelet-client", cn: "system:node:" + node.name, orgs: []string{"system:nodes"}, usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+		// The kubelet's serving cert, signed by the cluster CA so the API
+		// server verifies the kubelet it proxies exec, logs and port-forward to.
+		{name: "kubelet", cn: node.name, dns: []string{node.name}, ips: []net.IP{node.ip}, usages: serverAuth, caName: "ca", lifeDur: leafValidity},
+		// The API server's client identity towards the kubelet; bound to
+		// system:kubelet-api-admin by hack/node/rbac.yaml.
+		{name: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client", usages: clientAuth, caName: "ca", lifeDur: leafValidity},
+	}
 }
 
 type keyPair struct {
@@ -133,10 +164,16 @@ type keyPair struct {
 func cmdPKI(args []string) error {
 	fs := flag.NewFlagSet("pki", flag.ContinueOnError)
 	dir := fs.String("dir", ".dev/pki", "output directory")
+	nodeName := fs.String("node-name", defaultNode.name, "the dev node's name (kubelet certificates)")
+	nodeIP := fs.String("node-ip", defaultNode.ip.String(), "the dev node's IP (kubelet and API server certificates)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	changed, err := ensurePKI(*dir, time.Now())
+	node := nodeIdentity{name: *nodeName, ip: net.ParseIP(*nodeIP)}
+	if node.ip == nil || node.name == "" {
+		return fmt.Errorf("--node-name %q --node-ip %q: want a name and an IP address", *nodeName, *nodeIP)
+	}
+	changed, err := ensurePKI(*dir, node, time.Now())
 	if err != nil {
 		return err
 	}
@@ -148,14 +185,14 @@ func cmdPKI(args []string) error {
 
 // ensurePKI creates or refreshes every file under dir and returns the
 // relative names of those it (re)wrote.
-func ensurePKI(dir string, now time.Time) ([]string, error) {
+func ensurePKI(dir string, node nodeIdentity, now time.Time) ([]string, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "webhook"), 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	var changed []string
 	issued := map[string]keyPair{}
 	renewed := map[string]bool{}
-	for _, s := range pkiSpecs {
+	for _, s := range pkiSpecs(node) {
 		var issuer *keyPair
 		if s.caName != "" {
 			ca := issued[s.caName]

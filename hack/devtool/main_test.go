@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,14 +153,14 @@ func TestEnsurePKIIdempotentAndRenews(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
 
-	first, err := ensurePKI(dir, now)
+	first, err := ensurePKI(dir, defaultNode, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) != len(pkiSpecs)+1 {
+	if len(first) != len(pkiSpecs(defaultNode))+1 {
 		t.Fatalf("first run wrote %v, want every cert and the SA key", first)
 	}
-	again, err := ensurePKI(dir, now)
+	again, err := ensurePKI(dir, defaultNode, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestEnsurePKIIdempotentAndRenews(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "webhook", "ca.crt")); err != nil {
 		t.Fatal(err)
 	}
-	re, err := ensurePKI(dir, now)
+	re, err := ensurePKI(dir, defaultNode, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,11 +196,62 @@ func TestEnsurePKIIdempotentAndRenews(t *testing.T) {
 	}
 
 	// Within a day of leaf expiry: leaves are renewed, CAs and SA key kept.
-	later, err := ensurePKI(dir, now.Add(leafValidity-time.Hour))
+	later, err := ensurePKI(dir, defaultNode, now.Add(leafValidity-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(later, "ca.crt") || slices.Contains(later, "sa.key") || !slices.Contains(later, "webhook/tls.crt") {
 		t.Fatalf("renewal rewrote %v", later)
+	}
+}
+
+func TestPKINodeCertificates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	if _, err := ensurePKI(dir, defaultNode, now); err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	load := func(name string) *x509.Certificate {
+		t.Helper()
+		kp, err := loadKeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp.cert
+	}
+
+	// The Node authorizer and NodeRestriction identify the kubelet by exactly this.
+	kc := load("kubelet-client")
+	if kc.Subject.CommonName != "system:node:loopguard-dev-node" || !slices.Equal(kc.Subject.Organization, []string{"system:nodes"}) {
+		t.Errorf("kubelet client subject %v", kc.Subject)
+	}
+	if _, err := kc.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("kubelet client cert: %v", err)
+	}
+	// Both servers on the node IP verify for it: kubectl and pods reach the
+	// API server there, the API server reaches the kubelet there.
+	for _, name := range []string{"apiserver", "kubelet"} {
+		if _, err := load(name).Verify(x509.VerifyOptions{Roots: pool, DNSName: "10.245.0.1"}); err != nil {
+			t.Errorf("%s cert for 10.245.0.1: %v", name, err)
+		}
+	}
+	if _, err := load("apiserver").Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"}); err != nil {
+		t.Errorf("apiserver cert for 127.0.0.1: %v", err)
+	}
+
+	// Another node IP re-issues the certificates naming it, nothing else.
+	other := nodeIdentity{name: defaultNode.name, ip: net.ParseIP("10.245.0.9")}
+	re, err := ensurePKI(dir, other, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(re, []string{"apiserver.crt", "kubelet.crt"}) {
+		t.Errorf("new node IP rewrote %v, want apiserver.crt and kubelet.crt", re)
 	}
 }

@@ -101,10 +101,15 @@ command_fingerprint() {
 
 # ensure_started NAME "PORT..." CMD...: start CMD as component NAME unless it
 # already runs with the same binary and flags; restart it if either changed.
+# FP_EXTRA, when set, is part of the fingerprint too: a hash of the config
+# files a component reads, which its flags do not show.
 ensure_started() {
   local name=$1 ports=$2 fp pid port_list=()
   shift 2
   fp=$(command_fingerprint stat "$@")
+  if [[ -n ${FP_EXTRA:-} ]]; then
+    fp=$(printf '%s %s\n' "$fp" "$FP_EXTRA" | sha256sum | cut -d' ' -f1)
+  fi
   if pid=$(pid_of "$name"); then
     if [[ $(cat "$RUN/$name.fingerprint" 2>/dev/null) == "$fp" ]]; then
       ok "$name already running (pid $pid)"
@@ -157,12 +162,31 @@ port_in_use() {
   fi
 }
 
+# wait_ports_free SECONDS PORT...: wait (bounded) until no PORT is in use.
+# A process that was just stopped may hold its sockets a moment after it
+# stopped counting as alive (its threads are still being torn down).
+wait_ports_free() {
+  local secs=$1 port i busy
+  shift
+  for ((i = 0; i < secs * 10; i++)); do
+    busy=""
+    for port in "$@"; do
+      if port_in_use "$port"; then busy=$port; fi
+    done
+    [[ -n $busy ]] || return 0
+    sleep 0.1
+  done
+  return 0
+}
+
 # require_ports_free WHAT PORT...: fail naming the port and, where ss can
 # tell, the process holding it.
 require_ports_free() {
   local what=$1 port holder
   shift
   for port in "$@"; do
+    port_in_use "$port" || continue
+    wait_ports_free 3 "$port"
     port_in_use "$port" || continue
     holder=""
     if command -v ss >/dev/null; then
