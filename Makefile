@@ -54,6 +54,10 @@ build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/loopguard ./cmd/loopguard
 	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
+.PHONY: fuzz
+fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
+	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/
+
 ##@ Run
 
 .PHONY: dev

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -114,8 +115,8 @@ func TestManagedNetworkPolicy(t *testing.T) {
 
 	t.Run("drift is repaired", func(t *testing.T) {
 		g := NewWithT(t)
-		np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}} // allow everything
-		g.Expect(env.Client.Update(ctx, np)).To(Succeed())
+		// Allow everything, as a user's kubectl patch would.
+		g.Expect(env.Client.Patch(ctx, np, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"ingress":[{}]}}`)))).To(Succeed())
 		g.Eventually(func() []string { return portsOf(managedNP(g, ns, "loopguard-edges")) }, timeout, poll).
 			Should(Equal([]string{"TCP:2-99", "TCP:252-65534", "UDP:1-52", "UDP:54-65535", "SCTP:all"}))
 	})
@@ -131,9 +132,9 @@ func TestManagedNetworkPolicy(t *testing.T) {
 	})
 	t.Run("Disabled removes it", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
-		policy.Spec.NetworkPolicy = v1alpha1.NetworkPolicyDisabled
-		g.Expect(env.Client.Update(ctx, policy)).To(Succeed())
+		// A merge patch, as kubectl patch sends: no conflict with the
+		// controller's concurrent status writes.
+		g.Expect(env.Client.Patch(ctx, policy, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"networkPolicy":"Disabled"}}`)))).To(Succeed())
 		g.Eventually(func() bool {
 			return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "loopguard-edges"}, &networkingv1.NetworkPolicy{}))
 		}, timeout, poll).Should(BeTrue())

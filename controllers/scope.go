@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,52 +108,15 @@ func listWorkloads(ctx context.Context, c client.Reader, in client.InNamespace) 
 		if err := c.List(ctx, l, in); err != nil {
 			return nil, fmt.Errorf("failed to list %T: %w", l, err)
 		}
-		items, err := extractItems(l)
+		items, err := meta.ExtractList(l)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("failed to read %T: %w", l, err)
 		}
 		for _, o := range items {
 			if co, ok := o.(client.Object); ok && !rules.OwnedByWorkload(co.GetOwnerReferences()) {
 				out = append(out, o)
 			}
 		}
-	}
-	return out, nil
-}
-
-func extractItems(l client.ObjectList) ([]runtime.Object, error) {
-	var out []runtime.Object
-	switch t := l.(type) {
-	case *appsv1.DeploymentList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *appsv1.ReplicaSetList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *appsv1.StatefulSetList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *appsv1.DaemonSetList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *batchv1.JobList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *batchv1.CronJobList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	case *corev1.ReplicationControllerList:
-		for i := range t.Items {
-			out = append(out, &t.Items[i])
-		}
-	default:
-		return nil, fmt.Errorf("unexpected list type %T", l)
 	}
 	return out, nil
 }
