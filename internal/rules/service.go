@@ -166,12 +166,16 @@ func EvaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service) 
 			sp := &svc.Spec.Ports[i]
 			proto := defaultProtocol(sp.Protocol)
 			t := effectiveTarget(sp, field.NewPath("spec", "ports").Index(i))
+			onWhat, selectWhat := "this pod", "the pod"
+			if pod.Object.Kind != "Pod" {
+				onWhat, selectWhat = "its pods", "its pods"
+			}
 			for _, h := range targetHits(env, t, proto, pod.Spec, func(p *Policy) bool { return p.Selector.Matches(podLabels) }) {
 				f := Finding{
 					Object: pod.Object, Field: labelsPath(pod.SpecPath), Reason: ReasonSelectedByService,
 					Port: h.port, Protocol: proto, Related: "service/" + svc.Name,
-					format: fmt.Sprintf("is selected by service %q, whose port %s at %s %s and so reaches %d/%s on this pod; that port is declared loopback-only by \x00policies\x00; change the labels at %s so the Service does not select the pod, or fix the Service",
-						svc.Name, servicePortName(sp), t.field, t, h.port, proto, labelsPath(pod.SpecPath)),
+					format: fmt.Sprintf("is selected by service %q, whose port %s at %s %s and so reaches %d/%s on %s; that port is declared loopback-only by \x00policies\x00; change the labels at %s so the Service does not select %s, or fix the Service",
+						svc.Name, servicePortName(sp), t.field, t, h.port, proto, onWhat, labelsPath(pod.SpecPath), selectWhat),
 				}
 				c.add(f, h.policy, h.policy.Action)
 			}

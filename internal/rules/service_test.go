@@ -453,7 +453,7 @@ func TestEvaluatePodServices(t *testing.T) {
 			want: []wantFinding{{
 				Kind: "Deployment", Name: "cart", Field: "spec.template.metadata.labels", Reason: ReasonSelectedByService,
 				Port: 15000, Protocol: tcp, Action: deny, Policies: []string{envoyAdmin}, Related: "service/cart-admin",
-				Message: `deployment "cart" is selected by service "cart-admin", whose port 80 at spec.ports[0].targetPort targets port 15000 and so reaches 15000/TCP on this pod; that port is declared loopback-only by LoopbackService shop/envoy-admin; change the labels at spec.template.metadata.labels so the Service does not select the pod, or fix the Service`,
+				Message: `deployment "cart" is selected by service "cart-admin", whose port 80 at spec.ports[0].targetPort targets port 15000 and so reaches 15000/TCP on its pods; that port is declared loopback-only by LoopbackService shop/envoy-admin; change the labels at spec.template.metadata.labels so the Service does not select its pods, or fix the Service`,
 			}},
 		},
 		{
