@@ -54,6 +54,14 @@ build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/loopguard ./cmd/loopguard
 	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
+.PHONY: bench
+bench: k8s ## Benchmarks and the HTTPS load test; figures go in docs/benchmarks.md (about 16 minutes).
+	hack/bench.sh
+
+.PHONY: bench-api
+bench-api: ## Added latency through the dev API server: none vs loopguard vs a ValidatingAdmissionPolicy (needs make dev-up).
+	$(GO) run ./hack/apibench -kubeconfig .dev/kubeconfig -n 300 -rounds 3
+
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
 	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/

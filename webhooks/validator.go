@@ -191,6 +191,9 @@ func decode(raw []byte, obj runtime.Object) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("the request carries no object")
 	}
+	if ok, err := decodeSlim(raw, obj); ok {
+		return err
+	}
 	return json.Unmarshal(raw, obj)
 }
 

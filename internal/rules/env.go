@@ -62,12 +62,29 @@ func (e *Env) Empty() bool {
 // these labels.
 func (e *Env) MatchingPolicies(podLabels labels.Labels) []*Policy {
 	var out []*Policy
-	e.each(func(p *Policy) {
-		if p.Selector.Matches(podLabels) {
-			out = append(out, p)
-		}
-	})
+	e.selecting(podLabels, func(p *Policy) { out = append(out, p) })
 	return out
+}
+
+// selecting calls fn for every policy of the env that applies in the
+// namespace and selects pods with these labels.
+func (e *Env) selecting(podLabels labels.Labels, fn func(*Policy)) {
+	set, ok := podLabels.(labels.Set)
+	if !ok {
+		e.each(func(p *Policy) {
+			if p.Selector.Matches(podLabels) {
+				fn(p)
+			}
+		})
+		return
+	}
+	for _, s := range e.Sets {
+		s.Selecting(set, func(p *Policy) {
+			if p.AppliesToNamespace(e.Namespace, e.NamespaceLabels) {
+				fn(p)
+			}
+		})
+	}
 }
 
 // naming calls fn for every policy of the env that applies in the namespace

@@ -53,6 +53,10 @@ func eachContainer(spec *corev1.PodSpec, specPath *field.Path, fn func(kind stri
 	}
 }
 
+// maxSelectedScan bounds the policies selecting a pod that EvaluatePod
+// checks one by one for each port.
+const maxSelectedScan = 32
+
 // EvaluatePod finds every way the pod (template) itself exposes a port
 // protected by a policy of env that selects it: a declared containerPort in
 // any container, a hostPort, and hostNetwork.
@@ -61,14 +65,34 @@ func EvaluatePod(env *Env, pod PodTemplate) []Finding {
 		return nil
 	}
 	podLabels := labels.Set(pod.Labels)
+	// The policies that select the pod, found through the selector index,
+	// are usually few; then each port is checked against them alone, so
+	// the cost does not grow with the policies that protect the same port
+	// for other pods. Many selecting policies: the port index instead.
+	selected := env.MatchingPolicies(podLabels)
+	if len(selected) == 0 {
+		return nil
+	}
+	protecting := func(proto corev1.Protocol, port int32, fn func(*Policy, PortRange)) {
+		if len(selected) > maxSelectedScan {
+			env.covering(proto, port, func(p *Policy, r PortRange) {
+				if p.Selector.Matches(podLabels) {
+					fn(p, r)
+				}
+			})
+			return
+		}
+		for _, p := range selected {
+			if r, ok := p.Protects(proto, port); ok {
+				fn(p, r)
+			}
+		}
+	}
 	var c collector
 	eachContainer(pod.Spec, pod.SpecPath, func(kind string, ctr *corev1.Container, path *field.Path) {
 		for j, cp := range ctr.Ports {
 			proto := defaultProtocol(cp.Protocol)
-			env.covering(proto, cp.ContainerPort, func(p *Policy, r PortRange) {
-				if !p.Selector.Matches(podLabels) {
-					return
-				}
+			protecting(proto, cp.ContainerPort, func(p *Policy, r PortRange) {
 				portPath := path.Child("ports").Index(j)
 				f := Finding{
 					Object: pod.Object, Container: ctr.Name, Port: cp.ContainerPort, Protocol: proto,
@@ -101,10 +125,7 @@ func EvaluatePod(env *Env, pod PodTemplate) []Finding {
 // hostNetwork pod and node process, and NetworkPolicy does not apply.
 func evaluateHostNetwork(env *Env, pod PodTemplate, podLabels labels.Set, c *collector) {
 	path := pod.SpecPath.Child("hostNetwork").String()
-	env.each(func(p *Policy) {
-		if !p.Selector.Matches(podLabels) {
-			return
-		}
+	env.selecting(podLabels, func(p *Policy) {
 		ports := make([]string, len(p.Ports))
 		for i, r := range p.Ports {
 			ports[i] = r.String()

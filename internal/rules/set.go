@@ -1,9 +1,12 @@
 package rules
 
 import (
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 )
 
 // Set is an immutable collection of policies with a port index: Covering
@@ -16,6 +19,12 @@ type Set struct {
 	segments map[corev1.Protocol][]segment
 	// byName lists, per port name, the policies that name a port so.
 	byName map[string][]*Policy
+	// bySelector indexes the policies (by position) under one equality
+	// requirement of their pod selector: (key, value) -> positions.
+	// unkeyed lists the policies whose selector has no equality
+	// requirement ({}, or only Exists, NotIn, DoesNotExist).
+	bySelector map[selectorKey][]int32
+	unkeyed    []int32
 }
 
 type segment struct {
@@ -25,9 +34,10 @@ type segment struct {
 
 // NewSet indexes the policies. The slice is kept; do not modify it after.
 func NewSet(policies []*Policy) *Set {
-	s := &Set{policies: policies, segments: map[corev1.Protocol][]segment{}}
+	s := &Set{policies: policies, segments: map[corev1.Protocol][]segment{}, bySelector: make(map[selectorKey][]int32, len(policies))}
 	cuts := map[corev1.Protocol][]int32{}
-	for _, p := range policies {
+	for i, p := range policies {
+		s.indexSelector(i, p)
 		for _, r := range p.Ports {
 			// Segment boundaries: every range start and every end+1.
 			cuts[r.Protocol] = append(cuts[r.Protocol], r.From, r.To+1)
@@ -71,6 +81,52 @@ func NewSet(policies []*Policy) *Set {
 		s.segments[proto] = kept
 	}
 	return s
+}
+
+// indexSelector files policy i under the first equality requirement (=,
+// ==, in) of its pod selector: a pod can match the selector only if it
+// carries that key with one of those values.
+func (s *Set) indexSelector(i int, p *Policy) {
+	if p.Selector != nil {
+		reqs, _ := p.Selector.Requirements()
+		for _, r := range reqs {
+			switch r.Operator() {
+			case selection.Equals, selection.DoubleEquals, selection.In:
+				for _, v := range r.ValuesUnsorted() {
+					k := selectorKey{r.Key(), v}
+					s.bySelector[k] = append(s.bySelector[k], int32(i))
+				}
+				return
+			}
+		}
+	}
+	s.unkeyed = append(s.unkeyed, int32(i))
+}
+
+type selectorKey struct{ key, value string }
+
+// Selecting calls fn, in the order of the set, for every policy whose pod
+// selector matches podLabels. It looks only at the policies filed under
+// one of the pod's labels and those with no equality requirement, so its
+// cost does not grow with the policies that select other pods.
+func (s *Set) Selecting(podLabels labels.Set, fn func(*Policy)) {
+	if s == nil {
+		return
+	}
+	var buf [16]int32
+	cand := append(buf[:0], s.unkeyed...)
+	for k, v := range podLabels {
+		cand = append(cand, s.bySelector[selectorKey{k, v}]...)
+	}
+	slices.Sort(cand)
+	for j, i := range cand {
+		if j > 0 && i == cand[j-1] {
+			continue
+		}
+		if p := s.policies[i]; p.Selector.Matches(podLabels) {
+			fn(p)
+		}
+	}
 }
 
 func dedupe(s []int32) []int32 {

@@ -1,0 +1,132 @@
+package webhooks
+
+import (
+	"encoding/json"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// The slim types hold what the rules read of an object (see internal/slim
+// for the same list on the cache side); decoding into them skips env,
+// resources, probes, volumes and managedFields.
+type slimMeta struct {
+	Name              string            `json:"name"`
+	GenerateName      string            `json:"generateName"`
+	Namespace         string            `json:"namespace"`
+	Labels            map[string]string `json:"labels"`
+	DeletionTimestamp *metav1.Time      `json:"deletionTimestamp"`
+}
+
+func (m *slimMeta) objectMeta() metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp}
+}
+
+type slimContainer struct {
+	Name          string                         `json:"name"`
+	Ports         []corev1.ContainerPort         `json:"ports"`
+	RestartPolicy *corev1.ContainerRestartPolicy `json:"restartPolicy"`
+}
+
+type slimPodSpec struct {
+	Containers          []slimContainer `json:"containers"`
+	InitContainers      []slimContainer `json:"initContainers"`
+	EphemeralContainers []slimContainer `json:"ephemeralContainers"`
+	HostNetwork         bool            `json:"hostNetwork"`
+}
+
+func containers(cs []slimContainer) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
+func (s *slimPodSpec) podSpec() corev1.PodSpec {
+	spec := corev1.PodSpec{Containers: containers(s.Containers), InitContainers: containers(s.InitContainers), HostNetwork: s.HostNetwork}
+	for _, c := range s.EphemeralContainers {
+		spec.EphemeralContainers = append(spec.EphemeralContainers, corev1.EphemeralContainer{
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}})
+	}
+	return spec
+}
+
+type slimTemplate struct {
+	Metadata slimMeta    `json:"metadata"`
+	Spec     slimPodSpec `json:"spec"`
+}
+
+func (t *slimTemplate) template() corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: t.Metadata.objectMeta(), Spec: t.Spec.podSpec()}
+}
+
+type slimPod struct {
+	Metadata slimMeta    `json:"metadata"`
+	Spec     slimPodSpec `json:"spec"`
+}
+
+type slimWorkload struct {
+	Metadata slimMeta `json:"metadata"`
+	Spec     struct {
+		Template    *slimTemplate `json:"template"`
+		JobTemplate struct {
+			Spec struct {
+				Template slimTemplate `json:"template"`
+			} `json:"spec"`
+		} `json:"jobTemplate"`
+	} `json:"spec"`
+}
+
+// decodeSlim fills obj with what the rules read; ok is false for the kinds
+// it does not slim (Services are decoded whole: they are small). On a
+// decoding error it decodes obj whole, for the error message to name the
+// real type (malformed requests are rare, the API server sends none).
+func decodeSlim(raw []byte, obj runtime.Object) (bool, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		var s slimPod
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return true, json.Unmarshal(raw, obj)
+		}
+		o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec()
+		return true, nil
+	case *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet, *batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController:
+		var s slimWorkload
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return true, json.Unmarshal(raw, obj)
+		}
+		meta := s.Metadata.objectMeta()
+		var t corev1.PodTemplateSpec
+		if s.Spec.Template != nil {
+			t = s.Spec.Template.template()
+		}
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			o.ObjectMeta, o.Spec.Template = meta, t
+		case *appsv1.ReplicaSet:
+			o.ObjectMeta, o.Spec.Template = meta, t
+		case *appsv1.StatefulSet:
+			o.ObjectMeta, o.Spec.Template = meta, t
+		case *appsv1.DaemonSet:
+			o.ObjectMeta, o.Spec.Template = meta, t
+		case *batchv1.Job:
+			o.ObjectMeta, o.Spec.Template = meta, t
+		case *batchv1.CronJob:
+			o.ObjectMeta, o.Spec.JobTemplate.Spec.Template = meta, s.Spec.JobTemplate.Spec.Template.template()
+		case *corev1.ReplicationController:
+			o.ObjectMeta = meta
+			if s.Spec.Template != nil {
+				o.Spec.Template = &t
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
