@@ -34,7 +34,7 @@ fmt: ## go fmt.
 .PHONY: vet
 vet: ## go vet, including the e2e and node tests (build tags).
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,node ./test/...
+	$(GO) vet -tags e2e,node,incluster ./test/...
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
@@ -65,6 +65,8 @@ bench-api: ## Added latency through the dev API server: none vs loopguard vs a V
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
 	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/
+
+include hack/image.mk
 
 ##@ Run
 
@@ -103,11 +105,12 @@ test-integration: k8s ## Integration tests against a real kube-apiserver and etc
 # The e2e and node tests share one dev cluster with a real node (root only:
 # it installs containerd & co. when missing; without root it fails loudly).
 .PHONY: test-e2e
-test-e2e: k8s build ## End-to-end: make dev-up with a node, then kubectl as a user would, and real pods.
+test-e2e: k8s build ## End-to-end: make dev-up with a node, kubectl as a user would, real pods, and loopguard itself as a pod.
 	DEV_NODE=require hack/dev.sh up
 	rc=0; \
 	$(GO) test -count=1 -tags e2e ./test/e2e/... -v -timeout 20m || rc=$$?; \
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
+	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
 	hack/dev.sh down; exit $$rc
 
 .PHONY: test-node

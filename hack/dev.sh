@@ -280,7 +280,7 @@ manager_args() {
     --kubeconfig="$ADMIN_KUBECONFIG"
     --webhook-bind-address=127.0.0.1
     --webhook-port="$WEBHOOK_PORT"
-    --webhook-cert-dir="$PKI/webhook"
+    --webhook-cert-dir="$PKI/webhook" --cert-rotation=false
     --metrics-bind-address="127.0.0.1:$METRICS_PORT"
     --health-probe-bind-address="127.0.0.1:$PROBE_PORT"
     --leader-elect=false

@@ -5,7 +5,10 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/certs"
 )
 
 func main() {
@@ -25,13 +29,22 @@ func main() {
 		leaderElect, secureMetrics bool
 		enableHTTP2                bool
 		auditInterval              time.Duration
+		certRotation               bool
+		certSecret, webhookService string
+		webhookConfig              string
+		webhookDrain               time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS when --metrics-secure); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers that Kubernetes authenticates and authorizes.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the plain-HTTP /healthz and /readyz probes.")
 	flag.StringVar(&webhookHost, "webhook-bind-address", "", "Address the webhook server listens on (empty: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
-	flag.StringVar(&webhookCert, "webhook-cert-dir", "", "Directory with the webhook serving certificate (tls.crt, tls.key); empty: controller-runtime's default.")
+	flag.StringVar(&webhookCert, "webhook-cert-dir", "", "Directory with the webhook serving certificate (tls.crt, tls.key); empty: controller-runtime's default. With --cert-rotation the manager writes it there (it must be writable).")
+	flag.BoolVar(&certRotation, "cert-rotation", true, "Generate and renew the webhook serving certificate in the Secret --cert-secret-name and keep the caBundle of --webhook-config-name current (no cert-manager needed). Off: the certificate in --webhook-cert-dir comes from elsewhere (cert-manager, hack/dev.sh).")
+	flag.StringVar(&certSecret, "cert-secret-name", "loopguard-webhook-server-cert", "Secret, in the manager's namespace (POD_NAMESPACE), that holds the webhook certificate when --cert-rotation.")
+	flag.StringVar(&webhookService, "webhook-service-name", "loopguard-webhook-service", "Service of the webhook: the certificate is issued for <service>.<namespace>.svc.")
+	flag.DurationVar(&webhookDrain, "webhook-drain-delay", 0, "On shutdown, keep serving the webhook this long while telling the API server to close its connections (Connection: close), so that a rolling update fails no admission request; config/manager sets 5s.")
+	flag.StringVar(&webhookConfig, "webhook-config-name", "loopguard-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle --cert-rotation keeps current.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves the webhook.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
@@ -55,6 +68,31 @@ func main() {
 		log.Error(err, "unable to load a kubeconfig or in-cluster config")
 		os.Exit(1)
 	}
+	var webhookServer webhook.Server
+	var rotation *certs.Options
+	if certRotation {
+		if webhookCert == "" {
+			webhookCert = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+		}
+		ns, err := podNamespace()
+		if err != nil {
+			log.Error(err, "--cert-rotation needs the manager's namespace")
+			os.Exit(1)
+		}
+		rotation = &certs.Options{Namespace: ns, SecretName: certSecret, ServiceName: webhookService,
+			WebhookConfigName: webhookConfig, CertDir: webhookCert}
+	}
+	webhookServer = webhook.NewServer(webhook.Options{
+		Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: tlsOpts,
+	})
+	// The webhook server reads its certificate when it starts: with
+	// rotation, it waits until the rotator's certificate is on disk. On
+	// shutdown it drains for --webhook-drain-delay.
+	filesWritten := make(chan struct{})
+	if rotation == nil {
+		close(filesWritten)
+	}
+	webhookServer = certs.GateServer(webhookServer, filesWritten, webhookDrain)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        app.Scheme(),
 		Metrics:                       metricsOpts,
@@ -62,14 +100,27 @@ func main() {
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "loopguard.loopguard.io",
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: tlsOpts,
-		}),
-		Cache: app.CacheOptions(),
+		WebhookServer:                 webhookServer,
+		Cache:                         app.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
 		os.Exit(1)
+	}
+
+	if rotation != nil {
+		r, err := certs.Setup(mgr, *rotation)
+		if err != nil {
+			log.Error(err, "unable to set up certificate rotation")
+			os.Exit(1)
+		}
+		go func() { <-r.FilesWritten; close(filesWritten) }()
+		if err := mgr.AddReadyzCheck("webhook-certificate", r.ReadyCheck()); err != nil {
+			log.Error(err, "unable to add the certificate ready check")
+			os.Exit(1)
+		}
+		log.Info("webhook certificate rotation enabled", "secret", rotation.Namespace+"/"+rotation.SecretName,
+			"dnsName", rotation.DNSName(), "webhookConfiguration", rotation.WebhookConfigName, "certDir", rotation.CertDir)
 	}
 
 	ctx := ctrl.SetupSignalHandler()
@@ -78,9 +129,25 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("starting manager", "webhook", webhookHost, "webhookPort", webhookPort, "metrics", metricsAddr, "probes", probeAddr, "leaderElection", leaderElect)
+	log.Info("starting manager", "webhook", webhookHost, "webhookPort", webhookPort, "metrics", metricsAddr, "probes", probeAddr, "leaderElection", leaderElect, "certRotation", certRotation)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
 	}
+}
+
+// podNamespace is the manager's namespace: POD_NAMESPACE (the downward API,
+// as config/manager sets it), else the service account's namespace file.
+func podNamespace() (string, error) {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns, nil
+	}
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return "", fmt.Errorf("POD_NAMESPACE is not set and no in-cluster namespace file: %w", err)
+	}
+	if ns := strings.TrimSpace(string(b)); ns != "" {
+		return ns, nil
+	}
+	return "", fmt.Errorf("POD_NAMESPACE is not set and the in-cluster namespace file is empty")
 }

@@ -10,6 +10,8 @@
 //
 //	loopguard-pause:dev     the pod sandbox image (containerd's sandbox_image)
 //	loopguard-listener:dev  the test workload, ./cmd/listener
+//	loopguard:dev           the manager, ./cmd/manager, at /manager (only with
+//	                        --only manager: `make image`, hack/image.mk)
 //
 // The build is reproducible (fixed timestamps, -trimpath), so an unchanged
 // binary gives the same image (config digest, i.e. image ID) and the import
@@ -47,6 +49,10 @@ type imageSpec struct {
 	pkg    string   // package to build, relative to module
 	cmd    []string // default arguments (the image's CMD)
 	user   string
+	// tarName is the tarball's base name (default: name).
+	tarName string
+	// optional images are built only when --only names them.
+	optional bool
 }
 
 // specs are the images of the dev node. The tags are not "latest", so a pod
@@ -56,12 +62,17 @@ var specs = []imageSpec{
 	{name: "pause", ref: "loopguard-pause:dev", module: "hack/images", pkg: "./pause", user: "65535:65535"},
 	{name: "listener", ref: "loopguard-listener:dev", module: ".", pkg: "./cmd/listener", user: "65532:65532",
 		cmd: []string{"--listen", "tcp://0.0.0.0:8080", "--listen", "tcp://127.0.0.1:15000", "--listen", "udp://[::]:5353"}},
+	// The manager, as config/overlays/dev runs it; 65532 is distroless's
+	// nonroot, as in the Dockerfile and config/manager.
+	{name: "manager", ref: "loopguard:dev", module: ".", pkg: "./cmd/manager", user: "65532:65532",
+		tarName: "loopguard-manager", optional: true},
 }
 
-const usage = `usage: images build --repo DIR --out DIR [--address SOCK] [--namespace NS] [--ctr PATH] [--only NAME,...] [--skip-go-build]
+const usage = `usage: images build --repo DIR --out DIR [--tar-out DIR] [--address SOCK] [--namespace NS] [--ctr PATH] [--only NAME,...] [--skip-go-build]
 
 Builds the dev node's images into DIR/<name>.tar; with --address, imports
 each into that containerd (skipped when it already has the same digest).
+The manager image (loopguard:dev) is built only with --only manager.
 `
 
 func main() {
@@ -79,6 +90,7 @@ func cmdBuild(args []string) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	repo := fs.String("repo", ".", "repository root")
 	out := fs.String("out", "bin/images", "output directory for binaries and tarballs")
+	tarOut := fs.String("tar-out", "", "output directory for the tarballs (default: --out)")
 	address := fs.String("address", "", "containerd socket to import into; empty: build only")
 	namespace := fs.String("namespace", "k8s.io", "containerd namespace (k8s.io is the one the CRI plugin uses)")
 	ctrBin := fs.String("ctr", "ctr", "ctr binary")
@@ -100,6 +112,15 @@ func cmdBuild(args []string) error {
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", outDir, err)
+	}
+	tarDir := outDir
+	if *tarOut != "" {
+		if tarDir, err = filepath.Abs(*tarOut); err != nil {
+			return fmt.Errorf("--tar-out: %w", err)
+		}
+		if err := os.MkdirAll(tarDir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", tarDir, err)
+		}
 	}
 	selected, err := selectSpecs(*only)
 	if err != nil {
@@ -123,7 +144,7 @@ func cmdBuild(args []string) error {
 		if err != nil {
 			return fmt.Errorf("image %s: image ID: %w", s.ref, err)
 		}
-		tarPath := filepath.Join(outDir, s.name+".tar")
+		tarPath := filepath.Join(tarDir, s.tarFile())
 		if err := writeTarball(tarPath, s.ref, img); err != nil {
 			return fmt.Errorf("image %s: %w", s.ref, err)
 		}
@@ -138,14 +159,28 @@ func cmdBuild(args []string) error {
 				status = "built and imported"
 			}
 		}
-		fmt.Printf("%s (image ID %.19s…) %s (%s)\n", s.ref, digest, status, time.Since(start).Round(100*time.Millisecond))
+		fmt.Printf("%s (image ID %.19s…) %s: %s (%s)\n", s.ref, digest, status, tarPath, time.Since(start).Round(100*time.Millisecond))
 	}
 	return nil
 }
 
+// tarFile is the tarball's file name.
+func (s imageSpec) tarFile() string {
+	if s.tarName != "" {
+		return s.tarName + ".tar"
+	}
+	return s.name + ".tar"
+}
+
 func selectSpecs(only string) ([]imageSpec, error) {
 	if only == "" {
-		return specs, nil
+		var out []imageSpec
+		for _, s := range specs {
+			if !s.optional {
+				out = append(out, s)
+			}
+		}
+		return out, nil
 	}
 	var out []imageSpec
 	for _, n := range strings.Split(only, ",") {
