@@ -22,8 +22,8 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 	mustKubectl(t, "", "create", "serviceaccount", "stranger", "-n", ns)
 	mustKubectl(t, "", "create", "clusterrolebinding", ns+"-metrics", "--clusterrole=metrics-reader", "--serviceaccount="+ns+":prometheus")
 	t.Cleanup(func() { kubectl(t, "", "delete", "clusterrolebinding", ns+"-metrics") })
-	reader := strings.TrimSpace(mustKubectl(t, "", "create", "token", "prometheus", "-n", ns).stdout)
-	stranger := strings.TrimSpace(mustKubectl(t, "", "create", "token", "stranger", "-n", ns).stdout)
+	reader := strings.TrimSpace(mustKubectl(t, "", "create", "token", "prometheus", "-n", ns).Stdout)
+	stranger := strings.TrimSpace(mustKubectl(t, "", "create", "token", "stranger", "-n", ns).Stdout)
 
 	// The dev serving certificate is self-signed by the manager; what is
 	// under test here is authentication and authorization, not the chain.

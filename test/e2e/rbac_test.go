@@ -72,9 +72,9 @@ func TestLeastPrivilege(t *testing.T) {
 			args = append(args, "-n", tc.namespace)
 		}
 		r := kubectl(t, "", args...)
-		got := strings.TrimSpace(r.stdout) == "yes"
+		got := strings.TrimSpace(r.Stdout) == "yes"
 		if got != tc.want {
-			t.Errorf("can-i %s %s -n %q: got %q, want allowed=%v (%s)", tc.verb, tc.resource, tc.namespace, strings.TrimSpace(r.stdout), tc.want, strings.TrimSpace(r.stderr))
+			t.Errorf("can-i %s %s -n %q: got %q, want allowed=%v (%s)", tc.verb, tc.resource, tc.namespace, strings.TrimSpace(r.Stdout), tc.want, strings.TrimSpace(r.Stderr))
 		}
 	}
 }

@@ -31,9 +31,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +40,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loopguard/loopguard/test/devcluster"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,91 +64,38 @@ const (
 	rotationWindow = 2 * time.Second
 )
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+// The helpers shared with the e2e and node tests.
+var (
+	repoRoot   = devcluster.RepoRoot
+	devDir     = devcluster.DevDir
+	kubeconfig = devcluster.Kubeconfig
+	kubectlBin = devcluster.KubectlBin
+	fileExists = devcluster.FileExists
+	run        = devcluster.Run
+)
 
-func devDir() string { return filepath.Join(repoRoot(), ".dev") }
-
-func kubeconfig() string { return filepath.Join(devDir(), "kubeconfig") }
-
-func kubectlBin() string {
-	if p := filepath.Join(repoRoot(), "bin", "k8s", "current", "kubectl"); fileExists(p) {
-		return p
-	}
-	return "kubectl"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-type result struct {
-	stdout, stderr string
-	err            error
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("err=%v\nstdout:\n%s\nstderr:\n%s", r.err, r.stdout, r.stderr)
-}
-
-func run(timeout time.Duration, env []string, stdin, name string, args ...string) result {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), env...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (timed out after %s)", err, timeout)
-	}
-	return result{out.String(), errb.String(), err}
-}
+type result = devcluster.Result
 
 func kubectlIn(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	return run(2*time.Minute, []string{"KUBECONFIG=" + kubeconfig()}, stdin, kubectlBin(), args...)
+	return devcluster.Kubectl(t, stdin, args...)
 }
 
 func kubectl(t *testing.T, args ...string) result { t.Helper(); return kubectlIn(t, "", args...) }
 
 func mustKubectl(t *testing.T, args ...string) result {
 	t.Helper()
-	r := kubectl(t, args...)
-	if r.err != nil {
-		t.Fatalf("kubectl %s failed: %s", strings.Join(args, " "), r)
-	}
-	return r
+	return devcluster.MustKubectl(t, "", args...)
 }
 
 func eventually(t *testing.T, timeout time.Duration, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := f()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %s", timeout, msg)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	devcluster.Eventually(t, timeout, f)
 }
 
 func testNamespace(t *testing.T, prefix string, labels ...string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000_000)
-	mustKubectl(t, "create", "namespace", name)
-	if len(labels) > 0 {
-		mustKubectl(t, append([]string{"label", "namespace", name}, labels...)...)
-	}
-	t.Cleanup(func() { kubectl(t, "delete", "namespace", name, "--wait=false") })
-	return name
+	return devcluster.Namespace(t, prefix, labels...)
 }
 
 func TestMain(m *testing.M) {
@@ -190,16 +136,16 @@ func TestInCluster(t *testing.T) {
 func buildAndImportImage(t *testing.T) {
 	t0 := time.Now()
 	tool := filepath.Join(repoRoot(), "bin", "images-tool")
-	if r := run(5*time.Minute, nil, "", "go", "-C", filepath.Join(repoRoot(), "hack", "images"), "build", "-o", tool, "."); r.err != nil {
+	if r := run(5*time.Minute, nil, "", "go", "-C", filepath.Join(repoRoot(), "hack", "images"), "build", "-o", tool, "."); r.Err != nil {
 		t.Fatalf("building hack/images: %s", r)
 	}
 	sock := filepath.Join(devDir(), "node", "containerd", "containerd.sock")
 	r := run(10*time.Minute, nil, "", tool, "build", "--repo", ".", "--out", "bin/images", "--tar-out", "dist",
 		"--only", "manager", "--address", sock)
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("make image: %s", r)
 	}
-	t.Logf("image: %s(%s)", r.stdout, time.Since(t0).Round(100*time.Millisecond))
+	t.Logf("image: %s(%s)", r.Stdout, time.Since(t0).Round(100*time.Millisecond))
 }
 
 // stopHostManager removes hack/dev.sh's webhook configuration and stops the
@@ -226,20 +172,20 @@ func stopHostManager(t *testing.T) {
 func install(t *testing.T) {
 	// From scratch, so that the timing below is a first install (an empty
 	// Secret, no certificate yet).
-	if kubectl(t, "get", "namespace", ns).err == nil {
+	if kubectl(t, "get", "namespace", ns).Err == nil {
 		removeInstall(t)
 	}
 	t0 := time.Now()
 	mustKubectl(t, "apply", "--server-side", "-k", "config/overlays/dev")
 	r := kubectl(t, "-n", ns, "rollout", "status", "deployment/"+deployment, "--timeout=180s")
-	if r.err != nil {
-		t.Log(kubectl(t, "-n", ns, "get", "pods", "-o", "wide").stdout)
-		t.Log(kubectl(t, "-n", ns, "logs", "-l", "control-plane=controller-manager", "--tail=50", "--prefix").stdout)
+	if r.Err != nil {
+		t.Log(kubectl(t, "-n", ns, "get", "pods", "-o", "wide").Stdout)
+		t.Log(kubectl(t, "-n", ns, "logs", "-l", "control-plane=controller-manager", "--tail=50", "--prefix").Stdout)
 		t.Fatalf("the Deployment did not become Ready: %s", r)
 	}
 	t.Logf("kubectl apply -k config/overlays/dev → every replica Ready in %s", time.Since(t0).Round(100*time.Millisecond))
 	imgs := mustKubectl(t, "-n", ns, "get", "pods", "-l", "control-plane=controller-manager",
-		"-o", "jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].imagePullPolicy} {.status.podIP}{'\\n'}{end}").stdout
+		"-o", "jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].imagePullPolicy} {.status.podIP}{'\\n'}{end}").Stdout
 	for _, l := range strings.Split(strings.TrimSpace(imgs), "\n") {
 		f := strings.Fields(l)
 		if len(f) != 3 || f[0] != image || f[1] != "Never" {
@@ -259,7 +205,7 @@ func uninstall(t *testing.T) {
 	}
 	removeInstall(t)
 	r := run(10*time.Minute, []string{"DEV_NODE=require"}, "", filepath.Join(repoRoot(), "hack", "dev.sh"), "up")
-	if r.err != nil {
+	if r.Err != nil {
 		t.Errorf("hack/dev.sh up (restoring the host manager): %s", r)
 	}
 }
@@ -270,7 +216,7 @@ func removeInstall(t *testing.T) {
 	t.Helper()
 	kubectl(t, "delete", "validatingwebhookconfiguration", webhookConfig, "--ignore-not-found")
 	kubectl(t, "delete", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/part-of=loopguard", "--ignore-not-found")
-	if r := kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--timeout=120s"); r.err != nil {
+	if r := kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--timeout=120s"); r.Err != nil {
 		t.Errorf("deleting namespace %s: %s", ns, r)
 	}
 }
@@ -286,7 +232,7 @@ func checkPodIP(t *testing.T, ip string) string {
 
 func secretData(t *testing.T, key string) []byte {
 	t.Helper()
-	out := mustKubectl(t, "-n", ns, "get", "secret", secretName, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}").stdout
+	out := mustKubectl(t, "-n", ns, "get", "secret", secretName, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}").Stdout
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
 	if err != nil {
 		t.Fatalf("secret %s key %s: %v", secretName, key, err)
@@ -298,7 +244,7 @@ func secretData(t *testing.T, key string) []byte {
 func caBundles(t *testing.T) []string {
 	t.Helper()
 	out := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfig,
-		"-o", "jsonpath={range .webhooks[*]}{.clientConfig.caBundle}{'\\n'}{end}").stdout
+		"-o", "jsonpath={range .webhooks[*]}{.clientConfig.caBundle}{'\\n'}{end}").Stdout
 	set := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		set[l] = true
@@ -315,7 +261,7 @@ func caBundles(t *testing.T) []string {
 func podIPs(t *testing.T) []string {
 	t.Helper()
 	out := mustKubectl(t, "-n", ns, "get", "pods", "-l", "control-plane=controller-manager",
-		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].status.podIP}").stdout
+		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].status.podIP}").Stdout
 	var ips []string
 	for _, ip := range strings.Fields(out) {
 		ips = append(ips, checkPodIP(t, ip))
@@ -345,7 +291,7 @@ func testCertificateAndCABundle(t *testing.T) {
 		t.Fatalf("caBundles of %s are not the Secret's ca.crt", webhookConfig)
 	}
 	svc := strings.TrimSpace(mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfig,
-		"-o", "jsonpath={.webhooks[0].clientConfig.service.name}.{.webhooks[0].clientConfig.service.namespace}.svc").stdout)
+		"-o", "jsonpath={.webhooks[0].clientConfig.service.name}.{.webhooks[0].clientConfig.service.namespace}.svc").Stdout)
 	if svc != "loopguard-webhook-service.loopguard-system.svc" {
 		t.Errorf("webhook service %q", svc)
 	}
@@ -388,8 +334,8 @@ func testRotatorRBAC(t *testing.T) {
 		{[]string{"delete", "validatingwebhookconfiguration/" + webhookConfig}, "no"},
 	} {
 		r := kubectl(t, append([]string{"auth", "can-i", "--as", sa}, c.args...)...)
-		if got := strings.TrimSpace(r.stdout); got != c.want {
-			t.Errorf("can-i %s: %q, want %q (%v %s)", strings.Join(c.args, " "), got, c.want, r.err, r.stderr)
+		if got := strings.TrimSpace(r.Stdout); got != c.want {
+			t.Errorf("can-i %s: %q, want %q (%v %s)", strings.Join(c.args, " "), got, c.want, r.Err, r.Stderr)
 		}
 	}
 }
@@ -417,12 +363,12 @@ metadata: {name: admin}
 spec:
   podSelector: {matchLabels: {app: web}}
   ports: [{port: 15000, name: admin}]
-`, "apply", "-n", namespace, "-f", "-"); r.err != nil {
+`, "apply", "-n", namespace, "-f", "-"); r.Err != nil {
 		t.Fatalf("apply LoopbackService: %s", r)
 	}
 	eventually(t, 30*time.Second, func() string {
 		r := kubectl(t, "get", "lbs", "admin", "-n", namespace, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
-		if strings.TrimSpace(r.stdout) != "True" {
+		if strings.TrimSpace(r.Stdout) != "True" {
 			return "LoopbackService not Ready: " + r.String()
 		}
 		return ""
@@ -430,27 +376,27 @@ spec:
 }
 
 func testWebhookRefuses(t *testing.T) {
-	hooks := mustKubectl(t, "get", "validatingwebhookconfigurations", "-o", "name").stdout
+	hooks := mustKubectl(t, "get", "validatingwebhookconfigurations", "-o", "name").Stdout
 	if strings.Contains(hooks, "/"+hostWebhook+"\n") || strings.HasSuffix(strings.TrimSpace(hooks), "/"+hostWebhook) {
 		t.Fatalf("the host manager's webhook configuration is still registered:\n%s", hooks)
 	}
-	if url := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfig, "-o", "jsonpath={.webhooks[*].clientConfig.url}").stdout; url != "" {
+	if url := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfig, "-o", "jsonpath={.webhooks[*].clientConfig.url}").Stdout; url != "" {
 		t.Fatalf("webhook by URL %q: want the Service", url)
 	}
 	app := testNamespace(t, "incluster")
 	applyPolicy(t, app)
 	r := kubectlIn(t, violatingDeployment, "apply", "-n", app, "-f", "-")
-	if r.err == nil {
+	if r.Err == nil {
 		t.Fatalf("a Deployment exposing a loopback-only port was admitted: %s", r)
 	}
-	if !strings.Contains(r.stderr, `admission webhook "workloads.loopguard.io" denied the request`) ||
-		!strings.Contains(r.stderr, "LoopbackService "+app+"/admin") {
+	if !strings.Contains(r.Stderr, `admission webhook "workloads.loopguard.io" denied the request`) ||
+		!strings.Contains(r.Stderr, "LoopbackService "+app+"/admin") {
 		t.Fatalf("refused, but not by loopguard's webhook: %s", r)
 	}
 	// The same Deployment without the port is admitted and runs.
 	ok := strings.Replace(violatingDeployment, "        ports: [{containerPort: 15000}]\n", "", 1)
 	mustApply := kubectlIn(t, ok, "apply", "-n", app, "-f", "-")
-	if mustApply.err != nil {
+	if mustApply.Err != nil {
 		t.Fatalf("a compliant Deployment was refused: %s", mustApply)
 	}
 }
@@ -471,11 +417,11 @@ func testPodSecurityRestricted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := kubectl(t, "apply", "--dry-run=server", "-k", dir)
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("dry-run install into a restricted namespace: %s", r)
 	}
 	var warnings []string
-	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
 		// hack/dev.sh applies the CRDs server-side: kubectl's notice about
 		// its own annotation on them is not an admission warning.
 		if l == "" || strings.Contains(l, "missing the kubectl.kubernetes.io/last-applied-configuration annotation") {
@@ -486,8 +432,8 @@ func testPodSecurityRestricted(t *testing.T) {
 	if len(warnings) > 0 {
 		t.Fatalf("warnings from a dry-run install into a restricted namespace:\n%s", strings.Join(warnings, "\n"))
 	}
-	if !strings.Contains(r.stdout, "deployment.apps/psa-loopguard-controller-manager created (server dry run)") {
-		t.Fatalf("the Deployment was not part of the dry run:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "deployment.apps/psa-loopguard-controller-manager created (server dry run)") {
+		t.Fatalf("the Deployment was not part of the dry run:\n%s", r.Stdout)
 	}
 }
 
@@ -531,7 +477,9 @@ func startLoad(t *testing.T, namespace string) *load {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
 				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := cs.CoreV1().Pods(namespace).Create(rctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				// A copy per request: client-go sets the object's TypeMeta
+				// while encoding, so goroutines must not share one.
+				_, err := cs.CoreV1().Pods(namespace).Create(rctx, pod.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 				rcancel()
 				if ctx.Err() != nil {
 					return
@@ -617,7 +565,7 @@ func testForcedRotationUnderLoad(t *testing.T) {
 	var filled, injected, served time.Duration
 	eventually(t, 60*time.Second, func() string {
 		r := kubectl(t, "-n", ns, "get", "secret", secretName, "-o", `jsonpath={.data.ca\.crt}`)
-		ca, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(r.stdout))
+		ca, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Stdout))
 		if len(ca) == 0 || bytes.Equal(ca, oldCA) {
 			return "the Secret has not been refilled with a new CA"
 		}
@@ -661,7 +609,7 @@ func testRolloutRestartUnderLoad(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	trigger := time.Now()
 	mustKubectl(t, "-n", ns, "rollout", "restart", "deployment/"+deployment)
-	if r := kubectl(t, "-n", ns, "rollout", "status", "deployment/"+deployment, "--timeout=180s"); r.err != nil {
+	if r := kubectl(t, "-n", ns, "rollout", "status", "deployment/"+deployment, "--timeout=180s"); r.Err != nil {
 		t.Fatalf("rollout: %s", r)
 	}
 	t.Logf("rollout restart of 2 replicas took %s", time.Since(trigger).Round(100*time.Millisecond))
@@ -719,7 +667,7 @@ func testDeletedSecretIsRefilled(t *testing.T) {
 	t0 := time.Now()
 	eventually(t, 60*time.Second, func() string {
 		r := kubectl(t, "-n", ns, "get", "secret", secretName, "-o", `jsonpath={.data.tls\.crt}`)
-		if strings.TrimSpace(r.stdout) == "" {
+		if strings.TrimSpace(r.Stdout) == "" {
 			return "the re-created Secret is still empty"
 		}
 		return ""

@@ -26,11 +26,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loopguard/loopguard/test/devcluster"
 )
 
 const (
@@ -39,95 +40,44 @@ const (
 	podCIDR       = "10.244.0.0/24"
 )
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+// The helpers shared with the e2e and in-cluster tests.
+var (
+	repoRoot      = devcluster.RepoRoot
+	devDir        = devcluster.DevDir
+	kubectlBin    = devcluster.KubectlBin
+	fileExists    = devcluster.FileExists
+	kubeconfigEnv = devcluster.KubeconfigEnv
+)
 
-func devDir() string { return filepath.Join(repoRoot(), ".dev") }
-
-// kubectlBin prefers the kubectl built with the control plane (same version).
-func kubectlBin() string {
-	if p := filepath.Join(repoRoot(), "bin", "k8s", "current", "kubectl"); fileExists(p) {
-		return p
-	}
-	return "kubectl"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-type result struct {
-	stdout, stderr string
-	err            error
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("err=%v\nstdout:\n%s\nstderr:\n%s", r.err, r.stdout, r.stderr)
-}
+type result = devcluster.Result
 
 // run runs a command from the repository root, bounded by timeout.
 func run(timeout time.Duration, env []string, name string, args ...string) result {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (timed out after %s)", err, timeout)
-	}
-	return result{out.String(), errb.String(), err}
-}
-
-func kubeconfigEnv() []string {
-	return []string{"KUBECONFIG=" + filepath.Join(devDir(), "kubeconfig")}
+	return devcluster.Run(timeout, env, "", name, args...)
 }
 
 func kubectl(t *testing.T, args ...string) result {
 	t.Helper()
-	return run(60*time.Second, kubeconfigEnv(), kubectlBin(), args...)
+	return devcluster.Kubectl(t, "", args...)
 }
 
 func mustKubectl(t *testing.T, args ...string) result {
 	t.Helper()
-	r := kubectl(t, args...)
-	if r.err != nil {
-		t.Fatalf("kubectl %s failed: %s", strings.Join(args, " "), r)
-	}
-	return r
+	return devcluster.MustKubectl(t, "", args...)
 }
 
-// eventually retries f until it returns "" or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := f()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %s", timeout, msg)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	devcluster.Eventually(t, timeout, f)
 }
 
-func testNamespace(t *testing.T) string {
-	t.Helper()
-	ns := fmt.Sprintf("node-%d", time.Now().UnixNano()%1_000_000_000)
-	mustKubectl(t, "create", "namespace", ns)
-	t.Cleanup(func() { kubectl(t, "delete", "namespace", ns, "--wait=false") })
-	return ns
-}
+func testNamespace(t *testing.T) string { t.Helper(); return devcluster.Namespace(t, "node") }
 
 // podIP returns the pod's IP, failing the test unless it is in the
 // harness's pod range: the tests never connect anywhere else.
 func podIP(t *testing.T, ns, pod string) string {
 	t.Helper()
-	ip := strings.TrimSpace(mustKubectl(t, "get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.podIP}").stdout)
+	ip := strings.TrimSpace(mustKubectl(t, "get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.podIP}").Stdout)
 	_, pods, _ := net.ParseCIDR(podCIDR)
 	if parsed := net.ParseIP(ip); parsed == nil || !pods.Contains(parsed) {
 		t.Fatalf("pod %s/%s has IP %q, outside the harness's pod range %s: refusing to connect", ns, pod, ip, podCIDR)
@@ -172,14 +122,14 @@ func TestMain(m *testing.M) {
 func TestOneReadyNode(t *testing.T) {
 	r := mustKubectl(t, "get", "nodes", "-o",
 		`jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}`)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	if len(lines) != 1 {
-		t.Fatalf("want exactly one node, got:\n%s", r.stdout)
+		t.Fatalf("want exactly one node, got:\n%s", r.Stdout)
 	}
 	if got, want := lines[0], nodeName+" True 10.245.0.1"; got != want {
 		t.Fatalf("node: got %q, want %q (name, Ready, InternalIP)", got, want)
 	}
-	t.Logf("kubectl get nodes:\n%s", mustKubectl(t, "get", "nodes", "-o", "wide").stdout)
+	t.Logf("kubectl get nodes:\n%s", mustKubectl(t, "get", "nodes", "-o", "wide").Stdout)
 }
 
 // TestListenerPod runs the listener with its image's default arguments:
@@ -189,9 +139,9 @@ func TestListenerPod(t *testing.T) {
 	const pod = "listener"
 	start := time.Now()
 	mustKubectl(t, "run", pod, "-n", ns, "--image="+listenerImage, "--image-pull-policy=Never", "--restart=Never")
-	if r := kubectl(t, "wait", "--for=condition=Ready", "pod/"+pod, "-n", ns, "--timeout=60s"); r.err != nil {
+	if r := kubectl(t, "wait", "--for=condition=Ready", "pod/"+pod, "-n", ns, "--timeout=60s"); r.Err != nil {
 		d := kubectl(t, "describe", "pod", pod, "-n", ns)
-		t.Fatalf("pod not Ready within 60s: %s\n%s", r, d.stdout)
+		t.Fatalf("pod not Ready within 60s: %s\n%s", r, d.Stdout)
 	}
 	t.Logf("pod Running and Ready %s after kubectl run", time.Since(start).Round(10*time.Millisecond))
 	ip := podIP(t, ns, pod)
@@ -211,7 +161,7 @@ func TestListenerPod(t *testing.T) {
 		// Proves the next subtest's refusal is about the bind address, not
 		// a listener that is not there.
 		r := kubectl(t, "exec", "-n", ns, pod, "--", "/listener", "probe", "--timeout", "2s", "127.0.0.1:15000")
-		if r.err != nil || strings.TrimSpace(r.stdout) != pod {
+		if r.Err != nil || strings.TrimSpace(r.Stdout) != pod {
 			t.Fatalf("probe of 127.0.0.1:15000 inside the pod: %s", r)
 		}
 	})
@@ -240,7 +190,7 @@ func TestListenerPod(t *testing.T) {
 
 	t.Run("pod reaches the API server through the kubernetes Service", func(t *testing.T) {
 		r := kubectl(t, "exec", "-n", ns, pod, "--", "/listener", "probe", "--timeout", "3s", "10.96.0.1:443")
-		if r.err != nil {
+		if r.Err != nil {
 			t.Fatalf("pod -> 10.96.0.1:443 (kube-proxy -> 10.245.0.1:6443): %s", r)
 		}
 	})
@@ -258,11 +208,11 @@ func TestImagePullsNeverLeaveTheMachine(t *testing.T) {
 	eventually(t, 30*time.Second, func() string {
 		r := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=unpullable",
 			"-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
-		if r.err != nil {
+		if r.Err != nil {
 			return r.String()
 		}
-		if !strings.Contains(r.stdout, "proxyconnect tcp: dial tcp 127.0.0.1:9") {
-			return "no pull failure through the loopback proxy yet; events:\n" + r.stdout
+		if !strings.Contains(r.Stdout, "proxyconnect tcp: dial tcp 127.0.0.1:9") {
+			return "no pull failure through the loopback proxy yet; events:\n" + r.Stdout
 		}
 		return ""
 	})

@@ -30,7 +30,7 @@ func TestPortForwardGuard(t *testing.T) {
 	ns := testNamespace(t)
 	const pod = "listener"
 	mustKubectl(t, "run", pod, "-n", ns, "--image="+listenerImage, "--image-pull-policy=Never", "--restart=Never")
-	if r := kubectl(t, "wait", "--for=condition=Ready", "pod/"+pod, "-n", ns, "--timeout=60s"); r.err != nil {
+	if r := kubectl(t, "wait", "--for=condition=Ready", "pod/"+pod, "-n", ns, "--timeout=60s"); r.Err != nil {
 		t.Fatalf("pod not Ready: %s", r)
 	}
 	apply := func(allowed string) {
@@ -46,10 +46,10 @@ func TestPortForwardGuard(t *testing.T) {
 	want := fmt.Sprintf(`admission webhook "portforward.loopguard.io" denied the request: port-forward to pod %s/%s is refused: LoopbackService %s/listener-admin declares ports of this pod loopback-only`, ns, pod, ns)
 	eventually(t, 30*time.Second, func() string {
 		r := run(20*time.Second, kubeconfigEnv(), kubectlBin(), "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":8080")
-		if r.err == nil || !strings.Contains(r.stderr, want) {
+		if r.Err == nil || !strings.Contains(r.Stderr, want) {
 			return "kubectl port-forward should fail with the guard's message: " + r.String()
 		}
-		t.Logf("kubectl port-forward: %s", strings.TrimSpace(r.stderr))
+		t.Logf("kubectl port-forward: %s", strings.TrimSpace(r.Stderr))
 		return ""
 	})
 
@@ -57,7 +57,7 @@ func TestPortForwardGuard(t *testing.T) {
 	apply("[{kind: Group, name: 'system:masters'}]")
 	eventually(t, 30*time.Second, func() string {
 		r := run(5*time.Second, kubeconfigEnv(), kubectlBin(), "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":15000")
-		if strings.Contains(r.stderr, "portforward.loopguard.io") {
+		if strings.Contains(r.Stderr, "portforward.loopguard.io") {
 			return "still refused: " + r.String()
 		}
 		return ""
@@ -73,7 +73,7 @@ func TestPortForwardGuard(t *testing.T) {
 	// The policy records who port-forwarded.
 	eventually(t, 30*time.Second, func() string {
 		r := kubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=PortForward", "-o", "jsonpath={range .items[*]}{.note}{.message}{\"\\n\"}{end}")
-		if !strings.Contains(r.stdout, ": deny") || !strings.Contains(r.stdout, ": audit") {
+		if !strings.Contains(r.Stdout, ": deny") || !strings.Contains(r.Stdout, ": audit") {
 			return "PortForward events (want a deny and an audit): " + r.String()
 		}
 		return ""

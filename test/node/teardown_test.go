@@ -146,14 +146,14 @@ func TestDownLeavesMachineAsItWas(t *testing.T) {
 	// Whatever happens below, leave a cluster running for whoever runs next.
 	t.Cleanup(func() {
 		r := run(5*time.Minute, []string{"DEV_NODE=require"}, filepath.Join(repoRoot(), "hack", "dev.sh"), "up")
-		if r.err != nil {
+		if r.Err != nil {
 			t.Errorf("bringing the cluster back up failed: %s", r)
 		}
 	})
 
 	start := time.Now()
 	r := run(3*time.Minute, nil, filepath.Join(repoRoot(), "hack", "dev.sh"), "down")
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("hack/dev.sh down: %s", r)
 	}
 	t.Logf("down took %s", time.Since(start).Round(10*time.Millisecond))
@@ -175,19 +175,19 @@ func TestDownLeavesMachineAsItWas(t *testing.T) {
 	}
 	for _, save := range []string{"iptables-save", "ip6tables-save"} {
 		out := run(30*time.Second, nil, save)
-		if out.err != nil {
+		if out.Err != nil {
 			t.Errorf("%s: %s", save, out)
 			continue
 		}
-		for _, l := range strings.Split(out.stdout, "\n") {
+		for _, l := range strings.Split(out.Stdout, "\n") {
 			if strings.Contains(l, "KUBE-") || strings.Contains(l, "CNI-") {
 				t.Errorf("%s still has: %s", save, l)
 			}
 		}
 	}
-	if out := run(30*time.Second, nil, "nft", "list", "tables"); out.err != nil {
+	if out := run(30*time.Second, nil, "nft", "list", "tables"); out.Err != nil {
 		t.Errorf("nft list tables: %s", out)
-	} else if got, want := sortedLines(out.stdout), sortedLines(strings.Join(rec.nftTables, "\n")); got != want {
+	} else if got, want := sortedLines(out.Stdout), sortedLines(strings.Join(rec.nftTables, "\n")); got != want {
 		t.Errorf("nft tables now:\n%s\nbefore the node:\n%s", got, want)
 	}
 	for k, want := range rec.sysctls {
@@ -207,7 +207,7 @@ func TestDownLeavesMachineAsItWas(t *testing.T) {
 	}
 
 	// Idempotent: a second down finds nothing to do and succeeds.
-	if r := run(time.Minute, nil, filepath.Join(repoRoot(), "hack", "dev.sh"), "down"); r.err != nil {
+	if r := run(time.Minute, nil, filepath.Join(repoRoot(), "hack", "dev.sh"), "down"); r.Err != nil {
 		t.Errorf("second hack/dev.sh down: %s", r)
 	}
 }
