@@ -7,6 +7,7 @@ package policyindex
 import (
 	"errors"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,15 @@ type Index struct {
 type bucket struct {
 	policies map[string]*rules.Policy
 	set      *rules.Set // nil when stale
+	// version counts changes, so that a set built outside the lock is
+	// stored only if nothing changed meanwhile.
+	version uint64
+}
+
+// invalidate marks the bucket's set stale; x.mu must be held for writing.
+func (b *bucket) invalidate() {
+	b.set = nil
+	b.version++
 }
 
 // New returns an empty index.
@@ -69,7 +79,7 @@ func (x *Index) DeleteLoopbackService(namespace, name string) {
 	delete(x.errors, ref)
 	if b := x.namespaces[namespace]; b != nil {
 		delete(b.policies, name)
-		b.set = nil
+		b.invalidate()
 		if len(b.policies) == 0 {
 			delete(x.namespaces, namespace)
 		}
@@ -92,11 +102,11 @@ func (x *Index) DeleteClusterLoopbackService(name string) {
 	defer x.mu.Unlock()
 	delete(x.errors, rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: name})
 	delete(x.cluster.policies, name)
-	x.cluster.set = nil
+	x.cluster.invalidate()
 }
 
 func (x *Index) store(b *bucket, ref rules.PolicyRef, p *rules.Policy, err error) {
-	b.set = nil
+	b.invalidate()
 	if err != nil {
 		x.errors[ref] = err
 		delete(b.policies, ref.Name)
@@ -121,19 +131,21 @@ func (x *Index) DeleteNamespace(namespace string) {
 }
 
 // Env returns what a review in the namespace needs: the namespace's own
-// policies and the cluster policies, with the namespace's labels.
+// policies and the cluster policies, with the namespace's labels. A stale
+// set is rebuilt outside the lock (10,000 policies take milliseconds), so
+// reviews in other namespaces never wait for it.
 func (x *Index) Env(namespace string) *rules.Env {
 	x.mu.RLock()
 	nsb := x.namespaces[namespace]
-	nsSet, clusterSet := setOf(nsb), x.cluster.set
-	stale := (nsb != nil && nsSet == nil) || clusterSet == nil
+	nsSet, nsSnap := x.snapshot(nsb)
+	clusterSet, clusterSnap := x.snapshot(&x.cluster)
 	nsLabels := x.nsLabels[namespace]
 	x.mu.RUnlock()
-	if stale {
-		x.mu.Lock()
-		nsSet = x.rebuild(x.namespaces[namespace])
-		clusterSet = x.rebuild(&x.cluster)
-		x.mu.Unlock()
+	if nsSnap != nil {
+		nsSet = x.build(nsSnap)
+	}
+	if clusterSnap != nil {
+		clusterSet = x.build(clusterSnap)
 	}
 	env := &rules.Env{Namespace: namespace, NamespaceLabels: nsLabels}
 	if nsSet.Len() > 0 {
@@ -145,26 +157,42 @@ func (x *Index) Env(namespace string) *rules.Env {
 	return env
 }
 
-func setOf(b *bucket) *rules.Set {
-	if b == nil {
-		return nil
-	}
-	return b.set
+// staleBucket is what building a stale bucket's set needs.
+type staleBucket struct {
+	bucket   *bucket
+	version  uint64
+	policies []*rules.Policy
 }
 
-// rebuild returns b's set, building it if stale; x.mu must be held.
-func (x *Index) rebuild(b *bucket) *rules.Set {
+// snapshot returns b's set, or, when it is stale, a copy of its policies
+// to build one from; x.mu must be held for reading.
+func (x *Index) snapshot(b *bucket) (*rules.Set, *staleBucket) {
 	if b == nil {
-		return nil
+		return nil, nil
 	}
-	if b.set == nil {
-		ps := make([]*rules.Policy, 0, len(b.policies))
-		for _, p := range b.policies {
-			ps = append(ps, p)
-		}
-		b.set = rules.NewSet(ps)
+	if b.set != nil {
+		return b.set, nil
 	}
-	return b.set
+	ps := make([]*rules.Policy, 0, len(b.policies))
+	for _, p := range b.policies {
+		ps = append(ps, p)
+	}
+	// A stable order gives stable messages and findings.
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref.String() < ps[j].Ref.String() })
+	return nil, &staleBucket{bucket: b, version: b.version, policies: ps}
+}
+
+// build indexes a snapshot and stores the set unless the bucket changed
+// meanwhile (then the next review builds again; this one uses what it
+// built, which reflects the index as of its arrival).
+func (x *Index) build(snap *staleBucket) *rules.Set {
+	set := rules.NewSet(snap.policies)
+	x.mu.Lock()
+	if snap.bucket.version == snap.version && snap.bucket.set == nil {
+		snap.bucket.set = set
+	}
+	x.mu.Unlock()
+	return set
 }
 
 // Error returns the compile error of a policy, if it has one.
