@@ -34,7 +34,7 @@ fmt: ## go fmt.
 .PHONY: vet
 vet: ## go vet, including the e2e and node tests (build tags).
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,node,incluster ./test/...
+	$(GO) vet -tags e2e,node,incluster,helm ./test/...
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
@@ -68,6 +68,23 @@ fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60
 
 include hack/image.mk
 
+HELM ?= bin/helm
+
+$(HELM): hack/helm/tools/go.mod
+	hack/helm/build-helm.sh $(HELM)
+
+.PHONY: chart
+chart: ## Regenerate the Helm chart dist/chart from config/ (kustomize).
+	hack/helm/generate.sh
+
+.PHONY: chart-check
+chart-check: chart $(HELM) ## Fail when dist/chart is stale; lint it and check it renders what config/ does.
+	@if [ -n "$$(git status --porcelain -- dist/chart)" ]; then \
+	  echo "dist/chart is out of date; run 'make chart' and commit:"; \
+	  git status --porcelain -- dist/chart; exit 1; fi
+	$(HELM) lint --strict dist/chart
+	HELM=$(abspath $(HELM)) $(GO) test -tags helm -count=1 -run 'TestDefaultsMatchKustomize|TestLint|TestOverrides|TestChartUpToDate' ./test/helm/
+
 ##@ Run
 
 .PHONY: dev
@@ -89,7 +106,7 @@ dev-down: ## Stop everything dev-up started.
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
+test: verify-generated vet chart-check k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
 	$(GO) test ./... -count=1
 	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) test-e2e
@@ -105,11 +122,12 @@ test-integration: k8s ## Integration tests against a real kube-apiserver and etc
 # The e2e and node tests share one dev cluster with a real node (root only:
 # it installs containerd & co. when missing; without root it fails loudly).
 .PHONY: test-e2e
-test-e2e: k8s build ## End-to-end: make dev-up with a node, kubectl as a user would, real pods, and loopguard itself as a pod.
+test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a user would, real pods, and loopguard itself as a pod.
 	DEV_NODE=require hack/dev.sh up
 	rc=0; \
 	$(GO) test -count=1 -tags e2e ./test/e2e/... -v -timeout 20m || rc=$$?; \
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
+	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
 	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
 	hack/dev.sh down; exit $$rc
 

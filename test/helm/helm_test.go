@@ -1,0 +1,279 @@
+//go:build helm
+
+// Package helm checks the Helm chart in dist/chart against the kustomize
+// install it is generated from (hack/helm/generate.sh), with the Helm pinned
+// in hack/helm/tools:
+//
+//	go test -tags helm ./test/helm/
+//
+// HELM names a helm binary to use; by default bin/helm, built by
+// hack/helm/build-helm.sh when missing. The server-side dry run runs when
+// the dev cluster (.dev/kubeconfig) answers, and is skipped otherwise.
+package helm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+var root = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Join(wd, "..", "..")
+}()
+
+var chartDir = filepath.Join(root, "dist", "chart")
+
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if h := os.Getenv("HELM"); h != "" {
+		return h
+	}
+	h := filepath.Join(root, "bin", "helm")
+	if _, err := os.Stat(h); err != nil {
+		run(t, nil, filepath.Join(root, "hack", "helm", "build-helm.sh"), h)
+	}
+	return h
+}
+
+func run(t *testing.T, stdin []byte, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = root
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+type obj = map[string]any
+
+func decodeAll(t *testing.T, text string) []obj {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(text), 4096)
+	var objs []obj
+	for {
+		var o obj
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("decoding: %v", err)
+		}
+		if o != nil {
+			objs = append(objs, o)
+		}
+	}
+}
+
+func str(o obj, path ...string) string {
+	var cur any = o
+	for _, p := range path {
+		m, ok := cur.(obj)
+		if !ok {
+			return ""
+		}
+		cur = m[p]
+	}
+	s, _ := cur.(string)
+	return s
+}
+
+func key(o obj) string { return str(o, "kind") + "/" + str(o, "metadata", "name") }
+
+func byKey(objs []obj) map[string]obj {
+	m := map[string]obj{}
+	for _, o := range objs {
+		m[key(o)] = o
+	}
+	return m
+}
+
+func template(t *testing.T, ns string, args ...string) map[string]obj {
+	t.Helper()
+	out := run(t, nil, helmBin(t), append([]string{"template", "loopguard", chartDir, "-n", ns}, args...)...)
+	return byKey(decodeAll(t, out))
+}
+
+func kustomize(t *testing.T, dir string) map[string]obj {
+	t.Helper()
+	return byKey(decodeAll(t, run(t, nil, "go", "tool", "kustomize", "build", dir)))
+}
+
+// helmOnly strips what the chart adds to config/: Helm's labels and the
+// manager flags that restate the defaults.
+func helmOnly(o obj) obj {
+	if labels, ok := o["metadata"].(obj)["labels"].(obj); ok {
+		for _, l := range []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version"} {
+			delete(labels, l)
+		}
+	}
+	if str(o, "kind") == "Deployment" {
+		c := containers(o)[0].(obj)
+		c["args"] = slices.DeleteFunc(c["args"].([]any), func(a any) bool {
+			return a == "--zap-log-level=info" || a == "--audit-interval=1h"
+		})
+	}
+	return o
+}
+
+func containers(o obj) []any {
+	return o["spec"].(obj)["template"].(obj)["spec"].(obj)["containers"].([]any)
+}
+
+// With default values the chart renders config/default (minus the
+// Namespace and the CRDs, which Helm handles itself), and with
+// certManager.enabled config/overlays/cert-manager.
+func TestDefaultsMatchKustomize(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		args []string
+	}{
+		{"config/default", nil},
+		{"config/overlays/cert-manager", []string{"--set", "certManager.enabled=true"}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			want := kustomize(t, tc.dir)
+			got := template(t, "loopguard-system", tc.args...)
+			for k, w := range want {
+				if strings.HasPrefix(k, "CustomResourceDefinition/") || strings.HasPrefix(k, "Namespace/") {
+					continue
+				}
+				g, ok := got[k]
+				if !ok {
+					t.Errorf("%s: not rendered by the chart", k)
+					continue
+				}
+				helmOnly(g)
+				helmOnly(w)
+				if !reflect.DeepEqual(g, w) {
+					t.Errorf("%s differs:\nchart:     %v\nkustomize: %v", k, g, w)
+				}
+				delete(got, k)
+			}
+			for k := range got {
+				t.Errorf("%s: rendered by the chart, not in %s", k, tc.dir)
+			}
+		})
+	}
+}
+
+func TestLint(t *testing.T) {
+	t.Log(run(t, nil, helmBin(t), "lint", "--strict", chartDir))
+}
+
+func TestOverrides(t *testing.T) {
+	got := template(t, "team-ops",
+		"--set", "replicaCount=3,image.tag=v1,image.repository=registry.example/loopguard,image.pullPolicy=Always",
+		"--set", "webhook.failurePolicy=Ignore,excludeNamespaces={team-x,kube-system}",
+		"--set", "logLevel=debug,auditInterval=10m,extraArgs={--webhook-drain-delay=10s}",
+		"--set", "metrics.serviceMonitor.enabled=true,podDisruptionBudget.enabled=false")
+
+	d := got["Deployment/loopguard-controller-manager"]
+	if d == nil {
+		t.Fatal("no Deployment")
+	}
+	if r := d["spec"].(obj)["replicas"]; r != int64(3) && r != float64(3) {
+		t.Errorf("replicas = %v, want 3", r)
+	}
+	c := containers(d)[0].(obj)
+	if c["image"] != "registry.example/loopguard:v1" || c["imagePullPolicy"] != "Always" {
+		t.Errorf("image = %v (%v)", c["image"], c["imagePullPolicy"])
+	}
+	args := c["args"].([]any)
+	for _, a := range []string{"--zap-log-level=debug", "--audit-interval=10m", "--webhook-drain-delay=10s"} {
+		if !slices.Contains(args, any(a)) {
+			t.Errorf("args %v lack %s", args, a)
+		}
+	}
+	if d["metadata"].(obj)["namespace"] != "team-ops" {
+		t.Errorf("Deployment namespace = %v", d["metadata"].(obj)["namespace"])
+	}
+
+	vwc := got["ValidatingWebhookConfiguration/loopguard-validating-webhook-configuration"]
+	webhooks := vwc["webhooks"].([]any)
+	if len(webhooks) == 0 {
+		t.Fatal("no webhooks")
+	}
+	for _, w := range webhooks {
+		w := w.(obj)
+		if w["failurePolicy"] != "Ignore" {
+			t.Errorf("%s: failurePolicy = %v", w["name"], w["failurePolicy"])
+		}
+		if ns := str(w, "clientConfig", "service", "namespace"); ns != "team-ops" {
+			t.Errorf("%s: clientConfig namespace = %q", w["name"], ns)
+		}
+		values := w["namespaceSelector"].(obj)["matchExpressions"].([]any)[0].(obj)["values"]
+		want := []any{"kube-system", "kube-node-lease", "kube-public", "team-ops", "team-x"}
+		if !reflect.DeepEqual(values, want) {
+			t.Errorf("%s: excluded namespaces %v, want %v", w["name"], values, want)
+		}
+	}
+
+	for k, o := range got {
+		if ns := str(o, "metadata", "namespace"); ns != "" && ns != "team-ops" {
+			t.Errorf("%s in namespace %q", k, ns)
+		}
+		if subjects, ok := o["subjects"].([]any); ok {
+			for _, s := range subjects {
+				if ns := str(s.(obj), "namespace"); ns != "team-ops" {
+					t.Errorf("%s: subject in namespace %q", k, ns)
+				}
+			}
+		}
+	}
+	if _, ok := got["ServiceMonitor/loopguard-metrics-service"]; !ok {
+		t.Error("metrics.serviceMonitor.enabled rendered no ServiceMonitor")
+	}
+	if _, ok := got["PodDisruptionBudget/loopguard-controller-manager"]; ok {
+		t.Error("podDisruptionBudget.enabled=false rendered a PodDisruptionBudget")
+	}
+	if _, ok := template(t, "team-ops")["ServiceMonitor/loopguard-metrics-service"]; ok {
+		t.Error("a ServiceMonitor by default")
+	}
+}
+
+// TestChartUpToDate regenerates the chart and compares it with dist/chart.
+func TestChartUpToDate(t *testing.T) {
+	tmp := t.TempDir()
+	run(t, nil, filepath.Join(root, "hack", "helm", "generate.sh"), tmp)
+	out, err := exec.Command("diff", "-r", chartDir, tmp).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dist/chart is stale; run hack/helm/generate.sh:\n%s", out)
+	}
+}
+
+// TestServerDryRun applies the rendered chart (CRDs included) to the dev
+// cluster with --dry-run=server. `make test-e2e` runs it with the cluster
+// up; without one it fails (run `make dev-up` first), it never skips.
+func TestServerDryRun(t *testing.T) {
+	kubeconfig := filepath.Join(root, ".dev", "kubeconfig")
+	kubectl := filepath.Join(root, "bin", "k8s", "current", "kubectl")
+	if _, err := os.Stat(kubeconfig); err != nil {
+		t.Fatal("no dev cluster (.dev/kubeconfig): run `make dev-up` first")
+	}
+	if err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/readyz").Run(); err != nil {
+		t.Fatalf("dev cluster not ready: %v", err)
+	}
+	manifest := run(t, nil, helmBin(t), "template", "loopguard", chartDir, "-n", "loopguard-system", "--include-crds",
+		"--set", "replicaCount=3,webhook.failurePolicy=Ignore,excludeNamespaces={team-x}")
+	t.Log(run(t, []byte(manifest), kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-"))
+}
