@@ -5,6 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/bin/helm}
+[[ $out == /* ]] || out=$PWD/$out # relative to the caller, not to the tool module
+mkdir -p "$(dirname "$out")"
 cd "$root/hack/helm/tools"
 helm_ver=$(go list -m -f '{{.Version}}' helm.sh/helm/v3)
 k8s_ver=$(go list -m -f '{{.Version}}' k8s.io/client-go) # v0.MINOR.PATCH
