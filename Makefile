@@ -34,7 +34,7 @@ fmt: ## go fmt.
 .PHONY: vet
 vet: ## go vet, including the e2e and node tests (build tags).
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,node,incluster,helm ./test/...
+	$(GO) vet -tags e2e,node,incluster,helm,ha ./test/...
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
@@ -129,7 +129,15 @@ test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
 	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
 	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
+	REPLICAS=2 DEV_NODE=require hack/dev.sh up && \
+	  REPLICAS=2 DEV_NODE=require $(GO) test -count=1 -tags ha ./test/ha/... -v -timeout 15m || rc=$$?; \
 	hack/dev.sh down; exit $$rc
+
+# Last in the e2e run: these tests kill managers and restart the API server.
+.PHONY: test-ha
+test-ha: k8s build ## HA and failure modes: two managers, leader hand-over, fail-closed, API server restart, graceful shutdown.
+	REPLICAS=2 DEV_NODE=$${DEV_NODE:-0} hack/dev.sh up
+	REPLICAS=2 DEV_NODE=$${DEV_NODE:-0} $(GO) test -count=1 -tags ha ./test/ha/... -v -timeout 15m; rc=$$?; hack/dev.sh down; exit $$rc
 
 .PHONY: test-node
 test-node: k8s build ## Node tests alone: real pods on the dev cluster's node.

@@ -19,6 +19,15 @@
 #                       (sysctls, netfilter, mounts, cgroups, interfaces);
 #                       keeps the PKI; safe to run twice
 #   hack/dev.sh status  show what runs
+#   hack/dev.sh restart NAME
+#                       restart one running component with the same command
+#                       line (e.g. kube-apiserver, to test that loopguard
+#                       survives an API server restart)
+#   hack/dev.sh stop managers
+#                       stop the manager(s) and the webhook proxy but leave
+#                       the webhook registered: what the cluster sees when
+#                       loopguard is down (failurePolicy Fail); 'up' again
+#                       restarts them
 #
 # Environment:
 #   DEV_NODE               auto (default): a node when root on Linux,
@@ -30,6 +39,18 @@
 #   MANAGER_BIN            manager binary to run instead of building
 #                          ./cmd/manager into bin/manager
 #   MANAGER_ARGS           extra manager flags (split on whitespace)
+#   REPLICAS               manager processes (default 1). With 2 or more
+#                          they elect a leader (Lease loopguard.loopguard.io
+#                          in loopguard-system); replica i serves its webhook
+#                          on 127.0.0.1:(9443+i), metrics on :(8442+i) and
+#                          probes on :(8080+i); a TCP round-robin
+#                          (bin/devtool proxy) on 127.0.0.1:9443 fronts them,
+#                          so the API server's one URL reaches every replica.
+#
+# The manager runs as the ServiceAccount of config/rbac
+# (loopguard-system/loopguard-controller-manager), with the RBAC that
+# config/default installs, through .dev/manager.kubeconfig (a token file,
+# refreshed by every 'up'): a missing permission shows in its log at once.
 #   WEBHOOK_KUSTOMIZE_DIR  kustomization rendering the webhook configuration
 #                          (default config/webhook)
 set -euo pipefail
@@ -50,6 +71,12 @@ KCM_KUBECONFIG=$DEV/controller-manager.kubeconfig
 K8S_BIN=$ROOT/bin/k8s/current
 DEVTOOL=$ROOT/bin/devtool
 MANAGER_ARGS=${MANAGER_ARGS:-}
+MANAGER_KUBECONFIG=$DEV/manager.kubeconfig
+MANAGER_TOKEN=$DEV/manager.token
+MANAGER_NAMESPACE=loopguard-system
+MANAGER_SA=loopguard-controller-manager
+REPLICAS=${REPLICAS:-1}
+[[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS=$REPLICAS: want 1 to 9" >&2; exit 2; }
 
 ETCD_PORT=23790
 ETCD_PEER_PORT=23800
@@ -272,20 +299,90 @@ build_manager() {
   ok "bin/manager built ($(elapsed "$t0"))"
 }
 
+# replica_name I: the component name of manager replica I (the first one
+# keeps the historical name "manager": its PID file, log and fingerprint).
+replica_name() { if (($1 == 1)); then echo manager; else echo "manager-$1"; fi; }
+replica_webhook_port() { if ((REPLICAS == 1)); then echo "$WEBHOOK_PORT"; else echo $((WEBHOOK_PORT + $1)); fi; }
+replica_metrics_port() { echo $((METRICS_PORT + $1 - 1)); }
+replica_probe_port() { echo $((PROBE_PORT + $1 - 1)); }
+
+# manager_args [I]: MANAGER_CMD for replica I (default 1).
 manager_args() {
-  local extra=()
+  local i=${1:-1} extra=() ha=(--leader-elect=false)
   read -ra extra <<<"$MANAGER_ARGS"
+  if ((REPLICAS > 1)); then
+    # The drain delay lets a SIGTERMed replica finish what the API server
+    # sent it, closing its connections, while the proxy sends new ones to
+    # the others.
+    ha=(--leader-elect=true --leader-election-namespace="$MANAGER_NAMESPACE" --webhook-drain-delay=3s)
+  fi
   MANAGER_CMD=(
     "$(manager_binary)"
-    --kubeconfig="$ADMIN_KUBECONFIG"
+    --kubeconfig="$MANAGER_KUBECONFIG"
     --webhook-bind-address=127.0.0.1
-    --webhook-port="$WEBHOOK_PORT"
+    --webhook-port="$(replica_webhook_port "$i")"
     --webhook-cert-dir="$PKI/webhook" --cert-rotation=false
-    --metrics-bind-address="127.0.0.1:$METRICS_PORT"
-    --health-probe-bind-address="127.0.0.1:$PROBE_PORT"
-    --leader-elect=false
+    --metrics-bind-address="127.0.0.1:$(replica_metrics_port "$i")"
+    --health-probe-bind-address="127.0.0.1:$(replica_probe_port "$i")"
+    "${ha[@]}"
     "${extra[@]}"
   )
+}
+
+# running_managers: the names of the manager replicas and of the webhook
+# proxy that run (whatever REPLICAS was when they started).
+running_managers() {
+  local f n
+  for f in "$RUN"/manager*.pid "$RUN"/webhook-proxy.pid; do
+    [[ -e $f ]] || continue
+    n=$(basename "$f" .pid)
+    if pid_of "$n" >/dev/null; then echo "$n"; fi
+  done
+  return 0
+}
+
+# install_manager_identity: apply the RBAC of config/default (its Namespace,
+# ServiceAccount, roles and bindings only, as test/e2e/rbac_test.go does)
+# and write .dev/manager.kubeconfig, which authenticates as that
+# ServiceAccount with a 24h token in .dev/manager.token (client-go re-reads
+# a tokenFile, so a running manager picks up the token of the next 'up').
+install_manager_identity() {
+  local t0 rendered token
+  step "manager identity: ServiceAccount $MANAGER_NAMESPACE/$MANAGER_SA with the RBAC of config/default"
+  t0=$(now_ms)
+  rendered=$(go tool kustomize build "$ROOT/config/default") || die "kustomize build config/default failed"
+  awk '
+    function flush() { if (keep) printf "---\n%s", doc; doc = ""; keep = 0 }
+    /^---$/ { flush(); next }
+    { doc = doc $0 "\n" }
+    /^kind: (Namespace|ServiceAccount|ClusterRole|ClusterRoleBinding|Role|RoleBinding)$/ { keep = 1 }
+    END { flush() }
+  ' <<<"$rendered" >"$DEV/manager-rbac.yaml"
+  grep -q "^kind: ServiceAccount$" "$DEV/manager-rbac.yaml" || die "config/default renders no ServiceAccount"
+  k apply --server-side --force-conflicts --field-manager=loopguard-dev -f "$DEV/manager-rbac.yaml" 2>&1 |
+    sed 's/^/  /' || die "applying the RBAC of config/default failed"
+  token=$(k create token "$MANAGER_SA" -n "$MANAGER_NAMESPACE" --duration=24h) ||
+    die "kubectl create token $MANAGER_SA -n $MANAGER_NAMESPACE failed"
+  (umask 077 && printf '%s' "$token" >"$MANAGER_TOKEN.new") && mv -f "$MANAGER_TOKEN.new" "$MANAGER_TOKEN"
+  (umask 077 && cat >"$MANAGER_KUBECONFIG.new" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: loopguard-dev
+  cluster:
+    server: https://$API_ADDR:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $MANAGER_SA
+  user:
+    tokenFile: $MANAGER_TOKEN
+contexts:
+- name: $MANAGER_SA
+  context: {cluster: loopguard-dev, user: $MANAGER_SA, namespace: $MANAGER_NAMESPACE}
+current-context: $MANAGER_SA
+EOF
+  ) && mv -f "$MANAGER_KUBECONFIG.new" "$MANAGER_KUBECONFIG"
+  ok "${MANAGER_KUBECONFIG#"$ROOT"/}: system:serviceaccount:$MANAGER_NAMESPACE:$MANAGER_SA ($(elapsed "$t0"))"
 }
 
 # render_webhooks: write the host-pointing webhook configuration to
@@ -333,39 +430,114 @@ register_webhooks() {
 }
 
 wait_manager_ready() {
-  wait_until "manager /readyz on 127.0.0.1:$PROBE_PORT" 90 manager \
-    "$DEVTOOL" probe --url "http://127.0.0.1:$PROBE_PORT/readyz" --status 200
+  local i=${1:-1} port
+  port=$(replica_probe_port "$i")
+  wait_until "$(replica_name "$i") /readyz on 127.0.0.1:$port" 90 "$(replica_name "$i")" \
+    "$DEVTOOL" probe --url "http://127.0.0.1:$port/readyz" --status 200
 }
 
-# start_manager_bg: (re)start the manager in the background unless the same
-# binary with the same arguments already runs.
+# start_manager_bg: (re)start the REPLICAS manager processes (and, with
+# more than one, the webhook proxy) in the background; a replica whose
+# binary and arguments are unchanged keeps running. With the proxy already
+# in front of the same replicas, they restart one at a time and the webhook
+# stays registered (a rolling update); otherwise the webhook is unregistered
+# while no server answers it.
 start_manager_bg() {
-  local t0 pid fp
-  step "manager (webhook :$WEBHOOK_PORT, metrics :$METRICS_PORT, probes :$PROBE_PORT)"
-  t0=$(now_ms)
-  manager_args
-  # By content: 'up' after a rebuild restarts the manager, otherwise not.
-  fp=$(command_fingerprint content "${MANAGER_CMD[@]}")
-  if pid=$(pid_of manager); then
-    if [[ $(cat "$RUN/manager.fingerprint" 2>/dev/null) == "$fp" ]]; then
-      ok "manager already running (pid $pid), binary and arguments unchanged"
-    else
-      info "manager binary or arguments changed: restarting it"
-      unregister_webhooks
-      stop_proc manager
-    fi
+  local t0 i n pid fp restart=() rolling=0 backends=() list
+  if ((REPLICAS == 1)); then
+    step "manager (webhook :$WEBHOOK_PORT, metrics :$METRICS_PORT, probes :$PROBE_PORT)"
   else
+    step "$REPLICAS managers with leader election (proxy :$WEBHOOK_PORT → webhooks :$((WEBHOOK_PORT + 1))…, metrics :$METRICS_PORT…, probes :$PROBE_PORT…)"
+  fi
+  t0=$(now_ms)
+  install_manager_identity
+  for ((i = 1; i <= REPLICAS; i++)); do
+    n=$(replica_name "$i")
+    backends+=("127.0.0.1:$(replica_webhook_port "$i")")
+    manager_args "$i"
+    # By content: 'up' after a rebuild restarts the manager, otherwise not.
+    fp=$(command_fingerprint content "${MANAGER_CMD[@]}")
+    if pid=$(pid_of "$n"); then
+      if [[ $(cat "$RUN/$n.fingerprint" 2>/dev/null) == "$fp" ]]; then
+        ok "$n already running (pid $pid), binary and arguments unchanged"
+        continue
+      fi
+      info "$n binary or arguments changed: restarting it"
+    fi
+    restart+=("$i")
+  done
+  list=$(IFS=,; echo "${backends[*]}")
+  if ((REPLICAS > 1)) && pid=$(pid_of webhook-proxy) &&
+    [[ " $(tr '\0' ' ' <"/proc/$pid/cmdline")" == *" --backends=$list "* ]]; then
+    rolling=1
+  fi
+  if ((${#restart[@]} > 0 && !rolling)); then
     unregister_webhooks
   fi
+  # Replicas beyond REPLICAS; the proxy unless it fronts exactly these.
+  for n in $(running_managers); do
+    case $n in
+      manager) ;;
+      webhook-proxy) ((rolling)) || stop_proc webhook-proxy ;;
+      manager-*) ((${n#manager-} <= REPLICAS)) || stop_proc "$n" 20 ;;
+    esac
+  done
   render_webhooks
-  if ! pid_of manager >/dev/null; then
-    require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
-    start_bg manager "${MANAGER_CMD[@]}"
-    echo "$fp" >"$RUN/manager.fingerprint"
+  for i in "${restart[@]}"; do
+    n=$(replica_name "$i")
+    manager_args "$i"
+    stop_proc "$n" 20
+    require_ports_free "$n" "$(replica_webhook_port "$i")" "$(replica_metrics_port "$i")" "$(replica_probe_port "$i")"
+    start_bg "$n" "${MANAGER_CMD[@]}"
+    command_fingerprint content "${MANAGER_CMD[@]}" >"$RUN/$n.fingerprint"
+    info "started $n (pid $(<"$RUN/$n.pid"))"
+    # One at a time: with the proxy, the others answer meanwhile.
+    wait_manager_ready "$i"
+  done
+  for ((i = 1; i <= REPLICAS; i++)); do
+    [[ " ${restart[*]} " == *" $i "* ]] || wait_manager_ready "$i"
+  done
+  if ((REPLICAS > 1)); then
+    ensure_started webhook-proxy "$WEBHOOK_PORT" "$DEVTOOL" proxy --listen="127.0.0.1:$WEBHOOK_PORT" \
+      --backends="$list" --id="$RUN/webhook-proxy"
   fi
-  wait_manager_ready
   register_webhooks
   ok "manager ready ($(elapsed "$t0"))"
+}
+
+# cmd_restart NAME: stop component NAME and start it again with the very
+# command line it ran with (its fingerprint stays valid, so 'up' keeps it).
+cmd_restart() {
+  local name=${1:-} pid argv=() fp t0
+  [[ -n $name ]] || die "usage: hack/dev.sh restart NAME (a component of hack/dev.sh status)"
+  pid=$(pid_of "$name") || die "$name does not run"
+  t0=$(now_ms)
+  mapfile -d "" -t argv <"/proc/$pid/cmdline"
+  fp=$(cat "$RUN/$name.fingerprint" 2>/dev/null || true)
+  step "restarting $name (pid $pid)"
+  stop_proc "$name" 20
+  start_bg "$name" "${argv[@]}"
+  [[ -z $fp ]] || echo "$fp" >"$RUN/$name.fingerprint"
+  info "started $name (pid $(<"$RUN/$name.pid"))"
+  case $name in
+    kube-apiserver)
+      KUBECTL=$(kubectl_bin)
+      wait_until "kube-apiserver /readyz" 120 kube-apiserver k get --raw /readyz --request-timeout=5s
+      ;;
+    manager) wait_manager_ready 1 ;;
+    manager-*) wait_manager_ready "${name#manager-}" ;;
+  esac
+  ok "restarted $name in $(elapsed "$t0")"
+}
+
+# cmd_stop managers: stop every manager replica and the proxy, leaving the
+# webhook configuration registered: loopguard's outage as the API server
+# sees it.
+cmd_stop() {
+  local n
+  [[ ${1:-} == managers ]] || die "usage: hack/dev.sh stop managers"
+  step "stopping the manager(s), leaving the webhook registered (failurePolicy Fail applies)"
+  for n in $(running_managers); do stop_proc "$n" 20; done
 }
 
 # ---------------------------------------------------------------- commands
@@ -376,7 +548,16 @@ preflight_ports() {
   pid_of etcd >/dev/null || require_ports_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
   pid_of kube-apiserver >/dev/null || require_ports_free kube-apiserver "$APISERVER_PORT"
   pid_of kube-controller-manager >/dev/null || require_ports_free kube-controller-manager "$KCM_PORT"
-  pid_of manager >/dev/null || require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
+  local i n
+  if ((REPLICAS > 1)); then
+    pid_of webhook-proxy >/dev/null || pid_of manager >/dev/null || require_ports_free webhook-proxy "$WEBHOOK_PORT"
+  fi
+  for ((i = 1; i <= REPLICAS; i++)); do
+    n=$(replica_name "$i")
+    # A running manager may be restarted on other ports: checked then.
+    pid_of "$n" >/dev/null || pid_of manager >/dev/null ||
+      require_ports_free "$n" "$(replica_webhook_port "$i")" "$(replica_metrics_port "$i")" "$(replica_probe_port "$i")"
+  done
   [[ $NODE == 1 ]] || return 0
   pid_of kubelet >/dev/null || require_ports_free kubelet "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT"
   pid_of kube-scheduler >/dev/null || require_ports_free kube-scheduler "$SCHEDULER_PORT"
@@ -385,7 +566,7 @@ preflight_ports() {
 
 any_running() {
   local n
-  for n in manager kube-controller-manager kube-apiserver etcd; do
+  for n in $(running_managers) kube-controller-manager kube-apiserver etcd; do
     pid_of "$n" >/dev/null && return 0
   done
   node_any_running
@@ -397,7 +578,7 @@ any_running() {
 stop_all() {
   local n
   node_stop_components
-  for n in manager kube-controller-manager kube-apiserver etcd; do
+  for n in $(running_managers) kube-controller-manager kube-apiserver etcd; do
     stop_proc "$n" 20
   done
 }
@@ -465,6 +646,7 @@ cmd_down() {
     info "nothing running"
     rm -f "$RUN"/*.pid "$RUN"/*.fingerprint 2>/dev/null || true
   fi
+  rm -f "$MANAGER_TOKEN" "$MANAGER_KUBECONFIG" "$DEV/manager-rbac.yaml"
   node_down || rc=1
   if [[ -d $DEV/etcd ]]; then wipe_etcd; fi
   # They describe registrations in the cluster just wiped.
@@ -481,7 +663,7 @@ cmd_down() {
 }
 
 cmd_run() {
-  local t0 rc=0 pid log
+  local t0 rc=0 pid log n
   t0=$(now_ms)
   # From here on any exit — Ctrl-C, SIGTERM, a failed step, the manager
   # exiting — stops the manager and the control plane.
@@ -491,19 +673,19 @@ cmd_run() {
   trap 'trap "" INT TERM; cmd_down >&3 2>&4' EXIT
   trap 'echo >&3; info "interrupted" >&3; exit 130' INT
   trap 'info "terminated" >&3; exit 143' TERM
+  ((REPLICAS == 1)) || die "REPLICAS=$REPLICAS: 'run' runs one manager in the foreground; use 'up' for several"
   prepare
   start_control_plane
   node_up
   install_crds
+  install_manager_identity
   step "manager in the foreground (Ctrl-C stops it and the control plane)"
   manager_args
-  if pid_of manager >/dev/null; then
-    info "a background manager runs (from 'up'): stopping it"
-    unregister_webhooks
-    stop_proc manager
-  else
-    unregister_webhooks
-  fi
+  unregister_webhooks
+  for n in $(running_managers); do
+    info "a background $n runs (from 'up'): stopping it"
+    stop_proc "$n"
+  done
   render_webhooks
   require_ports_free manager "$WEBHOOK_PORT" "$METRICS_PORT" "$PROBE_PORT"
   # Own session, like the other components, so Ctrl-C reaches only this
@@ -534,8 +716,8 @@ cmd_run() {
 }
 
 cmd_status() {
-  local n pid all=0 hooks
-  for n in etcd kube-apiserver kube-controller-manager manager; do
+  local n pid all=0 hooks i
+  for n in etcd kube-apiserver kube-controller-manager $(pid_of manager >/dev/null || echo manager) $(running_managers); do
     if pid=$(pid_of "$n"); then
       printf '  %-24s running (pid %s)\n' "$n" "$pid"
     else
@@ -554,13 +736,20 @@ cmd_status() {
       all=1
     fi
   fi
-  if pid_of manager >/dev/null && [[ -x $DEVTOOL ]]; then
-    if "$DEVTOOL" probe --url "http://127.0.0.1:$PROBE_PORT/readyz" --status 200 >/dev/null 2>&1; then
-      printf '  %-24s ok\n' "manager /readyz"
+  for n in $(running_managers); do
+    [[ $n == manager* && -x $DEVTOOL ]] || continue
+    i=1
+    [[ $n == manager ]] || i=${n#manager-}
+    if "$DEVTOOL" probe --url "http://127.0.0.1:$(replica_probe_port "$i")/readyz" --status 200 >/dev/null 2>&1; then
+      printf '  %-24s ok\n' "$n /readyz"
     else
-      printf '  %-24s not ready\n' "manager /readyz"
+      printf '  %-24s not ready\n' "$n /readyz"
       all=1
     fi
+  done
+  if pid_of kube-apiserver >/dev/null && [[ -x $DEVTOOL ]]; then
+    hooks=$(k get lease loopguard.loopguard.io -n "$MANAGER_NAMESPACE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+    [[ -z $hooks ]] || printf '  %-24s %s\n' "leader" "$hooks"
   fi
   node_status || all=1
   return "$all"
@@ -573,8 +762,10 @@ main() {
     down) cmd_down ;;
     run) cmd_run ;;
     status) cmd_status ;;
+    restart) cmd_restart "${2:-}" ;;
+    stop) cmd_stop "${2:-}" ;;
     *)
-      echo "usage: hack/dev.sh up|down|run|status" >&2
+      echo "usage: hack/dev.sh up|down|run|status|restart NAME|stop managers" >&2
       exit 2
       ;;
   esac

@@ -33,6 +33,7 @@ func main() {
 		certSecret, webhookService string
 		webhookConfig              string
 		webhookDrain               time.Duration
+		leaderElectionNamespace    string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS when --metrics-secure); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers that Kubernetes authenticates and authorizes.")
@@ -46,6 +47,7 @@ func main() {
 	flag.DurationVar(&webhookDrain, "webhook-drain-delay", 0, "On shutdown, keep serving the webhook this long while telling the API server to close its connections (Connection: close), so that a rolling update fails no admission request; config/manager sets 5s.")
 	flag.StringVar(&webhookConfig, "webhook-config-name", "loopguard-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle --cert-rotation keeps current.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves the webhook.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (empty: the in-cluster namespace; required with --leader-elect outside a cluster).")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
 	opts := zap.Options{Development: false}
@@ -99,6 +101,7 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "loopguard.loopguard.io",
+		LeaderElectionNamespace:       leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 webhookServer,
 		Cache:                         app.CacheOptions(),

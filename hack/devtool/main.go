@@ -43,6 +43,7 @@ commands:
   probe        --url URL [--ca F] [--cert F --key F] [--status N]
                                               one request; exit 0 if it answers (with status N if N>0)
   wait-webhook --url URL --ca F [--timeout D] retry probe until the TLS handshake and a response succeed
+  proxy        --listen ADDR --backends A,B    TCP round-robin (REPLICAS>1 in hack/dev.sh)
 `
 
 func main() {
@@ -63,6 +64,8 @@ func main() {
 		err = cmdProbe(args)
 	case "wait-webhook":
 		err = cmdWaitWebhook(args)
+	case "proxy":
+		err = cmdProxy(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

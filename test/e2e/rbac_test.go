@@ -52,6 +52,7 @@ func TestLeastPrivilege(t *testing.T) {
 		{"create", "tokenreviews.authentication.k8s.io", "", true},
 		{"create", "subjectaccessreviews.authorization.k8s.io", "", true},
 		{"get", "leases.coordination.k8s.io", "loopguard-system", true},
+		{"create", "events", "loopguard-system", true},
 
 		{"get", "secrets", "default", false},
 		{"list", "secrets", "", false},
@@ -61,6 +62,7 @@ func TestLeastPrivilege(t *testing.T) {
 		{"update", "loopbackservices.loopguard.io", "shop", false},
 		{"delete", "loopbackservices.loopguard.io", "shop", false},
 		{"get", "leases.coordination.k8s.io", "kube-system", false},
+		{"create", "events", "default", false},
 		{"create", "clusterrolebindings.rbac.authorization.k8s.io", "", false},
 		{"escalate", "clusterroles.rbac.authorization.k8s.io", "", false},
 		{"*", "*", "", false},
