@@ -85,6 +85,25 @@ chart-check: chart $(HELM) ## Fail when dist/chart is stale; lint it and check i
 	$(HELM) lint --strict dist/chart
 	HELM=$(abspath $(HELM)) $(GO) test -tags helm -count=1 -run 'TestDefaultsMatchKustomize|TestLint|TestOverrides|TestChartUpToDate' ./test/helm/
 
+##@ Deploy
+
+# IMG is the manager image the install uses (repository:tag).
+IMG ?= loopguard:latest
+
+.PHONY: build-installer
+build-installer: ## Render the whole install (CRDs, RBAC, manager, webhook) into dist/install.yaml, with IMG.
+	@mkdir -p dist
+	@IMG=$(IMG) hack/render-install.sh > dist/install.yaml
+	@echo "dist/install.yaml: $$(grep -c '^kind:' dist/install.yaml) objects, image $(IMG)"
+
+.PHONY: deploy
+deploy: ## Install loopguard into the cluster of the current kubeconfig (server-side apply), with IMG.
+	IMG=$(IMG) hack/render-install.sh | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove loopguard but keep the CRDs and every policy (see docs/upgrade.md).
+	IMG=$(IMG) hack/render-install.sh --without-crds | kubectl delete --ignore-not-found -f -
+
 ##@ Run
 
 .PHONY: dev
@@ -106,7 +125,7 @@ dev-down: ## Stop everything dev-up started.
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet chart-check k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
+test: verify-generated vet chart-check build-installer k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
 	$(GO) test ./... -count=1
 	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) test-e2e
