@@ -62,6 +62,10 @@ bench: k8s ## Benchmarks and the HTTPS load test; figures go in docs/benchmarks.
 bench-api: ## Added latency through the dev API server: none vs loopguard vs a ValidatingAdmissionPolicy (needs make dev-up).
 	$(GO) run ./hack/apibench -kubeconfig .dev/kubeconfig -n 300 -rounds 3
 
+.PHONY: bench-scale
+bench-scale: ## Controller at scale on the dev control plane: 1,000 policies, 10,000 pods (needs make dev-up; DEV_NODE=0 is enough).
+	$(GO) run ./hack/scalebench
+
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
 	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/

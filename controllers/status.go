@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -66,6 +67,14 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 	if len(all) > 0 {
 		st.Violations = all[:min(len(all), v1alpha1.MaxStatusViolations)]
 	}
+	// Cache lists come in no fixed order: sort whatever status shows, or
+	// every reconcile would write a reordered status.
+	sort.Slice(o.hostNetworkPods, func(i, j int) bool {
+		a, b := o.hostNetworkPods[i], o.hostNetworkPods[j]
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	sort.Strings(o.networkPolicies)
+	sort.Slice(o.conflicts, func(i, j int) bool { return o.conflicts[i].String() < o.conflicts[j].String() })
 	st.HostNetworkPods = nil
 	if len(o.hostNetworkPods) > 0 {
 		st.HostNetworkPods = o.hostNetworkPods[:min(len(o.hostNetworkPods), v1alpha1.MaxStatusViolations)]

@@ -1,0 +1,36 @@
+package controllers
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// TestStatusIgnoresListOrder checks that the same observation in another
+// order (the cache lists in no fixed order) gives an equal status, so that
+// a reconcile with nothing new writes nothing.
+func TestStatusIgnoresListOrder(t *testing.T) {
+	mk := func(reverse bool) *outcome {
+		hn := []v1alpha1.HostNetworkPod{{Namespace: "a", Name: "p1"}, {Namespace: "a", Name: "p2"}, {Namespace: "b", Name: "p0"}}
+		nps := []string{"b/loopguard-cluster-x", "a/loopguard-cluster-x"}
+		cs := []netpol.Conflict{{Name: "allow-all", Port: rules.PortRange{Protocol: "TCP", From: 1, To: 1}}, {Name: "range", Rule: 1, Port: rules.PortRange{Protocol: "TCP", From: 1, To: 1}}}
+		if reverse {
+			hn[0], hn[2] = hn[2], hn[0]
+			nps[0], nps[1] = nps[1], nps[0]
+			cs[0], cs[1] = cs[1], cs[0]
+		}
+		return &outcome{mode: v1alpha1.NetworkPolicyManaged, hostNetworkPods: hn, networkPolicies: nps, conflicts: cs, protected: "1/TCP"}
+	}
+	a := computeStatus(v1alpha1.LoopbackServiceStatus{}, 1, mk(false))
+	b := computeStatus(v1alpha1.LoopbackServiceStatus{}, 1, mk(true))
+	for i := range b.Conditions {
+		b.Conditions[i].LastTransitionTime = a.Conditions[i].LastTransitionTime
+	}
+	if !equality.Semantic.DeepEqual(a, b) {
+		t.Fatalf("status depends on list order:\n%+v\n%+v", a, b)
+	}
+}
