@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -255,5 +254,4 @@ func TestClusterPolicy(t *testing.T) {
 		return c.Create(ctx, pod(in, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)
 	}, 10*time.Second, 50*time.Millisecond).Should(MatchError(ContainSubstring("declared loopback-only by ClusterLoopbackService platform-" + in)))
 	g.Expect(c.Create(ctx, pod(out, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)).To(Succeed())
-	_ = ptr.To(0)
 }

@@ -245,11 +245,6 @@ func (e *Env) Stop() error {
 	return e.env.Stop()
 }
 
-// WebhookInstallOptions exposes where envtest serves the webhook from.
-func (e *Env) WebhookInstallOptions() envtest.WebhookInstallOptions {
-	return e.env.WebhookInstallOptions
-}
-
 // AddUser creates a user with a client certificate and returns its config.
 func (e *Env) AddUser(name string, groups ...string) (*rest.Config, error) {
 	u, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
