@@ -53,6 +53,12 @@
 # refreshed by every 'up'): a missing permission shows in its log at once.
 #   WEBHOOK_KUSTOMIZE_DIR  kustomization rendering the webhook configuration
 #                          (default config/webhook)
+#   DEV_DIR                state directory (default .dev)
+#   DEV_PORT_OFFSET        added to every port of the control plane and the
+#                          manager (default 0), so a second cluster (e.g. the
+#                          one 'make compare' runs) can live beside the first;
+#                          with an offset there is no node (it owns
+#                          machine-wide state: bridge, containerd, iptables)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,9 +66,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 abs() { if [[ -z $1 || $1 == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
 MANAGER_BIN=$(abs "${MANAGER_BIN:-}")
 WEBHOOK_KUSTOMIZE_DIR=$(abs "${WEBHOOK_KUSTOMIZE_DIR:-$ROOT/config/webhook}")
+DEV=$(abs "${DEV_DIR:-$ROOT/.dev}")
 cd "$ROOT"
 
-DEV=$ROOT/.dev
 PKI=$DEV/pki
 LOGS=$DEV/logs
 RUN=$DEV/run
@@ -78,13 +84,19 @@ MANAGER_SA=loopguard-controller-manager
 REPLICAS=${REPLICAS:-1}
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS=$REPLICAS: want 1 to 9" >&2; exit 2; }
 
-ETCD_PORT=23790
-ETCD_PEER_PORT=23800
-APISERVER_PORT=6443
-KCM_PORT=10257
-WEBHOOK_PORT=9443
-METRICS_PORT=8443
-PROBE_PORT=8081
+PORT_OFFSET=${DEV_PORT_OFFSET:-0}
+[[ $PORT_OFFSET =~ ^[0-9]{1,4}$ ]] || { echo "DEV_PORT_OFFSET=$PORT_OFFSET: want 0 to 9999" >&2; exit 2; }
+if ((PORT_OFFSET != 0)); then
+  [[ ${DEV_NODE:-auto} == require ]] && { echo "DEV_PORT_OFFSET=$PORT_OFFSET: a second cluster has no node" >&2; exit 2; }
+  DEV_NODE=0
+fi
+ETCD_PORT=$((23790 + PORT_OFFSET))
+ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
+APISERVER_PORT=$((6443 + PORT_OFFSET))
+KCM_PORT=$((10257 + PORT_OFFSET))
+WEBHOOK_PORT=$((9443 + PORT_OFFSET))
+METRICS_PORT=$((8443 + PORT_OFFSET))
+PROBE_PORT=$((8081 + PORT_OFFSET))
 SERVICE_CIDR=10.96.0.0/16
 
 # shellcheck source=hack/lib/common.sh
@@ -592,7 +604,7 @@ usage_hint() {
   cat <<EOF
 
 loopguard dev cluster is up (kube-apiserver https://$API_ADDR:$APISERVER_PORT).
-  export KUBECONFIG=\$PWD/.dev/kubeconfig
+  export KUBECONFIG=$ADMIN_KUBECONFIG
   kubectl apply -f config/samples/
   kubectl get lbs -A
 EOF
@@ -606,7 +618,7 @@ EOF
   fi
   cat <<EOF
   make dev-down            # or: hack/dev.sh down
-logs: .dev/logs/<component>.log
+logs: ${LOGS#"$ROOT"/}/<component>.log
 EOF
 }
 
@@ -647,7 +659,8 @@ cmd_down() {
     rm -f "$RUN"/*.pid "$RUN"/*.fingerprint 2>/dev/null || true
   fi
   rm -f "$MANAGER_TOKEN" "$MANAGER_KUBECONFIG" "$DEV/manager-rbac.yaml"
-  node_down || rc=1
+  # The node is machine-wide: only the cluster without an offset owns it.
+  if ((PORT_OFFSET == 0)); then node_down || rc=1; fi
   if [[ -d $DEV/etcd ]]; then wipe_etcd; fi
   # They describe registrations in the cluster just wiped.
   rm -f "$DEV/webhook.yaml" "$DEV/webhook.yaml.new"
