@@ -272,6 +272,12 @@ type LoopbackServiceStatus struct {
 	// +listType=atomic
 	// +optional
 	HostNetworkPods []HostNetworkPod `json:"hostNetworkPods,omitempty"`
+
+	// runtime is what the node agents observed: selected pods whose
+	// protected ports really listen beyond loopback. Absent when no agent
+	// reports.
+	// +optional
+	Runtime *RuntimeStatus `json:"runtime,omitempty"`
 }
 
 // MaxStatusViolations bounds status.violations and status.hostNetworkPods so

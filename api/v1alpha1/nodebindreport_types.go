@@ -1,0 +1,202 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Bounds of a NodeBindReport, so that one object per node stays small
+// whatever the node runs.
+const (
+	// MaxReportPods bounds status.pods.
+	MaxReportPods = 500
+	// MaxReportListeners bounds status.pods[].listeners.
+	MaxReportListeners = 64
+	// MaxReportErrors bounds status.errors.
+	MaxReportErrors = 32
+)
+
+// BindListener is one socket in a protected port range that listens (TCP,
+// SCTP) or is bound (UDP) on an address other than 127.0.0.0/8 or ::1.
+type BindListener struct {
+	// protocol of the socket: TCP, UDP or SCTP.
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	// +required
+	Protocol corev1.Protocol `json:"protocol"`
+
+	// address the socket is bound to, as the kernel reports it: "0.0.0.0"
+	// and "::" for every address, else one IP (the pod IP, a node IP, ...).
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=64
+	// +required
+	Address string `json:"address"`
+
+	// port the socket is bound to.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Port int32 `json:"port"`
+
+	// container is the name of the container whose process owns the socket,
+	// empty when the agent could not tell.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Container string `json:"container,omitempty"`
+
+	// containerID is the runtime's ID of that container
+	// (e.g. containerd://abc...), empty when unknown.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	ContainerID string `json:"containerID,omitempty"`
+
+	// pid of the owning process in the node's PID namespace, 0 when unknown.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PID int64 `json:"pid,omitempty"`
+
+	// process is the owning process's command name (/proc/<pid>/comm),
+	// empty when unknown.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Process string `json:"process,omitempty"`
+}
+
+// PodBindReport is what the agent found in one pod's network namespace.
+type PodBindReport struct {
+	// namespace of the pod.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Namespace string `json:"namespace"`
+
+	// name of the pod.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// uid of the pod; a report about a pod of the same name but another UID
+	// (a replaced StatefulSet pod) is not about the current pod.
+	// +required
+	UID types.UID `json:"uid"`
+
+	// hostNetwork is true when the pod uses the node's network namespace:
+	// its listeners are the node's, shared with every hostNetwork pod.
+	// +optional
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+
+	// listeners are the sockets in the pod's protected port ranges that
+	// listen beyond loopback, sorted by protocol, port and address; empty
+	// when the pod was checked and is clean (at most 64 listed).
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Listeners []BindListener `json:"listeners,omitempty"`
+
+	// unchecked says why the pod could not be checked (no running process
+	// yet, network namespace gone, ...); empty when it was checked.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Unchecked string `json:"unchecked,omitempty"`
+}
+
+// NodeBindReportStatus is the result of the agent's last scan of its node.
+type NodeBindReportStatus struct {
+	// scannedAt is when the last scan ended. A report whose scannedAt is
+	// several scan intervals old is stale: its agent is gone or stuck.
+	// +optional
+	ScannedAt *metav1.Time `json:"scannedAt,omitempty"`
+
+	// scanDuration is how long the last scan took.
+	// +optional
+	ScanDuration *metav1.Duration `json:"scanDuration,omitempty"`
+
+	// scanInterval is the agent's period between scans; readers use it to
+	// judge whether the report is stale.
+	// +optional
+	ScanInterval *metav1.Duration `json:"scanInterval,omitempty"`
+
+	// podsChecked is the number of pods the last scan checked (pods listed
+	// with an unchecked reason are not counted).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PodsChecked int32 `json:"podsChecked,omitempty"`
+
+	// podsBeyondLoopback is the number of checked pods with at least one
+	// listener in a protected range beyond loopback.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	PodsBeyondLoopback int32 `json:"podsBeyondLoopback,omitempty"`
+
+	// pods are the pods the last scan looked at, sorted by namespace and
+	// name, with their findings (at most 500; truncated says when more were
+	// left out, findings first).
+	// +kubebuilder:validation:MaxItems=500
+	// +listType=map
+	// +listMapKey=uid
+	// +optional
+	Pods []PodBindReport `json:"pods,omitempty"`
+
+	// truncated is true when pods does not list every pod scanned.
+	// +optional
+	Truncated bool `json:"truncated,omitempty"`
+
+	// errors are scan errors that are not about one pod (at most 32).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +listType=atomic
+	// +optional
+	Errors []string `json:"errors,omitempty"`
+
+	// conditions of the agent on this node (e.g. Ready).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// NodeBindReport is the loopguard node agent's view of which pods on one
+// node listen on protected ports beyond loopback. Its name is the node's
+// name. Only that node's agent writes it: a ValidatingAdmissionPolicy
+// admits the agent's requests only when its ServiceAccount token is bound
+// to a pod on the node of the same name (the NodeRestriction pattern), so a
+// compromised agent cannot forge another node's findings. The controller
+// reads it into the status.runtime of the policies that protect the pods.
+// The agent sets an ownerReference to its Node, so the report goes with the
+// node.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=nbr,categories=loopguard
+// +kubebuilder:printcolumn:name="Pods Checked",type=integer,JSONPath=`.status.podsChecked`
+// +kubebuilder:printcolumn:name="Beyond Loopback",type=integer,JSONPath=`.status.podsBeyondLoopback`
+// +kubebuilder:printcolumn:name="Scanned",type=date,JSONPath=`.status.scannedAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeBindReport struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// status is the result of the agent's last scan of the node.
+	// +optional
+	Status NodeBindReportStatus `json:"status,omitempty"`
+}
+
+// NodeBindReportList is a list of NodeBindReports.
+// +kubebuilder:object:root=true
+type NodeBindReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeBindReport `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodeBindReport{}, &NodeBindReportList{})
+}
+
+// Condition type and reason of a policy's runtime findings.
+const (
+	// ReasonListeningBeyondLoopback: a selected pod listens on a protected
+	// port beyond loopback, as its node's agent observed.
+	ReasonListeningBeyondLoopback = "ListeningBeyondLoopback"
+)
