@@ -232,4 +232,3 @@ func grantDelete(t *testing.T) {
 		}
 	}
 }
-
