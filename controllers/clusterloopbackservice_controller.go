@@ -57,7 +57,8 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 	return r.reconcilePolicy(ctx, clbs, p, compileErr, scope, true)
 }
 
-// namespaces returns the live namespaces the policy selects.
+// namespaces returns the namespaces the policy selects; terminating ones
+// are kept in scope so that pruning leaves their NetworkPolicy in place.
 func (r *ClusterLoopbackServiceReconciler) namespaces(ctx context.Context, p *rules.Policy) ([]namespaceInScope, error) {
 	var list corev1.NamespaceList
 	if err := r.reader.List(ctx, &list); err != nil {
@@ -66,8 +67,8 @@ func (r *ClusterLoopbackServiceReconciler) namespaces(ctx context.Context, p *ru
 	var out []namespaceInScope
 	for _, ns := range list.Items {
 		l := labels.Set(ns.Labels)
-		if ns.DeletionTimestamp == nil && p.AppliesToNamespace(ns.Name, l) {
-			out = append(out, namespaceInScope{name: ns.Name, labels: l})
+		if p.AppliesToNamespace(ns.Name, l) {
+			out = append(out, namespaceInScope{name: ns.Name, labels: l, terminating: ns.DeletionTimestamp != nil})
 		}
 	}
 	return out, nil

@@ -31,11 +31,17 @@ func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
 }
 
 // ensureNetworkPolicy creates or repairs the managed NetworkPolicy and
-// writes only when it differs from what it should be.
+// writes only when it differs from what it should be. A NetworkPolicy on
+// its way out is left to the finalizer controller: no new finalizer can be
+// added to it, and its namespace is usually terminating.
 func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (controllerutil.OperationResult, error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err := controllerutil.CreateOrUpdate(ctx, c, np, func() error {
+		if !np.DeletionTimestamp.IsZero() {
+			return nil
+		}
+		controllerutil.AddFinalizer(np, netpol.FinalizerPodsGone)
 		if np.Labels == nil {
 			np.Labels = map[string]string{}
 		}

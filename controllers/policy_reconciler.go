@@ -38,6 +38,9 @@ type policyObject interface {
 type namespaceInScope struct {
 	name   string
 	labels labels.Set
+	// terminating namespaces refuse new objects; their NetworkPolicy, if
+	// any, is kept until their pods are gone (FinalizerPodsGone).
+	terminating bool
 }
 
 // maxEventsPerReconcile bounds the violation Events one reconcile emits, so
@@ -92,6 +95,9 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 	npName := managedNetworkPolicyName(clusterScoped, obj.GetName())
 	for _, ns := range namespaces {
 		key := types.NamespacedName{Namespace: ns.name, Name: npName}
+		if ns.terminating {
+			continue
+		}
 		if o.mode == v1alpha1.NetworkPolicyManaged {
 			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
 			if err != nil {

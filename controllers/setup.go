@@ -80,6 +80,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupHostNetwork(mgr, opts.Index); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", HostNetworkControllerName, err)
 	}
+	if err := setupPodsGone(mgr); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", PodsGoneControllerName, err)
+	}
 	return nil
 }
 

@@ -28,6 +28,12 @@ const (
 	LabelPolicy    = "loopguard.io/policy"
 )
 
+// FinalizerPodsGone keeps a managed NetworkPolicy of a terminating
+// namespace until no pod it protects runs there any more: the namespace
+// controller deletes NetworkPolicies and pods in no set order, and a policy
+// gone before its pods leaves their ports open (CVE-2024-7598).
+const FinalizerPodsGone = "loopguard.io/pods-gone"
+
 // AllowedPorts returns the NetworkPolicy ports that admit every port of
 // every protocol except the protected ranges: for each protocol, the
 // complement of the union of its ranges within 1..65535, as port/endPort
