@@ -44,8 +44,10 @@ PROXY_METRICS_PORT=10249
 PROXY_HEALTHZ_PORT=10256
 NODE_PROXY_MODE=${DEV_NODE_PROXY_MODE:-nftables}
 NODE_READY_TIMEOUT=${DEV_NODE_READY_TIMEOUT:-90}
-# Stop order: nothing may start a pod while the runtime goes away.
-NODE_COMPONENTS=(kube-scheduler kube-proxy kubelet containerd)
+# Stop order: nothing may start a pod while the runtime goes away; the
+# NetworkPolicy enforcer first (it removes its iptables hook as it exits).
+NODE_COMPONENTS=(netpol-enforcer kube-scheduler kube-proxy kubelet containerd)
+ENFORCER_BIN=$ROOT/bin/enforcer
 
 # Sysctls the kubelet (kernel.*, vm.*), the CNI plugins and kube-proxy
 # (net.*) may change. Per-interface ones go with the interfaces.
@@ -181,6 +183,7 @@ node_build() {
   log=$("$IMAGES_TOOL" build --repo "$ROOT" --out "$IMAGES_OUT" 2>&1) ||
     { node_fail "building the node images failed: $log"; return 0; }
   indent <<<"$log"
+  "$ROOT/hack/enforcer/build.sh" 2>&1 | indent || { node_fail "building the NetworkPolicy enforcer (hack/enforcer) failed"; return 0; }
   ok "node binaries and images ready ($(elapsed "$t0"))"
 }
 
@@ -380,6 +383,16 @@ start_kube_proxy() {
     "$DEVTOOL" probe --url "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz" --status 200
 }
 
+# start_enforcer: the NetworkPolicy enforcer (hack/enforcer, see
+# docs/testing.md), as admin: it reads pods, namespaces, nodes and
+# (Admin)NetworkPolicies cluster-wide, and it is test infrastructure.
+start_enforcer() {
+  ensure_started netpol-enforcer "" "$ENFORCER_BIN" \
+    --kubeconfig="$ADMIN_KUBECONFIG" --node-name="$NODE_NAME" --pod-cidr="$POD_CIDR" --v=1
+  wait_until "NetworkPolicy enforcer hook (iptables chain LGNP-ENFORCER)" 30 netpol-enforcer \
+    iptables -w 5 -C FORWARD -j LGNP-ENFORCER
+}
+
 # node_condition: "<Ready status> <reason>: <message>|<taint keys>".
 node_condition() {
   k get node "$NODE_NAME" --request-timeout=5s -o \
@@ -426,6 +439,7 @@ node_start() {
   start_kubelet
   start_scheduler
   start_kube_proxy
+  start_enforcer
   node_wait_ready
   ok "node ready ($(elapsed "$t0"))"
 }
@@ -542,12 +556,13 @@ node_remove_cgroups() {
 }
 
 # restore_lines: turn iptables-save output of one table into an
-# iptables-restore --noflush script that removes every KUBE-* and CNI-*
+# iptables-restore --noflush script that removes every KUBE-*, CNI-* and
+# LGNP-* (the NetworkPolicy enforcer's)
 # chain and every rule elsewhere that jumps to one (empty if none).
 restore_lines() {
   awk -v table="$1" '
-    /^:(KUBE|CNI)-/ { sub(/^:/, ""); chains[++n] = $1; next }
-    /^-A / && $2 !~ /^(KUBE|CNI)-/ && / -[jg] (KUBE|CNI)-/ { sub(/^-A /, "-D "); dels[++m] = $0 }
+    /^:(KUBE|CNI|LGNP)-/ { sub(/^:/, ""); chains[++n] = $1; next }
+    /^-A / && $2 !~ /^(KUBE|CNI|LGNP)-/ && / -[jg] (KUBE|CNI|LGNP)-/ { sub(/^-A /, "-D "); dels[++m] = $0 }
     END {
       if (n + m == 0) exit
       print "*" table
@@ -568,6 +583,9 @@ node_clean_netfilter() {
     for fam in ip ip6; do
       if nft list table "$fam" kube-proxy >/dev/null 2>&1; then nft delete table "$fam" kube-proxy; fi
     done
+    # The enforcer's library tries its own table on every sync (it cannot
+    # load here, see hack/enforcer): removed should one ever have loaded.
+    if nft list table inet kube-network-policies >/dev/null 2>&1; then nft delete table inet kube-network-policies; fi
   fi
   for cmd in iptables ip6tables; do
     command -v "$cmd-save" >/dev/null || continue
@@ -591,10 +609,10 @@ node_clean_netfilter() {
 # leftover_netfilter: what node_clean_netfilter should have removed.
 leftover_netfilter() {
   local cmd
-  if command -v nft >/dev/null; then nft list tables 2>/dev/null | grep -w kube-proxy || :; fi
+  if command -v nft >/dev/null; then nft list tables 2>/dev/null | grep -wE 'kube-proxy|kube-network-policies' || :; fi
   for cmd in iptables ip6tables; do
     command -v "$cmd-save" >/dev/null || continue
-    "$cmd-save" 2>/dev/null | grep -E '^:(KUBE|CNI)-|-[jg] (KUBE|CNI)-' | sed "s/^/$cmd: /" || :
+    "$cmd-save" 2>/dev/null | grep -E '^:(KUBE|CNI|LGNP)-|-[jg] (KUBE|CNI|LGNP)-' | sed "s/^/$cmd: /" || :
   done
 }
 
@@ -728,7 +746,7 @@ node_down() {
 node_status() {
   local n pid cond rc=0
   [[ -e $NODE_STATE ]] || return 0
-  for n in containerd kubelet kube-scheduler kube-proxy; do
+  for n in containerd kubelet kube-scheduler kube-proxy netpol-enforcer; do
     if pid=$(pid_of "$n"); then
       printf '  %-24s running (pid %s)\n' "$n" "$pid"
     else
