@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	case "idle":
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return
+	case "scan":
+		runScan()
+		return
 	}
 	os.Exit(m.Run())
 }
@@ -121,22 +124,30 @@ type child struct {
 // namespace of joinPID when it is not 0, and stops it at cleanup.
 func startChild(t testing.TB, listen []string, setup, peer bool, joinPID int) child {
 	t.Helper()
+	return startChildWith(t, listen, func(cmd *exec.Cmd) {
+		if setup {
+			cmd.Env = append(cmd.Env, envSetup+"=1")
+		}
+		if peer {
+			cmd.Env = append(cmd.Env, envPeer+"=1")
+		}
+		if joinPID != 0 {
+			// nsenter is the simplest way into an existing namespace from
+			// a test; the scanner itself never executes anything.
+			cmd.Args = append([]string{"nsenter", "--net=/proc/" + fmt.Sprint(joinPID) + "/ns/net"}, cmd.Args...)
+			cmd.Path, _ = exec.LookPath("nsenter")
+			return
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	})
+}
+
+// startChildWith starts a listener child that configure adjusts.
+func startChildWith(t testing.TB, listen []string, configure func(*exec.Cmd)) child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=listener", envListen+"="+strings.Join(listen, ","))
-	if setup {
-		cmd.Env = append(cmd.Env, envSetup+"=1")
-	}
-	if peer {
-		cmd.Env = append(cmd.Env, envPeer+"=1")
-	}
-	if joinPID != 0 {
-		// nsenter is the simplest way into an existing namespace from a
-		// test; the scanner itself never executes anything.
-		cmd = exec.Command("nsenter", "--net=/proc/"+fmt.Sprint(joinPID)+"/ns/net", os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envChild+"=listener", envListen+"="+strings.Join(listen, ","))
-	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	}
+	configure(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
