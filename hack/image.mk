@@ -18,6 +18,16 @@ image: ## Build dist/loopguard-manager.tar (loopguard:dev, no Docker); import it
 	  $(IMAGE_TOOL) build --repo . --out bin/images --tar-out dist --only manager; \
 	fi
 
+.PHONY: image-agent
+image-agent: ## Build dist/loopguard-agent.tar (loopguard-agent:dev, the node agent); import it into the dev node's containerd when it runs.
+	cd hack/images && $(GO) build -o $(IMAGE_TOOL) .
+	@if [ -S $(DEV_CONTAINERD_SOCK) ] && command -v ctr >/dev/null && timeout 5 ctr --address $(DEV_CONTAINERD_SOCK) version >/dev/null 2>&1; then \
+	  echo "dev node's containerd is running: building and importing loopguard-agent:dev"; \
+	  $(IMAGE_TOOL) build --repo . --out bin/images --tar-out dist --only agent --address $(DEV_CONTAINERD_SOCK); \
+	else \
+	  $(IMAGE_TOOL) build --repo . --out bin/images --tar-out dist --only agent; \
+	fi
+
 .PHONY: image-docker
 image-docker: ## Build loopguard:dev with Docker (the Dockerfile), for those who have it.
 	docker build -t loopguard:dev .

@@ -12,6 +12,8 @@
 //	loopguard-listener:dev  the test workload, ./cmd/listener
 //	loopguard:dev           the manager, ./cmd/manager, at /manager (only with
 //	                        --only manager: `make image`, hack/image.mk)
+//	loopguard-agent:dev     the node agent, ./cmd/agent, at /agent (only with
+//	                        --only agent: `make image-agent`)
 //
 // The build is reproducible (fixed timestamps, -trimpath), so an unchanged
 // binary gives the same image (config digest, i.e. image ID) and the import
@@ -66,13 +68,18 @@ var specs = []imageSpec{
 	// nonroot, as in the Dockerfile and config/manager.
 	{name: "manager", ref: "loopguard:dev", module: ".", pkg: "./cmd/manager", user: "65532:65532",
 		tarName: "loopguard-manager", optional: true},
+	// The node agent (config/agent): root with two capabilities (see
+	// config/agent/daemonset.yaml), so its user is 0.
+	{name: "agent", ref: "loopguard-agent:dev", module: ".", pkg: "./cmd/agent", user: "0:0",
+		tarName: "loopguard-agent", optional: true},
 }
 
 const usage = `usage: images build --repo DIR --out DIR [--tar-out DIR] [--address SOCK] [--namespace NS] [--ctr PATH] [--only NAME,...] [--skip-go-build]
 
 Builds the dev node's images into DIR/<name>.tar; with --address, imports
 each into that containerd (skipped when it already has the same digest).
-The manager image (loopguard:dev) is built only with --only manager.
+The manager image (loopguard:dev) is built only with --only manager, the
+agent image (loopguard-agent:dev) only with --only agent.
 `
 
 func main() {
