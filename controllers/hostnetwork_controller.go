@@ -72,14 +72,18 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for _, rep := range reports {
 		metrics.HostNetworkPodInfo.WithLabelValues(rep.Namespace, rep.Name, node, fmt.Sprint(rep.Critical())).Set(1)
 	}
-	if err := r.writeReport(ctx, node, reports); err != nil {
+	listening, err := r.listeningHostNetworkPods(ctx, node)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writeReport(ctx, node, reports, listening); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
 }
 
 // writeReport keeps the node's ClusterReport, writing only on change.
-func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport) error {
+func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport, listening []openreportsv1alpha1.ReportResult) error {
 	if _, err := r.mapper.RESTMapping(clusterReportGK, openreportsv1alpha1.GroupVersion.Version); err != nil {
 		if meta.IsNoMatchError(err) {
 			return nil // OpenReports not installed: metrics and status only
@@ -93,7 +97,7 @@ func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, re
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to get ClusterReport %s: %w", name, err)
 	}
-	if len(reports) == 0 {
+	if len(reports) == 0 && len(listening) == 0 {
 		if exists {
 			if err := r.client.Delete(ctx, cur); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("failed to delete ClusterReport %s: %w", name, err)
@@ -102,6 +106,8 @@ func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, re
 		return nil
 	}
 	want := desiredReport(node, reports)
+	want.Results = append(want.Results, listening...)
+	want.Summary.Fail += len(listening)
 	if !exists {
 		want.Name = name
 		if err := r.client.Create(ctx, want); err != nil {
@@ -148,7 +154,7 @@ func desiredReport(node string, reports []hostnet.PodReport) *openreportsv1alpha
 }
 
 // setupHostNetwork registers the pod indexes and the controller.
-func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index) error {
+func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan event.GenericEvent) error {
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHostNetworkNode, func(o client.Object) []string {
 		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork && p.Spec.NodeName != "" {
@@ -181,6 +187,7 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index) error {
 		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
+		WatchesRawSource(runtimeSource(runtime, hostNetworkNodeOfReport)).
 		Complete(r)
 }
 

@@ -93,6 +93,7 @@ func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject
 func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rules.Policy, namespaces []namespaceInScope, clusterScoped bool, o *outcome) error {
 	spec := obj.PolicySpec()
 	npName := managedNetworkPolicyName(clusterScoped, obj.GetName())
+	view := newRuntimeView(r.reader, time.Now())
 	for _, ns := range namespaces {
 		key := types.NamespacedName{Namespace: ns.name, Name: npName}
 		if ns.terminating {
@@ -123,6 +124,9 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 		if err != nil {
 			return fmt.Errorf("failed to audit namespace %s: %w", ns.name, err)
 		}
+		if err := view.observe(ctx, p, obs); err != nil {
+			return fmt.Errorf("failed to read runtime findings in namespace %s: %w", ns.name, err)
+		}
 		o.add(obs)
 	}
 	return nil
@@ -141,6 +145,7 @@ func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.Loopbac
 		}
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
 	}
+	r.announceRuntime(obj, old, cur)
 	prev := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
 	if len(o.conflicts) > 0 && (prev == nil || prev.Reason != v1alpha1.ReasonConflictingPolicies) {
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ConflictingNetworkPolicy", "Audit", "NetworkPolicies re-open protected ports: %s", describeConflicts(o.conflicts))
@@ -165,6 +170,7 @@ func (r *policyReconciler) recordMetrics(p *rules.Policy, obj policyObject, o *o
 		metrics.Violations.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), reason).Set(float64(n))
 	}
 	metrics.HostNetworkPods.With(l).Set(float64(len(o.hostNetworkPods)))
+	recordRuntimeMetrics(l, o)
 }
 
 // forgetMetrics drops the series of a deleted policy.
@@ -172,6 +178,7 @@ func forgetMetrics(kind, namespace, name string) {
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
 	metrics.Violations.DeletePartialMatch(l)
 	metrics.HostNetworkPods.Delete(l)
+	metrics.PodsListeningBeyondLoopback.Delete(l)
 }
 
 // policyLabelValue is the value of the loopguard.io/policy label on managed

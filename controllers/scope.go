@@ -25,6 +25,9 @@ type observation struct {
 	findings        []rules.Finding
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
+	// matched are the selected pods, for the runtime view.
+	matched []*corev1.Pod
+	runtime runtimeObservation
 }
 
 // observe audits a namespace against one policy with the same rules the
@@ -57,6 +60,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 			continue
 		}
 		obs.matchedPods++
+		obs.matched = append(obs.matched, pod)
 		if pod.Spec.HostNetwork {
 			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
 		}

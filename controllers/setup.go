@@ -20,6 +20,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // Options configure the controllers.
@@ -49,6 +50,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(),
 		auditInterval: opts.AuditInterval,
 	}
+	rt := newRuntimeEvents()
 
 	lbs := &LoopbackServiceReconciler{policyReconciler: base}
 	lbs.recorder = mgr.GetEventRecorder("loopguard")
@@ -58,6 +60,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(lbs.policiesInNamespace), builder.WithPredicates(relevantChange()))
 	}
+	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
 	if err := b.Complete(lbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
 	}
@@ -71,17 +74,21 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
 	}
+	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
 	}
 	if opts.Index == nil {
 		return fmt.Errorf("controllers.Options.Index is required")
 	}
-	if err := setupHostNetwork(mgr, opts.Index); err != nil {
+	if err := setupHostNetwork(mgr, opts.Index, rt.hostNetwork); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", HostNetworkControllerName, err)
 	}
 	if err := setupPodsGone(mgr); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", PodsGoneControllerName, err)
+	}
+	if err := setupNodeBindReports(mgr, rt); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", NodeBindReportControllerName, err)
 	}
 	return nil
 }

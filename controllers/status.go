@@ -26,6 +26,7 @@ type outcome struct {
 	findings        []rules.Finding
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
+	runtime         runtimeObservation
 	protected       string // the protected ports, for messages
 }
 
@@ -34,6 +35,7 @@ func (o *outcome) add(obs *observation) {
 	o.findings = append(o.findings, obs.findings...)
 	o.conflicts = append(o.conflicts, obs.conflicts...)
 	o.hostNetworkPods = append(o.hostNetworkPods, obs.hostNetworkPods...)
+	o.runtime.merge(obs.runtime)
 }
 
 // computeStatus returns the status for the outcome. Every condition is
@@ -80,6 +82,7 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 		st.HostNetworkPods = o.hostNetworkPods[:min(len(o.hostNetworkPods), v1alpha1.MaxStatusViolations)]
 	}
 	st.NetworkPolicies = o.networkPolicies
+	st.Runtime = o.runtime.status()
 
 	set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled,
 		fmt.Sprintf("enforcing %s on %d matched pods", o.protected, o.matchedPods))
@@ -96,7 +99,9 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 			fmt.Sprintf("NetworkPolicy %s blocks ingress to %s", strings.Join(o.networkPolicies, ", "), o.protected))
 	}
 
-	if len(all) == 0 {
+	if rt := st.Runtime; rt != nil && rt.PodsBeyondLoopback > 0 {
+		setRuntimeCompliant(set, rt, len(all))
+	} else if len(all) == 0 {
 		set(v1alpha1.ConditionCompliant, metav1.ConditionTrue, v1alpha1.ReasonNoViolations, "no existing object exposes a protected port")
 	} else {
 		what := "1 existing object exposes a protected port"

@@ -103,8 +103,9 @@ type PodBindReport struct {
 
 // NodeBindReportStatus is the result of the agent's last scan of its node.
 type NodeBindReportStatus struct {
-	// scannedAt is when the last scan ended. A report whose scannedAt is
-	// several scan intervals old is stale: its agent is gone or stuck.
+	// scannedAt is when the last written scan ended. A report whose
+	// scannedAt is older than refreshInterval plus two scanIntervals is
+	// stale: its agent is gone, stuck or cannot write.
 	// +optional
 	ScannedAt *metav1.Time `json:"scannedAt,omitempty"`
 
@@ -116,6 +117,14 @@ type NodeBindReportStatus struct {
 	// judge whether the report is stale.
 	// +optional
 	ScanInterval *metav1.Duration `json:"scanInterval,omitempty"`
+
+	// refreshInterval is the longest the agent goes without rewriting a
+	// report whose findings did not change (a changed one is written at
+	// once), so scannedAt may be that old on a quiet node. Readers consider
+	// the report stale when scannedAt is older than refreshInterval plus
+	// two scan intervals; unset means 5m, the agent's default.
+	// +optional
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 
 	// podsChecked is the number of pods the last scan checked (pods listed
 	// with an unchecked reason are not counted).

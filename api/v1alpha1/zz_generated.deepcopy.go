@@ -365,6 +365,11 @@ func (in *NodeBindReportStatus) DeepCopyInto(out *NodeBindReportStatus) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.RefreshInterval != nil {
+		in, out := &in.RefreshInterval, &out.RefreshInterval
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Pods != nil {
 		in, out := &in.Pods, &out.Pods
 		*out = make([]PodBindReport, len(*in))

@@ -45,6 +45,14 @@ var (
 		Help: "Every hostNetwork pod, by node; critical=true when a loopguard policy selects it (its loopback-only ports are on the node).",
 	}, []string{"namespace", "pod", "node", "critical"})
 
+	// PodsListeningBeyondLoopback is the number of pods a policy selects
+	// whose protected ports listen beyond loopback, as the node agents saw
+	// them (NodeBindReports).
+	PodsListeningBeyondLoopback = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_runtime_pods_beyond_loopback",
+		Help: "Pods selected by a policy whose protected ports listen beyond loopback, as the node agents observed them.",
+	}, []string{"policy_kind", "policy_namespace", "policy"})
+
 	// PortForwards counts port-forward requests to protected pods by
 	// namespace and decision (deny, audit, allow).
 	PortForwards = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -59,6 +67,6 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards)
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards, PodsListeningBeyondLoopback)
 	})
 }

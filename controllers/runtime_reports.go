@@ -1,0 +1,206 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/policyindex"
+)
+
+// NodeBindReportControllerName names the controller in logs and metrics.
+const NodeBindReportControllerName = "nodebindreport"
+
+// runtimeEvents carries "these pods' runtime findings changed" from the
+// NodeBindReport controller to the reconcilers that show them. Each event
+// is a NodeBindReport holding only the changed pods (old and new).
+type runtimeEvents struct {
+	lbs, clbs, hostNetwork chan event.GenericEvent
+}
+
+func newRuntimeEvents() *runtimeEvents {
+	return &runtimeEvents{
+		lbs: make(chan event.GenericEvent, 64), clbs: make(chan event.GenericEvent, 64),
+		hostNetwork: make(chan event.GenericEvent, 64),
+	}
+}
+
+// NodeBindReportReconciler turns NodeBindReport writes into policy
+// reconciles, but only for what changed. Agents rewrite their report every
+// scan (scannedAt moves); a policy reconcile is a full audit, so the pods
+// whose findings did not change, and the reports that merely got newer,
+// cause none. It also notices a report going stale, which no write
+// announces: it asks to be called again when the report's scans would be
+// overdue.
+type NodeBindReportReconciler struct {
+	reader client.Reader
+	events *runtimeEvents
+	now    func() time.Time
+
+	mu sync.Mutex
+	// last is, per node, the digest of each pod's entry as the policies saw
+	// it: every pod of a fresh report; none of a stale or missing one.
+	last map[string]map[types.UID]podDigest
+}
+
+type podDigest struct {
+	namespace, name string
+	hostNetwork     bool
+	digest          string
+}
+
+// +kubebuilder:rbac:groups=loopguard.io,resources=nodebindreports,verbs=get;list;watch
+
+// Reconcile implements reconcile.Reconciler for one node's report.
+func (r *NodeBindReportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var rep v1alpha1.NodeBindReport
+	err := r.reader.Get(ctx, req.NamespacedName, &rep, client.UnsafeDisableDeepCopy)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to get NodeBindReport %s: %w", req.Name, err)
+	}
+	now := r.now()
+	cur := map[types.UID]podDigest{}
+	var requeue time.Duration
+	if err == nil {
+		if stale := staleAt(&rep); now.Before(stale) {
+			for i := range rep.Status.Pods {
+				p := &rep.Status.Pods[i]
+				cur[p.UID] = podDigest{namespace: p.Namespace, name: p.Name, hostNetwork: p.HostNetwork, digest: digest(p)}
+			}
+			requeue = stale.Sub(now) + time.Second
+		}
+	}
+
+	r.mu.Lock()
+	prev := r.last[req.Name]
+	r.last[req.Name] = cur
+	r.mu.Unlock()
+
+	// A report going stale changes every pod it listed (now unchecked).
+	// Selected pods a report does not list at all (the agent has not seen
+	// them yet) are counted at the policies' periodic audit.
+	if changed := changedPods(prev, cur); len(changed) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("runtime findings changed", "node", req.Name, "pods", len(changed))
+		r.send(ctx, req.Name, changed)
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func digest(p *v1alpha1.PodBindReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s/%t/%q", p.Namespace, p.Name, p.HostNetwork, p.Unchecked)
+	for _, l := range p.Listeners {
+		fmt.Fprintf(&b, "|%s/%d/%s/%s/%s", l.Protocol, l.Port, l.Address, l.Container, l.Process)
+	}
+	return b.String()
+}
+
+// changedPods returns the pods whose entry differs between two views,
+// sorted by UID.
+func changedPods(prev, cur map[types.UID]podDigest) []v1alpha1.PodBindReport {
+	var out []v1alpha1.PodBindReport
+	add := func(uid types.UID, d podDigest) {
+		out = append(out, v1alpha1.PodBindReport{Namespace: d.namespace, Name: d.name, UID: uid, HostNetwork: d.hostNetwork})
+	}
+	for uid, d := range cur {
+		if p, ok := prev[uid]; !ok || p != d {
+			add(uid, d)
+		}
+	}
+	for uid, d := range prev {
+		if _, ok := cur[uid]; !ok {
+			add(uid, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out
+}
+
+func (r *NodeBindReportReconciler) send(ctx context.Context, node string, pods []v1alpha1.PodBindReport) {
+	ev := event.GenericEvent{Object: &v1alpha1.NodeBindReport{
+		ObjectMeta: metav1.ObjectMeta{Name: node},
+		Status:     v1alpha1.NodeBindReportStatus{Pods: pods},
+	}}
+	for _, ch := range []chan event.GenericEvent{r.events.lbs, r.events.clbs, r.events.hostNetwork} {
+		select {
+		case ch <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// policiesOfReport maps a runtime event to the policies of one kind that
+// select the changed pods, through the webhook's policy index and the pod
+// cache: never a list of every policy.
+func policiesOfReport(reader client.Reader, index *policyindex.Index, kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		rep, ok := o.(*v1alpha1.NodeBindReport)
+		if !ok || index == nil {
+			return nil
+		}
+		seen := map[types.NamespacedName]bool{}
+		var out []reconcile.Request
+		for _, pr := range rep.Status.Pods {
+			var pod corev1.Pod
+			if err := reader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, &pod, client.UnsafeDisableDeepCopy); err != nil {
+				continue // a deleted pod: the pod watch reconciles its policies
+			}
+			for _, p := range index.Env(pr.Namespace).MatchingPolicies(labels.Set(pod.Labels)) {
+				key := types.NamespacedName{Namespace: p.Ref.Namespace, Name: p.Ref.Name}
+				if p.Ref.Kind == kind && !seen[key] {
+					seen[key] = true
+					out = append(out, reconcile.Request{NamespacedName: key})
+				}
+			}
+		}
+		return out
+	}
+}
+
+// hostNetworkNodeOfReport maps a runtime event that changed a hostNetwork
+// pod to its node's hostNetwork report.
+func hostNetworkNodeOfReport(_ context.Context, o client.Object) []reconcile.Request {
+	rep, ok := o.(*v1alpha1.NodeBindReport)
+	if !ok {
+		return nil
+	}
+	for _, p := range rep.Status.Pods {
+		if p.HostNetwork {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: rep.Name}}}
+		}
+	}
+	return nil
+}
+
+// runtimeSource is the channel source of one consumer of runtime events.
+func runtimeSource(ch chan event.GenericEvent, fn handler.MapFunc) source.Source {
+	return source.Channel(ch, handler.EnqueueRequestsFromMapFunc(fn))
+}
+
+// setupNodeBindReports registers the NodeBindReport controller.
+func setupNodeBindReports(mgr ctrl.Manager, events *runtimeEvents) error {
+	r := &NodeBindReportReconciler{
+		reader: mgr.GetCache(), events: events, now: time.Now,
+		last: map[string]map[types.UID]podDigest{},
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named(NodeBindReportControllerName).
+		For(&v1alpha1.NodeBindReport{}).
+		Complete(r)
+}

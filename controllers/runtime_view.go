@@ -1,0 +1,340 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// A NodeBindReport is stale, and its pods unchecked, when its last scan is
+// older than the agent's refresh interval plus staleAfterScans scan
+// intervals: the agent rewrites an unchanged report only every refresh
+// interval, so one missed scan more than that means its agent is gone,
+// stuck or cannot write. The report of a deleted node needs no rule of its
+// own: its pods are deleted with the node, findings are matched to live
+// pods, and the agent's ownerReference lets the garbage collector remove
+// the report.
+const (
+	staleAfterScans        = 2
+	defaultScanInterval    = time.Minute
+	defaultRefreshInterval = 5 * time.Minute
+)
+
+// staleAt returns when the report goes stale; the zero time for a report
+// that never finished a scan (stale from the start).
+func staleAt(r *v1alpha1.NodeBindReport) time.Time {
+	if r.Status.ScannedAt == nil {
+		return time.Time{}
+	}
+	interval, refresh := defaultScanInterval, defaultRefreshInterval
+	if d := r.Status.ScanInterval; d != nil && d.Duration > 0 {
+		interval = d.Duration
+	}
+	if d := r.Status.RefreshInterval; d != nil && d.Duration > 0 {
+		refresh = d.Duration
+	}
+	return r.Status.ScannedAt.Add(max(refresh, interval) + staleAfterScans*interval)
+}
+
+// nodeRuntime is one node's report as a policy reconcile reads it.
+type nodeRuntime struct {
+	exists bool
+	fresh  bool
+	pods   map[types.UID]*v1alpha1.PodBindReport
+}
+
+// runtimeView reads NodeBindReports from the cache for one reconcile, each
+// node once, without copying them (they are only read).
+type runtimeView struct {
+	reader client.Reader
+	now    time.Time
+	nodes  map[string]*nodeRuntime
+}
+
+func newRuntimeView(reader client.Reader, now time.Time) *runtimeView {
+	return &runtimeView{reader: reader, now: now, nodes: map[string]*nodeRuntime{}}
+}
+
+func (v *runtimeView) node(ctx context.Context, name string) (*nodeRuntime, error) {
+	if n, ok := v.nodes[name]; ok {
+		return n, nil
+	}
+	var rep v1alpha1.NodeBindReport
+	n := &nodeRuntime{}
+	err := v.reader.Get(ctx, client.ObjectKey{Name: name}, &rep, client.UnsafeDisableDeepCopy)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("failed to get NodeBindReport %s: %w", name, err)
+	default:
+		n.exists = true
+		n.fresh = v.now.Before(staleAt(&rep))
+		n.pods = make(map[types.UID]*v1alpha1.PodBindReport, len(rep.Status.Pods))
+		for i := range rep.Status.Pods {
+			n.pods[rep.Status.Pods[i].UID] = &rep.Status.Pods[i]
+		}
+	}
+	v.nodes[name] = n
+	return n, nil
+}
+
+// runtimeObservation is what the agents saw of one policy's selected pods.
+type runtimeObservation struct {
+	// reported is true when a node of a selected pod has a report at all;
+	// without one (no agent installed) status shows no runtime section.
+	reported   bool
+	checked    int32
+	unchecked  int32
+	beyond     int32
+	listeners  []v1alpha1.RuntimeListener
+	staleNodes map[string]bool
+}
+
+func (a *runtimeObservation) merge(b runtimeObservation) {
+	a.reported = a.reported || b.reported
+	a.checked += b.checked
+	a.unchecked += b.unchecked
+	a.beyond += b.beyond
+	a.listeners = append(a.listeners, b.listeners...)
+	for n := range b.staleNodes {
+		if a.staleNodes == nil {
+			a.staleNodes = map[string]bool{}
+		}
+		a.staleNodes[n] = true
+	}
+}
+
+// observe judges the running pods of obs that p selects by their node's
+// report. A report speaks only of pods on its own node, matched by UID: an
+// agent that lists another node's pod is not believed (its report is the
+// only one it may write, see config/agent-policy).
+func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, obs *observation) error {
+	ro := &obs.runtime
+	for _, pod := range obs.matched {
+		if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		n, err := v.node(ctx, pod.Spec.NodeName)
+		if err != nil {
+			return err
+		}
+		ro.reported = ro.reported || n.exists
+		if !n.fresh {
+			ro.unchecked++
+			if ro.staleNodes == nil {
+				ro.staleNodes = map[string]bool{}
+			}
+			ro.staleNodes[pod.Spec.NodeName] = true
+			continue
+		}
+		pr := n.pods[pod.UID]
+		if pr == nil || pr.Unchecked != "" || pr.Namespace != pod.Namespace || pr.Name != pod.Name {
+			ro.unchecked++
+			continue
+		}
+		ro.checked++
+		found := false
+		for _, l := range pr.Listeners {
+			if _, ok := p.Protects(l.Protocol, l.Port); !ok {
+				continue // another policy's port
+			}
+			found = true
+			ro.listeners = append(ro.listeners, v1alpha1.RuntimeListener{
+				Namespace: pod.Namespace, Pod: pod.Name, Node: pod.Spec.NodeName, HostNetwork: pr.HostNetwork,
+				Container: l.Container, Process: l.Process, Protocol: l.Protocol, Address: l.Address, Port: l.Port,
+			})
+		}
+		if found {
+			ro.beyond++
+		}
+	}
+	return nil
+}
+
+// status renders the observation, sorted and capped; nil without reports.
+func (a *runtimeObservation) status() *v1alpha1.RuntimeStatus {
+	if !a.reported {
+		return nil
+	}
+	sort.Slice(a.listeners, func(i, j int) bool { return listenerKey(a.listeners[i]) < listenerKey(a.listeners[j]) })
+	st := &v1alpha1.RuntimeStatus{PodsChecked: a.checked, PodsUnchecked: a.unchecked, PodsBeyondLoopback: a.beyond}
+	if len(a.listeners) > 0 {
+		st.Listeners = a.listeners[:min(len(a.listeners), v1alpha1.MaxStatusViolations)]
+	}
+	for n := range a.staleNodes {
+		st.StaleNodes = append(st.StaleNodes, n)
+	}
+	sort.Strings(st.StaleNodes)
+	if len(st.StaleNodes) > v1alpha1.MaxStatusViolations {
+		st.StaleNodes = st.StaleNodes[:v1alpha1.MaxStatusViolations]
+	}
+	return st
+}
+
+func listenerKey(l v1alpha1.RuntimeListener) string {
+	return fmt.Sprintf("%s/%s/%s/%05d/%s", l.Namespace, l.Pod, l.Protocol, l.Port, l.Address)
+}
+
+// describeListener is the sentence an Event and the Compliant condition
+// use for one finding.
+func describeListener(l v1alpha1.RuntimeListener) string {
+	addr := l.Address
+	if len(addr) > 0 && addr[0] != '[' && strings.Contains(addr, ":") {
+		addr = "[" + addr + "]"
+	}
+	s := fmt.Sprintf("pod %s/%s listens on %s:%d/%s beyond loopback", l.Namespace, l.Pod, addr, l.Port, l.Protocol)
+	var who []string
+	if l.Container != "" {
+		who = append(who, "container "+l.Container)
+	}
+	if l.Process != "" {
+		who = append(who, "process "+l.Process)
+	}
+	if l.Node != "" {
+		who = append(who, "node "+l.Node)
+	}
+	if l.HostNetwork {
+		who = append(who, "hostNetwork: on the node's addresses")
+	}
+	if len(who) > 0 {
+		s += " (" + strings.Join(who, ", ") + ")"
+	}
+	loop := "127.0.0.1"
+	if strings.Contains(l.Address, ":") {
+		loop = "::1"
+	}
+	return s + "; bind it to " + loop
+}
+
+// newListeners returns the findings of cur that old did not list, so that
+// each is announced once, not on every reconcile.
+func newListeners(old, cur *v1alpha1.RuntimeStatus) []v1alpha1.RuntimeListener {
+	if cur == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	if old != nil {
+		for _, l := range old.Listeners {
+			seen[listenerKey(l)] = true
+		}
+	}
+	var out []v1alpha1.RuntimeListener
+	for _, l := range cur.Listeners {
+		if !seen[listenerKey(l)] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// announceRuntime emits a Warning Event, regarding the policy and related
+// to the pod, for the findings that are new since the last status: one per
+// pod, naming each address (the events API merges Events that differ only
+// in their note into one series), bounded per reconcile like violations.
+func (r *policyReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1.LoopbackServiceStatus) {
+	fresh := newListeners(old.Runtime, cur.Runtime)
+	for i, n := 0, 0; i < len(fresh) && n < maxEventsPerReconcile; n++ {
+		j := i
+		for j < len(fresh) && fresh[j].Namespace == fresh[i].Namespace && fresh[j].Pod == fresh[i].Pod {
+			j++
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: fresh[i].Namespace, Name: fresh[i].Pod}}
+		r.recorder.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonListeningBeyondLoopback, "Scan", "%s", describePodListeners(fresh[i:j]))
+		i = j
+	}
+}
+
+// describePodListeners describes the findings of one pod in one sentence.
+func describePodListeners(ls []v1alpha1.RuntimeListener) string {
+	if len(ls) == 1 {
+		return describeListener(ls[0])
+	}
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = describeListener(l)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// recordRuntimeMetrics sets the policy's count of pods listening beyond
+// loopback; a policy without reports has no series.
+func recordRuntimeMetrics(l prometheus.Labels, o *outcome) {
+	if st := o.runtime.status(); st != nil {
+		metrics.PodsListeningBeyondLoopback.With(l).Set(float64(st.PodsBeyondLoopback))
+		return
+	}
+	metrics.PodsListeningBeyondLoopback.Delete(l)
+}
+
+// setRuntimeCompliant sets Compliant False for pods the agents saw
+// listening beyond loopback: a real exposure outranks a declared one, which
+// the message still counts.
+func setRuntimeCompliant(set func(t string, s metav1.ConditionStatus, reason, msg string), rt *v1alpha1.RuntimeStatus, declared int) {
+	msg := "1 selected pod listens on a protected port beyond loopback: "
+	if rt.PodsBeyondLoopback > 1 {
+		msg = fmt.Sprintf("%d selected pods listen on protected ports beyond loopback; the first: ", rt.PodsBeyondLoopback)
+	}
+	msg += describeListener(rt.Listeners[0])
+	if declared > 0 {
+		msg += fmt.Sprintf("; besides, %d existing objects expose protected ports (status.violations)", declared)
+	}
+	set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, msg)
+}
+
+// listeningHostNetworkPods returns a ClusterReport result for each
+// hostNetwork pod that the node's fresh NodeBindReport saw listening on a
+// protected port beyond loopback: the socket is on the node's addresses,
+// so the finding is the node's as much as the pod's.
+func (r *HostNetworkReconciler) listeningHostNetworkPods(ctx context.Context, node string) ([]openreportsv1alpha1.ReportResult, error) {
+	var rep v1alpha1.NodeBindReport
+	if err := r.reader.Get(ctx, client.ObjectKey{Name: node}, &rep, client.UnsafeDisableDeepCopy); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to get NodeBindReport %s: %w", node, err)
+	}
+	if !time.Now().Before(staleAt(&rep)) {
+		return nil, nil
+	}
+	var out []openreportsv1alpha1.ReportResult
+	for _, p := range rep.Status.Pods {
+		if !p.HostNetwork || len(p.Listeners) == 0 {
+			continue
+		}
+		var addrs, procs []string
+		var first string
+		for _, l := range p.Listeners {
+			addrs = append(addrs, fmt.Sprintf("%s:%d/%s", l.Address, l.Port, l.Protocol))
+			if l.Process != "" && !slices.Contains(procs, l.Process) {
+				procs = append(procs, l.Process)
+			}
+			if first == "" {
+				first = describeListener(v1alpha1.RuntimeListener{Namespace: p.Namespace, Pod: p.Name, Node: node, HostNetwork: true,
+					Container: l.Container, Process: l.Process, Protocol: l.Protocol, Address: l.Address, Port: l.Port})
+			}
+		}
+		out = append(out, openreportsv1alpha1.ReportResult{
+			Source: "loopguard", Policy: "loopguard/hostnetwork", Rule: "listening-beyond-loopback",
+			Category: "loopback", Result: "fail", Severity: "critical",
+			Subjects:    []corev1.ObjectReference{{APIVersion: "v1", Kind: "Pod", Namespace: p.Namespace, Name: p.Name}},
+			Description: first,
+			Properties:  map[string]string{"node": node, "listeners": strings.Join(addrs, ","), "processes": strings.Join(procs, ",")},
+		})
+	}
+	return out, nil
+}
