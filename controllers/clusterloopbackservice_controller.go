@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
@@ -53,8 +54,50 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 		if err := r.pruneNetworkPolicies(ctx, clbs, scope); err != nil {
 			return ctrl.Result{}, err
 		}
+		admin, err := r.reconcileAdmin(ctx, clbs, p)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.reconcilePolicy(ctx, clbs, p, nil, scope, true, admin)
 	}
 	return r.reconcilePolicy(ctx, clbs, p, compileErr, scope, true)
+}
+
+// +kubebuilder:rbac:groups=policy.networking.k8s.io,resources=adminnetworkpolicies,verbs=get;list;watch;create;update;patch;delete
+
+// reconcileAdmin keeps the AdminNetworkPolicy of an Admin-mode policy, or
+// removes the one loopguard made when the mode changed, and says what
+// status should report.
+func (r *ClusterLoopbackServiceReconciler) reconcileAdmin(ctx context.Context, clbs *v1alpha1.ClusterLoopbackService, p *rules.Policy) (func(*outcome), error) {
+	available, err := adminNetworkPolicyAvailable(r.mapper)
+	if err != nil {
+		return nil, err
+	}
+	if clbs.Spec.NetworkPolicy != v1alpha1.NetworkPolicyAdmin {
+		if !available {
+			return nil, nil
+		}
+		removed, err := removeAdminNetworkPolicy(ctx, r.client, clbs)
+		if removed {
+			r.recorder.Eventf(clbs, nil, corev1.EventTypeNormal, "AdminNetworkPolicyRemoved", "Delete", "removed AdminNetworkPolicy %s: spec.networkPolicy is %s", managedAdminNetworkPolicyName(clbs.Name), clbs.Spec.NetworkPolicy)
+		}
+		return nil, err
+	}
+	if !available {
+		return func(o *outcome) { o.adminErr = errNoAdminNetworkPolicyAPI }, nil
+	}
+	res, err := ensureAdminNetworkPolicy(ctx, r.client, r.scheme, clbs, p)
+	if err != nil {
+		return nil, err
+	}
+	name := managedAdminNetworkPolicyName(clbs.Name)
+	switch res {
+	case controllerutil.OperationResultCreated:
+		r.recorder.Eventf(clbs, nil, corev1.EventTypeNormal, "AdminNetworkPolicyCreated", "Apply", "created AdminNetworkPolicy %s to deny every pod's traffic to %s", name, portsString(p))
+	case controllerutil.OperationResultUpdated:
+		r.recorder.Eventf(clbs, nil, corev1.EventTypeWarning, "AdminNetworkPolicyRepaired", "Apply", "AdminNetworkPolicy %s had drifted from what the policy requires and was restored", name)
+	}
+	return func(o *outcome) { o.adminNetworkPolicy = name }, nil
 }
 
 // namespaces returns the namespaces the policy selects; terminating ones

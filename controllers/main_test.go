@@ -18,7 +18,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		os.Exit(1)
 	}
-	if env, err = testenv.Start(testenv.Options{Manager: true, ControllerManager: true, ExtraCRDs: []string{reports}}); err != nil {
+	anp, err := testenv.AdminNetworkPolicyCRDs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	if env, err = testenv.Start(testenv.Options{Manager: true, ControllerManager: true, ExtraCRDs: []string{reports, anp}}); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
 		os.Exit(1)
 	}

@@ -53,6 +53,7 @@ type policyReconciler struct {
 	client        client.Client
 	reader        client.Reader
 	scheme        *runtime.Scheme
+	mapper        meta.RESTMapper
 	recorder      events.EventRecorder
 	auditInterval time.Duration
 }
@@ -60,13 +61,18 @@ type policyReconciler struct {
 // reconcilePolicy enforces and audits obj in the namespaces given, patches
 // its status when it changed, and asks to be called again after the audit
 // interval (the periodic review).
-func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject, p *rules.Policy, compileErr error, namespaces []namespaceInScope, clusterScoped bool) (ctrl.Result, error) {
+func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject, p *rules.Policy, compileErr error, namespaces []namespaceInScope, clusterScoped bool, extra ...func(*outcome)) (ctrl.Result, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	before := obj.DeepCopyObject().(policyObject)
 	spec := obj.PolicySpec()
 	o := &outcome{compileErr: compileErr, mode: spec.NetworkPolicy}
 	if o.mode == "" {
 		o.mode = v1alpha1.NetworkPolicyManaged
+	}
+	for _, f := range extra {
+		if f != nil {
+			f(o)
+		}
 	}
 	if compileErr == nil {
 		o.protected = portsString(p)
@@ -99,7 +105,7 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 		if ns.terminating {
 			continue
 		}
-		if o.mode == v1alpha1.NetworkPolicyManaged {
+		if o.mode != v1alpha1.NetworkPolicyDisabled { // Managed, and Admin which keeps them too
 			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
 			if err != nil {
 				return err

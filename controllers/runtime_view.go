@@ -21,35 +21,11 @@ import (
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
-// A NodeBindReport is stale, and its pods unchecked, when its last scan is
-// older than the agent's refresh interval plus staleAfterScans scan
-// intervals: the agent rewrites an unchanged report only every refresh
-// interval, so one missed scan more than that means its agent is gone,
-// stuck or cannot write. The report of a deleted node needs no rule of its
-// own: its pods are deleted with the node, findings are matched to live
-// pods, and the agent's ownerReference lets the garbage collector remove
-// the report.
-const (
-	staleAfterScans        = 2
-	defaultScanInterval    = time.Minute
-	defaultRefreshInterval = 5 * time.Minute
-)
-
-// staleAt returns when the report goes stale; the zero time for a report
-// that never finished a scan (stale from the start).
-func staleAt(r *v1alpha1.NodeBindReport) time.Time {
-	if r.Status.ScannedAt == nil {
-		return time.Time{}
-	}
-	interval, refresh := defaultScanInterval, defaultRefreshInterval
-	if d := r.Status.ScanInterval; d != nil && d.Duration > 0 {
-		interval = d.Duration
-	}
-	if d := r.Status.RefreshInterval; d != nil && d.Duration > 0 {
-		refresh = d.Duration
-	}
-	return r.Status.ScannedAt.Add(max(refresh, interval) + staleAfterScans*interval)
-}
+// staleAt returns when the report goes stale (v1alpha1's one rule). The
+// report of a deleted node needs no rule of its own: its pods are deleted
+// with the node, findings are matched to live pods, and the agent's
+// ownerReference lets the garbage collector remove the report.
+func staleAt(r *v1alpha1.NodeBindReport) time.Time { return r.StaleAt() }
 
 // nodeRuntime is one node's report as a policy reconcile reads it.
 type nodeRuntime struct {

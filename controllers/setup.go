@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/policyindex"
@@ -47,7 +48,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		opts.AuditInterval = time.Hour
 	}
 	base := policyReconciler{
-		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(),
+		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		auditInterval: opts.AuditInterval,
 	}
 	rt := newRuntimeEvents()
@@ -71,6 +72,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		For(&v1alpha1.ClusterLoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+	// Drift of an AdminNetworkPolicy is repaired at once only when its API
+	// exists at start; one installed later is kept by the periodic audit.
+	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {
+		return err
+	} else if ok {
+		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
+	}
 	for _, o := range watched() {
 		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
 	}

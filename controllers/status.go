@@ -27,7 +27,11 @@ type outcome struct {
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
 	runtime         runtimeObservation
-	protected       string // the protected ports, for messages
+	// adminNetworkPolicy is the AdminNetworkPolicy kept in Admin mode;
+	// adminErr says why there is none.
+	adminNetworkPolicy string
+	adminErr           error
+	protected          string // the protected ports, for messages
 }
 
 func (o *outcome) add(obs *observation) {
@@ -91,12 +95,18 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 	case o.mode == v1alpha1.NetworkPolicyDisabled:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyDisabled,
 			"spec.networkPolicy is Disabled: no NetworkPolicy blocks ingress to the protected ports")
+	case o.mode == v1alpha1.NetworkPolicyAdmin && o.adminErr != nil:
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonAdminNetworkPolicyUnavailable,
+			fmt.Sprintf("spec.networkPolicy is Admin but %v; NetworkPolicy %s still blocks ingress to %s", o.adminErr, strings.Join(o.networkPolicies, ", "), o.protected))
 	case len(o.conflicts) > 0:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonConflictingPolicies,
 			fmt.Sprintf("NetworkPolicies are unions, so these re-open protected ports: %s; narrow their ingress ports or podSelector", describeConflicts(o.conflicts)))
 	default:
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonNetworkPolicyApplied,
-			fmt.Sprintf("NetworkPolicy %s blocks ingress to %s", strings.Join(o.networkPolicies, ", "), o.protected))
+		msg := fmt.Sprintf("NetworkPolicy %s blocks ingress to %s", strings.Join(o.networkPolicies, ", "), o.protected)
+		if o.adminNetworkPolicy != "" {
+			msg += fmt.Sprintf("; AdminNetworkPolicy %s denies it to every pod ahead of namespace NetworkPolicies", o.adminNetworkPolicy)
+		}
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonNetworkPolicyApplied, msg)
 	}
 
 	if rt := st.Runtime; rt != nil && rt.PodsBeyondLoopback > 0 {

@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
@@ -32,5 +35,21 @@ func TestStatusIgnoresListOrder(t *testing.T) {
 	}
 	if !equality.Semantic.DeepEqual(a, b) {
 		t.Fatalf("status depends on list order:\n%+v\n%+v", a, b)
+	}
+}
+
+// TestAdminModeWithoutTheAPI: Admin on a cluster without AdminNetworkPolicy
+// keeps the NetworkPolicies and says so in NetworkPolicyEffective.
+func TestAdminModeWithoutTheAPI(t *testing.T) {
+	o := &outcome{mode: v1alpha1.NetworkPolicyAdmin, adminErr: errNoAdminNetworkPolicyAPI, networkPolicies: []string{"loopguard-x"}, protected: "15000/TCP"}
+	st := computeStatus(v1alpha1.LoopbackServiceStatus{}, 1, o)
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonAdminNetworkPolicyUnavailable {
+		t.Fatalf("NetworkPolicyEffective = %+v, want False/%s", c, v1alpha1.ReasonAdminNetworkPolicyUnavailable)
+	}
+	for _, want := range []string{"no AdminNetworkPolicy API", "NetworkPolicy loopguard-x still blocks ingress to 15000/TCP"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("message %q lacks %q", c.Message, want)
+		}
 	}
 }

@@ -12,8 +12,21 @@ type ClusterLoopbackServiceSpec struct {
 	// +required
 	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector"`
 
+	// adminPriority is the priority of the AdminNetworkPolicy kept when
+	// networkPolicy is Admin (0-1000, lower wins; default 10). Give each
+	// Admin policy its own value: the order of AdminNetworkPolicies of
+	// equal priority is undefined.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	AdminPriority *int32 `json:"adminPriority,omitempty"`
+
 	LoopbackServiceSpec `json:",inline"`
 }
+
+// DefaultAdminPriority is the AdminNetworkPolicy priority when
+// spec.adminPriority is unset.
+const DefaultAdminPriority int32 = 10
 
 // ClusterLoopbackService declares loopback-only ports for the selected pods
 // of every selected namespace; platform teams use it to roll a rule out

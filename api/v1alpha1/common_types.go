@@ -36,13 +36,20 @@ const (
 
 // NetworkPolicyMode says whether loopguard manages a NetworkPolicy for the
 // selected pods.
-// +kubebuilder:validation:Enum=Managed;Disabled
+// +kubebuilder:validation:Enum=Managed;Admin;Disabled
 type NetworkPolicyMode string
 
 const (
 	// NetworkPolicyManaged keeps a NetworkPolicy that admits ingress to the
 	// selected pods on every port except the protected ones.
 	NetworkPolicyManaged NetworkPolicyMode = "Managed"
+	// NetworkPolicyAdmin (ClusterLoopbackService only) keeps the managed
+	// NetworkPolicies and also an AdminNetworkPolicy
+	// (policy.networking.k8s.io/v1alpha1) whose Deny rule drops traffic from
+	// every pod to the protected ports before any namespace NetworkPolicy is
+	// consulted, so no namespace owner can re-open them. It needs the
+	// AdminNetworkPolicy CRD and a network plugin that implements it.
+	NetworkPolicyAdmin NetworkPolicyMode = "Admin"
 	// NetworkPolicyDisabled manages no NetworkPolicy (and removes one that
 	// loopguard created before).
 	NetworkPolicyDisabled NetworkPolicyMode = "Disabled"
@@ -179,8 +186,9 @@ type LoopbackServiceSpec struct {
 	HostNetwork HostNetworkAction `json:"hostNetwork,omitempty"`
 
 	// networkPolicy says whether loopguard keeps a NetworkPolicy that blocks
-	// ingress to the protected ports of the selected pods (Managed) or not
-	// (Disabled).
+	// ingress to the protected ports of the selected pods (Managed), also an
+	// AdminNetworkPolicy that namespace NetworkPolicies cannot override
+	// (Admin, ClusterLoopbackService only), or nothing (Disabled).
 	// +kubebuilder:default=Managed
 	// +optional
 	NetworkPolicy NetworkPolicyMode `json:"networkPolicy,omitempty"`
@@ -301,6 +309,9 @@ const (
 	ReasonNetworkPolicyApplied  = "NetworkPolicyApplied"
 	ReasonNetworkPolicyDisabled = "NetworkPolicyDisabled"
 	ReasonConflictingPolicies   = "ConflictingNetworkPolicies"
+	// ReasonAdminNetworkPolicyUnavailable: networkPolicy is Admin but the
+	// cluster has no AdminNetworkPolicy API (the NetworkPolicies are kept).
+	ReasonAdminNetworkPolicyUnavailable = "AdminNetworkPolicyUnavailable"
 	ReasonNoViolations          = "NoViolations"
 	ReasonViolationsFound       = "ViolationsFound"
 )

@@ -23,6 +23,7 @@ type LoopbackService struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec declares the pods and their loopback-only ports.
+	// +kubebuilder:validation:XValidation:rule="!has(self.networkPolicy) || self.networkPolicy != 'Admin'",message="networkPolicy: Admin needs a ClusterLoopbackService: an AdminNetworkPolicy is cluster-scoped",fieldPath=".networkPolicy"
 	// +required
 	Spec LoopbackServiceSpec `json:"spec"`
 

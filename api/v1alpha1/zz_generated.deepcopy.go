@@ -103,6 +103,11 @@ func (in *ClusterLoopbackServiceList) DeepCopyObject() runtime.Object {
 func (in *ClusterLoopbackServiceSpec) DeepCopyInto(out *ClusterLoopbackServiceSpec) {
 	*out = *in
 	in.NamespaceSelector.DeepCopyInto(&out.NamespaceSelector)
+	if in.AdminPriority != nil {
+		in, out := &in.AdminPriority, &out.AdminPriority
+		*out = new(int32)
+		**out = **in
+	}
 	in.LoopbackServiceSpec.DeepCopyInto(&out.LoopbackServiceSpec)
 }
 

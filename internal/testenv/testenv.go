@@ -85,13 +85,25 @@ func Assets() (string, error) {
 // OpenReportsCRDs returns the directory of the OpenReports CRDs, shipped in
 // the github.com/openreports/reports-api module loopguard depends on.
 func OpenReportsCRDs() (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/openreports/reports-api")
+	return moduleDir("github.com/openreports/reports-api", "config", "crd")
+}
+
+// AdminNetworkPolicyCRDs returns the directory of the AdminNetworkPolicy
+// CRDs (standard channel), shipped in the sigs.k8s.io/network-policy-api
+// module loopguard depends on.
+func AdminNetworkPolicyCRDs() (string, error) {
+	return moduleDir("sigs.k8s.io/network-policy-api", "config", "crd", "standard")
+}
+
+// moduleDir is a directory inside a module of loopguard's build list.
+func moduleDir(module string, elem ...string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
 	cmd.Dir = RepoRoot()
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("failed to locate the reports-api module: %w", err)
+		return "", fmt.Errorf("failed to locate module %s: %w", module, err)
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd"), nil
+	return filepath.Join(append([]string{strings.TrimSpace(string(out))}, elem...)...), nil
 }
 
 // Start starts the control plane and whatever opts ask for.
