@@ -279,6 +279,14 @@ install_crds() {
   fi
   k apply --server-side --force-conflicts --field-manager=loopguard-dev -f "$dir" 2>&1 | sed 's/^/  /' ||
     die "applying the CRDs failed"
+  # AdminNetworkPolicy (networkPolicy: Admin), from the module loopguard
+  # builds against; the node's enforcer implements it.
+  local anp
+  anp=$(go list -m -f '{{.Dir}}' sigs.k8s.io/network-policy-api)/config/crd/standard
+  k apply --server-side --force-conflicts --field-manager=loopguard-dev \
+    -f "$anp/policy.networking.k8s.io_adminnetworkpolicies.yaml" \
+    -f "$anp/policy.networking.k8s.io_baselineadminnetworkpolicies.yaml" 2>&1 | sed 's/^/  /' ||
+    die "applying the AdminNetworkPolicy CRDs from $anp failed"
   info "… waiting for the CRDs to be Established"
   k wait --for condition=established crd --all --timeout=60s 2>&1 | sed 's/^/  /' ||
     die "the CRDs did not become Established within 60s"
