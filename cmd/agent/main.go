@@ -93,7 +93,7 @@ func run(ctx context.Context, nodeName, procRoot, cgroupRoot, metricsAddr, probe
 	if err := policyindex.Register(ctx, mgr.GetCache(), index, log.WithName("index")); err != nil {
 		return fmt.Errorf("failed to watch the policies: %w", err)
 	}
-	writer := &reportWriter{c: mgr.GetClient(), node: &node, refresh: reportRefresh}
+	writer := &reportWriter{c: mgr.GetClient(), reader: mgr.GetAPIReader(), node: &node, refresh: reportRefresh}
 	a := newAgent(log, mgr.GetCache(), index, &bindscan.Scanner{ProcRoot: procRoot, CgroupRoot: cgroupRoot}, writer, scanInterval)
 	if err := a.watchStarts(ctx, mgr.GetCache()); err != nil {
 		return err

@@ -24,7 +24,10 @@ const fieldOwner = "loopguard-agent"
 // then at most refresh old, which readers allow for (status.scanInterval
 // and the refresh are documented together in README "Agent").
 type reportWriter struct {
-	c       client.Client
+	c client.Client
+	// reader reads the report uncached: the agent may get it, not list or
+	// watch it (RBAC).
+	reader  client.Reader
 	node    *corev1.Node
 	refresh time.Duration
 
@@ -37,7 +40,7 @@ type reportWriter struct {
 // conditions' transition times; nil when there is none.
 func (w *reportWriter) previous(ctx context.Context) (*v1alpha1.NodeBindReportStatus, error) {
 	var nbr v1alpha1.NodeBindReport
-	if err := w.c.Get(ctx, client.ObjectKey{Name: w.node.Name}, &nbr); err != nil {
+	if err := w.reader.Get(ctx, client.ObjectKey{Name: w.node.Name}, &nbr); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

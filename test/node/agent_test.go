@@ -1,0 +1,170 @@
+//go:build node
+
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/test/devcluster"
+)
+
+// agentScanInterval is the agent's --scan-interval in this test, short so
+// that a listener that binds after its pod started is found soon.
+const agentScanInterval = "5s"
+
+// hostListenPort is the hostNetwork listener's port, bound on the node
+// address 10.245.0.1 only (never 0.0.0.0, which would open it on the
+// machine's uplink too).
+const hostListenPort = 15999
+
+// TestAgentReportsListenersBeyondLoopback runs loopguard-agent as a real
+// pod from its image through config/agent (config/overlays/agent-dev) and
+// checks its NodeBindReport against listener pods under a policy that
+// protects 15000 (TCP and UDP): 0.0.0.0, [::], the pod IP and a UDP bind
+// are reported with their process and container; 127.0.0.1 and ::1 are
+// not; a hostNetwork listener on the node address is reported as the
+// node's. The agent's readiness (a report written under its own
+// node-bound token) proves its RBAC and the node restriction admit it.
+func TestAgentReportsListenersBeyondLoopback(t *testing.T) {
+	deployAgent(t)
+	ns := testNamespace(t)
+	devcluster.MustKubectl(t, fmt.Sprintf(`apiVersion: loopguard.io/v1alpha1
+kind: LoopbackService
+metadata: {name: admin, namespace: %[1]s}
+spec:
+  podSelector: {matchLabels: {app: listener}}
+  ports: [{port: 15000}, {port: 15000, protocol: UDP}, {port: %[2]d}]
+  hostNetwork: Audit
+`, ns, hostListenPort), "apply", "-f", "-")
+
+	type want struct {
+		listens     []string
+		hostNetwork bool
+		addresses   []string // "PROTO address" reported; nil: checked and clean
+	}
+	pods := map[string]want{
+		"wild4":    {listens: []string{"tcp4://0.0.0.0:15000"}, addresses: []string{"TCP 0.0.0.0"}},
+		"wild6":    {listens: []string{"tcp6://[::]:15000"}, addresses: []string{"TCP ::"}},
+		"podip":    {listens: []string{"tcp://$(POD_IP):15000"}, addresses: []string{"TCP $(POD_IP)"}},
+		"udp":      {listens: []string{"udp4://0.0.0.0:15000"}, addresses: []string{"UDP 0.0.0.0"}},
+		"loopback": {listens: []string{"tcp4://127.0.0.1:15000", "tcp6://[::1]:15000", "udp4://127.0.0.1:15000"}},
+		"hostnet":  {listens: []string{fmt.Sprintf("tcp4://10.245.0.1:%d", hostListenPort)}, hostNetwork: true, addresses: []string{"TCP 10.245.0.1"}},
+	}
+	for name, w := range pods {
+		var args []string
+		for _, l := range w.listens {
+			args = append(args, `"--listen"`, fmt.Sprintf("%q", l))
+		}
+		devcluster.MustKubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s, labels: {app: listener}}
+spec:
+  hostNetwork: %t
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: %s
+    imagePullPolicy: Never
+    args: [%s]
+    env:
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+`, name, ns, w.hostNetwork, listenerImage, strings.Join(args, ", ")), "apply", "-f", "-")
+	}
+	for name := range pods {
+		if r := kubectl(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=90s"); r.Err != nil {
+			t.Fatalf("pod %s not Ready: %s\n%s", name, r, kubectl(t, "describe", "pod", name, "-n", ns).Stdout)
+		}
+	}
+	ips := map[string]string{}
+	for name := range pods {
+		ips[name] = strings.TrimSpace(mustKubectl(t, "get", "pod", name, "-n", ns, "-o", "jsonpath={.status.podIP}").Stdout)
+	}
+
+	var report v1alpha1.NodeBindReport
+	eventually(t, 90*time.Second, func() string {
+		r := kubectl(t, "get", "nodebindreport", nodeName, "-o", "json")
+		if r.Err != nil {
+			return r.String()
+		}
+		report = v1alpha1.NodeBindReport{}
+		if err := json.Unmarshal([]byte(r.Stdout), &report); err != nil {
+			return err.Error()
+		}
+		byName := map[string]v1alpha1.PodBindReport{}
+		for _, p := range report.Status.Pods {
+			if p.Namespace == ns {
+				byName[p.Name] = p
+			}
+		}
+		for name, w := range pods {
+			p, ok := byName[name]
+			if !ok {
+				return fmt.Sprintf("pod %s not in the report yet", name)
+			}
+			if p.Unchecked != "" {
+				return fmt.Sprintf("pod %s unchecked: %s", name, p.Unchecked)
+			}
+			var got []string
+			for _, l := range p.Listeners {
+				got = append(got, fmt.Sprintf("%s %s", l.Protocol, l.Address))
+			}
+			var expect []string
+			for _, a := range w.addresses {
+				expect = append(expect, strings.ReplaceAll(a, "$(POD_IP)", ips[name]))
+			}
+			if !slices.Equal(got, expect) {
+				return fmt.Sprintf("pod %s: listeners beyond loopback %q, want %q", name, got, expect)
+			}
+			if p.HostNetwork != w.hostNetwork {
+				return fmt.Sprintf("pod %s: hostNetwork %v, want %v", name, p.HostNetwork, w.hostNetwork)
+			}
+		}
+		return ""
+	})
+	t.Logf("report: podsChecked %d, podsBeyondLoopback %d, scan %s", report.Status.PodsChecked, report.Status.PodsBeyondLoopback, report.Status.ScanDuration.Duration)
+
+	// Each finding names the process and container that hold the socket:
+	// the agent's two capabilities at work on a process of user 65532.
+	for _, p := range report.Status.Pods {
+		for _, l := range p.Listeners {
+			if p.Namespace != ns {
+				continue
+			}
+			if l.Port == 0 || l.Process != "listener" || l.Container != "server" || !strings.HasPrefix(l.ContainerID, "containerd://") || l.PID == 0 {
+				t.Errorf("pod %s: listener %+v, want port, process \"listener\", container \"server\", its containerd ID and PID", p.Name, l)
+			}
+		}
+	}
+}
+
+// deployAgent builds and imports loopguard-agent:dev, applies
+// config/overlays/agent-dev with a short scan interval, waits for the
+// agent to be ready (its first report written) and removes it at cleanup.
+func deployAgent(t *testing.T) {
+	t.Helper()
+	if r := run(10*time.Minute, nil, "make", "image-agent"); r.Err != nil {
+		t.Fatalf("make image-agent: %s", r)
+	}
+	manifests := mustKubectl(t, "kustomize", "config/overlays/agent-dev").Stdout
+	if !strings.Contains(manifests, "--scan-interval=1m") {
+		t.Fatal("config/agent no longer sets --scan-interval=1m; update the test")
+	}
+	manifests = strings.Replace(manifests, "--scan-interval=1m", "--scan-interval="+agentScanInterval, 1)
+	t.Cleanup(func() {
+		devcluster.Kubectl(t, manifests, "delete", "-f", "-", "--ignore-not-found", "--wait=false")
+		kubectl(t, "delete", "nodebindreport", nodeName, "--ignore-not-found")
+	})
+	devcluster.MustKubectl(t, manifests, "apply", "--server-side", "-f", "-")
+	if r := kubectl(t, "-n", "loopguard-agent", "rollout", "status", "daemonset/loopguard-agent", "--timeout=120s"); r.Err != nil {
+		t.Fatalf("agent not ready: %s\n%s\n%s", r,
+			kubectl(t, "-n", "loopguard-agent", "describe", "pods").Stdout,
+			kubectl(t, "-n", "loopguard-agent", "logs", "daemonset/loopguard-agent", "--tail=15").String())
+	}
+}
