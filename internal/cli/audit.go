@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
@@ -57,6 +58,11 @@ permissions: policies, namespaces, pods, services, networkpolicies,
 deployments, replicasets, statefulsets, daemonsets, jobs, cronjobs and
 replicationcontrollers. Pods, ReplicaSets and Jobs controlled by a workload
 are judged through that workload, as the operator's audit does.
+
+When loopguard's node agents run, it also lists the protected ports that
+really listen beyond loopback (their NodeBindReports; list permission on
+nodebindreports), next to what the objects declare; one under a Deny
+policy fails the audit like a Deny finding.
 
 Exit status: 0 when nothing would be denied, 1 when an existing object
 exposes a port a Deny policy protects, 2 when the cluster cannot be read or
@@ -109,8 +115,11 @@ type auditReport struct {
 	Conflicts       []reportConflict       `json:"conflicts"`
 	HostNetworkPods []reportHostNetworkPod `json:"hostNetworkPods"`
 	InvalidPolicies []reportInvalidPolicy  `json:"invalidPolicies"`
-	Warnings        []string               `json:"warnings"`
-	Summary         auditSummary           `json:"summary"`
+	// Runtime is what the node agents saw listening (NodeBindReports);
+	// absent without reports.
+	Runtime  *reportRuntime `json:"runtime,omitempty"`
+	Warnings []string       `json:"warnings"`
+	Summary  auditSummary   `json:"summary"`
 }
 
 // reportConflict is a NetworkPolicy ingress rule that admits a protected
@@ -160,16 +169,21 @@ type reportInvalidPolicy struct {
 }
 
 type auditSummary struct {
-	Namespaces      int    `json:"namespaces"`
-	Policies        int    `json:"policies"`
-	Objects         int    `json:"objects"`
-	Findings        int    `json:"findings"`
-	Deny            int    `json:"deny"`
-	Warn            int    `json:"warn"`
-	Audit           int    `json:"audit"`
-	Conflicts       int    `json:"conflicts"`
-	HostNetworkPods int    `json:"hostNetworkPods"`
-	Result          string `json:"result"`
+	Namespaces      int `json:"namespaces"`
+	Policies        int `json:"policies"`
+	Objects         int `json:"objects"`
+	Findings        int `json:"findings"`
+	Deny            int `json:"deny"`
+	Warn            int `json:"warn"`
+	Audit           int `json:"audit"`
+	Conflicts       int `json:"conflicts"`
+	HostNetworkPods int `json:"hostNetworkPods"`
+	// RuntimeListeners are protected ports the node agents saw listening
+	// beyond loopback; RuntimeDeny those under a Deny policy (they fail
+	// the audit like a Deny finding).
+	RuntimeListeners int    `json:"runtimeListeners"`
+	RuntimeDeny      int    `json:"runtimeDeny"`
+	Result           string `json:"result"`
 }
 
 // errNoCRDs is returned when the cluster does not serve loopguard.io.
@@ -209,7 +223,7 @@ func runAudit(ctx context.Context, cfg *rest.Config, namespace, output string, s
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	if rep.Summary.Deny > 0 {
+	if rep.Summary.Result == "fail" {
 		return withCode(ExitViolations, nil)
 	}
 	return nil
@@ -349,6 +363,8 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 	}
 	prog.Set("analysing hostNetwork pods")
 	st.hostNetworkPods(envs, rep)
+	prog.Set("reading the node agents' reports")
+	st.judgeRuntime(envs, readReports(ctx, c, rep), time.Now(), rep)
 	rep.finish()
 	return rep, nil
 }
@@ -595,8 +611,16 @@ func (rep *auditReport) finish() {
 	s := &rep.Summary
 	s.Findings, s.Deny, s.Warn, s.Audit = len(rep.Findings), c.deny, c.warn, c.audit
 	s.Conflicts, s.HostNetworkPods = len(rep.Conflicts), len(rep.HostNetworkPods)
+	if rep.Runtime != nil {
+		s.RuntimeListeners = len(rep.Runtime.Listeners)
+		for _, l := range rep.Runtime.Listeners {
+			if l.Action == string(v1alpha1.ActionDeny) {
+				s.RuntimeDeny++
+			}
+		}
+	}
 	s.Result = "pass"
-	if c.deny > 0 {
+	if c.deny > 0 || s.RuntimeDeny > 0 {
 		s.Result = "fail"
 	}
 }
@@ -707,17 +731,34 @@ func writeAuditTable(out io.Writer, rep *auditReport, namespace string, wide boo
 		"POD\tNODE\tPOLICIES\tPROTECTED PORTS\tSHARES LOOPBACK WITH", rows); err != nil {
 		return err
 	}
+	if rt := rep.Runtime; rt != nil {
+		if err := table("Protected ports listening beyond loopback, as the node agents saw them (NodeBindReports):",
+			"POLICY\tPOD\tNODE\tCONTAINER\tPROCESS\tLISTENING ON\tACTION", runtimeRows(rt)); err != nil {
+			return err
+		}
+		if len(rt.StaleNodes) > 0 {
+			fmt.Fprintf(out, "\n%s not checked at runtime: no fresh NodeBindReport from %s.\n",
+				plural(rt.PodsUnchecked, "pod"), abbreviate(rt.StaleNodes, 5))
+		}
+	}
 	scope := where
 	if namespace == "" {
 		scope = plural(s.Namespaces, "namespace")
 	}
 	scope = fmt.Sprintf("%s in %s against %s", plural(s.Objects, "object"), scope, plural(s.Policies, "policy"))
-	if s.Findings+s.Conflicts+s.HostNetworkPods == 0 {
+	if rt := rep.Runtime; rt != nil {
+		scope += fmt.Sprintf("; %s checked at runtime", plural(rt.PodsChecked, "pod"))
+	}
+	if s.Findings+s.Conflicts+s.HostNetworkPods+s.RuntimeListeners == 0 {
 		_, err := fmt.Fprintf(out, "No loopback-only port is exposed: %s.\n", scope)
 		return err
 	}
-	_, err := fmt.Fprintf(out, "\n%s (%d Deny, %d Warn, %d Audit), %s, %s: %s.\n",
+	runtime := ""
+	if rep.Runtime != nil {
+		runtime = fmt.Sprintf(", %s listening beyond loopback", plural(s.RuntimeListeners, "port"))
+	}
+	_, err := fmt.Fprintf(out, "\n%s (%d Deny, %d Warn, %d Audit), %s, %s%s: %s.\n",
 		plural(s.Findings, "finding"), s.Deny, s.Warn, s.Audit,
-		plural(s.Conflicts, "NetworkPolicy conflict"), plural(s.HostNetworkPods, "hostNetwork pod"), scope)
+		plural(s.Conflicts, "NetworkPolicy conflict"), plural(s.HostNetworkPods, "hostNetwork pod"), runtime, scope)
 	return err
 }
