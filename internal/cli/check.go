@@ -255,7 +255,7 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 			return es
 		}
 		lbs.Namespace = ns
-		if es = append(es, in.policyErrors(d, d.describe(ns), validatePolicy(d.raw, &lbs.Spec, false, false))...); len(es) > 0 {
+		if es = append(es, in.policyErrors(d, d.describe(ns), validatePolicy(d.raw, gvk, ns))...); len(es) > 0 {
 			return es
 		}
 		p, err := rules.Compile(&lbs)
@@ -269,9 +269,7 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 		if !ok {
 			return es
 		}
-		rawSpec, _ := d.raw["spec"].(map[string]any)
-		nsSel := rawSpec != nil && rawSpec["namespaceSelector"] != nil
-		if es = append(es, in.policyErrors(d, d.describe(""), validatePolicy(d.raw, &clbs.Spec.LoopbackServiceSpec, nsSel, true))...); len(es) > 0 {
+		if es = append(es, in.policyErrors(d, d.describe(""), validatePolicy(d.raw, gvk, ""))...); len(es) > 0 {
 			return es
 		}
 		p, err := rules.CompileCluster(&clbs)
@@ -318,7 +316,11 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 func (in *checkInput) policyErrors(d *document, what string, errs field.ErrorList) inputErrors {
 	var out inputErrors
 	for _, e := range errs {
-		out = append(out, &inputError{file: d.file, line: locate(d.node, e.Field), msg: what + ": " + e.Error()})
+		msg := e.Error()
+		if e.Field == "<nil>" || e.Field == "" {
+			msg = e.Detail // the object as a whole, e.g. errRulesNotChecked
+		}
+		out = append(out, &inputError{file: d.file, line: locate(d.node, e.Field), msg: what + ": " + msg})
 	}
 	return out
 }
