@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the Helm chart in dist/chart from the kustomize install in
-# config/ (the one source of truth): config/default, and
-# config/overlays/cert-manager for certManager.enabled. Deterministic:
+# config/ (the one source of truth): config/default,
+# config/overlays/cert-manager for certManager.enabled, and config/agent
+# (the node agent and its admission policy) for agent.enabled. Deterministic:
 # re-running it on an unchanged config/ rewrites identical files, so
 #   hack/helm/generate.sh && git diff --exit-code dist/chart
 # fails when the chart is stale. An optional argument writes the chart
@@ -15,5 +16,6 @@ trap 'rm -rf "$tmp"' EXIT
 
 go tool kustomize build config/default >"$tmp/default.yaml"
 go tool kustomize build config/overlays/cert-manager >"$tmp/cert-manager.yaml"
-go run ./hack/helm/gen -default "$tmp/default.yaml" -cert-manager "$tmp/cert-manager.yaml" -out "$out"
+go tool kustomize build config/agent >"$tmp/agent.yaml"
+go run ./hack/helm/gen -default "$tmp/default.yaml" -cert-manager "$tmp/cert-manager.yaml" -agent "$tmp/agent.yaml" -out "$out"
 echo "$out generated"

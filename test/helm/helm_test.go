@@ -140,22 +140,34 @@ func containers(o obj) []any {
 }
 
 // With default values the chart renders config/default (minus the
-// Namespace and the CRDs, which Helm handles itself), and with
-// certManager.enabled config/overlays/cert-manager.
+// Namespace and the CRDs, which Helm handles itself), with
+// certManager.enabled config/overlays/cert-manager, and with agent.enabled
+// config/agent besides (its own namespace included).
 func TestDefaultsMatchKustomize(t *testing.T) {
 	for _, tc := range []struct {
-		dir  string
+		dirs []string
 		args []string
 	}{
-		{"config/default", nil},
-		{"config/overlays/cert-manager", []string{"--set", "certManager.enabled=true"}},
+		{[]string{"config/default"}, nil},
+		{[]string{"config/overlays/cert-manager"}, []string{"--set", "certManager.enabled=true"}},
+		{[]string{"config/default", "config/agent"}, []string{"--set", "agent.enabled=true"}},
 	} {
-		t.Run(tc.dir, func(t *testing.T) {
-			want := kustomize(t, tc.dir)
+		t.Run(strings.Join(tc.dirs, "+"), func(t *testing.T) {
+			want := map[string]obj{}
+			for _, d := range tc.dirs {
+				for k, o := range kustomize(t, d) {
+					want[k] = o
+				}
+			}
 			got := template(t, "loopguard-system", tc.args...)
 			for k, w := range want {
-				if strings.HasPrefix(k, "CustomResourceDefinition/") || strings.HasPrefix(k, "Namespace/") {
+				if strings.HasPrefix(k, "CustomResourceDefinition/") || k == "Namespace/loopguard-system" {
 					continue
+				}
+				if kind := strings.Split(k, "/")[0]; kind == "ValidatingAdmissionPolicy" || kind == "ValidatingAdmissionPolicyBinding" {
+					// Cluster-scoped kinds kustomize does not know: it gives
+					// them a namespace, the chart does not.
+					delete(w["metadata"].(obj), "namespace")
 				}
 				g, ok := got[k]
 				if !ok {
@@ -170,7 +182,7 @@ func TestDefaultsMatchKustomize(t *testing.T) {
 				delete(got, k)
 			}
 			for k := range got {
-				t.Errorf("%s: rendered by the chart, not in %s", k, tc.dir)
+				t.Errorf("%s: rendered by the chart, not in %s", k, strings.Join(tc.dirs, " or "))
 			}
 		})
 	}
@@ -276,4 +288,32 @@ func TestServerDryRun(t *testing.T) {
 	manifest := run(t, nil, helmBin(t), "template", "loopguard", chartDir, "-n", "loopguard-system", "--include-crds",
 		"--set", "replicaCount=3,webhook.failurePolicy=Ignore,excludeNamespaces={team-x}")
 	t.Log(run(t, []byte(manifest), kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-"))
+}
+
+// TestAgentOverrides renders the node agent into the namespace and with the
+// image the values name, and lints the chart with it on.
+func TestAgentOverrides(t *testing.T) {
+	t.Log(run(t, nil, helmBin(t), "lint", "--strict", chartDir, "--set", "agent.enabled=true"))
+	got := template(t, "team-ops", "--set", "agent.enabled=true,agent.namespace=lg-agent,agent.image.repository=registry.example/agent,agent.image.tag=v1,agent.image.pullPolicy=Always")
+	ds, ok := got["DaemonSet/loopguard-agent"]
+	if !ok {
+		t.Fatal("no agent DaemonSet")
+	}
+	c := containers(ds)[0].(obj)
+	if str(ds, "metadata", "namespace") != "lg-agent" || c["image"] != "registry.example/agent:v1" || c["imagePullPolicy"] != "Always" {
+		t.Errorf("agent DaemonSet: namespace %q, image %v, pullPolicy %v", str(ds, "metadata", "namespace"), c["image"], c["imagePullPolicy"])
+	}
+	if _, ok := got["Namespace/lg-agent"]; !ok {
+		t.Error("the agent's namespace is not rendered")
+	}
+	crb := got["ClusterRoleBinding/loopguard-agent-rolebinding"]
+	if s := crb["subjects"].([]any)[0].(obj); s["namespace"] != "lg-agent" || s["name"] != "loopguard-agent" {
+		t.Errorf("agent role binding subject: %v", s)
+	}
+	if ns, ok := got["ValidatingAdmissionPolicy/loopguard-nodebindreport-node-restriction"]["metadata"].(obj)["namespace"]; ok {
+		t.Errorf("cluster-scoped policy with namespace %v", ns)
+	}
+	if _, ok := template(t, "team-ops")["DaemonSet/loopguard-agent"]; ok {
+		t.Error("agent rendered with agent.enabled unset (default false)")
+	}
 }

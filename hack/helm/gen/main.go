@@ -36,9 +36,10 @@ const (
 func main() {
 	defaultPath := flag.String("default", "", "kustomize build config/default output")
 	cmPath := flag.String("cert-manager", "", "kustomize build config/overlays/cert-manager output")
+	agentPath := flag.String("agent", "", "kustomize build config/agent output")
 	out := flag.String("out", "dist/chart", "chart directory (replaced)")
 	flag.Parse()
-	if err := run(*defaultPath, *cmPath, *out); err != nil {
+	if err := run(*defaultPath, *cmPath, *agentPath, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -235,9 +236,13 @@ type chart struct {
 	files map[string]string // path relative to the chart -> content
 }
 
-func run(defaultPath, cmPath, out string) error {
-	if defaultPath == "" || cmPath == "" {
-		return fmt.Errorf("-default and -cert-manager are required")
+func run(defaultPath, cmPath, agentPath, out string) error {
+	if defaultPath == "" || cmPath == "" || agentPath == "" {
+		return fmt.Errorf("-default, -cert-manager and -agent are required")
+	}
+	agentObjs, err := load(agentPath)
+	if err != nil {
+		return err
 	}
 	defObjs, err := load(defaultPath)
 	if err != nil {
@@ -351,6 +356,14 @@ func run(defaultPath, cmPath, out string) error {
 			return err
 		}
 	}
+	for _, o := range agentObjs {
+		if err := render(o, agentIf, func(p *placeholders, m *yaml.Node) error { return editAgent(p, m, &v) }); err != nil {
+			return err
+		}
+	}
+	if v.agentImage == "" {
+		return fmt.Errorf("the agent's DaemonSet was not found in the config/agent output")
+	}
 	if v.image == "" || v.metricsServiceName == "" || len(v.excludeDefaults) == 0 {
 		return fmt.Errorf("the Deployment, the metrics Service or the webhooks' namespaceSelector were not found in the kustomize output")
 	}
@@ -436,6 +449,7 @@ type valuesDefaults struct {
 	metricsServiceLabels any
 	metricsServiceName   string
 	metricsPort          string
+	agentImage           string
 }
 
 func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults) error {
