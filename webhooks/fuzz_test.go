@@ -1,8 +1,8 @@
 package webhooks
 
 // Fuzzing of the exposure webhook as the API server calls it: raw bytes
-// POSTed to controller-runtime's admission.Webhook, which decodes the
-// AdmissionReview and calls ExposureValidator. No control plane: the policy
+// POSTed to ReviewHandler, which decodes the AdmissionReview (slim-decoding
+// the object in the same pass) and calls ExposureValidator. No control plane: the policy
 // index is filled by hand and the cache is a fake client.
 //
 //	go test -run XXX -fuzz FuzzAdmissionReview -fuzztime 60s ./webhooks/
@@ -18,6 +18,7 @@ package webhooks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,21 +31,16 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -104,13 +100,7 @@ func fuzzHandler(tb testing.TB) http.Handler {
 		}
 		reader := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(existingPod, existingSvc).Build()
 		v := &ExposureValidator{Index: idx, Reader: reader, Log: logr.Discard()}
-		harness = &webhook.Admission{
-			Handler:      v,
-			RecoverPanic: ptr.To(false),
-			// controller-runtime logs every undecodable body with a stack
-			// trace; the fuzzer sends millions.
-			LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return logr.Discard() },
-		}
+		harness = &ReviewHandler{Handler: panicking{v}, Log: logr.Discard()}
 	})
 	return harness
 }
@@ -297,42 +287,33 @@ func seeds() []seed {
 // Oracle
 // ---------------------------------------------------------------------------
 
-// oracleReview decodes a body exactly as controller-runtime's
-// admission.Webhook does (the universal deserializer of a scheme holding
-// admission v1 and v1beta1, into a type it does not know, preset to v1), so
-// that the fuzz target knows whether the webhook could read the request and
-// which uid it carried.
-type oracleReview struct {
-	admissionv1.AdmissionReview
+// requestOf is the oracle: it decodes body the plain way (encoding/json/v2
+// with the handler's options, objects kept raw, no slim fast path) and
+// applies the handler's checks, so that the fuzz target knows whether the
+// webhook could read the request and which uid it carried. The handler's
+// fast path must agree with it on every input.
+func requestOf(body []byte) (admissionv1.AdmissionRequest, error) {
+	ar, err := unmarshalReview(body, false)
+	if err != nil {
+		return admissionv1.AdmissionRequest{}, err
+	}
+	if ar.APIVersion != "admission.k8s.io/v1" || ar.Kind != "AdmissionReview" || ar.Request == nil {
+		return admissionv1.AdmissionRequest{}, errors.New("not an admission.k8s.io/v1 AdmissionReview with a request")
+	}
+	return *ar.Request, nil
 }
 
-func (r *oracleReview) DeepCopyObject() runtime.Object {
-	return &oracleReview{AdmissionReview: *r.AdmissionReview.DeepCopy()}
-}
+// panicking lets a panic of the validator through to the fuzzer: the
+// handler's recovery must not hide bugs from it.
+type panicking struct{ admission.Handler }
 
-var oracleCodecs = func() serializer.CodecFactory {
-	s := runtime.NewScheme()
-	utilruntime.Must(admissionv1.AddToScheme(s))
-	utilruntime.Must(admissionv1beta1.AddToScheme(s))
-	return serializer.NewCodecFactory(s)
-}()
-
-// requestOf returns the request the webhook decodes from body and the
-// apiVersion/kind the body claims, or an error when it cannot decode one.
-func requestOf(body []byte) (admissionv1.AdmissionRequest, schema.GroupVersionKind, error) {
-	var req admissionv1.AdmissionRequest
-	if len(body) == 0 {
-		// Refused before decoding (see post).
-		return req, schema.GroupVersionKind{}, errors.New("request body is empty")
-	}
-	ar := oracleReview{}
-	ar.Request = &req
-	ar.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
-	_, gvk, err := oracleCodecs.UniversalDeserializer().Decode(body, nil, &ar)
-	if gvk == nil {
-		gvk = &schema.GroupVersionKind{}
-	}
-	return req, *gvk, err
+func (p panicking) Handle(ctx context.Context, req admission.Request) admission.Response {
+	defer func() {
+		if r := recover(); r != nil {
+			panic(fmt.Sprintf("validator panicked: %v", r))
+		}
+	}()
+	return p.Handler.Handle(ctx, req)
 }
 
 // checkResponse asserts what holds for every body: status 200, an
@@ -363,24 +344,16 @@ func checkResponse(t *testing.T, body []byte) *admissionv1.AdmissionResponse {
 	if resp.Result != nil && resp.Result.Code != 0 && (resp.Result.Code < 200 || resp.Result.Code > 599) {
 		t.Fatalf("result code %d is not an HTTP status: %q", resp.Result.Code, out)
 	}
-	req, gvk, err := requestOf(body)
+	req, err := requestOf(body)
 	if err != nil {
-		// Undecodable: controller-runtime answers 400 with the decoder's
-		// error and no uid (it has none to echo).
+		// Undecodable, or not a v1 review with a request: 400, saying why.
 		if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest {
 			t.Fatalf("undecodable review (%v) answered %q, want allowed=false, code 400", err, out)
 		}
 		return resp
 	}
-	// A decoded review is answered in its own version, v1 or v1beta1, so
-	// that the API server can read the answer (an undecodable one, above,
-	// gets an untyped AdmissionReview). controller-runtime echoes whatever
-	// apiVersion/kind the body claims, so only the two real ones are
-	// checked.
-	if gvk.Group == admissionv1.GroupName && gvk.Kind == "AdmissionReview" && (gvk.Version == "v1" || gvk.Version == "v1beta1") {
-		if ar.APIVersion != gvk.GroupVersion().String() || ar.Kind != gvk.Kind {
-			t.Fatalf("%s answered as %s/%s: %q", gvk, ar.APIVersion, ar.Kind, out)
-		}
+	if ar.APIVersion != "admission.k8s.io/v1" || ar.Kind != "AdmissionReview" {
+		t.Fatalf("answered as %s/%s: %q", ar.APIVersion, ar.Kind, out)
 	}
 	if resp.UID != req.UID {
 		t.Fatalf("response uid %q, request uid %q: %q", resp.UID, req.UID, out)
@@ -416,8 +389,6 @@ func TestValidReviews(t *testing.T) {
 	}{
 		{"pod exposing 15000", denyPodSeed, false,
 			`pod "cart-new" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by ` + fuzzPolicy + `; remove the containerPort (the container must bind 127.0.0.1)`},
-		{"v1beta1 review", v1beta1Seed, false,
-			`pod "cart-new" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by ` + fuzzPolicy + `; remove the containerPort (the container must bind 127.0.0.1)`},
 		{"service targeting the named admin port of cart-0", denyServiceSeed, false,
 			`service "cart-admin" port "admin" (80) at spec.ports[0].targetPort targets the port named "admin", which reaches 15000/TCP on pod cart-0; that port is declared loopback-only by ` + fuzzPolicy + `; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod`},
 		{"update keeping an exposure", updateKeepsSeed, true, ""},
@@ -432,7 +403,7 @@ func TestValidReviews(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			resp := checkResponse(t, tc.body)
-			req, _, err := requestOf(tc.body)
+			req, err := requestOf(tc.body)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(resp.UID).To(Equal(req.UID))
 			g.Expect(resp.UID).NotTo(BeEmpty())
@@ -446,11 +417,13 @@ func TestValidReviews(t *testing.T) {
 }
 
 // TestMalformedReviews sends what no API server sends and checks that each
-// is answered with an AdmissionReview that refuses it and says why.
-// Undecodable bodies are controller-runtime's: 400 with the decoder's
-// error; decodable reviews with an undecodable object are the validator's:
-// 400 "failed to decode <Kind>: ...".
+// is answered with an AdmissionReview that refuses it and says why, with
+// the JSON pointer of what is wrong. Undecodable bodies and bodies that are
+// not an admission.k8s.io/v1 AdmissionReview with a request are
+// ReviewHandler's: 400 with the decoder's error; decodable reviews with an
+// undecodable object are the validator's: 400 "failed to decode <Kind>: ...".
 func TestMalformedReviews(t *testing.T) {
+	notV1 := "expected an admission.k8s.io/v1 AdmissionReview"
 	cases := []struct {
 		name    string
 		body    []byte
@@ -459,13 +432,20 @@ func TestMalformedReviews(t *testing.T) {
 		message string // substring of result.message
 	}{
 		{"empty body", []byte{}, http.StatusBadRequest, "", "request body is empty"},
-		{"truncated JSON", truncatedSeed, http.StatusBadRequest, "", "unexpected end of JSON input"},
-		{"binary", []byte("\x00\x01garbage\xff"), http.StatusBadRequest, "", "yaml: control characters are not allowed"},
-		{"a bare word", []byte("garbage"), http.StatusBadRequest, "", "couldn't get version/kind; json parse error"},
-		{"a number", []byte("5"), http.StatusBadRequest, "", "couldn't get version/kind; json parse error"},
-		{"an array", []byte("[]"), http.StatusBadRequest, "", "couldn't get version/kind; json parse error"},
-		{"uid is a number", uidNumberSeed, http.StatusBadRequest, "", "cannot unmarshal number"},
-		{"request is a string", requestStringSeed, http.StatusBadRequest, "", "cannot unmarshal string"},
+		{"whitespace", []byte(" \n"), http.StatusBadRequest, "", "failed to decode the AdmissionReview: jsontext: unexpected EOF"},
+		{"truncated JSON", truncatedSeed, http.StatusBadRequest, "", `unexpected EOF within "/request/object/metadata"`},
+		{"binary", []byte("\x00\x01garbage\xff"), http.StatusBadRequest, "", `invalid character '\x00' at start of value`},
+		{"a bare word", []byte("garbage"), http.StatusBadRequest, "", "invalid character 'g' at start of value"},
+		{"a YAML mapping", []byte("a: b"), http.StatusBadRequest, "", "invalid character 'a' at start of value"},
+		{"a number", []byte("5"), http.StatusBadRequest, "", "cannot unmarshal JSON number into Go v1.AdmissionReview"},
+		{"an array", []byte("[]"), http.StatusBadRequest, "", "cannot unmarshal JSON array into Go v1.AdmissionReview"},
+		{"{}", []byte(`{}`), http.StatusBadRequest, "", notV1 + `, got apiVersion="" kind=""`},
+		{"null", []byte(`null`), http.StatusBadRequest, "", notV1},
+		{"foreign kind", []byte(`{"kind":"0"}`), http.StatusBadRequest, "", notV1 + `, got apiVersion="" kind="0"`},
+		{"v1beta1 review", v1beta1Seed, http.StatusBadRequest, "0b8a6c1e-v1beta1", notV1 + `, got apiVersion="admission.k8s.io/v1beta1"`},
+		{"request null", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`), http.StatusBadRequest, "", "the AdmissionReview has no request"},
+		{"uid is a number", uidNumberSeed, http.StatusBadRequest, "", `cannot unmarshal JSON number into Go types.UID within "/request/uid"`},
+		{"request is a string", requestStringSeed, http.StatusBadRequest, "", `cannot unmarshal JSON string into Go v1.AdmissionRequest within "/request"`},
 		{"no object", noObjectSeed, http.StatusBadRequest, "0b8a6c1e-no-object",
 			"failed to decode Pod: the request carries no object"},
 		{"object is a number", objectNumberSeed, http.StatusBadRequest, "0b8a6c1e-no-object",
@@ -490,30 +470,37 @@ func TestMalformedReviews(t *testing.T) {
 	}
 }
 
-// TestLenientReviews pins what the webhook does with decodable reviews
-// that carry no request (so no operation and no uid) or a mismatched
-// object: it lets them through, because only a CREATE or UPDATE of a judged
-// kind is its business and the object is decoded leniently (unknown fields
-// ignored) into the kind the request names. A real API server never sends
-// either, and would reject a response whose uid does not match its own.
+// TestLenientReviews pins what the webhook does with a review whose object
+// does not match its kind: the object is decoded leniently (unknown fields
+// ignored) into the kind the request names, which here holds no container,
+// so it passes. A real API server never sends one.
 func TestLenientReviews(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		body []byte
-	}{
-		{"{}", []byte(`{}`)},
-		{"null", []byte(`null`)},
-		{"whitespace", []byte(" \n")},
-		// controller-runtime's universal deserializer reads YAML too.
-		{"a YAML mapping", []byte("a: b")},
-		{"request null", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`)},
-		{"foreign kind", []byte(`{"kind":"0"}`)},
-		{"kind Pod, object a Service", kindMismatchSeed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			resp := checkResponse(t, tc.body)
-			g.Expect(resp.Allowed).To(BeTrue(), "result: %+v", resp.Result)
+	g := NewWithT(t)
+	resp := checkResponse(t, kindMismatchSeed)
+	g.Expect(resp.Allowed).To(BeTrue(), "result: %+v", resp.Result)
+}
+
+// TestFastPathAgreesWithPlainDecode: the slim decode in passing (objects
+// decoded while the review is read) and the plain decode (objects kept raw,
+// decoded by the validator) give the same decision for every seed.
+func TestFastPathAgreesWithPlainDecode(t *testing.T) {
+	for _, s := range seeds() {
+		t.Run(s.name, func(t *testing.T) {
+			fast, errFast := unmarshalReview(s.body, true)
+			plain, errPlain := unmarshalReview(s.body, false)
+			if errPlain != nil || plain.Request == nil {
+				return // undecodable: the handler falls back to the plain decode's answer
+			}
+			if errFast != nil {
+				t.Logf("fast path failed (%v): the handler falls back to the plain decode", errFast)
+				return
+			}
+			h := fuzzHandler(t).(*ReviewHandler)
+			a := h.handle(context.Background(), admission.Request{AdmissionRequest: *fast.Request})
+			b := h.handle(context.Background(), admission.Request{AdmissionRequest: *plain.Request})
+			if a.Allowed != b.Allowed || fmt.Sprint(a.Result) != fmt.Sprint(b.Result) {
+				t.Fatalf("fast path: allowed=%v %+v; plain: allowed=%v %+v", a.Allowed, a.Result, b.Allowed, b.Result)
+			}
 		})
 	}
 }

@@ -3,6 +3,8 @@ package webhooks
 import (
 	"encoding/json"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -84,49 +86,62 @@ type slimWorkload struct {
 	} `json:"spec"`
 }
 
-// decodeSlim fills obj with what the rules read; ok is false for the kinds
-// it does not slim (Services are decoded whole: they are small). On a
-// decoding error it decodes obj whole, for the error message to name the
-// real type (malformed requests are rare, the API server sends none).
-func decodeSlim(raw []byte, obj runtime.Object) (bool, error) {
+// slimTarget returns the slim value to decode obj's JSON into and the
+// function that fills obj from it afterwards; ok is false for the kinds it
+// does not slim (Services are decoded whole: they are small).
+func slimTarget(obj runtime.Object) (target any, fill func(), ok bool) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		var s slimPod
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return true, json.Unmarshal(raw, obj)
-		}
-		o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec()
-		return true, nil
+		s := &slimPod{}
+		return s, func() { o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec() }, true
 	case *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet, *batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController:
-		var s slimWorkload
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return true, json.Unmarshal(raw, obj)
-		}
-		meta := s.Metadata.objectMeta()
-		var t corev1.PodTemplateSpec
-		if s.Spec.Template != nil {
-			t = s.Spec.Template.template()
-		}
-		switch o := o.(type) {
-		case *appsv1.Deployment:
-			o.ObjectMeta, o.Spec.Template = meta, t
-		case *appsv1.ReplicaSet:
-			o.ObjectMeta, o.Spec.Template = meta, t
-		case *appsv1.StatefulSet:
-			o.ObjectMeta, o.Spec.Template = meta, t
-		case *appsv1.DaemonSet:
-			o.ObjectMeta, o.Spec.Template = meta, t
-		case *batchv1.Job:
-			o.ObjectMeta, o.Spec.Template = meta, t
-		case *batchv1.CronJob:
-			o.ObjectMeta, o.Spec.JobTemplate.Spec.Template = meta, s.Spec.JobTemplate.Spec.Template.template()
-		case *corev1.ReplicationController:
-			o.ObjectMeta = meta
-			if s.Spec.Template != nil {
-				o.Spec.Template = &t
-			}
-		}
-		return true, nil
+		s := &slimWorkload{}
+		return s, func() { s.fill(o) }, true
 	}
-	return false, nil
+	return nil, nil, false
+}
+
+// fill copies the workload's metadata and pod template into obj.
+func (s *slimWorkload) fill(obj runtime.Object) {
+	meta := s.Metadata.objectMeta()
+	var t corev1.PodTemplateSpec
+	if s.Spec.Template != nil {
+		t = s.Spec.Template.template()
+	}
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		o.ObjectMeta, o.Spec.Template = meta, t
+	case *appsv1.ReplicaSet:
+		o.ObjectMeta, o.Spec.Template = meta, t
+	case *appsv1.StatefulSet:
+		o.ObjectMeta, o.Spec.Template = meta, t
+	case *appsv1.DaemonSet:
+		o.ObjectMeta, o.Spec.Template = meta, t
+	case *batchv1.Job:
+		o.ObjectMeta, o.Spec.Template = meta, t
+	case *batchv1.CronJob:
+		o.ObjectMeta, o.Spec.JobTemplate.Spec.Template = meta, s.Spec.JobTemplate.Spec.Template.template()
+	case *corev1.ReplicationController:
+		o.ObjectMeta = meta
+		if s.Spec.Template != nil {
+			o.Spec.Template = &t
+		}
+	}
+}
+
+// decodeSlim fills obj with what the rules read, with encoding/json/v2: one
+// pass, no validity pre-scan, names matched exactly as the API server
+// writes them; ok is false for the kinds it does not slim. On a decoding
+// error it decodes obj whole, for the error message to name the real type
+// (malformed requests are rare, the API server sends none).
+func decodeSlim(raw []byte, obj runtime.Object) (bool, error) {
+	target, fill, ok := slimTarget(obj)
+	if !ok {
+		return false, nil
+	}
+	if err := jsonv2.Unmarshal(raw, target, decodeOptions); err != nil {
+		return true, json.Unmarshal(raw, obj)
+	}
+	fill()
+	return true, nil
 }

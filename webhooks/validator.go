@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -117,9 +118,15 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	if env.Empty() {
 		return admission.Allowed(""), decisionAllow
 	}
-	if err := decode(req.Object.Raw, obj); err != nil {
+	if obj, err := decodeRequestObject(req.Object, obj); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode %s: %w", req.Kind.Kind, err)), decisionError
+	} else {
+		return v.judge(ctx, req, env, obj)
 	}
+}
+
+// judge decides on the decoded object.
+func (v *ExposureValidator) judge(ctx context.Context, req admission.Request, env *rules.Env, obj runtime.Object) (admission.Response, string) {
 	if deleting(obj) {
 		// Removing finalizers must never be blocked.
 		return admission.Allowed(""), decisionAllow
@@ -133,7 +140,8 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 		// already exposed is the audit's to report, and refusing unrelated
 		// updates (finalizers, annotations) would wedge it.
 		old, _ := newObject(schema.GroupVersionKind(req.Kind))
-		if err := decode(req.OldObject.Raw, old); err != nil {
+		old, err := decodeRequestObject(req.OldObject, old)
+		if err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
 		}
 		oldFindings, err := v.evaluate(ctx, env, old)
@@ -185,6 +193,16 @@ func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj ru
 		}
 	}
 	return rules.Evaluate(env, obj, cluster), nil
+}
+
+// decodeRequestObject returns the object of a request: the one
+// ReviewHandler decoded while reading the review when there is one of
+// obj's type, else obj decoded from the raw bytes.
+func decodeRequestObject(ext runtime.RawExtension, obj runtime.Object) (runtime.Object, error) {
+	if ext.Object != nil && reflect.TypeOf(ext.Object) == reflect.TypeOf(obj) {
+		return ext.Object, nil
+	}
+	return obj, decode(ext.Raw, obj)
 }
 
 func decode(raw []byte, obj runtime.Object) error {

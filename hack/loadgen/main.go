@@ -3,8 +3,8 @@
 // latency distribution (docs/benchmarks.md).
 //
 // Self-contained (the default): it re-executes itself with --serve, a child
-// process serving webhooks.ExposureValidator with controller-runtime's
-// webhook server on 127.0.0.1 (self-signed certificate in a temp dir, policy
+// process serving webhooks.ExposureValidator through webhooks.ReviewHandler
+// (as cmd/manager does) on controller-runtime's webhook server on 127.0.0.1 (self-signed certificate in a temp dir, policy
 // index prepared from hack/loadgen/workload), loads it, asks it for its CPU
 // time, and stops it. Against a running webhook: --url and --ca.
 //

@@ -101,10 +101,11 @@ func serve(ctx context.Context, o options) error {
 		Host: "127.0.0.1", Port: port, CertDir: dir,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	})
-	srv.Register(webhooks.Path, &webhook.Admission{Handler: &webhooks.ExposureValidator{
+	log := crzap.New(crzap.WriteTo(audit), crzap.UseDevMode(false)).WithName("admission")
+	srv.Register(webhooks.Path, &webhooks.ReviewHandler{Log: log, Handler: &webhooks.ExposureValidator{
 		Index:  idx,
 		Reader: workload.NewReader(),
-		Log:    crzap.New(crzap.WriteTo(audit), crzap.UseDevMode(false)).WithName("admission"),
+		Log:    log,
 	}})
 
 	ctx, cancel := context.WithCancel(ctx)

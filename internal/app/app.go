@@ -64,8 +64,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	if err := policyindex.Register(ctx, mgr.GetCache(), index, ctrl.Log.WithName("policyindex")); err != nil {
 		return nil, fmt.Errorf("failed to set up the policy index: %w", err)
 	}
-	mgr.GetWebhookServer().Register(webhooks.Path, &webhook.Admission{Handler: &webhooks.ExposureValidator{
-		Index: index, Reader: mgr.GetCache(), Log: ctrl.Log.WithName("admission"),
+	// The hot path (every pod, workload and Service write) decodes each
+	// review once (webhooks.ReviewHandler); the port-forward guard, rarely
+	// called, keeps controller-runtime's webhook.Admission.
+	admissionLog := ctrl.Log.WithName("admission")
+	mgr.GetWebhookServer().Register(webhooks.Path, &webhooks.ReviewHandler{Log: admissionLog, Handler: &webhooks.ExposureValidator{
+		Index: index, Reader: mgr.GetCache(), Log: admissionLog,
 	}})
 	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.PortForwardGuard{
 		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("portforward"),
