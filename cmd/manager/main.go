@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
+	"github.com/loopguard/loopguard/internal/memlimit"
 )
 
 func main() {
@@ -55,6 +56,11 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if soft, err := memlimit.Set("/sys/fs/cgroup"); err != nil {
+		log.Error(err, "no soft memory limit set; the garbage collector runs by GOGC alone")
+	} else if soft > 0 {
+		log.Info("soft memory limit set from the container's memory limit (GOMEMLIMIT overrides)", "bytes", soft, "fraction", memlimit.Fraction)
+	}
 
 	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	if !enableHTTP2 {
