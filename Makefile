@@ -150,6 +150,7 @@ test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a
 	rc=0; \
 	$(GO) test -count=1 -tags e2e ./test/e2e/... -v -timeout 20m || rc=$$?; \
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
+	$(GO) test -count=1 -tags node ./test/netpol/... -v -timeout 15m || rc=$$?; \
 	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
 	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
 	REPLICAS=2 DEV_NODE=require hack/dev.sh up && \

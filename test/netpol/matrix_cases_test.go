@@ -156,20 +156,21 @@ func TestMatrix(t *testing.T) {
 		}
 
 		// Open 9090 (drop it from the protected ports), then close it again.
+		watched := cell{podRef{w.b, "cli"}, srvA, port{"TCP", 9090}}
 		devcluster.MustKubectl(t, "", "patch", "loopbackservice", "guard", "-n", w.a, "--type=json",
 			"-p", `[{"op": "replace", "path": "/spec/ports", "value": [{"port": 9100, "endPort": 9102}, {"port": 5454, "protocol": "UDP"}]}]`)
+		t.Logf("change 1 (open tcp/9090): %s from the patch until a new connection got through", w.waitCell(watched, true))
 		openTable := w.intent(srvA)
 		for c := range openTable {
 			if c.To == srvA && c.Port == (port{"TCP", 9090}) {
 				openTable[c] = true
 			}
 		}
-		took := w.expectTable("after dropping tcp/9090", openTable)
-		t.Logf("change 1 (open tcp/9090): %s from the patch until every probe agreed", took.Round(time.Millisecond))
+		w.expectTable("after dropping tcp/9090", openTable)
 		devcluster.MustKubectl(t, "", "patch", "loopbackservice", "guard", "-n", w.a, "--type=json",
 			"-p", fmt.Sprintf(`[{"op": "replace", "path": "/spec/ports", "value": %s}]`, protectedPorts))
-		took = w.expectTable("after protecting tcp/9090 again", w.intent(srvA))
-		t.Logf("change 2 (close tcp/9090): %s from the patch until every probe agreed", took.Round(time.Millisecond))
+		t.Logf("change 2 (close tcp/9090): %s from the patch until a new connection was blocked", w.waitCell(watched, false))
+		w.expectTable("after protecting tcp/9090 again", w.intent(srvA))
 
 		close(stop)
 		wg.Wait()
@@ -195,4 +196,18 @@ func (w *world) waitNoPolicies() {
 		}
 		return ""
 	})
+}
+
+// waitCell probes one cell back to back until it shows want and returns
+// how long that took (resolution: one kubectl exec, some 100-300ms).
+func (w *world) waitCell(c cell, want bool) time.Duration {
+	w.t.Helper()
+	start := time.Now()
+	for time.Since(start) < settleBound {
+		if open, err := w.probe(c); err == nil && open == want {
+			return time.Since(start).Round(time.Millisecond)
+		}
+	}
+	w.t.Fatalf("%s -> %s %s still not %s after %s", c.From, c.To, c.Port, verdict(want), settleBound)
+	return 0
 }

@@ -42,7 +42,7 @@ func (w *world) cells() []cell {
 	var out []cell
 	for _, from := range w.pods {
 		for _, to := range w.servers {
-			if from == to {
+			if from == to || (w.focus != nil && to != *w.focus) {
 				continue
 			}
 			for _, p := range serverPorts {
@@ -183,7 +183,7 @@ func (w *world) lines(tb, ref table) []string {
 	out := []string{header}
 	for _, from := range w.pods {
 		for _, to := range w.servers {
-			if from == to {
+			if from == to || (w.focus != nil && to != *w.focus) {
 				continue
 			}
 			row := fmt.Sprintf("%-16s", short(from)+" -> "+short(to))

@@ -78,13 +78,19 @@ type world struct {
 	a, b    string
 	pods    []podRef // every pod: the probe clients
 	servers []podRef // the probe targets
+	// focus, when set, narrows the probes to this server (a test that
+	// changes only its policies need not probe the other).
+	focus *podRef
 	ips     map[podRef]string
 }
 
 // newWorld creates the namespaces and pods and waits until every pod runs
-// with an IP in the harness's range. extra namespaces (suffixes) get a
-// server and a client too.
-func newWorld(t *testing.T, name string) *world {
+// with an IP in the harness's range.
+func newWorld(t *testing.T, name string) *world { t.Helper(); return newWorldGrace(t, name, 0) }
+
+// newWorldGrace is newWorld with servers that linger for grace seconds
+// after deletion, still serving (see serverPod).
+func newWorldGrace(t *testing.T, name string, grace int) *world {
 	t.Helper()
 	requireNode(t)
 	w := &world{t: t, run: fmt.Sprintf("%s-%d", name, time.Now().UnixNano()%1_000_000), ips: map[podRef]string{}}
@@ -92,7 +98,7 @@ func newWorld(t *testing.T, name string) *world {
 	w.b = devcluster.Namespace(t, "np-"+name+"-b", runLabel+"="+w.run, "netpol-test.loopguard.io/role=b")
 	var manifests []string
 	for _, ns := range []string{w.a, w.b} {
-		manifests = append(manifests, serverPod(ns, "srv", 0), clientPod(ns, "cli"))
+		manifests = append(manifests, serverPod(ns, "srv", grace), clientPod(ns, "cli"))
 		w.servers = append(w.servers, podRef{ns, "srv"})
 		w.pods = append(w.pods, podRef{ns, "cli"}, podRef{ns, "srv"})
 	}
