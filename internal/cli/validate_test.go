@@ -225,3 +225,27 @@ func ensurePolicyCRDs(t *testing.T, c client.Client) {
 		}
 	}
 }
+
+// BenchmarkBuildSchemaValidators is the one-time cost of compiling the
+// embedded CRDs (OpenAPI and CEL) on the first policy.
+func BenchmarkBuildSchemaValidators(b *testing.B) {
+	for b.Loop() {
+		if _, err := buildSchemaValidators(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidatePolicy is the cost per policy once built.
+func BenchmarkValidatePolicy(b *testing.B) {
+	var obj map[string]any
+	doc := `{apiVersion: loopguard.io/v1alpha1, kind: ClusterLoopbackService, metadata: {name: b}, spec: {namespaceSelector: {}, podSelector: {}, ports: [` + manyPorts(8) + `], portForward: {allowed: [{kind: User, name: a}]}}}`
+	if err := sigsyaml.Unmarshal([]byte(doc), &obj); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if errs := validatePolicy(obj, gvkCLBS, ""); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+	}
+}
