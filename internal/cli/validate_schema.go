@@ -3,7 +3,9 @@ package cli
 // The CRDs' own schema, compiled into the binary (config/crd), validates
 // policies read from files the way the API server's custom resource
 // handler does on create: prune unknown fields, default, then the OpenAPI
-// schema, list types and CEL rules (x-kubernetes-validations).
+// schema, list types and CEL rules (x-kubernetes-validations). The
+// server's check of embedded objects' metadata (x-kubernetes-embedded-
+// resource) is left out: loopguard's CRDs embed none.
 
 import (
 	"context"
