@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +26,10 @@ const (
 	envListen = "BINDSCAN_TEST_LISTEN" // comma-separated proto://addr:port
 	envSetup  = "BINDSCAN_TEST_SETUP"  // "1": lo up and a veth with 10.250.0.1/24
 	envPeer   = "BINDSCAN_TEST_PEER"   // "1": start an idle second process in the namespace
+	// envOwnEhash "1": move into a further namespace created with its own
+	// TCP established table (net.ipv4.tcp_child_ehash_entries), as pods
+	// get on a node with that sysctl set.
+	envOwnEhash = "BINDSCAN_TEST_OWN_EHASH"
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +53,25 @@ func runListener() {
 	fail := func(err error) {
 		fmt.Printf("error %v\n", err)
 		os.Exit(1)
+	}
+	if os.Getenv(envOwnEhash) == "1" {
+		// The sysctl applies to namespaces created from this one: set it
+		// here (a namespace of the test's own), unshare into a new one
+		// and re-execute, so the whole process lives there.
+		if err := os.WriteFile("/proc/sys/net/ipv4/tcp_child_ehash_entries", []byte("1024"), 0o644); err != nil {
+			fail(fmt.Errorf("set tcp_child_ehash_entries: %w", err))
+		}
+		runtime.LockOSThread()
+		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
+			fail(fmt.Errorf("unshare: %w", err))
+		}
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, envOwnEhash+"=") {
+				env = append(env, kv)
+			}
+		}
+		fail(syscall.Exec("/proc/self/exe", os.Args, env))
 	}
 	if os.Getenv(envSetup) == "1" {
 		for _, args := range [][]string{
