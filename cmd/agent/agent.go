@@ -112,7 +112,7 @@ func (a *agent) scanAndReport(ctx context.Context, why string) {
 		o.err = err
 		a.log.Error(err, "scan failed", "trigger", why)
 	}
-	status := buildStatus(o, a.interval, a.previous)
+	status := buildStatus(o, a.interval, a.writer.refresh, a.previous)
 	observeScan(o, status)
 	wrote, werr := a.writer.write(ctx, status, time.Now())
 	if werr != nil {

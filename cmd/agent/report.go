@@ -31,13 +31,15 @@ type scanOutcome struct {
 	duration time.Duration
 }
 
-// buildStatus turns a scan into the report's status. prev supplies the
-// conditions' transition times.
-func buildStatus(o scanOutcome, interval time.Duration, prev *v1alpha1.NodeBindReportStatus) v1alpha1.NodeBindReportStatus {
+// buildStatus turns a scan into the report's status; interval and refresh
+// tell readers when it is stale. prev supplies the conditions' transition
+// times.
+func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.NodeBindReportStatus) v1alpha1.NodeBindReportStatus {
 	st := v1alpha1.NodeBindReportStatus{
-		ScannedAt:    &metav1.Time{Time: o.start.Add(o.duration).UTC().Truncate(time.Second)},
-		ScanDuration: &metav1.Duration{Duration: o.duration.Round(time.Microsecond)},
-		ScanInterval: &metav1.Duration{Duration: interval},
+		ScannedAt:       &metav1.Time{Time: o.start.Add(o.duration).UTC().Truncate(time.Second)},
+		ScanDuration:    &metav1.Duration{Duration: o.duration.Round(time.Microsecond)},
+		ScanInterval:    &metav1.Duration{Duration: interval},
+		RefreshInterval: &metav1.Duration{Duration: refresh},
 	}
 	if prev != nil {
 		st.Conditions = slices.Clone(prev.Conditions)

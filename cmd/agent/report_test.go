@@ -86,7 +86,7 @@ func TestBuildStatus(t *testing.T) {
 		{UID: "u3", Unchecked: "no process in the pod's cgroups"},
 	}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	st := buildStatus(scanOutcome{targets: targets, results: results, start: start, duration: 3 * time.Millisecond}, time.Minute, nil)
+	st := buildStatus(scanOutcome{targets: targets, results: results, start: start, duration: 3 * time.Millisecond}, time.Minute, 5*time.Minute, nil)
 	if st.PodsChecked != 2 || st.PodsBeyondLoopback != 1 || len(st.Pods) != 3 {
 		t.Fatalf("status = %+v", st)
 	}
@@ -107,11 +107,11 @@ func TestBuildStatus(t *testing.T) {
 
 	// Another scan with the same findings is the same report, apart from
 	// when it ran; a failed scan is not.
-	again := buildStatus(scanOutcome{targets: targets, results: results, start: start.Add(time.Minute), duration: 5 * time.Millisecond}, time.Minute, &st)
+	again := buildStatus(scanOutcome{targets: targets, results: results, start: start.Add(time.Minute), duration: 5 * time.Millisecond}, time.Minute, 5*time.Minute, &st)
 	if !sameFindings(&st, &again) {
 		t.Error("same findings, later scan: sameFindings = false")
 	}
-	failed := buildStatus(scanOutcome{err: errors.New("failed to list processes"), start: start}, time.Minute, &st)
+	failed := buildStatus(scanOutcome{err: errors.New("failed to list processes"), start: start}, time.Minute, 5*time.Minute, &st)
 	if sameFindings(&st, &failed) || failed.Conditions[0].Status != metav1.ConditionFalse || len(failed.Errors) != 1 {
 		t.Errorf("failed scan: %+v", failed)
 	}
@@ -130,7 +130,7 @@ func TestBuildStatusTruncates(t *testing.T) {
 		}
 		results = append(results, r)
 	}
-	st := buildStatus(scanOutcome{targets: selectTargets(pods, policyEnv(t)), results: results}, time.Minute, nil)
+	st := buildStatus(scanOutcome{targets: selectTargets(pods, policyEnv(t)), results: results}, time.Minute, 5*time.Minute, nil)
 	if len(st.Pods) != v1alpha1.MaxReportPods || !st.Truncated || st.PodsBeyondLoopback != 1 {
 		t.Fatalf("pods %d truncated %v beyond %d", len(st.Pods), st.Truncated, st.PodsBeyondLoopback)
 	}
