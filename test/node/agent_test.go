@@ -144,10 +144,54 @@ spec:
 	}
 }
 
-// deployAgent builds and imports loopguard-agent:dev, applies
-// config/overlays/agent-dev with a short scan interval, waits for the
-// agent to be ready (its first report written) and removes it at cleanup.
+// TestAgentScansWhenAProtectedPodStarts runs the agent with a scan
+// interval far longer than the test: a pod that starts listening on
+// 0.0.0.0:15000 after the agent's first scan can only be reported by the
+// scan that its start (or its policy's creation) triggers.
+func TestAgentScansWhenAProtectedPodStarts(t *testing.T) {
+	deployAgentWith(t, "1h")
+	ns := testNamespace(t)
+	devcluster.MustKubectl(t, fmt.Sprintf(`apiVersion: loopguard.io/v1alpha1
+kind: LoopbackService
+metadata: {name: admin, namespace: %s}
+spec:
+  podSelector: {matchLabels: {app: late}}
+  ports: [{port: 15000}]
+`, ns), "apply", "-f", "-")
+	devcluster.MustKubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: late, namespace: %s, labels: {app: late}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: %s
+    imagePullPolicy: Never
+    args: ["--listen", "tcp4://0.0.0.0:15000"]
+`, ns, listenerImage), "apply", "-f", "-")
+	eventually(t, 60*time.Second, func() string {
+		r := kubectl(t, "get", "nodebindreport", nodeName, "-o",
+			fmt.Sprintf(`jsonpath={.status.pods[?(@.namespace=="%s")].listeners[*].address}`, ns))
+		if r.Err != nil {
+			return r.String()
+		}
+		if got := strings.TrimSpace(r.Stdout); got != "0.0.0.0" {
+			return fmt.Sprintf("listeners of pod late: %q, want 0.0.0.0", got)
+		}
+		return ""
+	})
+}
+
+// deployAgent deploys the agent with a short scan interval.
 func deployAgent(t *testing.T) {
+	t.Helper()
+	deployAgentWith(t, agentScanInterval)
+}
+
+// deployAgentWith builds and imports loopguard-agent:dev, applies
+// config/overlays/agent-dev with the given scan interval, waits for the
+// agent to be ready (its first report written) and removes it at cleanup.
+func deployAgentWith(t *testing.T, scanInterval string) {
 	t.Helper()
 	if r := run(10*time.Minute, nil, "make", "image-agent"); r.Err != nil {
 		t.Fatalf("make image-agent: %s", r)
@@ -156,9 +200,10 @@ func deployAgent(t *testing.T) {
 	if !strings.Contains(manifests, "--scan-interval=1m") {
 		t.Fatal("config/agent no longer sets --scan-interval=1m; update the test")
 	}
-	manifests = strings.Replace(manifests, "--scan-interval=1m", "--scan-interval="+agentScanInterval, 1)
+	manifests = strings.Replace(manifests, "--scan-interval=1m", "--scan-interval="+scanInterval, 1)
 	t.Cleanup(func() {
-		devcluster.Kubectl(t, manifests, "delete", "-f", "-", "--ignore-not-found", "--wait=false")
+		// Waits for the namespace to go: the next test deploys it again.
+		devcluster.Kubectl(t, manifests, "delete", "-f", "-", "--ignore-not-found", "--timeout=50s")
 		kubectl(t, "delete", "nodebindreport", nodeName, "--ignore-not-found")
 	})
 	devcluster.MustKubectl(t, manifests, "apply", "--server-side", "-f", "-")
