@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"sort"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,6 +14,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/internal/workloads"
 )
 
 // observation is what one policy finds in one namespace.
@@ -53,6 +51,11 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 	for i := range svcs.Items {
 		cluster.Services = append(cluster.Services, &svcs.Items[i])
 	}
+	wls, err := workloads.List(ctx, c, namespace)
+	if err != nil {
+		return nil, err
+	}
+	cluster.Workloads = wls
 
 	obs := &observation{}
 	for _, pod := range cluster.Pods {
@@ -75,11 +78,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 	for _, svc := range cluster.Services {
 		objects = append(objects, svc)
 	}
-	workloads, err := listWorkloads(ctx, c, in)
-	if err != nil {
-		return nil, err
-	}
-	objects = append(objects, workloads...)
+	objects = append(objects, cluster.Workloads...)
 	for _, o := range objects {
 		obs.findings = append(obs.findings, rules.Evaluate(env, o, cluster)...)
 	}
@@ -96,33 +95,6 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 		obs.conflicts = append(obs.conflicts, netpol.Conflicts(np, p, cluster.Pods)...)
 	}
 	return obs, nil
-}
-
-// listWorkloads returns the namespace's workloads that no other audited
-// workload owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner
-// carries the same template and is the object to fix.
-func listWorkloads(ctx context.Context, c client.Reader, in client.InNamespace) ([]runtime.Object, error) {
-	lists := []client.ObjectList{
-		&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{},
-		&appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{},
-		&corev1.ReplicationControllerList{},
-	}
-	var out []runtime.Object
-	for _, l := range lists {
-		if err := c.List(ctx, l, in); err != nil {
-			return nil, fmt.Errorf("failed to list %T: %w", l, err)
-		}
-		items, err := meta.ExtractList(l)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read %T: %w", l, err)
-		}
-		for _, o := range items {
-			if co, ok := o.(client.Object); ok && !rules.OwnedByWorkload(co.GetOwnerReferences()) {
-				out = append(out, o)
-			}
-		}
-	}
-	return out, nil
 }
 
 // violations converts findings to status entries, sorted for stable status.

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -214,6 +215,31 @@ func TestRaces(t *testing.T) {
 		}, 10*time.Second, 50*time.Millisecond).Should(ContainSubstring(`which reaches 6062/TCP on pod existing;`))
 	})
 
+	t.Run("service for a deployment scaled to zero", func(t *testing.T) {
+		// The port exists only in the template and the Service selects
+		// more than the policy does: only the template says it is protected.
+		g := NewWithT(t)
+		c, _ := userClient(t)
+		tmpl := podTemplate(ns, 8080)
+		tmpl.Labels = map[string]string{"app": "cart", "tier": "idle"}
+		tmpl.Spec.Containers[1].Ports = []corev1.ContainerPort{{Name: "admin", ContainerPort: 6066}}
+		// 6066 is protected, so the Deployment itself is refused; the audit
+		// would report one that was there before the policy.
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "idle", Namespace: ns},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl}}
+		g.Expect(env.Client.Create(ctx, d)).NotTo(Succeed(), "a protected containerPort in a template is refused")
+		// Created with the policy in Audit for a moment, as an existing one.
+		auditOnly(t, ns, "guard", func() { g.Expect(env.Client.Create(ctx, d)).To(Succeed()) })
+		svc := service(ns, "idle-admin", map[string]string{"tier": "idle"}, 80, intstr.FromString("admin"))
+		g.Eventually(func() string {
+			err := c.Create(ctx, svc.DeepCopy(), client.DryRunAll)
+			if err == nil {
+				return ""
+			}
+			return err.Error()
+		}, 10*time.Second, 50*time.Millisecond).Should(ContainSubstring(`targets the port named "admin", which reaches 6066/TCP on the pods of deployment idle;`))
+	})
+
 	t.Run("pod created for an existing service", func(t *testing.T) {
 		g := NewWithT(t)
 		c, _ := userClient(t)
@@ -254,4 +280,32 @@ func TestClusterPolicy(t *testing.T) {
 		return c.Create(ctx, pod(in, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)
 	}, 10*time.Second, 50*time.Millisecond).Should(MatchError(ContainSubstring("declared loopback-only by ClusterLoopbackService platform-" + in)))
 	g.Expect(c.Create(ctx, pod(out, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)).To(Succeed())
+}
+
+// auditOnly runs fn while the policy ns/name is in Audit mode, then puts
+// it back to Deny, waiting each time until the webhook's index has it.
+func auditOnly(t *testing.T, ns, name string, fn func()) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	set := func(a v1alpha1.EnforcementAction) {
+		var lbs v1alpha1.LoopbackService
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &lbs)).To(Succeed())
+		patch := client.MergeFrom(lbs.DeepCopy()) // no resourceVersion: status writes do not conflict
+		lbs.Spec.EnforcementAction = a
+		g.Expect(env.Client.Patch(ctx, &lbs, patch)).To(Succeed())
+		g.Eventually(func() bool {
+			for _, s := range env.Index.Env(ns).Sets {
+				for _, p := range s.Policies() {
+					if p.Ref.Name == name && p.Generation == lbs.Generation {
+						return true
+					}
+				}
+			}
+			return false
+		}, 10*time.Second, 20*time.Millisecond).Should(BeTrue())
+	}
+	set(v1alpha1.ActionAudit)
+	defer set(v1alpha1.ActionDeny)
+	fn()
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/internal/workloads"
 )
 
 // errNotSynced answers reviews that arrive before the policies are loaded;
@@ -181,6 +182,13 @@ func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj ru
 			for i := range pods.Items {
 				cluster.Pods[i] = &pods.Items[i]
 			}
+			// Templates too: a port only a workload declares (one scaled
+			// to zero, one whose pods are not created yet) is as protected.
+			wls, err := workloads.List(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
+			if err != nil {
+				return nil, fmt.Errorf("failed to list workloads from cache: %w", err)
+			}
+			cluster.Workloads = wls
 		}
 	} else if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
 		var svcs corev1.ServiceList

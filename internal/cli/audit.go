@@ -489,7 +489,7 @@ func listAll(ctx context.Context, c client.Reader, newList func() client.ObjectL
 // NetworkPolicies that defeat each applicable policy.
 func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	ns := env.Namespace
-	cluster := rules.Cluster{Pods: st.pods[ns], Services: st.services[ns]}
+	cluster := rules.Cluster{Pods: st.pods[ns], Services: st.services[ns], Workloads: st.workloads[ns]}
 	var objects []runtime.Object
 	for _, p := range cluster.Pods {
 		if !rules.OwnedByWorkload(p.OwnerReferences) {

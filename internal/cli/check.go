@@ -374,8 +374,8 @@ func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) 
 }
 
 // evaluateInput runs rules.Evaluate on every judged object, per namespace,
-// with the policies that may apply there and the namespace's Pods and
-// Services of the input as the cluster. Results keep the input order.
+// with the policies that may apply there and the namespace's Pods,
+// Services and workloads of the input as the cluster. Results keep the input order.
 func evaluateInput(in *checkInput) []checkResult {
 	clusterSet := rules.NewSet(in.clusterPolicies)
 	clusters := map[string]*rules.Cluster{}
@@ -390,6 +390,10 @@ func evaluateInput(in *checkInput) []checkResult {
 			c.Pods = append(c.Pods, t)
 		case *corev1.Service:
 			c.Services = append(c.Services, t)
+		default:
+			if _, ok := rules.PodTemplateOf(t); ok {
+				c.Workloads = append(c.Workloads, t)
+			}
 		}
 	}
 	envs := map[string]*rules.Env{}

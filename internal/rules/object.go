@@ -85,6 +85,11 @@ func OwnedByWorkload(refs []metav1.OwnerReference) bool {
 type Cluster struct {
 	Pods     []*corev1.Pod
 	Services []*corev1.Service
+	// Workloads are the namespace's objects with a pod template
+	// (PodTemplateOf): a Service judged against them also catches a
+	// protected port that only a template declares, e.g. a Deployment
+	// scaled to zero whose pods do not exist yet.
+	Workloads []runtime.Object
 }
 
 // Evaluate is the single entry point of the exposure rules: every finding
@@ -95,7 +100,7 @@ func Evaluate(env *Env, obj runtime.Object, cluster Cluster) []Finding {
 		return nil
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
-		return EvaluateService(env, svc, cluster.Pods)
+		return EvaluateService(env, svc, cluster.Pods, cluster.Workloads...)
 	}
 	pod, ok := PodTemplateOf(obj)
 	if !ok {

@@ -2,11 +2,13 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -88,9 +90,10 @@ func targetHits(env *Env, t target, proto corev1.Protocol, spec *corev1.PodSpec,
 
 // EvaluateService finds the ports of a Service that reach a protected port
 // of a pod it selects: an existing pod among pods (the namespace's pods; the
-// function checks selection itself), or any pod at all when the Service's
-// selector implies a policy's podSelector.
-func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod) []Finding {
+// function checks selection itself), a pod a workload among workloads would
+// create (its template), or any pod at all when the Service's selector
+// implies a policy's podSelector.
+func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workloads ...runtime.Object) []Finding {
 	if env.Empty() || !inScope(svc) {
 		return nil
 	}
@@ -108,9 +111,10 @@ func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod) []Findin
 		proto := defaultProtocol(sp.Protocol)
 		t := effectiveTarget(sp, field.NewPath("spec", "ports").Index(i))
 		type reach struct {
-			port    int32
-			pods    []string
-			implied bool
+			port      int32
+			pods      []string
+			templates []string
+			implied   bool
 		}
 		reached := map[*Policy]*reach{}
 		var order []*Policy
@@ -132,6 +136,18 @@ func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod) []Findin
 				note(h, pod.Name, false)
 			}
 		}
+		for _, w := range workloads {
+			tmpl, ok := PodTemplateOf(w)
+			if !ok || tmpl.Object.Kind == "Pod" || !svcSel.Matches(labels.Set(tmpl.Labels)) {
+				continue
+			}
+			tmplLabels := labels.Set(tmpl.Labels)
+			for _, h := range targetHits(env, t, proto, tmpl.Spec, func(p *Policy) bool { return p.Selector.Matches(tmplLabels) }) {
+				note(h, "", false)
+				r := reached[h.policy]
+				r.templates = append(r.templates, strings.ToLower(tmpl.Object.Kind)+" "+tmpl.Object.Name)
+			}
+		}
 		for _, h := range targetHits(env, t, proto, nil, func(p *Policy) bool { return p.SelectsOnlyProtected(svc.Spec.Selector) }) {
 			note(h, "", true)
 		}
@@ -140,7 +156,7 @@ func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod) []Findin
 			f := Finding{
 				Object: obj, Field: t.field, Reason: ReasonServiceTarget, Port: r.port, Protocol: proto,
 				format: fmt.Sprintf("port %s at %s %s, which reaches %d/%s on %s; that port is declared loopback-only by \x00policies\x00; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod",
-					servicePortName(sp), t.field, t, r.port, proto, describePods(r.pods, r.implied)),
+					servicePortName(sp), t.field, t, r.port, proto, describePods(r.pods, r.templates, r.implied)),
 			}
 			c.add(f, p, p.Action)
 		}
@@ -198,7 +214,7 @@ func servicePortName(sp *corev1.ServicePort) string {
 	return fmt.Sprintf("%d", sp.Port)
 }
 
-func describePods(pods []string, implied bool) string {
+func describePods(pods, templates []string, implied bool) string {
 	sort.Strings(pods)
 	var parts []string
 	if len(pods) > 0 {
@@ -214,6 +230,11 @@ func describePods(pods []string, implied bool) string {
 			s += fmt.Sprintf(" and %d more", n)
 		}
 		parts = append(parts, s)
+	}
+	if len(templates) > 0 {
+		sort.Strings(templates)
+		templates = slices.Compact(templates)
+		parts = append(parts, "the pods of "+strings.Join(templates, ", "))
 	}
 	if implied {
 		parts = append(parts, "every pod its selector can select")

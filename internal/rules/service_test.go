@@ -3,6 +3,7 @@ package rules
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -43,8 +44,37 @@ func TestEvaluateService(t *testing.T) {
 		policies []*Policy
 		svc      *corev1.Service
 		pods     []*corev1.Pod
-		want     []wantFinding
+		// workloads: objects with a pod template in the namespace
+		workloads []runtime.Object
+		want      []wantFinding
 	}{
+		{
+			name:      "named targetPort only a Deployment's template declares (scaled to zero): caught",
+			policies:  []*Policy{envoy()},
+			svc:       service("cart", selector("app", "cart"), servicePort(80, targetPortName("admin"))),
+			workloads: []runtime.Object{deploymentOf("cart", protected("tmpl"))},
+			want: []wantFinding{withMessage(target("spec.ports[0].targetPort", 15000, tcp, deny, envoyAdmin),
+				`service "cart" port 80 at spec.ports[0].targetPort targets the port named "admin", which reaches 15000/TCP on the pods of deployment cart; that port is declared loopback-only by LoopbackService shop/envoy-admin; target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod`)},
+		},
+		{
+			name:      "numeric targetPort, broad selector, only a template is protected: caught",
+			policies:  []*Policy{envoy()},
+			svc:       service("cart", selector("app", "cart"), servicePort(80, targetPort(15000))),
+			workloads: []runtime.Object{deploymentOf("cart", protected("tmpl"))},
+			want:      []wantFinding{withContains(target("spec.ports[0].targetPort", 15000, tcp, deny, envoyAdmin), "on the pods of deployment cart")},
+		},
+		{
+			name:      "template the Service does not select: nothing",
+			policies:  []*Policy{envoy()},
+			svc:       service("cart", selector("app", "web"), servicePort(80, targetPortName("admin"))),
+			workloads: []runtime.Object{deploymentOf("cart", protected("tmpl"))},
+		},
+		{
+			name:      "template the policy does not select: nothing",
+			policies:  []*Policy{envoy()},
+			svc:       service("cart", selector("app", "cart"), servicePort(80, targetPortName("admin"))),
+			workloads: []runtime.Object{deploymentOf("cart", unprotected("tmpl"))},
+		},
 		{
 			name:     "numeric targetPort reaches a selected protected pod: exact message",
 			policies: []*Policy{envoy()},
@@ -303,9 +333,9 @@ func TestEvaluateService(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := shopEnv(tt.policies...)
-			expectFindings(t, EvaluateService(env, tt.svc, tt.pods), tt.want)
+			expectFindings(t, EvaluateService(env, tt.svc, tt.pods, tt.workloads...), tt.want)
 			// Evaluate dispatches Services to EvaluateService.
-			expectFindings(t, Evaluate(env, tt.svc, Cluster{Pods: tt.pods}), tt.want)
+			expectFindings(t, Evaluate(env, tt.svc, Cluster{Pods: tt.pods, Workloads: tt.workloads}), tt.want)
 		})
 	}
 }
@@ -492,4 +522,15 @@ func TestEvaluatePodWithServices(t *testing.T) {
 		{Field: "spec.containers[0].ports[0].containerPort", Reason: ReasonContainerPort, Container: "envoy", Port: 15000, Protocol: corev1.ProtocolTCP, Action: v1alpha1.ActionDeny, Policies: []string{envoyAdmin}},
 		{Field: "metadata.labels", Reason: ReasonSelectedByService, Port: 15000, Protocol: corev1.ProtocolTCP, Action: v1alpha1.ActionDeny, Policies: []string{envoyAdmin}, Related: "service/cart-admin"},
 	})
+}
+
+// deploymentOf wraps a pod's labels and spec into a Deployment's template.
+func deploymentOf(name string, p *corev1.Pod) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: p.Labels},
+			Spec:       p.Spec,
+		}},
+	}
 }

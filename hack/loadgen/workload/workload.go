@@ -25,9 +25,12 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -215,6 +218,9 @@ func (r *Reader) List(_ context.Context, list client.ObjectList, opts ...client.
 			}
 		}
 		return nil
+	case *appsv1.DeploymentList, *appsv1.ReplicaSetList, *appsv1.StatefulSetList, *appsv1.DaemonSetList,
+		*batchv1.JobList, *batchv1.CronJobList, *corev1.ReplicationControllerList:
+		return meta.SetList(list, nil) // this workload has pods and Services only
 	}
 	return fmt.Errorf("workload.Reader: unsupported list type %T", list)
 }

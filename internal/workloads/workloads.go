@@ -1,0 +1,51 @@
+// Package workloads lists the objects of a namespace that carry a pod
+// template, for the exposure rules (rules.Cluster.Workloads): the webhook
+// and the audit read them the same way.
+package workloads
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// lists are the workload kinds the rules judge.
+func lists() []client.ObjectList {
+	return []client.ObjectList{
+		&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{},
+		&appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{},
+		&corev1.ReplicationControllerList{},
+	}
+}
+
+// List returns the namespace's workloads that no other judged workload
+// owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner carries
+// the same template and is the object to report. opts are passed to every
+// List (e.g. client.UnsafeDisableDeepCopy for read-only use of a cache).
+func List(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
+	opts = append([]client.ListOption{client.InNamespace(namespace)}, opts...)
+	var out []runtime.Object
+	for _, l := range lists() {
+		if err := c.List(ctx, l, opts...); err != nil {
+			return nil, fmt.Errorf("failed to list %T: %w", l, err)
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read %T: %w", l, err)
+		}
+		for _, o := range items {
+			if co, ok := o.(client.Object); ok && !rules.OwnedByWorkload(co.GetOwnerReferences()) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out, nil
+}
