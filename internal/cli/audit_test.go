@@ -316,6 +316,9 @@ func TestAudit(t *testing.T) {
 		}
 	})
 	t.Run("no CRDs", func(t *testing.T) {
+		// The control plane is the package's: put the CRDs back for the
+		// tests that run after this one.
+		t.Cleanup(func() { ensurePolicyCRDs(t, e.Client) })
 		for _, name := range []string{"loopbackservices.loopguard.io", "clusterloopbackservices.loopguard.io"} {
 			crd := &unstructured.Unstructured{}
 			crd.SetAPIVersion("apiextensions.k8s.io/v1")
