@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,55 +31,60 @@ import (
 	"github.com/loopguard/loopguard/internal/slim"
 )
 
+// options are the agent's flags.
+type options struct {
+	nodeName, procRoot, cgroupRoot string
+	metricsAddr, probeAddr         string
+	scanInterval, reportRefresh    time.Duration
+}
+
 func main() {
-	var (
-		nodeName, procRoot, cgroupRoot string
-		metricsAddr, probeAddr         string
-		scanInterval, reportRefresh    time.Duration
-	)
-	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (the downward API's spec.nodeName); its NodeBindReport has this name.")
-	flag.StringVar(&procRoot, "proc-root", "/proc", "The host's procfs (the agent needs hostPID; in its pod the host's /proc is mounted read-only at /host/proc).")
-	flag.StringVar(&cgroupRoot, "cgroup-root", "", "The host's cgroup tree (e.g. /sys/fs/cgroup, mounted read-only) to find pods in by their pod UID; empty (the default, ten times cheaper on a cgroup v1 node): through <proc-root>/<pid>/cgroup.")
-	flag.DurationVar(&scanInterval, "scan-interval", time.Minute, "Period between scans; a protected pod that starts is scanned at once besides.")
-	flag.DurationVar(&reportRefresh, "report-refresh", 5*time.Minute, "A report whose findings did not change is rewritten (to refresh status.scannedAt) after this long; changes are written at once.")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "Metrics address, loopback by default (plain HTTP, read with kubectl port-forward); \"0\" disables it.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz for the kubelet's probes, on the pod IP (they say ok or not, nothing else).")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	var o options
+	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (the downward API's spec.nodeName); its NodeBindReport has this name.")
+	flag.StringVar(&o.procRoot, "proc-root", "/proc", "The host's procfs: in the agent's pod (hostPID) its own /proc shows every process of the node.")
+	flag.StringVar(&o.cgroupRoot, "cgroup-root", "", "The host's cgroup tree (e.g. /sys/fs/cgroup, mounted read-only) to find pods in by their pod UID; empty (the default, cheaper on a cgroup v1 node and needs no mount): through <proc-root>/<pid>/cgroup.")
+	flag.DurationVar(&o.scanInterval, "scan-interval", time.Minute, "Period between scans; a protected pod that starts is scanned at once besides.")
+	flag.DurationVar(&o.reportRefresh, "report-refresh", 5*time.Minute, "A report whose findings did not change is rewritten (to refresh status.scannedAt) after this long; changes are written at once.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "Metrics address, loopback by default (plain HTTP, read with kubectl port-forward); \"0\" disables it.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz for the kubelet's probes, on the pod IP (they say ok or not, nothing else).")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("agent")
-	if err := run(ctrl.SetupSignalHandler(), nodeName, procRoot, cgroupRoot, metricsAddr, probeAddr, scanInterval, reportRefresh); err != nil {
-		log.Error(err, "agent failed", "node", nodeName)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "unable to load a kubeconfig or in-cluster config")
+		os.Exit(1)
+	}
+	registerMetrics()
+	if err := run(ctrl.SetupSignalHandler(), cfg, o); err != nil {
+		log.Error(err, "agent failed", "node", o.nodeName)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, nodeName, procRoot, cgroupRoot, metricsAddr, probeAddr string, scanInterval, reportRefresh time.Duration) error {
-	log := ctrl.Log.WithName("agent").WithValues("node", nodeName)
-	if nodeName == "" {
+// run runs the agent until ctx ends; it returns nil on a graceful stop.
+func run(ctx context.Context, cfg *rest.Config, o options) error {
+	log := ctrl.Log.WithName("agent").WithValues("node", o.nodeName)
+	if o.nodeName == "" {
 		return errors.New("--node-name (or NODE_NAME) is required: set it from the downward API's spec.nodeName")
 	}
-	if scanInterval < time.Second {
-		return fmt.Errorf("--scan-interval %s is too short (at least 1s)", scanInterval)
+	if o.scanInterval < time.Second {
+		return fmt.Errorf("--scan-interval %s is too short (at least 1s)", o.scanInterval)
 	}
-	if _, err := os.Stat(procRoot + "/1/cgroup"); err != nil {
-		return fmt.Errorf("--proc-root %s does not look like the host's procfs: %w", procRoot, err)
+	if _, err := os.Stat(o.procRoot + "/1/cgroup"); err != nil {
+		return fmt.Errorf("--proc-root %s does not look like the host's procfs: %w", o.procRoot, err)
 	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("failed to load a kubeconfig or in-cluster config: %w", err)
-	}
-	registerMetrics()
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                 scheme(),
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
 		Cache: cache.Options{
 			DefaultTransform: slim.StripManagedFields,
 			ByObject: map[client.Object]cache.ByObject{
 				// This node's pods alone: the agent never sees the others.
-				&corev1.Pod{}: {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
+				&corev1.Pod{}: {Field: fields.OneTermEqualSelector("spec.nodeName", o.nodeName)},
 			},
 		},
 	})
@@ -86,15 +92,15 @@ func run(ctx context.Context, nodeName, procRoot, cgroupRoot, metricsAddr, probe
 		return fmt.Errorf("failed to create the manager: %w", err)
 	}
 	var node corev1.Node
-	if err := mgr.GetAPIReader().Get(ctx, client.ObjectKey{Name: nodeName}, &node); err != nil {
-		return fmt.Errorf("failed to get node %s (--node-name must name the node the agent runs on): %w", nodeName, err)
+	if err := mgr.GetAPIReader().Get(ctx, client.ObjectKey{Name: o.nodeName}, &node); err != nil {
+		return fmt.Errorf("failed to get node %s (--node-name must name the node the agent runs on): %w", o.nodeName, err)
 	}
 	index := policyindex.New()
 	if err := policyindex.Register(ctx, mgr.GetCache(), index, log.WithName("index")); err != nil {
 		return fmt.Errorf("failed to watch the policies: %w", err)
 	}
-	writer := &reportWriter{c: mgr.GetClient(), reader: mgr.GetAPIReader(), node: &node, refresh: reportRefresh}
-	a := newAgent(log, mgr.GetCache(), index, &bindscan.Scanner{ProcRoot: procRoot, CgroupRoot: cgroupRoot}, writer, scanInterval)
+	writer := &reportWriter{c: mgr.GetClient(), reader: mgr.GetAPIReader(), node: &node, refresh: o.reportRefresh}
+	a := newAgent(log, mgr.GetCache(), index, &bindscan.Scanner{ProcRoot: o.procRoot, CgroupRoot: o.cgroupRoot}, writer, o.scanInterval)
 	if err := a.watchStarts(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func run(ctx context.Context, nodeName, procRoot, cgroupRoot, metricsAddr, probe
 	if err := mgr.AddReadyzCheck("scanned", a.readyCheck); err != nil {
 		return fmt.Errorf("failed to add the readiness check: %w", err)
 	}
-	log.Info("starting", "procRoot", procRoot, "cgroupRoot", cgroupRoot, "scanInterval", scanInterval, "reportRefresh", reportRefresh)
+	log.Info("starting", "procRoot", o.procRoot, "cgroupRoot", o.cgroupRoot, "scanInterval", o.scanInterval, "reportRefresh", o.reportRefresh)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager stopped: %w", err)
 	}
