@@ -213,3 +213,38 @@ func TestRuntimeHostNetworkOnNode(t *testing.T) {
 		return policy.Status.Runtime.Listeners
 	}, timeout, poll).Should(ConsistOf(HaveField("HostNetwork", true)))
 }
+
+// TestRuntimeClusterPolicy checks a ClusterLoopbackService gets the
+// findings of the pods it selects across namespaces, mapped from the
+// report through the policy index.
+func TestRuntimeClusterPolicy(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	a := namespace(t, map[string]string{"ct-runtime": "yes"})
+	b := namespace(t, map[string]string{"ct-runtime": "yes"})
+	node := a + "-node"
+	clbs := &v1alpha1.ClusterLoopbackService{
+		ObjectMeta: metav1.ObjectMeta{Name: "runtime-agents"},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{
+			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"ct-runtime": "yes"}},
+			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}},
+				Ports:       []v1alpha1.LoopbackPort{{Port: 8126}},
+			},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	g.Eventually(condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionReady), timeout, poll).
+		Should(HaveField("Status", metav1.ConditionTrue))
+	inA, inB := runningPod(g, a, "agent", node, false), runningPod(g, b, "agent", node, false)
+	writeReport(g, node, time.Now(), podReport(inA, tcp("0.0.0.0", 8126)), podReport(inB, tcp("10.244.0.3", 8126)))
+
+	g.Eventually(func() *v1alpha1.RuntimeStatus {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
+		return clbs.Status.Runtime
+	}, timeout, poll).Should(And(
+		HaveField("PodsChecked", BeEquivalentTo(2)), HaveField("PodsBeyondLoopback", BeEquivalentTo(2)),
+		HaveField("Listeners", ConsistOf(HaveField("Namespace", a), HaveField("Namespace", b)))))
+	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("ClusterLoopbackService", "", "runtime-agents"))).To(BeEquivalentTo(2))
+}

@@ -89,7 +89,11 @@ func (r *NodeBindReportReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 	r.mu.Lock()
 	prev := r.last[req.Name]
-	r.last[req.Name] = cur
+	if apierrors.IsNotFound(err) {
+		delete(r.last, req.Name)
+	} else {
+		r.last[req.Name] = cur
+	}
 	r.mu.Unlock()
 
 	// A report going stale changes every pod it listed (now unchecked).

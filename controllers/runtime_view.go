@@ -235,16 +235,25 @@ func (r *policyReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1.
 	}
 }
 
-// describePodListeners describes the findings of one pod in one sentence.
+// maxEventNote is below the events API's 1 kB limit on a note; a longer
+// note is refused and the Event lost.
+const maxEventNote = 1000
+
+// describePodListeners describes the findings of one pod: each address,
+// as many as fit in an Event's note.
 func describePodListeners(ls []v1alpha1.RuntimeListener) string {
-	if len(ls) == 1 {
-		return describeListener(ls[0])
+	s := describeListener(ls[0])
+	for i, l := range ls[1:] {
+		next := s + "; " + describeListener(l)
+		if len(next) > maxEventNote-40 {
+			return s + fmt.Sprintf("; and %d more (status.runtime)", len(ls)-1-i)
+		}
+		s = next
 	}
-	parts := make([]string, len(ls))
-	for i, l := range ls {
-		parts[i] = describeListener(l)
+	if len(s) > maxEventNote {
+		s = s[:maxEventNote-3] + "..."
 	}
-	return strings.Join(parts, "; ")
+	return s
 }
 
 // recordRuntimeMetrics sets the policy's count of pods listening beyond
