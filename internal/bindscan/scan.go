@@ -88,7 +88,7 @@ func (s *Scanner) scanPod(t Target, procs []Process, tables map[string][]Socket)
 		r.Unchecked = "no process in the pod's cgroups (not started yet, or exited)"
 		return r
 	}
-	sockets, err := s.netnsSockets(procs, tables)
+	sockets, err := s.netnsSockets(t.UID, procs, tables)
 	if err != nil {
 		r.Unchecked = err.Error()
 		return r
@@ -127,16 +127,18 @@ func inRanges(so Socket, ranges []PortRange) bool {
 	return false
 }
 
-// netnsSockets reads the socket tables of the pods' network namespace
+// netnsSockets reads the socket tables of the pod's network namespace
 // through the first of its processes that still runs; tables caches them
-// by namespace for the rest of the scan.
-func (s *Scanner) netnsSockets(procs []Process, tables map[string][]Socket) ([]Socket, error) {
+// by namespace for the rest of the scan. A process that exited and whose
+// PID was reused since the pods were found would show another namespace:
+// the process's cgroup is checked again after the read.
+func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]Socket) ([]Socket, error) {
 	var lastErr error
 	for _, p := range procs {
 		pidDir := filepath.Join(s.procRoot(), strconv.Itoa(p.PID))
 		ns, err := os.Readlink(filepath.Join(pidDir, "ns", "net"))
 		if err == nil {
-			if cached, ok := tables[ns]; ok {
+			if cached, ok := tables[ns]; ok && s.stillInPod(pidDir, uid) {
 				return cached, nil
 			}
 		}
@@ -145,12 +147,26 @@ func (s *Scanner) netnsSockets(procs []Process, tables map[string][]Socket) ([]S
 			lastErr = err
 			continue
 		}
+		if !s.stillInPod(pidDir, uid) {
+			lastErr = fmt.Errorf("process %d left the pod during the scan", p.PID)
+			continue
+		}
 		if ns != "" {
 			tables[ns] = sockets
 		}
 		return sockets, nil
 	}
 	return nil, fmt.Errorf("failed to read the network namespace of any of the pod's %d processes: %w", len(procs), lastErr)
+}
+
+// stillInPod reports whether the process of pidDir is in the pod's cgroup.
+func (s *Scanner) stillInPod(pidDir, uid string) bool {
+	data, err := s.read(filepath.Join(pidDir, "cgroup"))
+	if err != nil {
+		return false
+	}
+	pc, ok := parseProcCgroup(data)
+	return ok && pc.PodUID == uid
 }
 
 // socketTables are the per-namespace tables of <proc>/<pid>/net.
