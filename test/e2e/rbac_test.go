@@ -53,6 +53,7 @@ func TestLeastPrivilege(t *testing.T) {
 		{"create", "subjectaccessreviews.authorization.k8s.io", "", true},
 		{"get", "leases.coordination.k8s.io", "loopguard-system", true},
 		{"create", "events", "loopguard-system", true},
+		{"watch", "nodebindreports.loopguard.io", "", true},
 
 		{"get", "secrets", "default", false},
 		{"list", "secrets", "", false},
@@ -61,6 +62,7 @@ func TestLeastPrivilege(t *testing.T) {
 		{"update", "deployments.apps", "shop", false},
 		{"update", "loopbackservices.loopguard.io", "shop", false},
 		{"delete", "loopbackservices.loopguard.io", "shop", false},
+		{"update", "nodebindreports.loopguard.io --subresource=status", "", false}, // only the node agents write them
 		{"get", "leases.coordination.k8s.io", "kube-system", false},
 		{"create", "events", "default", false},
 		{"create", "clusterrolebindings.rbac.authorization.k8s.io", "", false},
