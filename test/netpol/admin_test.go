@@ -16,6 +16,7 @@ import (
 // states what the Deny adds: protected ports of the guarded servers
 // closed, whatever the NetworkPolicies say.
 func TestAdminNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	if r := devcluster.Kubectl(t, "", "get", "crd", "adminnetworkpolicies.policy.networking.k8s.io"); r.Err != nil {
 		t.Fatalf("the AdminNetworkPolicy CRD is not installed (hack/dev.sh up installs it): %s", r)
 	}

@@ -18,6 +18,7 @@ import (
 // of the LoopbackService) must say "conflict" exactly when some pod can
 // open a new connection to a protected port of the guarded server.
 func TestConflictsAgreeWithTraffic(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	w := newWorld(t, "conflicts")
 	srvA := podRef{w.a, "srv"}

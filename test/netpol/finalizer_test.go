@@ -21,9 +21,10 @@ const lingerSeconds = 25
 // guarded server that keeps serving for a while after deletion and probes
 // it from the other namespace until it is gone: the open port answers
 // during the whole window (the pod is alive) and the protected port never
-// does (the managed NetworkPolicy outlives the pod, held by its
-// loopguard.io/pods-gone finalizer).
+// does (the managed NetworkPolicy, deleted early, outlives the pod, held
+// by its loopguard.io/pods-gone finalizer).
 func TestNamespaceDeletionKeepsPortsBlocked(t *testing.T) {
+	t.Parallel()
 	w := newWorldGrace(t, "nsdelete", lingerSeconds)
 	srvA, cliB := podRef{w.a, "srv"}, podRef{w.b, "cli"}
 	apply(t, lbs(w.a, "guard", "Managed"))
@@ -33,6 +34,11 @@ func TestNamespaceDeletionKeepsPortsBlocked(t *testing.T) {
 
 	deleted := time.Now()
 	devcluster.MustKubectl(t, "", "delete", "namespace", w.a, "--wait=false")
+	// Kubernetes 1.34+ deletes a namespace's pods before its other objects
+	// (OrderedNamespaceDeletion), which hides the race on this cluster; a
+	// delete of the NetworkPolicy now is what an unordered namespace
+	// controller (or a user) does, and only the finalizer keeps it.
+	devcluster.MustKubectl(t, "", "delete", "networkpolicy", "loopguard-guard", "-n", w.a, "--wait=false")
 	open := cell{cliB, srvA, port{"TCP", 8080}}
 	guarded := cell{cliB, srvA, port{"TCP", 9090}}
 	var served, probes int
@@ -75,5 +81,8 @@ func TestNamespaceDeletionKeepsPortsBlocked(t *testing.T) {
 		probes, served, lastServed.Round(time.Millisecond), servedWith)
 	if served == 0 {
 		t.Fatalf("the pod never served after the namespace deletion: the test saw no window to check")
+	}
+	if servedWith["marked for deletion"] == 0 {
+		t.Fatalf("the managed NetworkPolicy was never seen held (marked for deletion) while the pod served: %v", servedWith)
 	}
 }

@@ -20,6 +20,7 @@ import (
 // against the observed one; where loopguard's declared intent must hold
 // it checks the model's table against the intent too.
 func TestMatrix(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	w := newWorld(t, "matrix")
 	srvA, srvB := podRef{w.a, "srv"}, podRef{w.b, "srv"}
@@ -129,9 +130,14 @@ func TestMatrix(t *testing.T) {
 		w.expectTable("before the change", w.intent(srvA))
 
 		// A steady flow of new connections to an open port of the guarded
-		// server for the whole change: it must never be blocked.
+		// server for the whole change: it must never be blocked. A longer
+		// timeout than the matrix's: the verdict on a flow's first packet
+		// comes from a userspace process that a loaded machine may not
+		// schedule within 1s, while a policy drop is final (every SYN
+		// retransmit is dropped too).
 		stop := make(chan struct{})
 		var probes, blocked atomic.Int64
+		var blockedMsgs sync.Map
 		var wg sync.WaitGroup
 		for _, from := range []podRef{{w.a, "cli"}, {w.b, "cli"}} {
 			wg.Add(1)
@@ -143,12 +149,13 @@ func TestMatrix(t *testing.T) {
 						return
 					default:
 					}
-					open, err := w.probe(cell{from, srvA, port{"TCP", 8080}})
+					open, msg, err := w.probeWith(cell{from, srvA, port{"TCP", 8080}}, "3s")
 					if err != nil {
 						continue
 					}
 					probes.Add(1)
 					if !open {
+						blockedMsgs.Store(fmt.Sprintf("%s %s: %s", time.Now().Format("15:04:05.000"), from, strings.TrimSpace(msg)), true)
 						blocked.Add(1)
 					}
 				}
@@ -178,6 +185,7 @@ func TestMatrix(t *testing.T) {
 		if probes.Load() == 0 {
 			t.Fatalf("no probe of the steady flow completed")
 		}
+		blockedMsgs.Range(func(k, _ any) bool { t.Logf("blocked: %s", k); return true })
 		if blocked.Load() > 0 {
 			t.Fatalf("%d of %d new connections to the open port tcp/8080 were blocked during the policy change", blocked.Load(), probes.Load())
 		}

@@ -18,7 +18,8 @@ const (
 	// probeTimeout bounds one probe: a connection on the node's bridge is
 	// answered in milliseconds, a dropped one never.
 	probeTimeout = "1s"
-	// probeParallel is how many kubectl execs run at once (2 cores).
+	// probeParallel is how many kubectl execs run at once, over all tests
+	// (2 cores).
 	probeParallel = 8
 	// settleBound is the generous "eventually" for a policy change to show
 	// in the data plane: the controller writes the NetworkPolicy, the
@@ -26,6 +27,10 @@ const (
 	// actually taken is logged.
 	settleBound = 90 * time.Second
 )
+
+// probeSlots bounds the kubectl execs of all tests together: the tests
+// run in parallel, each in its own namespaces.
+var probeSlots = make(chan struct{}, probeParallel)
 
 // cell is one probe: a new flow from a pod to a port of a server.
 type cell struct {
@@ -93,25 +98,33 @@ func (w *world) observed() table {
 // anything else (kubectl or the API server failing) is retried, then an
 // error.
 func (w *world) probe(c cell) (bool, error) {
-	args := []string{"exec", "-n", c.From.NS, c.From.Name, "-c", "listener", "--", "/listener", "probe", "--timeout", probeTimeout}
+	open, _, err := w.probeWith(c, probeTimeout)
+	return open, err
+}
+
+// probeWith is probe with a timeout, also returning what the probe said.
+func (w *world) probeWith(c cell, timeout string) (bool, string, error) {
+	args := []string{"exec", "-n", c.From.NS, c.From.Name, "-c", "listener", "--", "/listener", "probe", "--timeout", timeout}
 	if c.Port.Proto == corev1.ProtocolUDP {
 		args = append(args, "--udp")
 	}
 	args = append(args, fmt.Sprintf("%s:%d", w.ips[c.To], c.Port.Num))
 	var last devcluster.Result
 	for attempt := 0; attempt < 3; attempt++ {
+		probeSlots <- struct{}{}
 		last = devcluster.Run(20*time.Second, devcluster.KubeconfigEnv(), "", devcluster.KubectlBin(), args...)
+		<-probeSlots
 		var exit *exec.ExitError
 		switch {
 		case last.Err == nil && strings.TrimSpace(last.Stdout) == c.To.Name:
-			return true, nil
+			return true, last.Stdout, nil
 		case errors.As(last.Err, &exit) && exit.ExitCode() == 1 && strings.Contains(last.Stderr, "probe ") &&
 			strings.Contains(last.Stderr, "command terminated with exit code 1"):
-			return false, nil
+			return false, last.Stderr, nil
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return false, fmt.Errorf("no verdict after 3 attempts: %s", last)
+	return false, "", fmt.Errorf("no verdict after 3 attempts: %s", last)
 }
 
 // expectTable probes until the observed table equals want, within

@@ -81,7 +81,7 @@ type world struct {
 	// focus, when set, narrows the probes to this server (a test that
 	// changes only its policies need not probe the other).
 	focus *podRef
-	ips     map[podRef]string
+	ips   map[podRef]string
 }
 
 // newWorld creates the namespaces and pods and waits until every pod runs
