@@ -34,8 +34,9 @@ func TestNamespaceDeletionKeepsPortsBlocked(t *testing.T) {
 
 	deleted := time.Now()
 	devcluster.MustKubectl(t, "", "delete", "namespace", w.a, "--wait=false")
-	// Kubernetes 1.34+ deletes a namespace's pods before its other objects
-	// (OrderedNamespaceDeletion), which hides the race on this cluster; a
+	// The namespace controller of v1.37 deletes a namespace's pods before
+	// its other objects (KEP-5080, ordered namespace deletion), which hides
+	// the race on this cluster; a
 	// delete of the NetworkPolicy now is what an unordered namespace
 	// controller (or a user) does, and only the finalizer keeps it.
 	devcluster.MustKubectl(t, "", "delete", "networkpolicy", "loopguard-guard", "-n", w.a, "--wait=false")
