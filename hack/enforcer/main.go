@@ -111,42 +111,43 @@ func run(ctx context.Context, o options) error {
 
 	for ctx.Err() == nil {
 		anp := o.anp == "on" || (o.anp == "auto" && adminPoliciesServed(client))
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- runEvaluator(runCtx, client, npa, o, anp) }()
-		klog.InfoS("evaluator started", "adminNetworkPolicy", anp)
-		restart := false
-	wait:
-		for {
-			select {
-			case err := <-done:
-				cancel()
-				if ctx.Err() != nil {
-					return nil
-				}
-				// The queue could not be opened, or the informers failed:
-				// try again rather than leave the node unenforced.
-				klog.ErrorS(err, "evaluator stopped; restarting it")
-				time.Sleep(time.Second)
-				break wait
-			case <-time.After(o.recheck):
-				if o.anp == "auto" && adminPoliciesServed(client) != anp {
-					klog.InfoS("AdminNetworkPolicy CRDs changed; restarting the evaluator", "adminNetworkPolicy", !anp)
-					restart = true
-					cancel()
-				}
-			case <-ctx.Done():
+		if err := runUntilChange(ctx, client, npa, o, anp); err != nil && ctx.Err() == nil {
+			// The queue could not be opened, or the informers failed: try
+			// again rather than leave the node unenforced.
+			klog.ErrorS(err, "evaluator stopped; restarting it")
+			time.Sleep(time.Second)
+		}
+	}
+	return nil
+}
+
+// runUntilChange runs the evaluator until ctx ends, it fails, or (auto)
+// the AdminNetworkPolicy CRDs come or go.
+func runUntilChange(ctx context.Context, client kubernetes.Interface, npa npaclient.Interface, o options, anp bool) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runEvaluator(runCtx, client, npa, o, anp) }()
+	klog.InfoS("evaluator started", "adminNetworkPolicy", anp)
+	tick := time.NewTicker(o.recheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if o.anp == "auto" && adminPoliciesServed(client) != anp {
+				klog.InfoS("AdminNetworkPolicy CRDs changed; restarting the evaluator", "adminNetworkPolicy", !anp)
 				cancel()
 				<-done
 				return nil
 			}
-			if restart {
-				<-done
-				break wait
-			}
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return nil
 		}
 	}
-	return nil
 }
 
 // adminPoliciesServed reports whether the API server serves both
