@@ -248,3 +248,38 @@ func TestRuntimeClusterPolicy(t *testing.T) {
 		HaveField("Listeners", ConsistOf(HaveField("Namespace", a), HaveField("Namespace", b)))))
 	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("ClusterLoopbackService", "", "runtime-agents"))).To(BeEquivalentTo(2))
 }
+
+// TestRuntimeReportGoesStale checks that a report nobody rewrites stops
+// counting once its scans are overdue, with no write to announce it: the
+// report controller wakes up when the report goes stale.
+func TestRuntimeReportGoesStale(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	node := ns + "-node"
+	policy := lbs(ns, "envoy", v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	pod := runningPod(g, ns, "cart", node, false)
+
+	// Scans every second, rewritten at least every second: stale 3s after
+	// the scan.
+	rep := &v1alpha1.NodeBindReport{ObjectMeta: metav1.ObjectMeta{Name: node}}
+	g.Expect(env.Client.Create(ctx, rep)).To(Succeed())
+	rep.Status = v1alpha1.NodeBindReportStatus{
+		ScannedAt: ptr.To(metav1.Now()), ScanInterval: &metav1.Duration{Duration: time.Second},
+		RefreshInterval: &metav1.Duration{Duration: time.Second},
+		PodsChecked:     1, PodsBeyondLoopback: 1, Pods: []v1alpha1.PodBindReport{podReport(pod, tcp("0.0.0.0", 15000))},
+	}
+	g.Expect(env.Client.Status().Update(ctx, rep)).To(Succeed())
+
+	runtime := func() *v1alpha1.RuntimeStatus {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
+		return policy.Status.Runtime
+	}
+	// Seen fresh first, unless the machine is so slow that it is stale by
+	// the first reconcile; either way it ends stale.
+	g.Eventually(runtime, timeout, poll).ShouldNot(BeNil())
+	g.Eventually(runtime, timeout, poll).Should(Equal(&v1alpha1.RuntimeStatus{PodsUnchecked: 1, StaleNodes: []string{node}}))
+	compliant := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionCompliant)
+	g.Expect(compliant()).To(HaveField("Status", metav1.ConditionTrue))
+}
