@@ -167,3 +167,35 @@ test-ha: k8s build ## HA and failure modes: two managers, leader hand-over, fail
 test-node: k8s build ## Node tests alone: real pods on the dev cluster's node.
 	DEV_NODE=require hack/dev.sh up
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m; rc=$$?; hack/dev.sh down; exit $$rc
+
+##@ Compare (loopguard beside Gatekeeper and Kyverno; not part of make test)
+
+# The peers are built from the Go module proxy by their own tool modules
+# (hack/peers/tools/*), never dependencies of loopguard; rebuilt only when a
+# tool module changes. The comparison runs on a second, node-less control
+# plane (.dev-compare, ports +100) so it never touches the main dev cluster.
+PEERS_BIN := bin/peers
+COMPARE_ENV := DEV_DIR=.dev-compare DEV_PORT_OFFSET=100
+
+$(PEERS_BIN)/gatekeeper: hack/peers/tools/gatekeeper/go.mod hack/peers/tools/gatekeeper/go.sum
+	cd hack/peers/tools/gatekeeper && nice $(GO) build -trimpath -o $(abspath $@) github.com/open-policy-agent/gatekeeper/v3
+
+$(PEERS_BIN)/kyverno: hack/peers/tools/kyverno/go.mod hack/peers/tools/kyverno/go.sum
+	cd hack/peers/tools/kyverno && nice $(GO) build -trimpath -o $(abspath $@) github.com/kyverno/kyverno/cmd/kyverno
+
+.PHONY: peers
+peers: $(PEERS_BIN)/gatekeeper $(PEERS_BIN)/kyverno ## Build Gatekeeper and Kyverno into bin/peers (about 5 minutes each on 2 cores, cached).
+
+.PHONY: compare-harness
+compare-harness:
+	cd hack/peers && $(GO) build -o $(abspath $(PEERS_BIN))/compare ./compare
+
+.PHONY: compare
+compare: k8s build peers compare-harness ## Run loopguard, Gatekeeper, Kyverno and a VAP side by side; rewrites docs/comparison.md (COMPARE_QUICK=1: smaller).
+	$(COMPARE_ENV) hack/dev.sh up
+	$(COMPARE_ENV) $(PEERS_BIN)/compare; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc
+
+.PHONY: compare-smoke
+compare-smoke: k8s build peers compare-harness ## Load each peer's policy and check that each refuses one pod.
+	$(COMPARE_ENV) hack/dev.sh up
+	$(COMPARE_ENV) $(PEERS_BIN)/compare -smoke; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc

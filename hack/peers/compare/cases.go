@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
+	"net/http"
 	"strings"
 	"time"
 
@@ -14,6 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
 )
 
 // outcome of one case against one engine.
@@ -242,7 +244,7 @@ func (e *env) setupCases(ctx context.Context) error {
 			zero := int32(0)
 			_, err := e.cs.AppsV1().Deployments(casesNS).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "grow"},
 				Spec: appsv1.DeploymentSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: cart},
-					Template: template(withPort("app", 8080, ""))}}, metav1.CreateOptions{})
+					Template: template(withPort("web", 8080, ""))}}, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				return nil
 			}
@@ -257,25 +259,31 @@ func (e *env) setupCases(ctx context.Context) error {
 	return nil
 }
 
-// portForward runs kubectl port-forward to the protected pod "existing". The
-// cluster has no node, so an admitted request fails later, at the kubelet
-// step, with a different error.
+// portForward opens the port-forward stream to the protected pod "existing"
+// the way kubectl does (an SPDY upgrade of POST pods/existing/portforward);
+// kubectl itself refuses to try while the pod is not Running, and pods
+// never run on the node-less compare cluster. An admitted request fails
+// after admission, at the kubelet step, with another error.
 func portForward(ctx context.Context, e *env) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.kubectl, "--kubeconfig", e.kubecfg, "-n", casesNS, "port-forward", "pod/existing", "15000")
-	out, err := cmd.CombinedOutput()
-	msg := strings.TrimSpace(string(out))
+	rt, upgrader, err := spdy.RoundTripperFor(e.cfg)
+	if err != nil {
+		return err
+	}
+	u := e.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(casesNS).Name("existing").SubResource("portforward").
+		Param("ports", "15000").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt, Timeout: 20 * time.Second}, http.MethodPost, u)
+	conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
+	if err == nil {
+		conn.Close()
+		return nil
+	}
+	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "denied the request"):
 		return apierrors.NewForbidden(corev1.Resource("pods/portforward"), "existing", errors.New(msg))
 	case strings.Contains(msg, "failed calling webhook"):
-		return fmt.Errorf("%s", msg)
-	case err != nil && ctx.Err() != nil:
-		return fmt.Errorf("kubectl port-forward did not finish in 20s: %s", msg)
+		return errors.New(msg)
 	}
-	// Admitted: with no node, the request fails after admission, at the
-	// kubelet step ("pod does not have a host assigned" or similar).
 	return nil
 }
 
