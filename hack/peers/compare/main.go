@@ -34,6 +34,7 @@ type options struct {
 	fillPods  int
 	counts    []int
 	rounds    int
+	keepFill  bool
 	startedAt time.Time
 }
 
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs/comparison.md", "report to write (empty: none)")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("COMPARE_QUICK") == "1", "smaller run: 2,000 pods, up to 100 policies, 2 rounds")
 	flag.BoolVar(&o.smoke, "smoke", false, "only load each peer's policies and check that each refuses one case")
+	flag.BoolVar(&o.keepFill, "keep-fill", false, "leave the filler pods in place at the end (for a rerun)")
 	flag.StringVar(&engines, "engines", "loopguard,gatekeeper,kyverno,vap", "engines to run, in order")
 	flag.Parse()
 	o.engines = strings.Split(engines, ",")
@@ -169,7 +171,9 @@ func full(ctx context.Context, e *env) error {
 	if err := e.fillPods(ctx, e.opts.fillPods); err != nil {
 		return err
 	}
-	defer e.deleteFillPods(ctx)
+	if !e.opts.keepFill {
+		defer e.deleteFillPods(ctx)
+	}
 	if err := e.measureBaseline(ctx, rep); err != nil {
 		return err
 	}

@@ -67,7 +67,9 @@ var reasons = map[string]map[string]string{
 	"gatekeeper": {
 		"kubectl port-forward to a protected pod": "Gatekeeper's shipped webhook registers CREATE and UPDATE only; the harness adds CONNECT as Gatekeeper's docs describe (customize-admission.md) and the template looks the pod up in the synced inventory.",
 	},
-	"kyverno": {},
+	"kyverno": {
+		"kubectl port-forward to a protected pod": "Kyverno registers CONNECT for a policy that matches pods/portforward; the policy reads the pod with resource.Get.",
+	},
 	"*": {
 		"ephemeral container with a port (pods/ephemeralcontainers)": "the API server's validation refuses ports on ephemeral containers before any validating admission runs, whatever the engine.",
 	},
@@ -90,7 +92,7 @@ func (r *report) markdown() string {
 	w("- Machine: %s\n\n", r.machine)
 
 	w("## Coverage\n\n")
-	w("Every case is a server-side dry-run create or update (or a real `kubectl port-forward`) against the engine's policy; the objects the race, update and port-forward cases need were created for real first. **caught**: refused by the engine; **missed**: admitted; **refused by the API server**: API validation refused it before any engine ran; cases under *must be admitted* check for false positives.\n\n")
+	w("Every case is a server-side dry-run create or update (or the SPDY port-forward stream kubectl opens; kubectl itself refuses to try while a pod is not Running, and no pod runs on this node-less cluster) against the engine's policy; the objects the race, update and port-forward cases need were created for real first. **caught**: refused by the engine; **missed**: admitted; **refused by the API server**: API validation refused it before any engine ran; cases under *must be admitted* check for false positives.\n\n")
 	w("| case |")
 	for _, e := range r.engines {
 		w(" %s |", e.name)
@@ -142,7 +144,7 @@ func (r *report) markdown() string {
 	for _, e := range r.engines {
 		for _, c := range cases() {
 			res := e.cases[c.name]
-			if res.outcome == caught || res.outcome == admitted {
+			if res.outcome == caught || res.outcome == admitted || res.outcome == apiRefused {
 				continue
 			}
 			any = true
@@ -159,6 +161,7 @@ func (r *report) markdown() string {
 	if !any {
 		w("No engine missed a case.\n")
 	}
+	w("- *refused by the API server* (every engine): %s\n", reasons["*"]["ephemeral container with a port (pods/ephemeralcontainers)"])
 	w("\n")
 	for _, e := range r.engines {
 		if why, ok := reasons[e.name]["kubectl port-forward to a protected pod"]; ok && e.cases["kubectl port-forward to a protected pod"].outcome == caught {
