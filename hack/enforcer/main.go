@@ -107,6 +107,9 @@ func run(ctx context.Context, o options) error {
 			klog.ErrorS(err, "failed to remove the iptables hook")
 		}
 	}()
+	if err := holdQueue(ctx, o.queue+1); err != nil {
+		return err
+	}
 	klog.InfoS("iptables hook installed", "chain", chainName, "queue", o.queue, "podCIDR", o.podCIDR, "failOpen", o.failOpen)
 
 	for ctx.Err() == nil {
