@@ -54,6 +54,10 @@ func TestConflictsAgreeWithTraffic(t *testing.T) {
 		{"namespace-selector", `{"podSelector": ` + srv + `, "ingress": [{"from": [` + roleB + `]}]}`, true, ""},
 		{"namespace-and-pod-selector", `{"podSelector": ` + srv + `, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"netpol-test.loopguard.io/role": "b"}}, "podSelector": {"matchLabels": {"app": "cli"}}}], "ports": [{"port": 9090}]}]}`, true, ""},
 		{"peer-matching-no-pod-yet", `{"podSelector": ` + srv + `, "ingress": [{"from": [{"podSelector": {"matchLabels": {"netpol-test.loopguard.io/peer": "yes"}}}], "ports": [{"port": 9090}]}]}`, true, "netpol-test.loopguard.io/peer=yes"},
+		{"udp-range-covering", `{"podSelector": ` + srv + `, "ingress": [{"ports": [{"protocol": "UDP", "port": 5400, "endPort": 5500}]}]}`, true, ""},
+		{"second-rule-admits", `{"podSelector": ` + srv + `, "ingress": [{"ports": [{"port": 8080}]}, {"ports": [{"port": 9101}]}]}`, true, ""},
+		{"selector-by-expression", `{"podSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["cli"]}]}, "ingress": [{}]}`, true, ""},
+		{"ingress-type-without-rules", `{"podSelector": ` + srv + `, "policyTypes": ["Ingress", "Egress"], "egress": [{}]}`, false, ""},
 		{"selects-other-pods", `{"podSelector": {"matchLabels": {"app": "cli"}}, "ingress": [{}]}`, false, ""},
 		{"egress-only", `{"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}`, false, ""},
 	}

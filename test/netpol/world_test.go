@@ -50,11 +50,12 @@ func (p port) String() string { return fmt.Sprintf("%s/%d", strings.ToLower(stri
 
 // serverPorts are what every server pod listens on (on 0.0.0.0, as a
 // misconfigured workload would): the tests protect tcp/9090, the range
-// tcp/9100-9102 and udp/5454; the others stay open. 9103 sits just past
-// the range and 5353 shares udp with a protected port.
+// tcp/9100-9102 (every port of it: a rule admitting only 9101 must show
+// in traffic) and udp/5454; the others stay open. 9103 sits just past the
+// range and 5353 shares udp with a protected port.
 var serverPorts = []port{
 	{corev1.ProtocolTCP, 8080}, {corev1.ProtocolTCP, 9090}, {corev1.ProtocolTCP, 9100},
-	{corev1.ProtocolTCP, 9102}, {corev1.ProtocolTCP, 9103},
+	{corev1.ProtocolTCP, 9101}, {corev1.ProtocolTCP, 9102}, {corev1.ProtocolTCP, 9103},
 	{corev1.ProtocolUDP, 5353}, {corev1.ProtocolUDP, 5454},
 }
 
