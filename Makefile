@@ -132,6 +132,7 @@ dev-down: ## Stop everything dev-up started.
 test: verify-generated vet chart-check build-installer k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
 	$(GO) test ./... -count=1
 	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd hack/enforcer && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) test-e2e
 
 .PHONY: test-unit
