@@ -152,8 +152,11 @@ func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.Loopbac
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
 	}
 	r.announceRuntime(obj, old, cur)
+	// Once per change of what the condition says (new conflicts, or a
+	// mode change), never on every resync.
 	prev := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
-	if len(o.conflicts) > 0 && (prev == nil || prev.Reason != v1alpha1.ReasonConflictingPolicies) {
+	now := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
+	if len(o.conflicts) > 0 && (prev == nil || now == nil || prev.Reason != now.Reason || prev.Message != now.Message) {
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ConflictingNetworkPolicy", "Audit", "NetworkPolicies re-open protected ports: %s", describeConflicts(o.conflicts))
 	}
 }

@@ -98,6 +98,13 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 	case o.mode == v1alpha1.NetworkPolicyAdmin && o.adminErr != nil:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonAdminNetworkPolicyUnavailable,
 			fmt.Sprintf("spec.networkPolicy is Admin but %v; NetworkPolicy %s still blocks ingress to %s", o.adminErr, strings.Join(o.networkPolicies, ", "), o.protected))
+	case len(o.conflicts) > 0 && o.adminNetworkPolicy != "":
+		// The AdminNetworkPolicy is evaluated first and denies every pod:
+		// the conflicting NetworkPolicies only still admit what it cannot
+		// name (nodes, clients outside the cluster). Proven with traffic
+		// on the dev node's enforcer (test/netpol TestAdminNetworkPolicy).
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonAdminNetworkPolicyApplied,
+			fmt.Sprintf("AdminNetworkPolicy %s denies every pod's traffic to %s ahead of namespace NetworkPolicies; these still admit it from outside the pod network (nodes, external clients), which an AdminNetworkPolicy cannot deny: %s", o.adminNetworkPolicy, o.protected, describeConflicts(o.conflicts)))
 	case len(o.conflicts) > 0:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonConflictingPolicies,
 			fmt.Sprintf("NetworkPolicies are unions, so these re-open protected ports: %s; narrow their ingress ports or podSelector", describeConflicts(o.conflicts)))

@@ -53,3 +53,21 @@ func TestAdminModeWithoutTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminModeWithConflicts: in Admin mode a conflicting NetworkPolicy no
+// longer opens the port to pods (the AdminNetworkPolicy comes first), so
+// the condition is True and says what the conflict still admits.
+func TestAdminModeWithConflicts(t *testing.T) {
+	o := &outcome{mode: v1alpha1.NetworkPolicyAdmin, adminNetworkPolicy: "loopguard-x", networkPolicies: []string{"ns/loopguard-cluster-x"}, protected: "15000/TCP",
+		conflicts: []netpol.Conflict{{Name: "allow-all", Port: rules.PortRange{Protocol: "TCP", From: 15000, To: 15000}}}}
+	st := computeStatus(v1alpha1.LoopbackServiceStatus{}, 1, o)
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonAdminNetworkPolicyApplied {
+		t.Fatalf("NetworkPolicyEffective = %+v, want True/%s", c, v1alpha1.ReasonAdminNetworkPolicyApplied)
+	}
+	for _, want := range []string{"AdminNetworkPolicy loopguard-x denies every pod's traffic to 15000/TCP", "outside the pod network", "allow-all"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("message %q lacks %q", c.Message, want)
+		}
+	}
+}

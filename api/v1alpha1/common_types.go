@@ -312,6 +312,10 @@ const (
 	// ReasonAdminNetworkPolicyUnavailable: networkPolicy is Admin but the
 	// cluster has no AdminNetworkPolicy API (the NetworkPolicies are kept).
 	ReasonAdminNetworkPolicyUnavailable = "AdminNetworkPolicyUnavailable"
+	// ReasonAdminNetworkPolicyApplied: in Admin mode the AdminNetworkPolicy
+	// keeps every pod out although NetworkPolicies conflict (they still
+	// admit nodes and external clients, as the message says).
+	ReasonAdminNetworkPolicyApplied = "AdminNetworkPolicyApplied"
 	ReasonNoViolations          = "NoViolations"
 	ReasonViolationsFound       = "ViolationsFound"
 )
