@@ -125,15 +125,15 @@ func (e *env) measureBaseline(ctx context.Context, rep *report) error {
 
 // engineResult is everything measured for one engine.
 type engineResult struct {
-	name              string
-	cases             map[string]caseResult
-	rssCases, rssMax  float64
-	rssMaxPolicies    int
-	points            []point
-	killed            caseResult
-	startup           time.Duration
-	policyInstall     map[int]time.Duration
-	notes             []string
+	name             string
+	cases            map[string]caseResult
+	rssCases, rssMax float64
+	rssMaxPolicies   int
+	points           []point
+	killed           caseResult
+	startup          time.Duration
+	policyInstall    map[int]time.Duration
+	notes            []string
 }
 
 func (e *env) runEngine(ctx context.Context, eng engine) (res engineResult, err error) {

@@ -63,7 +63,7 @@ var reasons = map[string]map[string]string{
 	"vap": {
 		"race, Service second: selects an existing protected pod by another label (tier=api), targetPort 6062": "a ValidatingAdmissionPolicy sees only the object under review (and params); it cannot list the pods a Service selects. Not expressible.",
 		"race, pod second: a pod an existing Service (role=admin, targetPort 15000) selects":                   "same: it cannot list the Services that select a new pod. Not expressible.",
-		"kubectl port-forward to a protected pod":                                                             "the CONNECT request names the pod but carries none of its labels, and a VAP cannot read the pod; it could only refuse every port-forward in the namespace. Not expressible per pod.",
+		"kubectl port-forward to a protected pod":                                                              "the CONNECT request names the pod but carries none of its labels, and a VAP cannot read the pod; it could only refuse every port-forward in the namespace. Not expressible per pod.",
 	},
 	"gatekeeper": {
 		"kubectl port-forward to a protected pod": "Gatekeeper's shipped webhook registers CREATE and UPDATE only; the harness adds CONNECT as Gatekeeper's docs describe (customize-admission.md) and the template looks the pod up in the synced inventory.",

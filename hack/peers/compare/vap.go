@@ -19,10 +19,10 @@ var (
 // start, nothing to kill.
 type vapEngine struct{ e *env }
 
-func (v *vapEngine) Name() string                   { return "vap" }
-func (v *vapEngine) PID() int                       { return 0 }
-func (v *vapEngine) Start(context.Context) error    { return nil }
-func (v *vapEngine) Kill(context.Context) error     { return nil }
+func (v *vapEngine) Name() string                { return "vap" }
+func (v *vapEngine) PID() int                    { return 0 }
+func (v *vapEngine) Start(context.Context) error { return nil }
+func (v *vapEngine) Kill(context.Context) error  { return nil }
 func (v *vapEngine) RemoveCasePolicies(ctx context.Context) error {
 	_, err := v.e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "validatingadmissionpolicybinding/cart-loopback", "validatingadmissionpolicy/cart-loopback")
 	return err
