@@ -12,14 +12,18 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -59,7 +63,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		For(&v1alpha1.LoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{})
 	for _, o := range watched() {
-		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(lbs.policiesInNamespace), builder.WithPredicates(relevantChange()))
+		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
 	}
 	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
 	if err := b.Complete(lbs); err != nil {
@@ -80,7 +84,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
 	}
 	for _, o := range watched() {
-		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+		b = b.Watches(o, mapper(o, clbs.allPolicies, opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
 	}
 	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
 	if err := b.Complete(clbs); err != nil {
@@ -99,6 +103,53 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("failed to set up %s controller: %w", NodeBindReportControllerName, err)
 	}
 	return nil
+}
+
+// mapper maps a watched object to the policies of kind whose audit it can
+// change. A pod can only change the audit of the policies that select it
+// (with its old or its new labels: controller-runtime maps both sides of
+// an update), which the webhook's policy index answers without a list: at
+// 1,000 policies in a namespace, mapping every pod event to all of them
+// kept the controllers busy with full audits. Other kinds (Services, which
+// may reach any policy's pods; workloads; NetworkPolicies) go to every
+// candidate policy through fallback.
+func mapper(o client.Object, fallback handler.MapFunc, index *policyindex.Index, kind string) handler.EventHandler {
+	if _, ok := o.(*corev1.Pod); ok && index != nil {
+		return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, kind))
+	}
+	return handler.EnqueueRequestsFromMapFunc(fallback)
+}
+
+// watchPredicates drops the events that cannot change an audit. The
+// managed NetworkPolicies are loopguard's own: Owns() already brings their
+// changes to their owner, and the audit skips them when it looks for
+// conflicts; mapping them to every policy of the namespace made N policies
+// cost N² reconciles.
+func watchPredicates(o client.Object) []builder.WatchesOption {
+	if _, ok := o.(*networkingv1.NetworkPolicy); ok {
+		return []builder.WatchesOption{builder.WithPredicates(relevantChange(), notManaged())}
+	}
+	return []builder.WatchesOption{builder.WithPredicates(relevantChange())}
+}
+
+// notManaged passes objects loopguard does not manage.
+func notManaged() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetLabels()[netpol.LabelManagedBy] != netpol.ManagedBy
+	})
+}
+
+// policiesSelectingPod maps a pod to the policies of kind that select it.
+func policiesSelectingPod(index *policyindex.Index, kind string) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		var out []reconcile.Request
+		for _, p := range index.Env(o.GetNamespace()).MatchingPolicies(labels.Set(o.GetLabels())) {
+			if p.Ref.Kind == kind {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Ref.Namespace, Name: p.Ref.Name}})
+			}
+		}
+		return out
+	}
 }
 
 // policiesInNamespace maps an object to the LoopbackServices of its
