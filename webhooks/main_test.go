@@ -2,7 +2,6 @@ package webhooks_test
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -21,14 +20,5 @@ func TestMain(m *testing.M) {
 		// when the fuzzer stops it, and hang the coordinator.
 		os.Exit(m.Run())
 	}
-	var err error
-	if env, err = testenv.Start(testenv.Options{Manager: true}); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "warning: stopping the control plane: %v\n", err)
-	}
-	os.Exit(code)
+	testenv.Main(m, testenv.Options{Manager: true}, &env)
 }

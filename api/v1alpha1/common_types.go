@@ -316,6 +316,6 @@ const (
 	// keeps every pod out although NetworkPolicies conflict (they still
 	// admit nodes and external clients, as the message says).
 	ReasonAdminNetworkPolicyApplied = "AdminNetworkPolicyApplied"
-	ReasonNoViolations          = "NoViolations"
-	ReasonViolationsFound       = "ViolationsFound"
+	ReasonNoViolations              = "NoViolations"
+	ReasonViolationsFound           = "ViolationsFound"
 )

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -264,4 +265,21 @@ func (e *Env) AddUser(name string, groups ...string) (*rest.Config, error) {
 		return nil, err
 	}
 	return u.Config(), nil
+}
+
+// Main is a package's TestMain: it starts a control plane with opts into
+// *env, runs the tests and stops it. A control plane that cannot start
+// fails the whole run loudly (never a silent skip).
+func Main(m *testing.M, opts Options, env **Env) {
+	e, err := Start(opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: stopping the control plane: %v\n", err)
+	}
+	os.Exit(code)
 }
