@@ -198,16 +198,25 @@ func TestConflictingNetworkPolicy(t *testing.T) {
 	g.Eventually(effective, timeout, poll).Should(HaveField("Message", ContainSubstring("range (spec.ingress[0] allows ports 14000-16000, admitting 15000/TCP)")))
 }
 
-func eventReasons(ns, name string) []string {
+// objectEvents returns the Events of namespace ns about the object name.
+func objectEvents(ns, name string) []eventsv1.Event {
 	var list eventsv1.EventList
 	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 		return nil
 	}
-	var out []string
+	var out []eventsv1.Event
 	for _, e := range list.Items {
 		if e.Regarding.Name == name {
-			out = append(out, e.Reason)
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+func eventReasons(ns, name string) []string {
+	var out []string
+	for _, e := range objectEvents(ns, name) {
+		out = append(out, e.Reason)
 	}
 	return out
 }

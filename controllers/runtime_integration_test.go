@@ -9,7 +9,6 @@ import (
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -70,13 +69,9 @@ func tcp(addr string, port int32) v1alpha1.BindListener {
 // runtimeEvents returns the notes of the policy's ListeningBeyondLoopback
 // Events.
 func runtimeEvents(ns, policy string) []string {
-	var list eventsv1.EventList
-	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-		return nil
-	}
 	var out []string
-	for _, e := range list.Items {
-		if e.Regarding.Name == policy && e.Reason == v1alpha1.ReasonListeningBeyondLoopback {
+	for _, e := range objectEvents(ns, policy) {
+		if e.Reason == v1alpha1.ReasonListeningBeyondLoopback {
 			out = append(out, e.Note)
 		}
 	}
