@@ -119,15 +119,10 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	if env.Empty() {
 		return admission.Allowed(""), decisionAllow
 	}
-	if obj, err := decodeRequestObject(req.Object, obj); err != nil {
+	obj, err := decodeRequestObject(req.Object, obj)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode %s: %w", req.Kind.Kind, err)), decisionError
-	} else {
-		return v.judge(ctx, req, env, obj)
 	}
-}
-
-// judge decides on the decoded object.
-func (v *ExposureValidator) judge(ctx context.Context, req admission.Request, env *rules.Env, obj runtime.Object) (admission.Response, string) {
 	if deleting(obj) {
 		// Removing finalizers must never be blocked.
 		return admission.Allowed(""), decisionAllow
