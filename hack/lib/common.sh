@@ -218,7 +218,10 @@ wait_until() {
       ok "$desc ($(elapsed "$t0"))"
       return 0
     fi
-    if [[ -n $name ]] && ! pid_of "$name" >/dev/null; then
+    # The pid file was written by this run, so liveness is enough: pid_of
+    # also checks the command line, which, just after start_bg, can still be
+    # the forked shell's before it execs (seen as a false "exited").
+    if [[ -n $name ]] && ! alive "$(cat "$RUN/$name.pid" 2>/dev/null)"; then
       die_with_log "$name" "$name exited while waiting for $desc"
     fi
     secs=$((($(now_ms) - t0) / 1000))

@@ -193,6 +193,39 @@ func install(t *testing.T) {
 		}
 		checkPodIP(t, f[len(f)-1])
 	}
+	waitServedThroughService(t, t0)
+}
+
+// waitServedThroughService waits until the API server reaches the webhook
+// through its Service. Ready replicas are not enough: the EndpointSlice
+// controller and then kube-proxy must catch up, and until they do the
+// ClusterIP refuses connections (a first CI run failed on exactly that).
+// Five dry-runs in a row must pass, so that every endpoint is programmed.
+func waitServedThroughService(t *testing.T, t0 time.Time) {
+	t.Helper()
+	want := len(podIPs(t))
+	eventually(t, 60*time.Second, func() string {
+		r := kubectl(t, "-n", ns, "get", "endpointslices", "-l", "kubernetes.io/service-name=loopguard-webhook-service",
+			"-o", "jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{' '}{end}")
+		if got := len(strings.Fields(r.Stdout)); got != want {
+			return fmt.Sprintf("EndpointSlices list %d ready endpoints, want %d: %s", got, want, r)
+		}
+		return ""
+	})
+	const pod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"reachability-probe"},"spec":{"containers":[{"name":"c","image":"` + listenerImage + `"}]}}`
+	streak := 0
+	eventually(t, 60*time.Second, func() string {
+		r := kubectlIn(t, pod, "create", "--dry-run=server", "-n", "default", "-f", "-")
+		if r.Err != nil {
+			streak = 0
+			return "dry-run through the webhook: " + r.String()
+		}
+		if streak++; streak < 5 {
+			return fmt.Sprintf("%d dry-runs in a row passed, want 5", streak)
+		}
+		return ""
+	})
+	t.Logf("webhook reachable through its Service %s after the apply", time.Since(t0).Round(100*time.Millisecond))
 }
 
 // uninstall removes what install added, except the CRDs (and so every
