@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,6 +59,10 @@ type policyReconciler struct {
 	auditInterval time.Duration
 }
 
+// staleCacheRetry is how soon a reconcile that lost the optimistic lock on
+// status runs again: the informer is a watch event behind, milliseconds.
+const staleCacheRetry = 200 * time.Millisecond
+
 // reconcilePolicy enforces and audits obj in the namespaces given, patches
 // its status when it changed, and asks to be called again after the audit
 // interval (the periodic review).
@@ -80,15 +85,23 @@ func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject
 	}
 
 	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), o)
-	r.announce(obj, before.PolicyStatus(), &status, o)
 	r.recordMetrics(p, obj, o)
 	if !equality.Semantic.DeepEqual(*before.PolicyStatus(), status) {
 		*obj.PolicyStatus() = status
-		if err := r.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		// Optimistic lock: a reconcile that read the policy from a cache
+		// not yet holding this controller's last status write must not
+		// write, nor announce (Events are sent for what is new since the
+		// status read), what the previous reconcile already did.
+		if err := r.client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) && o.reconcileErr == nil {
+				log.V(1).Info("the cached policy is older than its status: reconciling again once the cache caught up")
+				return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
+			}
 			return ctrl.Result{}, errors.Join(o.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
 		}
 		log.V(1).Info("status updated", "matchedPods", o.matchedPods, "violations", len(o.findings))
 	}
+	r.announce(obj, before.PolicyStatus(), &status, o)
 	if o.reconcileErr != nil {
 		return ctrl.Result{}, o.reconcileErr
 	}

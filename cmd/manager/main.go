@@ -35,6 +35,7 @@ func main() {
 		webhookConfig              string
 		webhookDrain               time.Duration
 		leaderElectionNamespace    string
+		pprofAddr                  string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS when --metrics-secure); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers that Kubernetes authenticates and authorizes.")
@@ -50,6 +51,7 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves the webhook.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (empty: the in-cluster namespace; required with --leader-elect outside a cluster).")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the Go profiler's /debug/pprof endpoints, plain HTTP and unauthenticated: bind it to loopback (127.0.0.1:6065) and only while profiling; empty disables it.")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -111,6 +113,7 @@ func main() {
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 webhookServer,
 		Cache:                         app.CacheOptions(),
+		PprofBindAddress:              pprofAddr,
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
