@@ -13,13 +13,13 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/memlimit"
+	"github.com/loopguard/loopguard/internal/metricsauth"
 )
 
 func main() {
@@ -70,7 +70,7 @@ func main() {
 	}
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
 	if secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.Provider
 	}
 
 	cfg, err := ctrl.GetConfig()
