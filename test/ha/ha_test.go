@@ -261,7 +261,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// close on every response) closes every connection that carries a
 	// request; one that stayed idle through the whole drain can still race.
 	// Any other error, or a second one, is a real loss.
-	if n := failed.Load(); n > 1 || (n == 1 && !keepAliveRace(errs[0])) {
+	if n := failed.Load(); n > 1 || (n == 1 && !devcluster.KeepAliveRace(errs[0])) {
 		t.Errorf("%d of %d admission requests failed during the shutdown, e.g.: %s", n, total.Load(), errs[0])
 	} else if n == 1 {
 		t.Logf("1 request lost to the HTTP/1.1 keep-alive race (kubernetes/kubernetes#127335): %s", errs[0])
@@ -368,10 +368,4 @@ func TestFailClosed(t *testing.T) {
 	if r.Err == nil || !strings.Contains(r.Stderr, "denied the request") {
 		t.Errorf("after up, a pod exposing 15000 must be denied: %s", r)
 	}
-}
-
-// keepAliveRace: the API server's error when a pooled connection to the
-// webhook was closed under a request it had just written.
-func keepAliveRace(msg string) bool {
-	return strings.Contains(msg, "failed calling webhook") && strings.HasSuffix(strings.TrimSpace(msg), ": EOF")
 }

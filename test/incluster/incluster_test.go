@@ -571,7 +571,7 @@ func report(t *testing.T, what string, all []probe, trigger time.Time, window ti
 	if first.Before(trigger) {
 		t.Errorf("%s: errors before the trigger: %s", what, errs[0].err)
 	}
-	if window == 0 && len(errs) == 1 && keepAliveRace(errs[0].err) {
+	if window == 0 && len(errs) == 1 && devcluster.KeepAliveRace(errs[0].err) {
 		// The one loss no webhook can prevent: the API server's HTTP/1.1
 		// client wrote a request on a pooled connection just as the
 		// stopping replica closed it as idle, and does not retry a POST
@@ -582,12 +582,6 @@ func report(t *testing.T, what string, all []probe, trigger time.Time, window ti
 	if window == 0 || last.Sub(first) > window {
 		t.Errorf("%s: admission errors over %s, allowed: %s", what, last.Sub(first).Round(time.Millisecond), window)
 	}
-}
-
-// keepAliveRace: the API server's error when a pooled connection to the
-// webhook was closed under a request it had just written.
-func keepAliveRace(msg string) bool {
-	return strings.Contains(msg, "failed calling webhook") && strings.HasSuffix(strings.TrimSpace(msg), ": EOF")
 }
 
 // testForcedRotationUnderLoad empties the Secret: the rotator generates a
