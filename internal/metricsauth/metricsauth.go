@@ -129,62 +129,60 @@ func bearerToken(req *http.Request) (string, bool) {
 // authenticate returns the token's user, or nil if the API server refuses
 // the token.
 func (g *Guard) authenticate(ctx context.Context, token string) (*authnv1.UserInfo, error) {
-	key := digest(token)
-	now := g.now()
-	g.mu.Lock()
-	u, ok := g.users.get(key, now)
-	g.mu.Unlock()
-	if ok {
-		return u, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
-	defer cancel()
-	tr, err := g.tokens.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("TokenReview: %w", err)
-	}
-	ttl := UnauthenticatedTTL
-	if tr.Status.Authenticated {
-		u, ttl = &tr.Status.User, AuthenticatedTTL
-	}
-	g.mu.Lock()
-	g.users.put(key, u, now, ttl)
-	g.mu.Unlock()
-	return u, nil
+	return cached(ctx, g, &g.users, digest(token), func(ctx context.Context) (*authnv1.UserInfo, time.Duration, error) {
+		tr, err := g.tokens.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, 0, fmt.Errorf("TokenReview: %w", err)
+		}
+		if !tr.Status.Authenticated {
+			return nil, UnauthenticatedTTL, nil
+		}
+		return &tr.Status.User, AuthenticatedTTL, nil
+	})
 }
 
 // authorize asks whether user may verb path (a non-resource URL).
 func (g *Guard) authorize(ctx context.Context, user *authnv1.UserInfo, verb, path string) (decision, error) {
-	extra := map[string]authzv1.ExtraValue{}
-	for k, v := range user.Extra {
-		extra[k] = authzv1.ExtraValue(v)
-	}
-	key := digest(requestKey(user, verb, path))
+	return cached(ctx, g, &g.decisions, digest(requestKey(user, verb, path)), func(ctx context.Context) (decision, time.Duration, error) {
+		extra := map[string]authzv1.ExtraValue{}
+		for k, v := range user.Extra {
+			extra[k] = authzv1.ExtraValue(v)
+		}
+		sar, err := g.access.Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
+			NonResourceAttributes: &authzv1.NonResourceAttributes{Path: path, Verb: verb},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			return decision{}, 0, fmt.Errorf("SubjectAccessReview: %w", err)
+		}
+		d := decision{allowed: sar.Status.Allowed && !sar.Status.Denied, reason: sar.Status.Reason}
+		if !d.allowed {
+			return d, DenyTTL, nil
+		}
+		return d, AllowTTL, nil
+	})
+}
+
+// cached answers from c while the entry for key lives, else asks review
+// (within reviewTimeout) and keeps its answer for the TTL it returns.
+func cached[V any](ctx context.Context, g *Guard, c *ttlCache[V], key string, review func(context.Context) (V, time.Duration, error)) (V, error) {
 	now := g.now()
 	g.mu.Lock()
-	d, ok := g.decisions.get(key, now)
+	v, ok := c.get(key, now)
 	g.mu.Unlock()
 	if ok {
-		return d, nil
+		return v, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
 	defer cancel()
-	sar, err := g.access.Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
-		NonResourceAttributes: &authzv1.NonResourceAttributes{Path: path, Verb: verb},
-	}}, metav1.CreateOptions{})
+	v, ttl, err := review(ctx)
 	if err != nil {
-		return decision{}, fmt.Errorf("SubjectAccessReview: %w", err)
-	}
-	d = decision{allowed: sar.Status.Allowed && !sar.Status.Denied, reason: sar.Status.Reason}
-	ttl := DenyTTL
-	if d.allowed {
-		ttl = AllowTTL
+		return v, err
 	}
 	g.mu.Lock()
-	g.decisions.put(key, d, now, ttl)
+	c.put(key, v, now, ttl)
 	g.mu.Unlock()
-	return d, nil
+	return v, nil
 }
 
 // requestKey is everything a SubjectAccessReview depends on, unambiguous:
