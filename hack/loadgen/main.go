@@ -116,7 +116,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.stdinControl, "stdin-control", false, "with --serve: answer \"cpu\" lines on stdin and exit at its EOF (how loadgen drives its child)")
 	fs.IntVar(&o.port, "port", 0, "port of the self-contained server on 127.0.0.1 (0: a free one)")
 	fs.IntVar(&o.policies, "policies", 1000, "LoopbackServices in the self-contained server's index")
-	placement := fs.String("placement", string(workload.Spread), "where the policies live: spread (one per namespace) or one-namespace (all in the reviewed one)")
+	placement := fs.String("placement", string(workload.Spread), "where the policies live: spread (one per namespace), one-namespace (all in the reviewed one), one-namespace-same-port (each also protects 15000) or one-namespace-all-select (each selects the reviewed pods)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "concurrent workers, each with its own keep-alive HTTP/1.1 connection (1..1024)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration (max 60s)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before it (max 10s)")
@@ -134,8 +134,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.placement = workload.Placement(*placement)
-	if o.placement != workload.Spread && o.placement != workload.OneNamespace && o.placement != workload.OneNamespaceSamePort {
-		return o, fmt.Errorf("--placement %q: want spread or one-namespace", *placement)
+	if !slices.Contains([]workload.Placement{workload.Spread, workload.OneNamespace, workload.OneNamespaceSamePort, workload.OneNamespaceAllSelect}, o.placement) {
+		return o, fmt.Errorf("--placement %q: want spread, one-namespace, one-namespace-same-port or one-namespace-all-select", *placement)
 	}
 	if o.policies < 1 || o.policies > 100000 {
 		return o, fmt.Errorf("--policies %d: want 1..100000", o.policies)

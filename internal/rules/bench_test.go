@@ -81,7 +81,7 @@ func decoded(b *testing.B, c workload.Case, env *rules.Env) (runtime.Object, rul
 }
 
 func BenchmarkEvaluate(b *testing.B) {
-	placements := append(append([]workload.Placement{}, workload.Placements...), workload.OneNamespaceSamePort)
+	placements := append(append([]workload.Placement{}, workload.Placements...), workload.OneNamespaceSamePort, workload.OneNamespaceAllSelect)
 	for _, c := range workload.Cases() {
 		b.Run(c.Name, func(b *testing.B) {
 			for _, p := range placements {

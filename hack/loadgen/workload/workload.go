@@ -71,6 +71,10 @@ const (
 	// protects 15000/TCP (for its own app): the worst case of the port
 	// index, which then returns all N policies for port 15000.
 	OneNamespaceSamePort Placement = "one-namespace-same-port"
+	// OneNamespaceAllSelect is OneNamespace where every policy selects the
+	// reviewed pods (app=cart), each protecting its own port: the reviewed
+	// pod is judged against all N (make compare's latency workload).
+	OneNamespaceAllSelect Placement = "one-namespace-all-select"
 )
 
 // Placements are the placements every benchmark runs.
@@ -100,6 +104,9 @@ func Policies(n int, p Placement) []*v1alpha1.LoopbackService {
 		}
 		app := fmt.Sprintf("svc-%05d", i)
 		sel := metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+		if p == OneNamespaceAllSelect {
+			sel.MatchLabels["app"] = "cart"
+		}
 		if i%4 == 0 {
 			sel.MatchExpressions = []metav1.LabelSelectorRequirement{
 				{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"backend", "worker"}},
