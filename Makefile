@@ -55,7 +55,7 @@ build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
 .PHONY: bench
-bench: k8s ## Benchmarks and the HTTPS load test; figures go in docs/benchmarks.md (about 16 minutes).
+bench: k8s ## Benchmarks, the HTTPS load test, and (on a control plane of its own) the API server and scale runs; figures go in docs/benchmarks.md (about 21 minutes).
 	hack/bench.sh
 
 .PHONY: bench-api

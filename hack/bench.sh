@@ -9,6 +9,12 @@
 #   3. the HTTPS load generator (hack/loadgen, self-contained: it starts the
 #      webhook on 127.0.0.1) at concurrency 1, 8 and 32 into loadgen.txt
 #      and loadgen.jsonl;
+#   4. through a real API server, on a node-less dev control plane of its
+#      own (DEV_DIR=.dev-bench, ports +200, so a running `make dev` is left
+#      alone), brought up and down here: hack/apibench (none vs loopguard
+#      vs a ValidatingAdmissionPolicy) into apibench.txt, and
+#      hack/scalebench (1,000 policies, 10,000 pods: convergence, writes in
+#      a quiet minute, the manager's RSS) into scalebench.txt;
 #
 # all in $BENCH_OUT (default bin/bench/<UTC time>, ignored by git) with
 # machine.txt (CPU, cores, Go, load). The webhook package's TestMain starts
@@ -23,7 +29,7 @@
 #   LOADGEN_DURATION measured seconds per load run (10s, at most 60s)
 #   LOADGEN_CONCURRENCY  concurrencies (1 8 32)
 #   LOADGEN_ARGS     more loadgen flags, e.g. "--policies 10000 --placement one-namespace"
-#   SKIP_GO_BENCH=1, SKIP_LOADGEN=1
+#   SKIP_GO_BENCH=1, SKIP_LOADGEN=1, SKIP_CLUSTER=1
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -94,6 +100,29 @@ if [[ ${SKIP_LOADGEN:-} != 1 ]]; then
 		fi
 		echo | tee -a "$OUT/loadgen.txt"
 	done
+fi
+
+if [[ ${SKIP_CLUSTER:-} != 1 ]]; then
+	bench_dev() { DEV_DIR=.dev-bench DEV_PORT_OFFSET=200 DEV_NODE=0 hack/dev.sh "$@"; }
+	trap 'bench_dev down >/dev/null 2>&1 || true' EXIT
+	echo "== hack/dev.sh up (DEV_DIR=.dev-bench, node-less): $OUT/dev-up.txt"
+	if bench_dev up >"$OUT/dev-up.txt" 2>&1; then
+		echo "== apibench -n 300 -rounds 3"
+		if ! $GO run ./hack/apibench -kubeconfig .dev-bench/kubeconfig -n 300 -rounds 3 | tee "$OUT/apibench.txt"; then
+			echo "bench: apibench failed" >&2
+			status=1
+		fi
+		echo "== scalebench (about 3 minutes)"
+		if ! $GO run ./hack/scalebench -kubeconfig .dev-bench/kubeconfig -manager-pid-file .dev-bench/run/manager.pid | tee "$OUT/scalebench.txt"; then
+			echo "bench: scalebench failed" >&2
+			status=1
+		fi
+	else
+		echo "bench: the bench control plane did not come up, see $OUT/dev-up.txt" >&2
+		status=1
+	fi
+	bench_dev down >"$OUT/dev-down.txt" 2>&1 || echo "bench: hack/dev.sh down failed, see $OUT/dev-down.txt" >&2
+	trap - EXIT
 fi
 
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
