@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -308,4 +309,47 @@ func auditOnly(t *testing.T, ns, name string, fn func()) {
 	set(v1alpha1.ActionAudit)
 	defer set(v1alpha1.ActionDeny)
 	fn()
+}
+
+// TestHandWrittenEndpoints: a Service without a selector routes to what
+// its hand-written EndpointSlice or Endpoints list, so those are judged
+// like a Service: refused when they reach a protected port of a pod that a
+// policy selects (matched by targetRef, or by pod IP).
+func TestHandWrittenEndpoints(t *testing.T) {
+	ns := namespace(t, nil)
+	guard(t, ns, "guard", v1alpha1.ActionDeny)
+	ctx := context.Background()
+	g := NewWithT(t)
+	c, _ := userClient(t)
+	p := pod(ns, "target", withLabels(map[string]string{"app": "cart"}))
+	g.Expect(c.Create(ctx, p)).To(Succeed())
+	p.Status.PodIP, p.Status.PodIPs = "10.244.0.77", []corev1.PodIP{{IP: "10.244.0.77"}}
+	g.Expect(env.Client.Status().Update(ctx, p)).To(Succeed())
+
+	slice := func(port int32, ep discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "manual", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "manual"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(port)}},
+			Endpoints:   []discoveryv1.Endpoint{ep},
+		}
+	}
+	byIP := discoveryv1.Endpoint{Addresses: []string{"10.244.0.77"}}
+	byRef := discoveryv1.Endpoint{Addresses: []string{"10.244.0.200"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "target"}}
+	refused := func(obj client.Object) string {
+		err := c.Create(ctx, obj, client.DryRunAll)
+		if err == nil {
+			return "admitted"
+		}
+		return err.Error()
+	}
+	// The pod IP reaches the webhook's cache through a watch: eventually.
+	g.Eventually(func() string { return refused(slice(15000, byIP)) }, 10*time.Second, 50*time.Millisecond).Should(Equal(fmt.Sprintf(
+		`admission webhook "endpoints.loopguard.io" denied the request: endpointslice "manual" routes port 15000/TCP at ports[0].port to pod "target" (endpoints[0].addresses[0] 10.244.0.77); that port is declared loopback-only by LoopbackService %s/guard; remove the address or the port (a Service without a selector exposes what its endpoints list)`, ns)))
+	g.Expect(refused(slice(6061, byRef))).To(ContainSubstring(`routes port 6061/TCP at ports[0].port to pod "target" (endpoints[0].addresses[0] 10.244.0.200)`))
+	g.Expect(c.Create(ctx, slice(8080, byIP), client.DryRunAll)).To(Succeed(), "an unprotected port")
+
+	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.77"}}, Ports: []corev1.EndpointPort{{Port: 15000}}}}}
+	g.Expect(refused(eps)).To(ContainSubstring(`admission webhook "endpoints.loopguard.io" denied the request: endpoints "manual" routes port 15000/TCP at subsets[0].ports[0].port to pod "target"`))
 }

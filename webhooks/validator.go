@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -45,6 +46,7 @@ const Path = "/validate-exposure"
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=services,verbs=create;update,versions=v1,name=services.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups=apps;batch,resources=deployments;replicasets;statefulsets;daemonsets;jobs;cronjobs,verbs=create;update,versions=v1,name=workloads.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="";discovery.k8s.io,resources=endpoints;endpointslices,verbs=create;update,versions=v1,name=endpoints.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // ExposureValidator refuses Pods, workloads and Services that would expose a
 // loopback-only port.
@@ -80,6 +82,10 @@ func newObject(gvk schema.GroupVersionKind) (runtime.Object, bool) {
 		return &batchv1.Job{}, true
 	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
 		return &batchv1.CronJob{}, true
+	case discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):
+		return &discoveryv1.EndpointSlice{}, true
+	case corev1.SchemeGroupVersion.WithKind("Endpoints"):
+		return &corev1.Endpoints{}, true
 	}
 	return nil, false
 }
@@ -166,16 +172,29 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 // when a policy can apply, and evaluates.
 func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj runtime.Object) ([]rules.Finding, error) {
 	var cluster rules.Cluster
+	listPods := func(opts ...client.ListOption) error {
+		var pods corev1.PodList
+		if err := v.Reader.List(ctx, &pods, append(opts, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy)...); err != nil {
+			return fmt.Errorf("failed to list pods from cache: %w", err)
+		}
+		cluster.Pods = make([]*corev1.Pod, len(pods.Items))
+		for i := range pods.Items {
+			cluster.Pods[i] = &pods.Items[i]
+		}
+		return nil
+	}
+	switch obj.(type) {
+	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
+		// Addresses are matched to pods by targetRef or IP.
+		if err := listPods(); err != nil {
+			return nil, err
+		}
+		return rules.Evaluate(env, obj, cluster), nil
+	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		if len(svc.Spec.Selector) > 0 && svc.Spec.Type != corev1.ServiceTypeExternalName {
-			var pods corev1.PodList
-			if err := v.Reader.List(ctx, &pods, client.InNamespace(env.Namespace),
-				client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
-				return nil, fmt.Errorf("failed to list pods from cache: %w", err)
-			}
-			cluster.Pods = make([]*corev1.Pod, len(pods.Items))
-			for i := range pods.Items {
-				cluster.Pods[i] = &pods.Items[i]
+			if err := listPods(client.MatchingLabels(svc.Spec.Selector)); err != nil {
+				return nil, err
 			}
 			// Templates too: a port only a workload declares (one scaled
 			// to zero, one whose pods are not created yet) is as protected.

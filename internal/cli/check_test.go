@@ -84,6 +84,7 @@ var checkCases = []checkCase{
 	{"workloads", []string{"-f", td + "workloads.yaml", "--policies", policies, "-n", "shop"}, "", ExitViolations},
 	{"services", []string{"-f", td + "services.yaml", "--policies", policies}, "", ExitViolations},
 	{"race", []string{"-f", td + "race.yaml", "--policies", policies}, "", ExitViolations},
+	{"endpoints", []string{"-f", td + "endpoints.yaml", "--policies", policies}, "", ExitViolations},
 	{"cluster", []string{"-f", td + "cluster.yaml", "--policies", policies, "--namespace-labels", "shop=loopguard.io/enforce=true,team=cart"}, "", ExitViolations},
 	{"cluster-unlabelled", []string{"-f", td + "cluster.yaml", "--policies", policies + "/cluster.yaml"}, "", ExitViolations},
 	{"actions", []string{"-f", td + "actions.yaml", "--policies", policies}, "", ExitOK},
@@ -106,7 +107,7 @@ var checkCases = []checkCase{
 // formatted are the cases whose JSON and SARIF output is golden too; between
 // them they cover every reason and every action.
 var formatted = map[string]bool{
-	"containers": true, "hostport": true, "hostnetwork": true, "services": true, "race": true,
+	"containers": true, "hostport": true, "hostnetwork": true, "services": true, "race": true, "endpoints": true,
 	"actions": true, "clean": true, "stdin": true, "workloads": true, "cluster": true,
 }
 

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	sigsjson "sigs.k8s.io/json"
@@ -28,6 +29,8 @@ var judgedKinds = map[schema.GroupVersionKind]func() runtime.Object{
 	appsv1.SchemeGroupVersion.WithKind("DaemonSet"):             func() runtime.Object { return &appsv1.DaemonSet{} },
 	batchv1.SchemeGroupVersion.WithKind("Job"):                  func() runtime.Object { return &batchv1.Job{} },
 	batchv1.SchemeGroupVersion.WithKind("CronJob"):              func() runtime.Object { return &batchv1.CronJob{} },
+	corev1.SchemeGroupVersion.WithKind("Endpoints"):             func() runtime.Object { return &corev1.Endpoints{} },
+	discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):    func() runtime.Object { return &discoveryv1.EndpointSlice{} },
 }
 
 var (

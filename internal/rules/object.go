@@ -4,6 +4,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -83,6 +84,7 @@ func OwnedByWorkload(refs []metav1.OwnerReference) bool {
 // existing pods and Services of the object's namespace. Either may be nil
 // when the caller knows they cannot matter.
 type Cluster struct {
+	// Pods: a Service, EndpointSlice or Endpoints is judged against them.
 	Pods     []*corev1.Pod
 	Services []*corev1.Service
 	// Workloads are the namespace's objects with a pod template
@@ -93,14 +95,20 @@ type Cluster struct {
 }
 
 // Evaluate is the single entry point of the exposure rules: every finding
-// for a Pod, workload or Service in env's namespace. The admission webhook,
+// for a Pod, workload, Service, EndpointSlice or Endpoints in env's
+// namespace. The admission webhook,
 // the audit and the CLI all call it.
 func Evaluate(env *Env, obj runtime.Object, cluster Cluster) []Finding {
 	if env.Empty() {
 		return nil
 	}
-	if svc, ok := obj.(*corev1.Service); ok {
-		return EvaluateService(env, svc, cluster.Pods, cluster.Workloads...)
+	switch o := obj.(type) {
+	case *corev1.Service:
+		return EvaluateService(env, o, cluster.Pods, cluster.Workloads...)
+	case *discoveryv1.EndpointSlice:
+		return EvaluateEndpointSlice(env, o, cluster.Pods)
+	case *corev1.Endpoints:
+		return EvaluateEndpoints(env, o, cluster.Pods)
 	}
 	pod, ok := PodTemplateOf(obj)
 	if !ok {

@@ -12,20 +12,24 @@ import (
 	"time"
 )
 
-const keepExposureObjects = `apiVersion: v1
-kind: Pod
-metadata: {name: cart, namespace: %[1]s, labels: {app: cart}}
-spec:
-  containers:
-  - {name: app, image: registry.invalid/cart:1, ports: [{containerPort: 8080}]}
----
+// cartServiceYAML is an ordinary Service to the cart pods' open port 8080
+// (%[1]s: the namespace).
+const cartServiceYAML = `---
 apiVersion: v1
 kind: Service
 metadata: {name: cart, namespace: %[1]s}
 spec:
   selector: {app: cart}
   ports: [{port: 80, targetPort: 8080}]
----
+`
+
+const keepExposureObjects = `apiVersion: v1
+kind: Pod
+metadata: {name: cart, namespace: %[1]s, labels: {app: cart}}
+spec:
+  containers:
+  - {name: app, image: registry.invalid/cart:1, ports: [{containerPort: 8080}]}
+` + cartServiceYAML + `---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: cart, namespace: %[1]s}
