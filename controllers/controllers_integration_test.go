@@ -11,6 +11,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -321,4 +322,43 @@ func TestClusterPolicyAcrossNamespaces(t *testing.T) {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
 		return clbs.Status.NetworkPolicies
 	}, timeout, poll).Should(Equal([]string{b + "/loopguard-cluster-platform"}))
+}
+
+// TestAuditOfHandWrittenEndpointSlices: an existing hand-written
+// EndpointSlice that routes to a protected port of a selected pod is a
+// violation; one the EndpointSlice controller manages is the Service's
+// business (and not even cached).
+func TestAuditOfHandWrittenEndpointSlices(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	pod := runningPod(g, ns, "cart-1", "node-a", false)
+	pod.Status.PodIP, pod.Status.PodIPs = "10.244.0.21", []corev1.PodIP{{IP: "10.244.0.21"}}
+	g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+	slice := func(name string, labels map[string]string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.21"}}},
+		}
+	}
+	manual := slice("admin-1", map[string]string{discoveryv1.LabelServiceName: "admin"})
+	g.Expect(env.Client.Create(ctx, manual)).To(Succeed())
+	g.Expect(env.Client.Create(ctx, slice("cart-abcde", map[string]string{
+		discoveryv1.LabelServiceName: "cart", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}))).To(Succeed())
+
+	policy := lbs(ns, "envoy", v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	compliant := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionCompliant)
+	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionFalse))
+	g.Expect(policy.Status.Violations).To(ConsistOf(
+		And(HaveField("Kind", "EndpointSlice"), HaveField("Name", "admin-1"), HaveField("Reason", "EndpointTarget"),
+			HaveField("Field", "ports[0].port"), HaveField("Port", BeEquivalentTo(15000)),
+			HaveField("Message", ContainSubstring(`routes port 15000/TCP at ports[0].port to pod "cart-1"`))),
+	))
+
+	// Removing the slice fixes it: its deletion reaches the policy.
+	g.Expect(env.Client.Delete(ctx, manual)).To(Succeed())
+	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 }

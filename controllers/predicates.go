@@ -2,6 +2,7 @@ package controllers
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +40,9 @@ func specChanged(o, n client.Object) bool {
 		return !equality.Semantic.DeepEqual(old.Spec, n.(*networkingv1.NetworkPolicy).Spec)
 	case *corev1.Namespace:
 		return false // labels are what matters, compared above
+	case *discoveryv1.EndpointSlice:
+		cur := n.(*discoveryv1.EndpointSlice)
+		return !equality.Semantic.DeepEqual(old.Endpoints, cur.Endpoints) || !equality.Semantic.DeepEqual(old.Ports, cur.Ports)
 	default:
 		return o.GetGeneration() != n.GetGeneration()
 	}

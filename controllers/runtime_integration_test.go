@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -252,12 +253,12 @@ func TestRuntimeReportGoesStale(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, nil)
 	node := ns + "-node"
-	policy := lbs(ns, "envoy", v1alpha1.LoopbackPort{Port: 15000})
-	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
 	pod := runningPod(g, ns, "cart", node, false)
 
 	// Scans every second, rewritten at least every second: stale 3s after
-	// the scan.
+	// the scan. The report has its status before the policy exists: a
+	// report without one is stale from the start, and a reconcile that
+	// saw it so would satisfy the end state below before the fresh one.
 	rep := &v1alpha1.NodeBindReport{ObjectMeta: metav1.ObjectMeta{Name: node}}
 	g.Expect(env.Client.Create(ctx, rep)).To(Succeed())
 	rep.Status = v1alpha1.NodeBindReportStatus{
@@ -266,15 +267,15 @@ func TestRuntimeReportGoesStale(t *testing.T) {
 		PodsChecked:     1, PodsBeyondLoopback: 1, Pods: []v1alpha1.PodBindReport{podReport(pod, tcp("0.0.0.0", 15000))},
 	}
 	g.Expect(env.Client.Status().Update(ctx, rep)).To(Succeed())
+	policy := lbs(ns, "envoy", v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
 
-	runtime := func() *v1alpha1.RuntimeStatus {
+	// Seen fresh first (Compliant False), unless the machine is so slow
+	// that it is stale by the first reconcile; either way it ends stale,
+	// with nothing but the report's age to wake the controller.
+	g.Eventually(func(g Gomega) {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
-		return policy.Status.Runtime
-	}
-	// Seen fresh first, unless the machine is so slow that it is stale by
-	// the first reconcile; either way it ends stale.
-	g.Eventually(runtime, timeout, poll).ShouldNot(BeNil())
-	g.Eventually(runtime, timeout, poll).Should(Equal(&v1alpha1.RuntimeStatus{PodsUnchecked: 1, StaleNodes: []string{node}}))
-	compliant := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionCompliant)
-	g.Expect(compliant()).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(policy.Status.Runtime).To(Equal(&v1alpha1.RuntimeStatus{PodsUnchecked: 1, StaleNodes: []string{node}}))
+		g.Expect(meta.FindStatusCondition(policy.Status.Conditions, v1alpha1.ConditionCompliant)).To(HaveField("Status", metav1.ConditionTrue))
+	}, timeout, poll).Should(Succeed())
 }

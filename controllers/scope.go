@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -79,6 +80,13 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 		objects = append(objects, svc)
 	}
 	objects = append(objects, cluster.Workloads...)
+	var slices discoveryv1.EndpointSliceList
+	if err := c.List(ctx, &slices, in); err != nil {
+		return nil, fmt.Errorf("failed to list endpointslices: %w", err)
+	}
+	for i := range slices.Items {
+		objects = append(objects, &slices.Items[i])
+	}
 	for _, o := range objects {
 		obs.findings = append(obs.findings, rules.Evaluate(env, o, cluster)...)
 	}

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -43,6 +44,10 @@ func watched() []client.Object {
 		&corev1.Pod{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}, &corev1.ReplicationController{},
 		&appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
 		&batchv1.Job{}, &batchv1.CronJob{},
+		// Only the slices the EndpointSlice controller does not write are
+		// cached (app.CacheOptions): hand-written ones, and those mirrored
+		// from hand-written Endpoints.
+		&discoveryv1.EndpointSlice{},
 	}
 }
 

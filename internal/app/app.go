@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -25,6 +26,7 @@ import (
 	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/internal/slim"
 	"github.com/loopguard/loopguard/webhooks"
 )
@@ -46,6 +48,11 @@ func CacheOptions() cache.Options {
 		DefaultTransform: slim.StripManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}: {Transform: slim.Pod},
+			// The audit judges hand-written EndpointSlices (and those
+			// mirrored from hand-written Endpoints); the EndpointSlice
+			// controller's, one or more per Service, derive from Services
+			// the audit judges already and are not cached.
+			&discoveryv1.EndpointSlice{}: {Label: rules.HandWrittenEndpointSlices},
 		},
 	}
 }

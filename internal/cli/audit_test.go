@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -185,6 +186,22 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 			ObjectMeta: metav1.ObjectMeta{Name: "envoy", Namespace: "quiet"},
 			Spec:       podSpec(15000),
 		},
+		// A Service without a selector and its hand-written slice to the
+		// cart pod's admin port; the EndpointSlice controller's slice of
+		// the same shape is the Service's business and not read.
+		&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "admin-by-hand", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "admin-by-hand"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptrTo[int32](15000)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.30"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "cart-6d4f-x2k9"}}},
+		},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "cart-admin-x7q2p", Namespace: "shop", Labels: map[string]string{
+				discoveryv1.LabelServiceName: "cart-admin", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptrTo[int32](15000)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.30"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "cart-6d4f-x2k9"}}},
+		},
 	)
 }
 
@@ -237,7 +254,7 @@ func TestAudit(t *testing.T) {
 		}
 		// node-agent's 8126 is a HostPort finding: on a hostNetwork pod the API server
 		// defaults hostPort to containerPort.
-		if reasons["ContainerPort"] != 3 || reasons["HostPort"] != 1 || reasons["ServiceTarget"] != 1 || reasons["HostNetwork"] != 2 {
+		if reasons["ContainerPort"] != 3 || reasons["HostPort"] != 1 || reasons["ServiceTarget"] != 1 || reasons["HostNetwork"] != 2 || reasons["EndpointTarget"] != 1 {
 			t.Errorf("findings by reason: %v", reasons)
 		}
 		if len(rep.Conflicts) != 1 || rep.Conflicts[0].NetworkPolicy != "allow-admin" {
@@ -297,6 +314,9 @@ func TestAudit(t *testing.T) {
 		}
 		if !strings.Contains(stderr, "cannot list ClusterLoopbackServices (forbidden)") {
 			t.Errorf("no warning about cluster policies:\n%s", stderr)
+		}
+		if !strings.Contains(stderr, "cannot list EndpointSlices (forbidden): hand-written endpoints are not audited") {
+			t.Errorf("no warning about EndpointSlices (the role above does not grant them):\n%s", stderr)
 		}
 		if !strings.Contains(stdout, "lbs/envoy-admin") || strings.Contains(stdout, "clbs/agent-admin") {
 			t.Errorf("want findings of the namespace's policies only:\n%s", stdout)

@@ -7,12 +7,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // ReasonEndpointTarget: a hand-written EndpointSlice or Endpoints object
 // (behind a Service without a selector) routes to a protected port of a pod.
 const ReasonEndpointTarget = "EndpointTarget"
+
+// HandWrittenEndpointSlices selects the EndpointSlices to judge: all but
+// those the EndpointSlice controller writes for Services with a selector,
+// which are the Services' findings (mirrored ones, copied from hand-written
+// Endpoints, are judged).
+var HandWrittenEndpointSlices = func() labels.Selector {
+	r, err := labels.NewRequirement(discoveryv1.LabelManagedBy, selection.NotEquals, []string{"endpointslice-controller.k8s.io"})
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*r)
+}()
 
 // endpointAddress is one address of an EndpointSlice or Endpoints object.
 type endpointAddress struct {

@@ -54,6 +54,8 @@ func TestLeastPrivilege(t *testing.T) {
 		{"get", "leases.coordination.k8s.io", "loopguard-system", true},
 		{"create", "events", "loopguard-system", true},
 		{"watch", "nodebindreports.loopguard.io", "", true},
+		{"watch", "endpointslices.discovery.k8s.io", "", true},
+		{"create", "endpointslices.discovery.k8s.io", "shop", false},
 
 		{"get", "secrets", "default", false},
 		{"list", "secrets", "", false},
