@@ -97,6 +97,9 @@ func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject
 				log.V(1).Info("the cached policy is older than its status: reconciling again once the cache caught up")
 				return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
 			}
+			if apierrors.IsNotFound(err) {
+				return ctrl.Result{}, nil // deleted meanwhile; its deletion event ends the story
+			}
 			return ctrl.Result{}, errors.Join(o.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
 		}
 		log.V(1).Info("status updated", "matchedPods", o.matchedPods, "violations", len(o.findings))
