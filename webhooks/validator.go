@@ -48,8 +48,8 @@ const Path = "/validate-exposure"
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="";discovery.k8s.io,resources=endpoints;endpointslices,verbs=create;update,versions=v1,name=endpoints.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
-// ExposureValidator refuses Pods, workloads and Services that would expose a
-// loopback-only port.
+// ExposureValidator refuses Pods, workloads, Services and hand-written
+// EndpointSlices and Endpoints that would expose a loopback-only port.
 type ExposureValidator struct {
 	// Index holds the compiled policies.
 	Index *policyindex.Index
