@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // ReasonEndpointTarget: a hand-written EndpointSlice or Endpoints object
@@ -42,6 +43,21 @@ type endpointPort struct {
 	field    string
 }
 
+// endpointGroup is addresses and the ports they serve: a slice is one
+// group, an Endpoints object one per subset.
+type endpointGroup struct {
+	addrs []endpointAddress
+	ports []endpointPort
+}
+
+// podRef is the name of the pod ref points to in namespace, or "".
+func podRef(ref *corev1.ObjectReference, namespace string) string {
+	if ref == nil || ref.Kind != "Pod" || (ref.Namespace != "" && ref.Namespace != namespace) {
+		return ""
+	}
+	return ref.Name
+}
+
 // EvaluateEndpointSlice finds the ports of an EndpointSlice that reach a
 // protected port of a pod among pods (the namespace's pods), by the
 // endpoint's targetRef or, without one, by pod IP. A Service without a
@@ -53,29 +69,22 @@ func EvaluateEndpointSlice(env *Env, slice *discoveryv1.EndpointSlice, pods []*c
 	if env.Empty() || slice.AddressType == discoveryv1.AddressTypeFQDN {
 		return nil
 	}
-	var addrs []endpointAddress
+	var g endpointGroup
 	for i, ep := range slice.Endpoints {
-		ref := ""
-		if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" && (ep.TargetRef.Namespace == "" || ep.TargetRef.Namespace == slice.Namespace) {
-			ref = ep.TargetRef.Name
-		}
+		ref := podRef(ep.TargetRef, slice.Namespace)
 		for j, ip := range ep.Addresses {
-			addrs = append(addrs, endpointAddress{ip: ip, podRef: ref, field: fmt.Sprintf("endpoints[%d].addresses[%d]", i, j)})
+			g.addrs = append(g.addrs, endpointAddress{ip: ip, podRef: ref, field: fmt.Sprintf("endpoints[%d].addresses[%d]", i, j)})
 		}
 	}
-	var ports []endpointPort
 	for i, p := range slice.Ports {
-		ep := endpointPort{protocol: corev1.ProtocolTCP, field: field.NewPath("ports").Index(i).Child("port").String()}
+		ep := endpointPort{protocol: defaultProtocol(ptr.Deref(p.Protocol, "")), field: field.NewPath("ports").Index(i).Child("port").String()}
 		if p.Port != nil {
 			ep.port = *p.Port
 		}
-		if p.Protocol != nil {
-			ep.protocol = *p.Protocol
-		}
-		ports = append(ports, ep)
+		g.ports = append(g.ports, ep)
 	}
 	obj := ObjectRef{Kind: "EndpointSlice", Namespace: slice.Namespace, Name: objectName(slice.Name, slice.GenerateName)}
-	return evaluateEndpoints(env, obj, addrs, [][]endpointPort{ports}, []int{len(addrs)}, pods)
+	return evaluateEndpoints(env, obj, []endpointGroup{g}, pods)
 }
 
 // EvaluateEndpoints is EvaluateEndpointSlice for the older Endpoints API,
@@ -84,43 +93,27 @@ func EvaluateEndpoints(env *Env, eps *corev1.Endpoints, pods []*corev1.Pod) []Fi
 	if env.Empty() {
 		return nil
 	}
-	var addrs []endpointAddress
-	var ports [][]endpointPort
-	var counts []int
+	groups := make([]endpointGroup, len(eps.Subsets))
 	for i, s := range eps.Subsets {
-		n := 0
+		g := &groups[i]
 		for _, list := range []struct {
 			name  string
 			addrs []corev1.EndpointAddress
 		}{{"addresses", s.Addresses}, {"notReadyAddresses", s.NotReadyAddresses}} {
 			for j, a := range list.addrs {
-				ref := ""
-				if a.TargetRef != nil && a.TargetRef.Kind == "Pod" && (a.TargetRef.Namespace == "" || a.TargetRef.Namespace == eps.Namespace) {
-					ref = a.TargetRef.Name
-				}
-				addrs = append(addrs, endpointAddress{ip: a.IP, podRef: ref, field: fmt.Sprintf("subsets[%d].%s[%d]", i, list.name, j)})
-				n++
+				g.addrs = append(g.addrs, endpointAddress{ip: a.IP, podRef: podRef(a.TargetRef, eps.Namespace), field: fmt.Sprintf("subsets[%d].%s[%d]", i, list.name, j)})
 			}
 		}
-		var ps []endpointPort
 		for k, p := range s.Ports {
-			proto := p.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			ps = append(ps, endpointPort{port: p.Port, protocol: proto, field: fmt.Sprintf("subsets[%d].ports[%d].port", i, k)})
+			g.ports = append(g.ports, endpointPort{port: p.Port, protocol: defaultProtocol(p.Protocol), field: fmt.Sprintf("subsets[%d].ports[%d].port", i, k)})
 		}
-		ports = append(ports, ps)
-		counts = append(counts, n)
 	}
 	obj := ObjectRef{Kind: "Endpoints", Namespace: eps.Namespace, Name: objectName(eps.Name, eps.GenerateName)}
-	return evaluateEndpoints(env, obj, addrs, ports, counts, pods)
+	return evaluateEndpoints(env, obj, groups, pods)
 }
 
-// evaluateEndpoints judges addresses against ports: groups[g] are the
-// ports of the next counts[g] addresses (an Endpoints subset; one group
-// for a slice).
-func evaluateEndpoints(env *Env, obj ObjectRef, addrs []endpointAddress, groups [][]endpointPort, counts []int, pods []*corev1.Pod) []Finding {
+// evaluateEndpoints judges each group's addresses against its ports.
+func evaluateEndpoints(env *Env, obj ObjectRef, groups []endpointGroup, pods []*corev1.Pod) []Finding {
 	byName := make(map[string]*corev1.Pod, len(pods))
 	byIP := make(map[netip.Addr]*corev1.Pod, len(pods))
 	for _, p := range pods {
@@ -135,9 +128,8 @@ func evaluateEndpoints(env *Env, obj ObjectRef, addrs []endpointAddress, groups 
 		}
 	}
 	var c collector
-	next := 0
-	for g, ports := range groups {
-		for _, a := range addrs[next : next+counts[g]] {
+	for _, g := range groups {
+		for _, a := range g.addrs {
 			pod := byName[a.podRef]
 			if pod == nil {
 				if ip, err := netip.ParseAddr(a.ip); err == nil {
@@ -148,7 +140,7 @@ func evaluateEndpoints(env *Env, obj ObjectRef, addrs []endpointAddress, groups 
 				continue
 			}
 			podLabels := labels.Set(pod.Labels)
-			for _, p := range ports {
+			for _, p := range g.ports {
 				reach := func(pol *Policy, port int32) {
 					if !pol.Selector.Matches(podLabels) {
 						return
@@ -179,7 +171,6 @@ func evaluateEndpoints(env *Env, obj ObjectRef, addrs []endpointAddress, groups 
 				})
 			}
 		}
-		next += counts[g]
 	}
 	return c.findings
 }

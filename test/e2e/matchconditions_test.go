@@ -57,6 +57,7 @@ func TestUpdatesThatKeepExposureSkipTheWebhook(t *testing.T) {
 	// loopguard_admission_decisions_total{namespace=ns, operation=UPDATE},
 	// summed by kind.
 	series := regexp.MustCompile(`^loopguard_admission_decisions_total\{([^}]*)\} (\S+)$`)
+	kindLabel := regexp.MustCompile(`kind="([^"]*)"`)
 	updates := func() map[string]int {
 		t.Helper()
 		code, body := get(readerToken)
@@ -73,7 +74,7 @@ func TestUpdatesThatKeepExposureSkipTheWebhook(t *testing.T) {
 			if err != nil {
 				t.Fatalf("metric line %q: %v", l, err)
 			}
-			kind := regexp.MustCompile(`kind="([^"]*)"`).FindStringSubmatch(m[1])
+			kind := kindLabel.FindStringSubmatch(m[1])
 			n[kind[1]] += int(v)
 		}
 		return n
