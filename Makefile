@@ -149,7 +149,7 @@ test-integration: k8s ## Integration tests against a real kube-apiserver and etc
 test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a user would, real pods, and loopguard itself as a pod.
 	DEV_NODE=require hack/dev.sh up
 	rc=0; \
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -v -timeout 20m || rc=$$?; \
+	$(GO) test -count=1 -p 1 -tags e2e ./test/e2e/... ./test/redteam/... -v -timeout 30m || rc=$$?; \
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
 	$(GO) test -count=1 -tags node ./test/netpol/... -v -timeout 15m || rc=$$?; \
 	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
