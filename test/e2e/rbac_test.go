@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -81,6 +82,65 @@ func TestLeastPrivilege(t *testing.T) {
 		got := strings.TrimSpace(r.Stdout) == "yes"
 		if got != tc.want {
 			t.Errorf("can-i %s %s -n %q: got %q, want allowed=%v (%s)", tc.verb, tc.resource, tc.namespace, strings.TrimSpace(r.Stdout), tc.want, strings.TrimSpace(r.Stderr))
+		}
+	}
+}
+
+// TestTenantRoles checks the trust model the README's "Security model"
+// states: with config/rbac's aggregation, a namespace's edit role may write
+// that namespace's LoopbackServices (a team protects its own ports) but not
+// their status, not ClusterLoopbackServices (platform rules) and not the
+// node agents' NodeBindReports; view may only read. The doors edit opens
+// into a pod (exec, attach, port-forward, proxy, ephemeral containers) are
+// listed too: each is one loopguard guards.
+func TestTenantRoles(t *testing.T) {
+	mustKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(repoRoot(), "config", "rbac", "policy_viewer_role.yaml"))
+	ns := testNamespace(t)
+	mustKubectl(t, "", "-n", ns, "create", "rolebinding", "tenant-edit", "--clusterrole=edit", "--user=tenant-editor")
+	mustKubectl(t, "", "-n", ns, "create", "rolebinding", "tenant-view", "--clusterrole=view", "--user=tenant-viewer")
+	// The aggregation controller fills edit and view asynchronously.
+	eventually(t, time.Minute, func() string {
+		for _, u := range []string{"tenant-editor:create", "tenant-viewer:get"} {
+			user, verb, _ := strings.Cut(u, ":")
+			if r := kubectl(t, "", "auth", "can-i", verb, "loopbackservices.loopguard.io", "-n", ns, "--as="+user); strings.TrimSpace(r.Stdout) != "yes" {
+				return user + " may not " + verb + " loopbackservices yet"
+			}
+		}
+		return ""
+	})
+	cases := []struct {
+		user, verb, resource string
+		namespaced, want     bool
+	}{
+		{"tenant-editor", "create", "loopbackservices.loopguard.io", true, true},
+		{"tenant-editor", "delete", "loopbackservices.loopguard.io", true, true},
+		{"tenant-editor", "patch", "loopbackservices.loopguard.io --subresource=status", true, false},
+		{"tenant-editor", "create", "clusterloopbackservices.loopguard.io", false, false},
+		{"tenant-editor", "update", "clusterloopbackservices.loopguard.io", false, false},
+		{"tenant-editor", "delete", "clusterloopbackservices.loopguard.io", false, false},
+		{"tenant-editor", "create", "nodebindreports.loopguard.io", false, false},
+		{"tenant-editor", "update", "validatingwebhookconfigurations.admissionregistration.k8s.io", false, false},
+		{"tenant-editor", "update", "namespaces", false, false}, // namespace labels select cluster policies
+		{"tenant-editor", "create", "pods", true, true},
+		{"tenant-editor", "create", "networkpolicies.networking.k8s.io", true, true},
+		{"tenant-editor", "create", "pods/exec", true, true},
+		{"tenant-editor", "create", "pods/attach", true, true},
+		{"tenant-editor", "create", "pods/portforward", true, true},
+		{"tenant-editor", "create", "pods/proxy", true, true},
+		{"tenant-editor", "patch", "pods/ephemeralcontainers", true, true},
+		{"tenant-viewer", "get", "loopbackservices.loopguard.io", true, true},
+		{"tenant-viewer", "create", "loopbackservices.loopguard.io", true, false},
+		{"tenant-viewer", "create", "pods/portforward", true, false},
+	}
+	for _, tc := range cases {
+		args := append([]string{"auth", "can-i", tc.verb}, strings.Fields(tc.resource)...)
+		args = append(args, "--as="+tc.user)
+		if tc.namespaced {
+			args = append(args, "-n", ns)
+		}
+		r := kubectl(t, "", args...)
+		if got := strings.TrimSpace(r.Stdout) == "yes"; got != tc.want {
+			t.Errorf("%s can-i %s %s: got %q, want allowed=%v (%s)", tc.user, tc.verb, tc.resource, strings.TrimSpace(r.Stdout), tc.want, strings.TrimSpace(r.Stderr))
 		}
 	}
 }
