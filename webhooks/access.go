@@ -24,13 +24,13 @@ import (
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
-const (
-	// PortForwardPath is where the port-forward guard was first served;
-	// webhook configurations rendered before the access guard still call it.
-	PortForwardPath = "/validate-portforward"
-	// AccessPath is where the guard of the other ways into a pod is served.
-	AccessPath = "/validate-access"
-)
+// PortForwardPath is where the access guard is served, every door on the
+// one path, named for the first door it guarded. During a rolling upgrade
+// the new webhook configuration meets managers of the previous version,
+// which serve this path and admit any request other than a port-forward;
+// a new path would answer 404 there and, under failurePolicy Fail, break
+// every exec until the rollout ends.
+const PortForwardPath = "/validate-portforward"
 
 // Every rule is as narrow as it can be (one door each), so an outage of
 // loopguard breaks these doors and nothing else, and the namespaces of the
@@ -51,9 +51,9 @@ const (
 // failurePolicy cannot differ per policy. Run two replicas (the chart's
 // default) and keep the excluded namespaces for break-glass.
 // +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/portforward,verbs=connect,versions=v1,name=portforward.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-access,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/exec;pods/attach,verbs=connect,versions=v1,name=exec.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-access,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/ephemeralcontainers,verbs=update,versions=v1,name=debug.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-access,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/proxy;services/proxy,verbs=connect,versions=v1,name=proxy.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/exec;pods/attach,verbs=connect,versions=v1,name=exec.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/ephemeralcontainers,verbs=update,versions=v1,name=debug.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/proxy;services/proxy,verbs=connect,versions=v1,name=proxy.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // AccessGuard refuses or records the ways into a pod through the API
 // server (port-forward, exec, attach, an ephemeral container, and the

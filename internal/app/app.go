@@ -78,11 +78,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	mgr.GetWebhookServer().Register(webhooks.Path, &webhooks.ReviewHandler{Log: admissionLog, Handler: &webhooks.ExposureValidator{
 		Index: index, Reader: mgr.GetCache(), Log: admissionLog,
 	}})
-	accessGuard := &webhook.Admission{Handler: &webhooks.AccessGuard{
+	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.AccessGuard{
 		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("access"),
-	}}
-	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, accessGuard)
-	mgr.GetWebhookServer().Register(webhooks.AccessPath, accessGuard)
+	}})
 	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)
 	}
