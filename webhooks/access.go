@@ -2,6 +2,8 @@ package webhooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -107,7 +109,7 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 	}
 	g.Log.Info(fmt.Sprintf("%s to a protected pod", access), kv...)
 	if req.DryRun == nil || !*req.DryRun {
-		g.record(env, d, d.Note(who.Username, req.Namespace, pod), decision)
+		g.record(env, d, who.Username, req.Namespace, pod, d.Note(who.Username, req.Namespace, pod), decision)
 	}
 	if d.Action == v1alpha1.AccessDeny {
 		return admission.Denied(d.Message(req.Namespace, pod))
@@ -239,12 +241,21 @@ func ephemeralChange(req admission.Request) (map[string]string, bool, error) {
 }
 
 // record puts an Event on every policy involved: who reached which pod,
-// how, and what happened.
-func (g *AccessGuard) record(env *rules.Env, d rules.AccessDecision, note, decision string) {
+// how, and what happened. The Event's related object is the pod and its
+// action names the user, because the recorder folds Events that differ in
+// their note only into one series that keeps the first note: without them,
+// a second user's access within minutes of the first's would be counted
+// but not named.
+func (g *AccessGuard) record(env *rules.Env, d rules.AccessDecision, who, namespace, pod, note, decision string) {
 	if g.Recorder == nil {
 		return
 	}
 	reason := accessReasons[d.Access]
+	if d.Service != "" {
+		reason = "ServiceProxy"
+	}
+	related := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: pod}}
+	action := eventAction(reason, who)
 	for _, ref := range d.Policies {
 		var obj runtime.Object
 		uid := policyUID(env, ref)
@@ -257,11 +268,28 @@ func (g *AccessGuard) record(env *rules.Env, d rules.AccessDecision, note, decis
 		if decision == "deny" {
 			eventType = corev1.EventTypeWarning
 		}
-		g.Recorder.Eventf(obj, nil, eventType, reason, reason, "%s", note)
+		g.Recorder.Eventf(obj, related, eventType, reason, action, "%s", note)
 	}
 }
 
-// accessReasons are the Events' reasons (and actions), one per access.
+// maxEventAction is the API server's bound on an Event's action.
+const maxEventAction = 128
+
+// eventAction is "<Reason> by <user>", cut to what an Event's action may
+// hold with a hash of the user in place of the rest, so that two users
+// never share a series.
+func eventAction(reason, user string) string {
+	a := reason + " by " + user
+	if len(a) <= maxEventAction {
+		return a
+	}
+	sum := sha256.Sum256([]byte(user))
+	suffix := "~" + hex.EncodeToString(sum[:8])
+	return a[:maxEventAction-len(suffix)] + suffix
+}
+
+// accessReasons are the Events' reasons, one per access (and
+// ServiceProxy for a proxy through a Service).
 var accessReasons = map[rules.Access]string{
 	rules.AccessPortForward: "PortForward",
 	rules.AccessExec:        "Exec",
