@@ -54,6 +54,18 @@ spec:
 	waitEnforced(t, ns, "loopbackservice", "guard")
 }
 
+// grantDebug lets the users run kubectl debug in ns. The built-in edit role
+// grants exec, attach, port-forward and proxy but not
+// pods/ephemeralcontainers (Kubernetes 1.37); clusters that let teams debug
+// add a role like this one, and then edit plus it is the tenant.
+func grantDebug(t *testing.T, ns string, users ...string) {
+	t.Helper()
+	admin(t, "", "-n", ns, "create", "role", "debugger", "--verb=patch,update", "--resource=pods/ephemeralcontainers")
+	for _, u := range users {
+		admin(t, "", "-n", ns, "create", "rolebinding", "debugger-"+u, "--role=debugger", "--user="+u)
+	}
+}
+
 // notLoopguard asserts that a kubectl call got past admission: it may
 // fail afterwards (no node runs the pod), but not because of loopguard.
 func notLoopguard(t *testing.T, what string, r interface{ String() string }, stderr string) {
@@ -94,6 +106,7 @@ func hole4Debug(t *testing.T, tn *Tenant, container string) devcluster.Result {
 
 func TestHole4ExecAttachDebugAudited(t *testing.T) {
 	tn := newTenant(t)
+	grantDebug(t, tn.NS, tn.User)
 	hole4Policy(t, tn.NS, "") // exec and debug default to Audit
 	tn.Must(t, hole4Pod, "apply", "-f", "-")
 
@@ -116,6 +129,7 @@ func TestHole4ExecAttachDebugDenied(t *testing.T) {
 	tn := newTenant(t)
 	oncall := &Tenant{NS: tn.NS, User: "oncall-" + tn.NS}
 	admin(t, "", "-n", tn.NS, "create", "rolebinding", "oncall-edit", "--clusterrole=edit", "--user="+oncall.User)
+	grantDebug(t, tn.NS, tn.User, oncall.User)
 	hole4Policy(t, tn.NS, fmt.Sprintf(`  exec:
     action: Deny
     allowed: [{kind: User, name: %[1]s}]
