@@ -49,9 +49,11 @@ const PortForwardPath = "/validate-portforward"
 // promise is that every access to a protected pod is refused or recorded
 // with who did it, which an access admitted while loopguard is down is
 // not. The price: while no manager replica answers, exec, attach, debug
-// and proxy fail in every namespace the webhook covers, and a pod's
-// failurePolicy cannot differ per policy. Run two replicas (the chart's
-// default) and keep the excluded namespaces for break-glass.
+// and proxy fail in every namespace the webhooks cover (failurePolicy is
+// per webhook, not per policy: an outage also blocks exec into pods no
+// policy selects). Run two replicas (the default) and keep the excluded
+// namespaces for break-glass; the chart's webhook.failurePolicy trades
+// this for availability.
 // +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/portforward,verbs=connect,versions=v1,name=portforward.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/exec;pods/attach,verbs=connect,versions=v1,name=exec.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-portforward,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,matchPolicy=Equivalent,groups="",resources=pods/ephemeralcontainers,verbs=update,versions=v1,name=debug.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
