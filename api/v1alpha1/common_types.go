@@ -100,7 +100,9 @@ type Subject struct {
 // port-forward reaches the pod's loopback directly (the kubelet connects to
 // localhost inside the pod's network namespace), so it bypasses every
 // NetworkPolicy. The forwarded ports are not known at admission time, so
-// the decision is per pod, never per port.
+// the decision is per pod, never per port. The same action and allowed
+// subjects decide the API server's proxy (pods/proxy, services/proxy) to a
+// protected port of a selected pod; a proxy to another port is untouched.
 type PortForwardSpec struct {
 	// action: Deny (default) refuses port-forward to selected pods except
 	// for the allowed subjects; Audit admits it and records it; Allow
@@ -194,10 +196,29 @@ type LoopbackServiceSpec struct {
 	NetworkPolicy NetworkPolicyMode `json:"networkPolicy,omitempty"`
 
 	// portForward controls kubectl port-forward to the selected pods, which
-	// reaches their loopback directly. By default it is denied.
+	// reaches their loopback directly, and the API server's proxy
+	// (pods/proxy, services/proxy) to a protected port of theirs, which
+	// reaches it on the pod IP past every NetworkPolicy. By default both
+	// are denied.
 	// +kubebuilder:default={action: Deny}
 	// +optional
 	PortForward *PortForwardSpec `json:"portForward,omitempty"`
+
+	// exec controls kubectl exec and kubectl attach (pods/exec and
+	// pods/attach) to the selected pods: a process inside the pod reaches
+	// its loopback. By default it is audited: admitted, and recorded as an
+	// Event on this policy naming the user, the verb and the pod.
+	// +kubebuilder:default={action: Audit}
+	// +optional
+	Exec *AccessSpec `json:"exec,omitempty"`
+
+	// debug controls kubectl debug on the selected pods: an ephemeral
+	// container (pods/ephemeralcontainers) shares the pod's network
+	// namespace, and so its loopback. By default it is audited: admitted,
+	// and recorded as an Event on this policy naming the user and the pod.
+	// +kubebuilder:default={action: Audit}
+	// +optional
+	Debug *AccessSpec `json:"debug,omitempty"`
 }
 
 // Violation is one object that exposes a protected port.

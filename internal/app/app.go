@@ -78,8 +78,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	mgr.GetWebhookServer().Register(webhooks.Path, &webhooks.ReviewHandler{Log: admissionLog, Handler: &webhooks.ExposureValidator{
 		Index: index, Reader: mgr.GetCache(), Log: admissionLog,
 	}})
-	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.PortForwardGuard{
-		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("portforward"),
+	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.AccessGuard{
+		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("access"),
 	}})
 	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)

@@ -60,6 +60,15 @@ var (
 		Help: "Port-forward requests to pods a loopguard policy selects, by namespace and decision.",
 	}, []string{"namespace", "decision"})
 
+	// PodAccess counts the ways into protected pods through the API server
+	// (access: port-forward, exec, attach, debug, proxy) by namespace and
+	// decision (deny, audit, allow). Port-forwards are also counted in
+	// PortForwards, which dashboards use.
+	PodAccess = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopguard_pod_access_total",
+		Help: "Port-forward, exec, attach, debug and proxy requests to protected pods, by namespace, access and decision.",
+	}, []string{"namespace", "access", "decision"})
+
 	once sync.Once
 )
 
@@ -67,6 +76,6 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards, PodsListeningBeyondLoopback)
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
 	})
 }

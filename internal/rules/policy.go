@@ -80,6 +80,9 @@ type Policy struct {
 	// PortForwardAllowed who may still do it under Deny.
 	PortForward        v1alpha1.PortForwardAction
 	PortForwardAllowed []v1alpha1.Subject
+	// Exec (exec and attach) and Debug (ephemeral containers) are what to
+	// do with the other ways into selected pods.
+	Exec, Debug AccessRule
 
 	// implied lists the requirements a Service selector must carry so that
 	// every pod it selects is selected by Selector; nil when Selector has a
@@ -139,6 +142,7 @@ func compileSpec(spec *v1alpha1.LoopbackServiceSpec) (*Policy, error) {
 		}
 		p.PortForwardAllowed = pf.Allowed
 	}
+	p.Exec, p.Debug = compileAccess(spec.Exec), compileAccess(spec.Debug)
 	for i, port := range spec.Ports {
 		r := PortRange{Protocol: defaultProtocol(port.Protocol), From: port.Port, To: port.Port, Name: port.Name}
 		if port.EndPort != nil {
