@@ -53,6 +53,13 @@
 # refreshed by every 'up'): a missing permission shows in its log at once.
 #   WEBHOOK_KUSTOMIZE_DIR  kustomization rendering the webhook configuration
 #                          (default config/webhook)
+#   DEV_WEBHOOK_AUTH       1 (default): the API server authenticates to the
+#                          webhook with a client certificate (its
+#                          AdmissionConfiguration, .dev/admission/) and the
+#                          manager runs with --webhook-client-ca, so nothing
+#                          else can post AdmissionReviews to it
+#                          (docs/webhook-auth.md). 0: the manager serves any
+#                          caller (e.g. a MANAGER_BIN without the flag).
 #   DEV_DIR                state directory (default .dev)
 #   DEV_PORT_OFFSET        added to every port of the control plane and the
 #                          manager (default 0), so a second cluster (e.g. the
@@ -82,6 +89,12 @@ MANAGER_TOKEN=$DEV/manager.token
 MANAGER_NAMESPACE=loopguard-system
 MANAGER_SA=loopguard-controller-manager
 REPLICAS=${REPLICAS:-1}
+DEV_WEBHOOK_AUTH=${DEV_WEBHOOK_AUTH:-1}
+[[ $DEV_WEBHOOK_AUTH =~ ^[01]$ ]] || { echo "DEV_WEBHOOK_AUTH=$DEV_WEBHOOK_AUTH: want 0 or 1" >&2; exit 2; }
+ADMISSION=$DEV/admission
+# The name the API server's client certificate for the webhook carries,
+# which the manager pins (--webhook-client-names).
+WEBHOOK_CLIENT_NAME=kube-apiserver-webhook-client
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS=$REPLICAS: want 1 to 9" >&2; exit 2; }
 
 PORT_OFFSET=${DEV_PORT_OFFSET:-0}
@@ -161,7 +174,51 @@ ensure_pki() {
     --cert "$PKI/controller-manager.crt" --key "$PKI/controller-manager.key" \
     --user system:kube-controller-manager --out "$KCM_KUBECONFIG"
   node_kubeconfigs
+  write_admission_config
   ok "PKI and kubeconfigs ready, API server at https://$API_ADDR:$APISERVER_PORT ($(elapsed "$t0"))"
+}
+
+# write_admission_config: the API server's AdmissionConfiguration, whose
+# webhook kubeconfig gives it a client certificate for loopguard's webhook
+# ("Authenticate apiservers" in the Kubernetes docs on dynamic admission
+# control). A users entry is matched by the webhook's host:port (a URL
+# webhook: the host manager, or the proxy in front of the replicas, which
+# passes TLS through) or by its Service's DNS name ('*.svc' matches
+# <service>.<namespace>.svc on port 443: the in-cluster install of
+# test/incluster). No current-context: every other webhook gets no
+# credentials, as without the file.
+write_admission_config() {
+  mkdir -p "$ADMISSION"
+  (umask 077 && cat >"$ADMISSION/webhook-kubeconfig.yaml.new" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: "127.0.0.1:$WEBHOOK_PORT"
+  user:
+    client-certificate: $PKI/webhook/apiserver-client.crt
+    client-key: $PKI/webhook/apiserver-client.key
+- name: "*.svc"
+  user:
+    client-certificate: $PKI/webhook/apiserver-client.crt
+    client-key: $PKI/webhook/apiserver-client.key
+EOF
+  ) && mv -f "$ADMISSION/webhook-kubeconfig.yaml.new" "$ADMISSION/webhook-kubeconfig.yaml"
+  cat >"$ADMISSION/config.yaml.new" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $ADMISSION/webhook-kubeconfig.yaml
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $ADMISSION/webhook-kubeconfig.yaml
+EOF
+  mv -f "$ADMISSION/config.yaml.new" "$ADMISSION/config.yaml"
 }
 
 # ---------------------------------------------------------------- control plane
@@ -201,7 +258,10 @@ start_apiserver() {
   # The kubelet flags: the API server proxies logs, exec and port-forward
   # to the kubelet as kube-apiserver-kubelet-client and verifies its
   # serving cert (signed by the dev CA for the node address).
-  ensure_started kube-apiserver "$APISERVER_PORT" "$K8S_BIN/kube-apiserver" \
+  # --admission-control-config-file: its client certificate for the
+  # webhook, read at start (hence its content in the fingerprint).
+  FP_EXTRA=$(cat "$ADMISSION/config.yaml" "$ADMISSION/webhook-kubeconfig.yaml" | sha256sum | cut -d' ' -f1) \
+    ensure_started kube-apiserver "$APISERVER_PORT" "$K8S_BIN/kube-apiserver" \
     --bind-address="$API_ADDR" \
     --secure-port="$APISERVER_PORT" \
     --advertise-address="$API_ADDR" \
@@ -220,6 +280,7 @@ start_apiserver() {
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --allow-privileged=true \
     --enable-admission-plugins=NodeRestriction \
+    --admission-control-config-file="$ADMISSION/config.yaml" \
     --endpoint-reconciler-type="$reconciler" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
@@ -328,8 +389,11 @@ replica_probe_port() { echo $((PROBE_PORT + $1 - 1)); }
 
 # manager_args [I]: MANAGER_CMD for replica I (default 1).
 manager_args() {
-  local i=${1:-1} extra=() ha=(--leader-elect=false)
+  local i=${1:-1} extra=() ha=(--leader-elect=false) auth=()
   read -ra extra <<<"$MANAGER_ARGS"
+  if ((DEV_WEBHOOK_AUTH)); then
+    auth=(--webhook-client-ca="$PKI/webhook/client-ca.crt" --webhook-client-names="$WEBHOOK_CLIENT_NAME")
+  fi
   if ((REPLICAS > 1)); then
     # The drain delay lets a SIGTERMed replica finish what the API server
     # sent it, closing its connections, while the proxy sends new ones to
@@ -342,6 +406,7 @@ manager_args() {
     --webhook-bind-address=127.0.0.1
     --webhook-port="$(replica_webhook_port "$i")"
     --webhook-cert-dir="$PKI/webhook" --cert-rotation=false
+    "${auth[@]}"
     --metrics-bind-address="127.0.0.1:$(replica_metrics_port "$i")"
     --health-probe-bind-address="127.0.0.1:$(replica_probe_port "$i")"
     "${ha[@]}"
@@ -446,7 +511,8 @@ register_webhooks() {
   k apply --server-side --force-conflicts --field-manager=loopguard-dev -f "$DEV/webhook.yaml" 2>&1 |
     sed 's/^/  /' || die "applying ${DEV#"$ROOT"/}/webhook.yaml failed"
   wait_until "webhook answering TLS on 127.0.0.1:$WEBHOOK_PORT" 70 manager \
-    "$DEVTOOL" wait-webhook --url "https://127.0.0.1:$WEBHOOK_PORT/" --ca "$PKI/webhook/ca.crt" --timeout 60s
+    "$DEVTOOL" wait-webhook --url "https://127.0.0.1:$WEBHOOK_PORT/" --ca "$PKI/webhook/ca.crt" --timeout 60s \
+    --cert "$PKI/webhook/apiserver-client.crt" --key "$PKI/webhook/apiserver-client.key"
 }
 
 wait_manager_ready() {

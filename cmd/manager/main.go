@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ func main() {
 		webhookDrain               time.Duration
 		leaderElectionNamespace    string
 		pprofAddr                  string
+		webhookClientCA            string
+		webhookClientNames         string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS when --metrics-secure); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers that Kubernetes authenticates and authorizes.")
@@ -47,6 +50,8 @@ func main() {
 	flag.StringVar(&certSecret, "cert-secret-name", "loopguard-webhook-server-cert", "Secret, in the manager's namespace (POD_NAMESPACE), that holds the webhook certificate when --cert-rotation.")
 	flag.StringVar(&webhookService, "webhook-service-name", "loopguard-webhook-service", "Service of the webhook: the certificate is issued for <service>.<namespace>.svc.")
 	flag.DurationVar(&webhookDrain, "webhook-drain-delay", 0, "On shutdown, keep serving the webhook this long while telling the API server to close its connections (Connection: close), so that a rolling update fails no admission request; config/manager sets 5s.")
+	flag.StringVar(&webhookClientCA, "webhook-client-ca", "", "PEM bundle of the CA(s) that sign the API server's webhook client certificate (its AdmissionConfiguration kubeconfig, docs/webhook-auth.md). Set: the webhook serves only callers presenting a certificate they signed, and re-reads the file when it changes. Empty: anything that reaches the webhook port is served.")
+	flag.StringVar(&webhookClientNames, "webhook-client-names", "", "Comma-separated common or DNS names the webhook client certificate must carry (e.g. kube-apiserver-webhook-client); empty: any certificate --webhook-client-ca signed.")
 	flag.StringVar(&webhookConfig, "webhook-config-name", "loopguard-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle --cert-rotation keeps current.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves the webhook.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (empty: the in-cluster namespace; required with --leader-elect outside a cluster).")
@@ -92,9 +97,25 @@ func main() {
 		rotation = &certs.Options{Namespace: ns, SecretName: certSecret, ServiceName: webhookService,
 			WebhookConfigName: webhookConfig, CertDir: webhookCert}
 	}
+	clientAuth, err := webhookClientAuth(webhookClientCA, webhookClientNames)
+	if err != nil {
+		log.Error(err, "unable to load the webhook client CA (--webhook-client-ca)")
+		os.Exit(1)
+	}
+	webhookTLS := tlsOpts
+	if clientAuth != nil {
+		webhookTLS = append(slices.Clone(tlsOpts), clientAuth.ConfigureTLS)
+		log.Info("the webhook authenticates its callers: a client certificate signed by --webhook-client-ca is required",
+			"clientCA", clientAuth.File(), "allowedNames", clientAuth.Names())
+	} else {
+		log.Info("the webhook does not authenticate its callers: whatever reaches its port can post AdmissionReviews (forged port-forward Events, logs and metrics); set --webhook-client-ca, see docs/webhook-auth.md")
+	}
 	webhookServer = webhook.NewServer(webhook.Options{
-		Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: tlsOpts,
+		Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: webhookTLS,
 	})
+	if clientAuth != nil {
+		webhookServer = certs.AuthenticatedServer(webhookServer, clientAuth, webhookHost, webhookPort)
+	}
 	// The webhook server reads its certificate when it starts: with
 	// rotation, it waits until the rotator's certificate is on disk. On
 	// shutdown it drains for --webhook-drain-delay.
@@ -120,6 +141,12 @@ func main() {
 		os.Exit(1)
 	}
 
+	if clientAuth != nil {
+		if err := mgr.Add(clientAuth); err != nil {
+			log.Error(err, "unable to watch the webhook client CA")
+			os.Exit(1)
+		}
+	}
 	if rotation != nil {
 		r, err := certs.Setup(mgr, *rotation)
 		if err != nil {
@@ -146,6 +173,24 @@ func main() {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
 	}
+}
+
+// webhookClientAuth loads --webhook-client-ca (nil when unset) with the
+// names of --webhook-client-names.
+func webhookClientAuth(caFile, names string) (*certs.ClientAuth, error) {
+	if caFile == "" {
+		if names != "" {
+			return nil, fmt.Errorf("--webhook-client-names needs --webhook-client-ca")
+		}
+		return nil, nil
+	}
+	var list []string
+	for _, n := range strings.Split(names, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			list = append(list, n)
+		}
+	}
+	return certs.NewClientAuth(caFile, list)
 }
 
 // podNamespace is the manager's namespace: POD_NAMESPACE (the downward API,

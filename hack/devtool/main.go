@@ -143,6 +143,12 @@ func pkiSpecs(node nodeIdentity) []certSpec {
 		// The webhook has its own CA so that its caBundle trusts nothing else.
 		{name: "webhook/ca", cn: "loopguard-dev-webhook-ca", isCA: true, lifeDur: caValidity},
 		{name: "webhook/tls", cn: "127.0.0.1", dns: []string{"localhost"}, ips: loopback, usages: serverAuth, caName: "webhook/ca", lifeDur: leafValidity},
+		// The API server's client identity towards the webhook (its
+		// AdmissionConfiguration kubeconfig), under a CA of its own that the
+		// manager trusts for nothing else (--webhook-client-ca): a pod that
+		// reaches the webhook port has no certificate it signed.
+		{name: "webhook/client-ca", cn: "loopguard-dev-webhook-client-ca", isCA: true, lifeDur: caValidity},
+		{name: "webhook/apiserver-client", cn: "kube-apiserver-webhook-client", usages: clientAuth, caName: "webhook/client-ca", lifeDur: leafValidity},
 		// The node. Users and groups are the ones the built-in RBAC and the
 		// Node authorizer know: system:node:<name> in system:nodes,
 		// system:kube-scheduler, system:kube-proxy (bound to
@@ -585,24 +591,36 @@ func cmdProbe(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *certFile != "" {
-		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
-		if err != nil {
-			return fmt.Errorf("--cert/--key: %w", err)
-		}
-		tr, ok := client.Transport.(*http.Transport)
-		if !ok || tr.TLSClientConfig == nil {
-			return errors.New("--cert needs an https URL")
-		}
-		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	if err := withClientCert(client, *certFile, *keyFile); err != nil {
+		return err
 	}
 	return probe(client, *url, *status)
+}
+
+// withClientCert makes client present the pair certFile/keyFile (nothing
+// when certFile is empty).
+func withClientCert(client *http.Client, certFile, keyFile string) error {
+	if certFile == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("--cert/--key: %w", err)
+	}
+	tr, ok := client.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil {
+		return errors.New("--cert needs an https URL")
+	}
+	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	return nil
 }
 
 func cmdWaitWebhook(args []string) error {
 	fs := flag.NewFlagSet("wait-webhook", flag.ContinueOnError)
 	url := fs.String("url", "https://127.0.0.1:9443/", "any URL on the webhook server")
 	caFile := fs.String("ca", "", "webhook CA")
+	certFile := fs.String("cert", "", "client certificate, for a webhook that authenticates its callers (--webhook-client-ca)")
+	keyFile := fs.String("key", "", "client key for --cert")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -612,6 +630,9 @@ func cmdWaitWebhook(args []string) error {
 	}
 	client, err := newClient(*url, *caFile)
 	if err != nil {
+		return err
+	}
+	if err := withClientCert(client, *certFile, *keyFile); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(*timeout)

@@ -255,3 +255,36 @@ func TestPKINodeCertificates(t *testing.T) {
 		t.Errorf("new node IP rewrote %v, want apiserver.crt and kubelet.crt", re)
 	}
 }
+
+// TestPKIWebhookClientCertificate: the API server's webhook client
+// certificate verifies, for client authentication, against the webhook
+// client CA only: neither the cluster CA (which signs every kubelet and
+// user) nor the webhook's serving CA vouches for it.
+func TestPKIWebhookClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ensurePKI(dir, defaultNode, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := loadKeyPair(filepath.Join(dir, "webhook", "apiserver-client.crt"), filepath.Join(dir, "webhook", "apiserver-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kp.cert.Subject.CommonName != "kube-apiserver-webhook-client" {
+		t.Errorf("CN %q", kp.cert.Subject.CommonName)
+	}
+	for _, tc := range []struct {
+		ca string
+		ok bool
+	}{{"webhook/client-ca.crt", true}, {"ca.crt", false}, {"webhook/ca.crt", false}} {
+		caPEM, err := os.ReadFile(filepath.Join(dir, tc.ca))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		_, err = kp.cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if (err == nil) != tc.ok {
+			t.Errorf("verify against %s: %v, want ok=%v", tc.ca, err, tc.ok)
+		}
+	}
+}

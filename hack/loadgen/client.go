@@ -251,6 +251,14 @@ func run(ctx context.Context, o options) (*result, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
 	}
+	var clientCerts []tls.Certificate
+	if o.cert != "" {
+		c, err := tls.LoadX509KeyPair(o.cert, o.key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		clientCerts = []tls.Certificate{c}
+	}
 
 	// The schedule: each kind as often as its weight, interleaved.
 	var tmpls []template
@@ -309,7 +317,7 @@ func run(ctx context.Context, o options) (*result, error) {
 			res.perKind = make([]int64, len(tmpls))
 			res.latencies = make([]int64, 0, 4096)
 			tr := &http.Transport{
-				TLSClientConfig:     &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12},
+				TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: clientCerts, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12},
 				TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
 				ForceAttemptHTTP2:   false,
 				MaxIdleConnsPerHost: 1,

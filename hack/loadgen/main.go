@@ -11,7 +11,8 @@
 //	go run ./hack/loadgen --concurrency 8 --duration 10s
 //	go run ./hack/loadgen --policies 10000 --placement one-namespace
 //	go run ./hack/loadgen --serve                      # serve only, until Ctrl-C
-//	go run ./hack/loadgen --url https://127.0.0.1:9443/validate-exposure --ca .dev/pki/webhook/ca.crt
+//	go run ./hack/loadgen --url https://127.0.0.1:9443/validate-exposure --ca .dev/pki/webhook/ca.crt \
+//	  --cert .dev/pki/webhook/apiserver-client.crt --key .dev/pki/webhook/apiserver-client.key
 //
 // Only 127.0.0.1 is ever served or targeted. Clients are keep-alive
 // HTTP/1.1, one connection per worker. Every response is checked: HTTP 200,
@@ -44,6 +45,7 @@ const (
 
 type options struct {
 	url, ca      string
+	cert, key    string
 	serveOnly    bool
 	stdinControl bool
 	port         int
@@ -112,6 +114,8 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "load a running webhook at this https://127.0.0.1:PORT/PATH instead of starting one")
 	fs.StringVar(&o.ca, "ca", "", "PEM CA bundle that signed the --url server's certificate")
+	fs.StringVar(&o.cert, "cert", "", "client certificate for a --url webhook that authenticates its callers (--webhook-client-ca; make dev: .dev/pki/webhook/apiserver-client.crt)")
+	fs.StringVar(&o.key, "key", "", "client key for --cert")
 	fs.BoolVar(&o.serveOnly, "serve", false, "only serve the webhook (prints its URL and CA as JSON) until Ctrl-C or stdin EOF")
 	fs.BoolVar(&o.stdinControl, "stdin-control", false, "with --serve: answer \"cpu\" lines on stdin and exit at its EOF (how loadgen drives its child)")
 	fs.IntVar(&o.port, "port", 0, "port of the self-contained server on 127.0.0.1 (0: a free one)")
@@ -176,8 +180,8 @@ func parseFlags(args []string) (options, error) {
 		if o.cpuProfile != "" {
 			return o, errors.New("--server-cpuprofile needs the self-contained server (no --url)")
 		}
-	} else if o.ca != "" {
-		return o, errors.New("--ca needs --url")
+	} else if o.ca != "" || o.cert != "" {
+		return o, errors.New("--ca and --cert need --url")
 	}
 	return o, nil
 }

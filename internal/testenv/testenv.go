@@ -27,9 +27,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"go.uber.org/zap/zapcore"
 )
@@ -45,6 +45,10 @@ type Options struct {
 	AuditInterval time.Duration
 	// ExtraCRDs are more CRD directories to install, e.g. OpenReportsCRDs.
 	ExtraCRDs []string
+	// WebhookClientAuth gives the API server a client certificate for the
+	// webhook (an AdmissionConfiguration) and runs the manager's webhook
+	// with its CA as --webhook-client-ca would (docs/webhook-auth.md).
+	WebhookClientAuth bool
 }
 
 // Env is a running test control plane.
@@ -55,6 +59,12 @@ type Env struct {
 	Client client.Client
 	// Index is the manager's policy index, when the manager runs.
 	Index *policyindex.Index
+	// WebhookAddr is the manager's webhook address (host:port), when the
+	// manager runs.
+	WebhookAddr string
+	// ClientAuth is the webhook's client authentication, with
+	// Options.WebhookClientAuth.
+	ClientAuth *certs.ClientAuth
 
 	env    *envtest.Environment
 	cancel context.CancelFunc
@@ -125,6 +135,14 @@ func Start(opts Options) (*Env, error) {
 		// failurePolicy Fail the API server would refuse every pod.
 		e.env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
 	}
+	if opts.WebhookClientAuth {
+		if !opts.Manager {
+			return nil, errors.New("WebhookClientAuth needs Manager")
+		}
+		if err := e.webhookClientAuth(); err != nil {
+			return nil, err
+		}
+	}
 	if e.Config, err = e.env.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start etcd and kube-apiserver from %s: %w", assets, err)
 	}
@@ -158,9 +176,7 @@ func (e *Env) startManager(opts Options) error {
 		Cache:                  app.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
-		}),
+		WebhookServer:          e.webhookServer(),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
@@ -170,6 +186,11 @@ func (e *Env) startManager(opts Options) error {
 	if opts.AuditInterval == 0 {
 		opts.AuditInterval = time.Hour
 	}
+	if e.ClientAuth != nil {
+		if err := mgr.Add(e.ClientAuth); err != nil {
+			return err
+		}
+	}
 	if e.Index, err = app.Setup(ctx, mgr, app.Options{AuditInterval: opts.AuditInterval}); err != nil {
 		return err
 	}
@@ -178,9 +199,14 @@ func (e *Env) startManager(opts Options) error {
 
 	// Ready means: the webhook answers TLS and the policy index synced.
 	addr := net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort))
+	e.WebhookAddr = addr
+	probe := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // readiness probe only
+	if e.ClientAuth != nil {
+		probe = e.ClientAuth.ProbeTLS()
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, probe)
 		if err == nil {
 			_ = conn.Close()
 			if e.Index.Synced() {

@@ -151,6 +151,8 @@ func TestDefaultsMatchKustomize(t *testing.T) {
 		{[]string{"config/default"}, nil},
 		{[]string{"config/overlays/cert-manager"}, []string{"--set", "certManager.enabled=true"}},
 		{[]string{"config/default", "config/agent"}, []string{"--set", "agent.enabled=true"}},
+		// The component's placeholder CIDR, given as the value.
+		{[]string{"config/overlays/webhook-networkpolicy"}, []string{"--set", "webhook.networkPolicy.enabled=true,webhook.networkPolicy.apiServerCIDRs={192.0.2.0/24}"}},
 	} {
 		t.Run(strings.Join(tc.dirs, "+"), func(t *testing.T) {
 			want := map[string]obj{}
@@ -316,4 +318,97 @@ func TestAgentOverrides(t *testing.T) {
 	if _, ok := template(t, "team-ops")["DaemonSet/loopguard-agent"]; ok {
 		t.Error("agent rendered with agent.enabled unset (default false)")
 	}
+}
+
+// TestWebhookNetworkPolicy: webhook.networkPolicy renders the component's
+// NetworkPolicy with the values' peers, and refuses to render one that
+// admits no API server.
+func TestWebhookNetworkPolicy(t *testing.T) {
+	if _, ok := template(t, "team-ops")["NetworkPolicy/loopguard-webhook"]; ok {
+		t.Error("a webhook NetworkPolicy by default")
+	}
+	got := template(t, "team-ops", "--set", "webhook.networkPolicy.enabled=true",
+		"--set", "webhook.networkPolicy.apiServerCIDRs={10.0.0.10/32,10.0.0.11/32}",
+		"--set-json", `webhook.networkPolicy.extraFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"kube-system"}},"podSelector":{"matchLabels":{"k8s-app":"konnectivity-agent"}}}]`,
+		"--set-json", `webhook.networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)
+	np := got["NetworkPolicy/loopguard-webhook"]
+	if np == nil {
+		t.Fatal("webhook.networkPolicy.enabled rendered no NetworkPolicy/loopguard-webhook")
+	}
+	if ns := str(np, "metadata", "namespace"); ns != "team-ops" {
+		t.Errorf("NetworkPolicy in namespace %q", ns)
+	}
+	rules := np["spec"].(obj)["ingress"].([]any)
+	if len(rules) != 2 {
+		t.Fatalf("ingress rules %v, want the webhook's and the metrics'", rules)
+	}
+	webhookFrom := rules[0].(obj)["from"].([]any)
+	if len(webhookFrom) != 3 || str(webhookFrom[0].(obj), "ipBlock", "cidr") != "10.0.0.10/32" ||
+		str(webhookFrom[1].(obj), "ipBlock", "cidr") != "10.0.0.11/32" ||
+		str(webhookFrom[2].(obj), "podSelector", "matchLabels", "k8s-app") != "konnectivity-agent" {
+		t.Errorf("webhook rule's peers: %v", webhookFrom)
+	}
+	if p := rules[0].(obj)["ports"].([]any)[0].(obj)["port"]; p != "webhook" {
+		t.Errorf("first rule's port %v, want webhook", p)
+	}
+	metricsFrom := rules[1].(obj)["from"].([]any)
+	if len(metricsFrom) != 1 || str(metricsFrom[0].(obj), "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name") != "monitoring" {
+		t.Errorf("metrics rule's peers: %v", metricsFrom)
+	}
+
+	out, err := exec.Command(helmBin(t), "template", "loopguard", chartDir, "--set", "webhook.networkPolicy.enabled=true").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "webhook.networkPolicy.enabled needs webhook.networkPolicy.apiServerCIDRs") {
+		t.Errorf("enabled without CIDRs: %v\n%s", err, out)
+	}
+}
+
+// TestWebhookClientAuth: webhook.clientAuth.caBundle puts the bundle in a
+// ConfigMap, mounts it and passes --webhook-client-ca (and the pinned
+// names), as config/components/webhook-client-auth does.
+func TestWebhookClientAuth(t *testing.T) {
+	if _, ok := template(t, "team-ops")["ConfigMap/loopguard-webhook-client-ca"]; ok {
+		t.Error("a client CA ConfigMap by default")
+	}
+	const bundle = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	got := template(t, "team-ops", "--set-string", "webhook.clientAuth.caBundle="+bundle,
+		"--set", "webhook.clientAuth.allowedNames={kube-apiserver-webhook-client,apiserver-2}")
+	cm := got["ConfigMap/loopguard-webhook-client-ca"]
+	if cm == nil || strings.TrimSpace(str(cm, "data", "ca.crt")) != strings.TrimSpace(bundle) {
+		t.Fatalf("ConfigMap: %v", cm)
+	}
+	c := containers(got["Deployment/loopguard-controller-manager"])[0].(obj)
+	args := c["args"].([]any)
+	for _, a := range []string{"--webhook-client-ca=/etc/loopguard/webhook-client-ca/ca.crt", "--webhook-client-names=kube-apiserver-webhook-client,apiserver-2"} {
+		if !slices.Contains(args, any(a)) {
+			t.Errorf("args %v lack %s", args, a)
+		}
+	}
+	kz := kustomizeWith(t, "config/components/webhook-client-auth")
+	kc := containers(kz["Deployment/loopguard-controller-manager"])[0].(obj)
+	if !reflect.DeepEqual(c["volumeMounts"], kc["volumeMounts"]) {
+		t.Errorf("volumeMounts: chart %v, component %v", c["volumeMounts"], kc["volumeMounts"])
+	}
+	pod := func(o obj) obj { return o["spec"].(obj)["template"].(obj)["spec"].(obj) }
+	if v, kv := pod(got["Deployment/loopguard-controller-manager"])["volumes"], pod(kz["Deployment/loopguard-controller-manager"])["volumes"]; !reflect.DeepEqual(v, kv) {
+		t.Errorf("volumes: chart %v, component %v", v, kv)
+	}
+	out, err := exec.Command(helmBin(t), "template", "loopguard", chartDir, "--set", "webhook.clientAuth.allowedNames={x}").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "webhook.clientAuth.allowedNames needs webhook.clientAuth.caBundle") {
+		t.Errorf("names without a bundle: %v\n%s", err, out)
+	}
+}
+
+// kustomizeWith builds config/default with a component.
+func kustomizeWith(t *testing.T, component string) map[string]obj {
+	t.Helper()
+	dir, err := os.MkdirTemp(root, ".kustomize-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	k := "resources: [../config/default]\ncomponents: [../" + component + "]\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kustomize(t, dir)
 }

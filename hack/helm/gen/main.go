@@ -37,9 +37,10 @@ func main() {
 	defaultPath := flag.String("default", "", "kustomize build config/default output")
 	cmPath := flag.String("cert-manager", "", "kustomize build config/overlays/cert-manager output")
 	agentPath := flag.String("agent", "", "kustomize build config/agent output")
+	netpolPath := flag.String("webhook-netpol", "", "kustomize build config/overlays/webhook-networkpolicy output")
 	out := flag.String("out", "dist/chart", "chart directory (replaced)")
 	flag.Parse()
-	if err := run(*defaultPath, *cmPath, *agentPath, *out); err != nil {
+	if err := run(*defaultPath, *cmPath, *agentPath, *netpolPath, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -236,9 +237,13 @@ type chart struct {
 	files map[string]string // path relative to the chart -> content
 }
 
-func run(defaultPath, cmPath, agentPath, out string) error {
-	if defaultPath == "" || cmPath == "" || agentPath == "" {
-		return fmt.Errorf("-default, -cert-manager and -agent are required")
+func run(defaultPath, cmPath, agentPath, netpolPath, out string) error {
+	if defaultPath == "" || cmPath == "" || agentPath == "" || netpolPath == "" {
+		return fmt.Errorf("-default, -cert-manager, -agent and -webhook-netpol are required")
+	}
+	netpolObjs, err := load(netpolPath)
+	if err != nil {
+		return err
 	}
 	agentObjs, err := load(agentPath)
 	if err != nil {
@@ -249,6 +254,11 @@ func run(defaultPath, cmPath, agentPath, out string) error {
 		return err
 	}
 	cmObjs, err := load(cmPath)
+	if err != nil {
+		return err
+	}
+	// Before render edits the objects in place.
+	netpol, err := webhookNetworkPolicy(defObjs, netpolObjs)
 	if err != nil {
 		return err
 	}
@@ -355,6 +365,9 @@ func run(defaultPath, cmPath, agentPath, out string) error {
 		if err := render(o, certManagerIf, nil); err != nil {
 			return err
 		}
+	}
+	if err := render(netpol, webhookNetpolIf, editWebhookNetpol); err != nil {
+		return err
 	}
 	for _, o := range agentObjs {
 		if err := render(o, agentIf, func(p *placeholders, m *yaml.Node) error { return editAgent(p, m, &v) }); err != nil {
@@ -486,6 +499,7 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 			certManagerIf + "\n" +
 			ind + "- --cert-rotation=false\n" +
 			"{{- end }}\n" +
+			clientAuthArgs(ind) +
 			"{{- range .Values.extraArgs }}\n" +
 			ind + "- {{ . | quote }}\n" +
 			"{{- end }}"
@@ -497,6 +511,7 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 	})))
 
 	mounts := get(ctr, "volumeMounts")
+	mounts.Content = append(mounts.Content, scalar(p.Block(clientAuthMount)))
 	set(mounts.Content[0], p.Block(func(prefix string) string {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return certManagerIf + "\n" + ind + "readOnly: true\n{{- end }}"
@@ -512,6 +527,7 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 	if err != nil {
 		return err
 	}
+	volumes.Content = append(volumes.Content, scalar(p.Block(clientAuthVolume)))
 	volumes.Content[0] = scalar(p.Block(func(prefix string) string {
 		n := indentOf(prefix)
 		item := func(s string) string {

@@ -116,6 +116,37 @@ webhook:
   # Fail: requests are rejected while loopguard is unreachable. Ignore:
   # they are admitted unchecked.
   failurePolicy: %s
+  # A NetworkPolicy for the manager's pods (config/components/webhook-networkpolicy):
+  # the webhook port admits only apiServerCIDRs and extraFrom, the metrics
+  # port metricsFrom (empty: anyone, as without the policy; the endpoint
+  # authorizes every scrape), and a pod's own node always gets through
+  # (kubelet probes). Where the API server's calls come from depends on the
+  # cluster: the control-plane nodes' addresses (kubeadm, kind), the managed
+  # control plane's range, or konnectivity agent pods (extraFrom); see
+  # docs/webhook-auth.md. It narrows who reaches the webhook; it does not
+  # authenticate the API server (a hostNetwork pod on a control-plane node
+  # has its address): that is the API server's client certificate and the
+  # manager's --webhook-client-ca (extraArgs).
+  # The webhook serves only callers presenting a client certificate signed
+  # by caBundle (--webhook-client-ca; config/components/webhook-client-auth):
+  # the API server, once its AdmissionConfiguration gives it that
+  # certificate for this webhook (docs/webhook-auth.md). Empty: the webhook
+  # serves whatever reaches its port, and anything that can reach it can
+  # forge reviews (port-forward Events, logs and metrics under any name).
+  clientAuth:
+    # PEM bundle of the CA(s), certificates only.
+    caBundle: ""
+    # Common or DNS names the client certificate must carry
+    # (--webhook-client-names), e.g. [kube-apiserver-webhook-client].
+    allowedNames: []
+  networkPolicy:
+    enabled: false
+    # e.g. [10.0.0.10/32, 10.0.0.11/32]; required, unless extraFrom is set.
+    apiServerCIDRs: []
+    # More NetworkPolicyPeers admitted to the webhook port.
+    extraFrom: []
+    # NetworkPolicyPeers admitted to the metrics port; empty: any.
+    metricsFrom: []
 
 # Namespaces none of the webhooks judges, in addition to these, which are
 # always excluded: %s
@@ -192,6 +223,7 @@ func staticFiles(c *chart, v *valuesDefaults) error {
 		strings.ReplaceAll(strings.Join(v.excludeDefaults, ", "), kustomizeNamespace, "the release namespace"),
 		agentNamespace, v.agentImage)
 	c.files["templates/_helpers.tpl"] = helpersTPL
+	c.files["templates/configmap-webhook-client-ca.yaml"] = clientAuthConfigMapTPL
 	c.files["templates/NOTES.txt"] = notesTXT
 
 	labels, ok := v.metricsServiceLabels.(map[string]any)
