@@ -793,8 +793,11 @@ func writeAuditTable(out io.Writer, rep *auditReport, namespace string, wide boo
 	if rep.Runtime != nil {
 		runtime = fmt.Sprintf(", %s listening beyond loopback", plural(s.RuntimeListeners, "port"))
 	}
-	_, err := fmt.Fprintf(out, "\n%s (%d Deny, %d Warn, %d Audit), %s, %s, %s%s: %s.\n",
+	if s.NodeMates > 0 {
+		runtime = ", " + plural(s.NodeMates, "node-mate") + runtime
+	}
+	_, err := fmt.Fprintf(out, "\n%s (%d Deny, %d Warn, %d Audit), %s, %s%s: %s.\n",
 		plural(s.Findings, "finding"), s.Deny, s.Warn, s.Audit,
-		plural(s.Conflicts, "NetworkPolicy conflict"), plural(s.HostNetworkPods, "hostNetwork pod"), plural(s.NodeMates, "node-mate"), runtime, scope)
+		plural(s.Conflicts, "NetworkPolicy conflict"), plural(s.HostNetworkPods, "hostNetwork pod"), runtime, scope)
 	return err
 }
