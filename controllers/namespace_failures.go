@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -122,8 +124,12 @@ func (r *policyReconciler) announceFailures(obj policyObject, old, cur *v1alpha1
 		if i == maxEventsPerReconcile {
 			break
 		}
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonNetworkPolicyNameTaken, "Apply",
+		ns, name, _ := strings.Cut(key, "/")
+		// The NetworkPolicy as the related object: Events that differ only
+		// in their note would be merged into one series.
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		r.recorder.Eventf(obj, np, corev1.EventTypeWarning, v1alpha1.ReasonNetworkPolicyNameTaken, "Apply",
 			"NetworkPolicy %s exists and is not owned by this policy; rename or delete it: until then ingress to %s is not blocked in namespace %s",
-			key, o.protected, strings.SplitN(key, "/", 2)[0])
+			key, o.protected, ns)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -154,7 +155,8 @@ func (r *policyReconciler) announceNodeMates(obj policyObject, old, cur *v1alpha
 			break
 		}
 		n++
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonNodeMate, "Audit",
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
+		r.recorder.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonNodeMate, "Audit",
 			"pod %s/%s on node %s can enter the network namespace of the selected pods there, and so reach their loopback-only ports: %s",
 			m.Namespace, m.Name, m.Node, strings.Join(m.Reasons, "; "))
 	}
