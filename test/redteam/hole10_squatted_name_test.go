@@ -98,7 +98,8 @@ spec:
 				if err := json.Unmarshal([]byte(r.Stdout), &clbs); err != nil {
 					return r.String()
 				}
-				last = r.Stdout
+				conds, _ := json.Marshal(clbs.Status.Conditions)
+				last = string(conds)
 				audited := map[string]bool{}
 				for _, v := range clbs.Status.Violations {
 					audited[v.Namespace] = true
@@ -121,7 +122,7 @@ spec:
 				}
 				return ""
 			})
-			t.Logf("status: %s", last)
+			t.Logf("status.conditions: %s", last)
 
 			// The tenant's object is neither taken over nor rewritten.
 			r := admin(t, "", "-n", tn.NS, "get", "networkpolicy", npName, "-o", "json")
