@@ -76,6 +76,11 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	mates, err := r.nodeMatesOfNode(ctx, node)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	listening = append(listening, nodeMateResults(node, mates)...)
 	if err := r.writeReport(ctx, node, reports, listening); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -83,7 +88,9 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // writeReport keeps the node's ClusterReport, writing only on change.
-func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport, listening []openreportsv1alpha1.ReportResult) error {
+// failing are results that fail the report besides the hostNetwork pods':
+// listeners beyond loopback, node-mates of protected pods.
+func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport, failing []openreportsv1alpha1.ReportResult) error {
 	if _, err := r.mapper.RESTMapping(clusterReportGK, openreportsv1alpha1.GroupVersion.Version); err != nil {
 		if meta.IsNoMatchError(err) {
 			return nil // OpenReports not installed: metrics and status only
@@ -97,7 +104,7 @@ func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, re
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to get ClusterReport %s: %w", name, err)
 	}
-	if len(reports) == 0 && len(listening) == 0 {
+	if len(reports) == 0 && len(failing) == 0 {
 		if exists {
 			if err := r.client.Delete(ctx, cur); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("failed to delete ClusterReport %s: %w", name, err)
@@ -106,8 +113,8 @@ func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, re
 		return nil
 	}
 	want := desiredReport(node, reports)
-	want.Results = append(want.Results, listening...)
-	want.Summary.Fail += len(listening)
+	want.Results = append(want.Results, failing...)
+	want.Summary.Fail += len(failing)
 	if !exists {
 		want.Name = name
 		if err := r.client.Create(ctx, want); err != nil {
@@ -172,15 +179,25 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	}); err != nil {
 		return fmt.Errorf("failed to index hostNetwork pods: %w", err)
 	}
+	if err := registerNodeMateIndexes(mgr); err != nil {
+		return err
+	}
 	r := &HostNetworkReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
 		mapper: mgr.GetRESTMapper(), index: index,
 	}
+	// hostNetwork pods, pods that can enter other pods' network
+	// namespaces, and the protected pods they can enter.
+	protected := protectedPod(index)
+	reported := func(o client.Object) bool {
+		p, ok := o.(*corev1.Pod)
+		return ok && (p.Spec.HostNetwork || hasNodeMateRisk(p) || protected(p))
+	}
 	hostNetworkPods := predicate.Funcs{
-		CreateFunc:  func(e event.CreateEvent) bool { return isHostNetwork(e.Object) },
-		DeleteFunc:  func(e event.DeleteEvent) bool { return isHostNetwork(e.Object) },
-		UpdateFunc:  func(e event.UpdateEvent) bool { return isHostNetwork(e.ObjectOld) || isHostNetwork(e.ObjectNew) },
-		GenericFunc: func(e event.GenericEvent) bool { return isHostNetwork(e.Object) },
+		CreateFunc:  func(e event.CreateEvent) bool { return reported(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return reported(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return reported(e.ObjectOld) || reported(e.ObjectNew) },
+		GenericFunc: func(e event.GenericEvent) bool { return reported(e.Object) },
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named(HostNetworkControllerName).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podNodes), builder.WithPredicates(hostNetworkPods, relevantChange())).
@@ -208,16 +225,21 @@ func podNodes(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // allNodes maps a policy or namespace change to every node that runs a
-// hostNetwork pod, found through the hostNetwork index.
+// hostNetwork pod or a pod that can enter other pods' network namespaces,
+// found through their indexes.
 func (r *HostNetworkReconciler) allNodes(ctx context.Context, _ client.Object) []reconcile.Request {
-	var pods corev1.PodList
+	var pods, risky corev1.PodList
 	if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexHostNetwork: "true"}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to list hostNetwork pods")
 		return nil
 	}
+	if err := r.reader.List(ctx, &risky, client.MatchingFields{IndexNodeMate: "true"}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to list the pods that can enter other pods' network namespaces")
+		return nil
+	}
 	seen := map[string]bool{}
 	var out []reconcile.Request
-	for _, p := range pods.Items {
+	for _, p := range append(pods.Items, risky.Items...) {
 		if n := p.Spec.NodeName; n != "" && !seen[n] {
 			seen[n] = true
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: n}})

@@ -30,14 +30,31 @@ func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
 	return name
 }
 
+// NameTakenError says that a NetworkPolicy of the managed name exists and
+// is not controlled by the policy: made by a user, or controlled by
+// another object. loopguard never takes it over (it would rewrite someone
+// else's object) and reports the namespace instead.
+type NameTakenError struct {
+	Key types.NamespacedName
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy; rename or delete it", e.Key)
+}
+
 // ensureNetworkPolicy creates or repairs the managed NetworkPolicy and
-// writes only when it differs from what it should be. A NetworkPolicy on
-// its way out is left to the finalizer controller: no new finalizer can be
-// added to it, and its namespace is usually terminating.
+// writes only when it differs from what it should be. A NetworkPolicy of
+// that name that owner does not control (by UID) is never adopted: the
+// error is a *NameTakenError. A NetworkPolicy on its way out is left to
+// the finalizer controller: no new finalizer can be added to it, and its
+// namespace is usually terminating.
 func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (controllerutil.OperationResult, error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err := controllerutil.CreateOrUpdate(ctx, c, np, func() error {
+		if np.ResourceVersion != "" && !metav1.IsControlledBy(np, owner) {
+			return &NameTakenError{Key: key}
+		}
 		if !np.DeletionTimestamp.IsZero() {
 			return nil
 		}

@@ -108,10 +108,18 @@ func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject
 	if o.reconcileErr != nil {
 		return ctrl.Result{}, o.reconcileErr
 	}
+	if err := o.failuresErr(); err != nil {
+		// Retried with backoff: the squatter may rename its object.
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
 }
 
 // enforce keeps the managed NetworkPolicies and observes every namespace.
+// A failure in one namespace (a NetworkPolicy of the managed name that
+// someone else owns, an API error) is recorded for that namespace in o and
+// the others carry on: one squatted name must not leave every namespace
+// after it unenforced and unaudited.
 func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rules.Policy, namespaces []namespaceInScope, clusterScoped bool, o *outcome) error {
 	spec := obj.PolicySpec()
 	npName := managedNetworkPolicyName(clusterScoped, obj.GetName())
@@ -121,37 +129,41 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 		if ns.terminating {
 			continue
 		}
+		o.namespaces++
 		if o.mode != v1alpha1.NetworkPolicyDisabled { // Managed, and Admin which keeps them too
 			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
-			if err != nil {
-				return err
-			}
-			switch res {
-			case controllerutil.OperationResultCreated:
+			switch {
+			case err != nil:
+				o.fail(ns.name, err) // and audit it all the same
+			case res == controllerutil.OperationResultCreated:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, o.protected)
-			case controllerutil.OperationResultUpdated:
+			case res == controllerutil.OperationResultUpdated:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
 			}
-			name := key.Name
-			if clusterScoped {
-				name = key.String()
+			if err == nil {
+				name := key.Name
+				if clusterScoped {
+					name = key.String()
+				}
+				o.networkPolicies = append(o.networkPolicies, name)
 			}
-			o.networkPolicies = append(o.networkPolicies, name)
 		} else if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
-			return err
+			o.fail(ns.name, err)
 		} else if removed {
 			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyRemoved", "Delete", "removed NetworkPolicy %s: spec.networkPolicy is Disabled", key)
 		}
 		obs, err := observe(ctx, r.reader, p, ns.name, ns.labels)
 		if err != nil {
-			return fmt.Errorf("failed to audit namespace %s: %w", ns.name, err)
+			o.fail(ns.name, fmt.Errorf("failed to audit namespace %s: %w", ns.name, err))
+			continue
 		}
 		if err := view.observe(ctx, p, obs); err != nil {
-			return fmt.Errorf("failed to read runtime findings in namespace %s: %w", ns.name, err)
+			o.fail(ns.name, fmt.Errorf("failed to read runtime findings in namespace %s: %w", ns.name, err))
+			continue
 		}
 		o.add(obs)
 	}
-	return nil
+	return r.observeNodeMates(ctx, o)
 }
 
 // announce emits Events for what changed: new violations (bounded), and
@@ -168,6 +180,8 @@ func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.Loopbac
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
 	}
 	r.announceRuntime(obj, old, cur)
+	r.announceFailures(obj, old, cur, o)
+	r.announceNodeMates(obj, old, cur)
 	// Once per change of what the condition says (new conflicts, or a
 	// mode change), never on every resync.
 	prev := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionNetworkPolicyEffective)
@@ -195,6 +209,7 @@ func (r *policyReconciler) recordMetrics(p *rules.Policy, obj policyObject, o *o
 		metrics.Violations.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), reason).Set(float64(n))
 	}
 	metrics.HostNetworkPods.With(l).Set(float64(len(o.hostNetworkPods)))
+	metrics.NodeMatePods.With(l).Set(float64(len(o.nodeMates)))
 	recordRuntimeMetrics(l, o)
 }
 
@@ -203,6 +218,7 @@ func forgetMetrics(kind, namespace, name string) {
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
 	metrics.Violations.DeletePartialMatch(l)
 	metrics.HostNetworkPods.Delete(l)
+	metrics.NodeMatePods.Delete(l)
 	metrics.PodsListeningBeyondLoopback.Delete(l)
 }
 

@@ -70,6 +70,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
 	}
+	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
+	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
 	if err := b.Complete(lbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
@@ -91,6 +93,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, clbs.allPolicies, opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
 	}
+	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
+	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)

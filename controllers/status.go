@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -32,6 +33,14 @@ type outcome struct {
 	adminNetworkPolicy string
 	adminErr           error
 	protected          string // the protected ports, for messages
+	// namespaces counts the namespaces enforced (not terminating);
+	// failures are those where something failed: the others carried on.
+	namespaces int
+	failures   []namespaceFailure
+	// matched are the selected pods of every namespace; nodeMates the pods
+	// that can enter their network namespaces on their node.
+	matched   []*corev1.Pod
+	nodeMates []v1alpha1.NodeMate
 }
 
 func (o *outcome) add(obs *observation) {
@@ -39,6 +48,7 @@ func (o *outcome) add(obs *observation) {
 	o.findings = append(o.findings, obs.findings...)
 	o.conflicts = append(o.conflicts, obs.conflicts...)
 	o.hostNetworkPods = append(o.hostNetworkPods, obs.hostNetworkPods...)
+	o.matched = append(o.matched, obs.matched...)
 	o.runtime.merge(obs.runtime)
 }
 
@@ -87,14 +97,25 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 	}
 	st.NetworkPolicies = o.networkPolicies
 	st.Runtime = o.runtime.status()
+	setNodeMates(&st, o.nodeMates)
 
-	set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled,
-		fmt.Sprintf("enforcing %s on %d matched pods", o.protected, o.matchedPods))
+	if len(o.failures) > 0 {
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonPartiallyReconciled, o.partialFailureMessage())
+	} else {
+		set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled,
+			fmt.Sprintf("enforcing %s on %d matched pods", o.protected, o.matchedPods))
+	}
 
-	switch {
+	switch taken := o.nameTaken(); {
 	case o.mode == v1alpha1.NetworkPolicyDisabled:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyDisabled,
 			"spec.networkPolicy is Disabled: no NetworkPolicy blocks ingress to the protected ports")
+	case len(taken) > 0:
+		msg := nameTakenMessage(taken, o.protected)
+		if o.adminNetworkPolicy != "" {
+			msg += fmt.Sprintf("; AdminNetworkPolicy %s still denies it to every pod", o.adminNetworkPolicy)
+		}
+		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyNameTaken, msg)
 	case o.mode == v1alpha1.NetworkPolicyAdmin && o.adminErr != nil:
 		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonAdminNetworkPolicyUnavailable,
 			fmt.Sprintf("spec.networkPolicy is Admin but %v; NetworkPolicy %s still blocks ingress to %s", o.adminErr, strings.Join(o.networkPolicies, ", "), o.protected))

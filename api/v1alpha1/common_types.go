@@ -258,6 +258,28 @@ type HostNetworkPod struct {
 	Node string `json:"node,omitempty"`
 }
 
+// NodeMate is a pod that can enter the network namespace of a selected pod
+// on the same node, and so reach its loopback-only ports without any
+// NetworkPolicy seeing it: privileged, hostPID with SYS_ADMIN or
+// SYS_PTRACE, a hostPath mount of /proc, of the network namespace files or
+// of a container runtime socket, or hostNetwork with NET_ADMIN.
+type NodeMate struct {
+	// namespace of the pod.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the pod.
+	Name string `json:"name"`
+	// node both pods run on.
+	Node string `json:"node"`
+	// reasons say how it can enter other pods' network namespaces, e.g.
+	// "privileged container debug", "hostPath /proc (volume proc)" (at most
+	// 10 listed).
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	Reasons []string `json:"reasons,omitempty"`
+}
+
 // LoopbackServiceStatus is what loopguard observed and did.
 type LoopbackServiceStatus struct {
 	// observedGeneration is the generation of the spec this status is about.
@@ -302,6 +324,22 @@ type LoopbackServiceStatus struct {
 	// +optional
 	HostNetworkPods []HostNetworkPod `json:"hostNetworkPods,omitempty"`
 
+	// nodeMateCount is the number of pods that can enter the network
+	// namespace of a selected pod on its node; nodeMates lists at most the
+	// first 50 of them.
+	// +optional
+	NodeMateCount *int32 `json:"nodeMateCount,omitempty"`
+
+	// nodeMates are pods, in any namespace, that can enter the network
+	// namespace of a selected pod on the same node (privileged, hostPID
+	// with SYS_ADMIN or SYS_PTRACE, hostPath of /proc, of the network
+	// namespace files or of a runtime socket, hostNetwork with NET_ADMIN):
+	// they reach its loopback-only ports, which no NetworkPolicy sees.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	NodeMates []NodeMate `json:"nodeMates,omitempty"`
+
 	// runtime is what the node agents observed: selected pods whose
 	// protected ports really listen beyond loopback. Absent when no agent
 	// reports.
@@ -309,9 +347,13 @@ type LoopbackServiceStatus struct {
 	Runtime *RuntimeStatus `json:"runtime,omitempty"`
 }
 
-// MaxStatusViolations bounds status.violations and status.hostNetworkPods so
-// that a policy object stays small whatever the cluster holds.
+// MaxStatusViolations bounds status.violations, status.hostNetworkPods and
+// status.nodeMates so that a policy object stays small whatever the cluster
+// holds.
 const MaxStatusViolations = 50
+
+// MaxNodeMateReasons bounds the reasons of one status.nodeMates entry.
+const MaxNodeMateReasons = 10
 
 // Condition types and reasons.
 const (
@@ -337,6 +379,16 @@ const (
 	// keeps every pod out although NetworkPolicies conflict (they still
 	// admit nodes and external clients, as the message says).
 	ReasonAdminNetworkPolicyApplied = "AdminNetworkPolicyApplied"
-	ReasonNoViolations              = "NoViolations"
-	ReasonViolationsFound           = "ViolationsFound"
+	// ReasonNetworkPolicyNameTaken: in some namespaces a NetworkPolicy of
+	// the managed name exists and is not owned by the policy; loopguard
+	// does not take it over, so ingress is not blocked there.
+	ReasonNetworkPolicyNameTaken = "NetworkPolicyNameTaken"
+	// ReasonPartiallyReconciled: the policy failed in some namespaces (the
+	// Ready message names them) and was enforced in the others; retried.
+	ReasonPartiallyReconciled = "PartiallyReconciled"
+	// ReasonNodeMate is the Event reason for a pod that can enter the
+	// network namespace of a selected pod on its node.
+	ReasonNodeMate        = "NodeMate"
+	ReasonNoViolations    = "NoViolations"
+	ReasonViolationsFound = "ViolationsFound"
 )

@@ -115,7 +115,10 @@ type auditReport struct {
 	Findings        []reportFinding        `json:"findings"`
 	Conflicts       []reportConflict       `json:"conflicts"`
 	HostNetworkPods []reportHostNetworkPod `json:"hostNetworkPods"`
-	InvalidPolicies []reportInvalidPolicy  `json:"invalidPolicies"`
+	// NodeMates are pods that can enter the network namespace of a
+	// protected pod on the same node.
+	NodeMates       []reportNodeMate      `json:"nodeMates"`
+	InvalidPolicies []reportInvalidPolicy `json:"invalidPolicies"`
 	// Runtime is what the node agents saw listening (NodeBindReports);
 	// absent without reports.
 	Runtime  *reportRuntime `json:"runtime,omitempty"`
@@ -179,6 +182,7 @@ type auditSummary struct {
 	Audit           int `json:"audit"`
 	Conflicts       int `json:"conflicts"`
 	HostNetworkPods int `json:"hostNetworkPods"`
+	NodeMates       int `json:"nodeMates"`
 	// RuntimeListeners are protected ports the node agents saw listening
 	// beyond loopback; RuntimeDeny those under a Deny policy (they fail
 	// the audit like a Deny finding).
@@ -241,6 +245,7 @@ type clusterState struct {
 	workloads       map[string][]runtime.Object
 	endpointSlices  map[string][]runtime.Object
 	hostPods        []*corev1.Pod
+	riskyPods       []*corev1.Pod
 	warnings        []string
 }
 
@@ -257,7 +262,7 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 	}
 	rep := &auditReport{
 		SchemaVersion: auditSchemaVersion, Namespaces: []string{}, Findings: []reportFinding{},
-		Conflicts: []reportConflict{}, HostNetworkPods: []reportHostNetworkPod{},
+		Conflicts: []reportConflict{}, HostNetworkPods: []reportHostNetworkPod{}, NodeMates: []reportNodeMate{},
 		InvalidPolicies: []reportInvalidPolicy{}, Warnings: []string{},
 	}
 	st := &clusterState{nsPolicies: map[string][]*rules.Policy{}, nsLabels: map[string]labels.Set{}}
@@ -367,6 +372,7 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 	}
 	prog.Set("analysing hostNetwork pods")
 	st.hostNetworkPods(envs, rep)
+	st.nodeMates(envs, rep)
 	prog.Set("reading the node agents' reports")
 	st.judgeRuntime(envs, readReports(ctx, c, rep), time.Now(), rep)
 	rep.finish()
@@ -418,6 +424,9 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			// Every hostNetwork pod read, for the node-mates of the
 			// audited ones.
 			st.hostPods = append(st.hostPods, p)
+		}
+		if p, ok := o.(*corev1.Pod); ok {
+			st.collectRiskyPod(p)
 		}
 		_, ok := envs[ns]
 		return ns, ok
@@ -633,7 +642,7 @@ func (rep *auditReport) finish() {
 	c := countActions(actions)
 	s := &rep.Summary
 	s.Findings, s.Deny, s.Warn, s.Audit = len(rep.Findings), c.deny, c.warn, c.audit
-	s.Conflicts, s.HostNetworkPods = len(rep.Conflicts), len(rep.HostNetworkPods)
+	s.Conflicts, s.HostNetworkPods, s.NodeMates = len(rep.Conflicts), len(rep.HostNetworkPods), len(rep.NodeMates)
 	if rep.Runtime != nil {
 		s.RuntimeListeners = len(rep.Runtime.Listeners)
 		for _, l := range rep.Runtime.Listeners {
@@ -754,6 +763,10 @@ func writeAuditTable(out io.Writer, rep *auditReport, namespace string, wide boo
 		"POD\tNODE\tPOLICIES\tPROTECTED PORTS\tSHARES LOOPBACK WITH", rows); err != nil {
 		return err
 	}
+	if err := table("Pods that can enter the network namespace of protected pods on their node (and reach their loopback):",
+		"POD\tNODE\tPOLICIES\tPROTECTED PODS\tHOW", nodeMateRows(rep)); err != nil {
+		return err
+	}
 	if rt := rep.Runtime; rt != nil {
 		if err := table("Protected ports listening beyond loopback, as the node agents saw them (NodeBindReports):",
 			"POLICY\tPOD\tNODE\tCONTAINER\tPROCESS\tLISTENING ON\tACTION", runtimeRows(rt)); err != nil {
@@ -772,13 +785,16 @@ func writeAuditTable(out io.Writer, rep *auditReport, namespace string, wide boo
 	if rt := rep.Runtime; rt != nil {
 		scope += fmt.Sprintf("; %s checked at runtime", plural(rt.PodsChecked, "pod"))
 	}
-	if s.Findings+s.Conflicts+s.HostNetworkPods+s.RuntimeListeners == 0 {
+	if s.Findings+s.Conflicts+s.HostNetworkPods+s.NodeMates+s.RuntimeListeners == 0 {
 		_, err := fmt.Fprintf(out, "No loopback-only port is exposed: %s.\n", scope)
 		return err
 	}
 	runtime := ""
 	if rep.Runtime != nil {
 		runtime = fmt.Sprintf(", %s listening beyond loopback", plural(s.RuntimeListeners, "port"))
+	}
+	if s.NodeMates > 0 {
+		runtime = ", " + plural(s.NodeMates, "node-mate") + runtime
 	}
 	_, err := fmt.Fprintf(out, "\n%s (%d Deny, %d Warn, %d Audit), %s, %s%s: %s.\n",
 		plural(s.Findings, "finding"), s.Deny, s.Warn, s.Audit,

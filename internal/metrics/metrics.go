@@ -45,6 +45,20 @@ var (
 		Help: "Every hostNetwork pod, by node; critical=true when a loopguard policy selects it (its loopback-only ports are on the node).",
 	}, []string{"namespace", "pod", "node", "critical"})
 
+	// NodeMatePods is the number of pods that can enter the network
+	// namespace of a pod a policy selects, on its node.
+	NodeMatePods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_node_mate_pods",
+		Help: "Pods that can enter the network namespace of a pod a policy selects on the same node (privileged, hostPID with SYS_ADMIN/SYS_PTRACE, hostPath of /proc, netns or a runtime socket, hostNetwork with NET_ADMIN).",
+	}, []string{"policy_kind", "policy_namespace", "policy"})
+
+	// NodeMatePodInfo has one series per pod that can enter the network
+	// namespace of a protected pod on its node.
+	NodeMatePodInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_node_mate_pod_info",
+		Help: "Every pod that can enter the network namespace of a protected pod on its node, by node.",
+	}, []string{"namespace", "pod", "node"})
+
 	// PodsListeningBeyondLoopback is the number of pods a policy selects
 	// whose protected ports listen beyond loopback, as the node agents saw
 	// them (NodeBindReports).
@@ -76,6 +90,6 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
+		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, NodeMatePods, NodeMatePodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
 	})
 }

@@ -11,7 +11,9 @@ import (
 // Pod is a cache transform (cache.TransformFunc) for Pods. It keeps
 // metadata (without managedFields and annotations), the containers' names
 // and ports, init containers' restart policies, hostNetwork, the node name,
-// and the pod IPs and phase. Objects other than *corev1.Pod pass unchanged.
+// and the pod IPs and phase; and what hostnet.NodeMateRisks reads: hostPID,
+// the containers' privileged flag and added capabilities, and hostPath
+// volumes. Objects other than *corev1.Pod pass unchanged.
 func Pod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -24,7 +26,9 @@ func Pod(obj any) (any, error) {
 		InitContainers:      slimContainers(pod.Spec.InitContainers),
 		EphemeralContainers: slimEphemeral(pod.Spec.EphemeralContainers),
 		HostNetwork:         pod.Spec.HostNetwork,
+		HostPID:             pod.Spec.HostPID,
 		NodeName:            pod.Spec.NodeName,
+		Volumes:             hostPathVolumes(pod.Spec.Volumes),
 	}
 	pod.Status = corev1.PodStatus{
 		Phase:  pod.Status.Phase,
@@ -40,7 +44,7 @@ func slimContainers(cs []corev1.Container) []corev1.Container {
 	}
 	out := make([]corev1.Container, len(cs))
 	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
+		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy, SecurityContext: slimSecurityContext(c.SecurityContext)}
 	}
 	return out
 }
@@ -52,6 +56,44 @@ func slimEphemeral(cs []corev1.EphemeralContainer) []corev1.EphemeralContainer {
 	out := make([]corev1.EphemeralContainer, len(cs))
 	for i, c := range cs {
 		out[i].Name, out[i].Ports = c.Name, c.Ports
+		out[i].SecurityContext = slimSecurityContext(c.SecurityContext)
+	}
+	return out
+}
+
+// slimSecurityContext keeps privileged and the added capabilities, nil
+// when neither is set.
+func slimSecurityContext(sc *corev1.SecurityContext) *corev1.SecurityContext {
+	if sc == nil {
+		return nil
+	}
+	out := &corev1.SecurityContext{Privileged: sc.Privileged}
+	if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
+		out.Capabilities = &corev1.Capabilities{Add: sc.Capabilities.Add}
+	}
+	if out.Privileged == nil && out.Capabilities == nil {
+		return nil
+	}
+	return out
+}
+
+// hostPathVolumes keeps, for a pod with a hostPath volume, each volume's
+// name and the hostPath's path (the others by name only, so that field
+// paths keep their indexes); nothing for a pod without one.
+func hostPathVolumes(vs []corev1.Volume) []corev1.Volume {
+	any := false
+	for _, v := range vs {
+		any = any || v.HostPath != nil
+	}
+	if !any {
+		return nil
+	}
+	out := make([]corev1.Volume, len(vs))
+	for i, v := range vs {
+		out[i].Name = v.Name
+		if v.HostPath != nil {
+			out[i].HostPath = &corev1.HostPathVolumeSource{Path: v.HostPath.Path}
+		}
 	}
 	return out
 }

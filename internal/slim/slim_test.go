@@ -1,11 +1,14 @@
 package slim
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/loopguard/loopguard/internal/hostnet"
 )
 
 // TestPodKeepsWhatRulesRead checks the transform keeps every field the
@@ -53,5 +56,51 @@ func TestPodKeepsWhatRulesRead(t *testing.T) {
 	}
 	if o, _ := Pod(&corev1.Service{}); o == nil {
 		t.Errorf("non-pods must pass through")
+	}
+}
+
+// TestPodKeepsNodeMateRisks checks a slimmed pod has the same node-mate
+// risks as the pod it came from: the cache must not hide a privileged pod.
+func TestPodKeepsNodeMateRisks(t *testing.T) {
+	base := func(f func(*corev1.PodSpec)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+			Spec: corev1.PodSpec{NodeName: "n", Containers: []corev1.Container{{Name: "c", Image: "i",
+				SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000))}}}}}
+		f(&p.Spec)
+		return p
+	}
+	for name, p := range map[string]*corev1.Pod{
+		"privileged": base(func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Privileged = ptr.To(true) }),
+		"privileged init": base(func(s *corev1.PodSpec) {
+			s.InitContainers = []corev1.Container{{Name: "i", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}
+		}),
+		"privileged ephemeral": base(func(s *corev1.PodSpec) {
+			s.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "e", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}}
+		}),
+		"hostPID SYS_PTRACE": base(func(s *corev1.PodSpec) {
+			s.HostPID = true
+			s.Containers[0].SecurityContext.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE"}, Drop: []corev1.Capability{"ALL"}}
+		}),
+		"hostNetwork NET_ADMIN": base(func(s *corev1.PodSpec) {
+			s.HostNetwork = true
+			s.Containers[0].SecurityContext.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}
+		}),
+		"hostPath /proc among others": base(func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "proc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/proc", Type: ptr.To(corev1.HostPathDirectory)}}}}
+		}),
+		"harmless": base(func(*corev1.PodSpec) {}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := hostnet.NodeMateRisks(p)
+			out, err := Pod(p.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hostnet.NodeMateRisks(out.(*corev1.Pod)); !reflect.DeepEqual(got, want) {
+				t.Errorf("risks after slim: %v, want %v", got, want)
+			}
+		})
 	}
 }
