@@ -145,7 +145,10 @@ func cartPod(name string, ports ...corev1.ContainerPort) *corev1.Pod {
 
 func running(p *corev1.Pod) *corev1.Pod { p.Status.Phase = corev1.PodRunning; return p }
 
-func relabelled(p *corev1.Pod, app string) *corev1.Pod { p.Labels = map[string]string{"app": app}; return p }
+func relabelled(p *corev1.Pod, app string) *corev1.Pod {
+	p.Labels = map[string]string{"app": app}
+	return p
+}
 
 func terminatingPod(p *corev1.Pod) *corev1.Pod {
 	ts := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))

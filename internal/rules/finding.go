@@ -122,7 +122,7 @@ type collector struct {
 
 // mergeKey is what findings that merge have in common.
 type mergeKey struct {
-	object                        ObjectRef
+	object                         ObjectRef
 	field, reason, related, format string
 }
 

@@ -124,7 +124,7 @@ func TestReview(t *testing.T) {
 				service("admin", deletingService(), withFinalizers(), selector("app", "cart"), servicePort(80, targetPort(15000)))),
 			cluster: pods},
 		{name: "terminating pod that exposes: its finalizer removed", policies: []*Policy{deny},
-			req: update(cart("cart-0", terminating(), withContainer("envoy", port(15000))), cart("cart-0", terminating(), withContainer("envoy", port(15000)))),
+			req:     update(cart("cart-0", terminating(), withContainer("envoy", port(15000))), cart("cart-0", terminating(), withContainer("envoy", port(15000)))),
 			cluster: pods},
 
 		// Hole 3: relabelled out of a policy.
