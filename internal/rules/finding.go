@@ -113,12 +113,17 @@ func Stricter(a, b v1alpha1.EnforcementAction) v1alpha1.EnforcementAction {
 // into one finding that names them all. Findings merge only when their
 // messages agree but for the policies (same port, same pods), so a merged
 // message is true for every policy it names. The zero value is ready to
-// use; merging costs a map lookup, so an object with tens of thousands of
-// findings is collected in linear time.
+// use. A few findings are matched by a scan; past indexAfter, through a
+// map, so an object with tens of thousands of findings is collected in
+// linear time.
 type collector struct {
 	findings []Finding
 	index    map[mergeKey]int
 }
+
+// indexAfter is the number of findings from which the collector indexes
+// them.
+const indexAfter = 16
 
 // mergeKey is what findings that merge have in common.
 type mergeKey struct {
@@ -126,9 +131,26 @@ type mergeKey struct {
 	field, reason, related, format string
 }
 
+func (f *Finding) mergeKey() mergeKey {
+	return mergeKey{f.Object, f.Field, f.Reason, f.Related, f.format}
+}
+
+func (c *collector) find(k mergeKey) (int, bool) {
+	if c.index != nil {
+		i, ok := c.index[k]
+		return i, ok
+	}
+	for i := range c.findings {
+		if c.findings[i].mergeKey() == k {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 func (c *collector) add(f Finding, p *Policy, action v1alpha1.EnforcementAction) {
-	k := mergeKey{f.Object, f.Field, f.Reason, f.Related, f.format}
-	if i, ok := c.index[k]; ok {
+	k := f.mergeKey()
+	if i, ok := c.find(k); ok {
 		g := &c.findings[i]
 		j := sort.Search(len(g.Policies), func(j int) bool { return g.Policies[j].String() >= p.Ref.String() })
 		if j < len(g.Policies) && g.Policies[j] == p.Ref {
@@ -138,13 +160,18 @@ func (c *collector) add(f Finding, p *Policy, action v1alpha1.EnforcementAction)
 		g.Action = Stricter(g.Action, action)
 		return
 	}
-	if c.index == nil {
-		c.index = map[mergeKey]int{}
-	}
-	c.index[k] = len(c.findings)
 	f.Policies = []PolicyRef{p.Ref}
 	f.Action = action
 	c.findings = append(c.findings, f)
+	switch {
+	case c.index != nil:
+		c.index[k] = len(c.findings) - 1
+	case len(c.findings) > indexAfter:
+		c.index = make(map[mergeKey]int, 2*len(c.findings))
+		for i := range c.findings {
+			c.index[c.findings[i].mergeKey()] = i
+		}
+	}
 }
 
 func sortRefs(refs []PolicyRef) {

@@ -58,41 +58,88 @@ type hit struct {
 	port   int32
 }
 
-// portNames indexes the named container ports of a pod (template) by name
-// and protocol. Built once per pod, it resolves a Service's named target
-// with one lookup instead of a scan of every container port: a Service
-// with 20,000 named ports against pods with 20,000 ports each costs 20,000
-// lookups per pod, not 400 million comparisons.
-type portNames map[namedPort][]int32
+// portNames resolves port names on one pod (template). A pod with few
+// ports is scanned; one with more than scanPorts is indexed by name and
+// protocol on first use, once per pod, so a Service with 20,000 named
+// ports against pods with 20,000 ports each costs 20,000 lookups per pod,
+// not 400 million comparisons.
+type portNames struct {
+	spec  *corev1.PodSpec
+	index map[namedPort][]int32
+	// cost is the container ports indexed, 0 until the index is built;
+	// scanned is whether spec has few enough ports to scan.
+	cost    int
+	scanned bool
+}
+
+// scanPorts is the number of container ports up to which a pod is scanned
+// rather than indexed.
+const scanPorts = 32
 
 type namedPort struct {
 	name     string
 	protocol corev1.Protocol
 }
 
-// indexPortNames returns the named ports of spec, and how many container
-// ports it read (the work it cost).
-func indexPortNames(spec *corev1.PodSpec) (portNames, int) {
-	idx, n := portNames{}, 0
-	if spec == nil {
-		return idx, 0
+func newPortNames(spec *corev1.PodSpec) *portNames {
+	n := 0
+	if spec != nil {
+		eachContainerPorts(spec, func(ports []corev1.ContainerPort) { n += len(ports) })
 	}
-	eachContainer(spec, field.NewPath("spec"), func(_ string, c *corev1.Container, _ *field.Path) {
-		n += len(c.Ports)
-		for _, cp := range c.Ports {
-			if cp.Name != "" {
-				k := namedPort{cp.Name, defaultProtocol(cp.Protocol)}
-				idx[k] = append(idx[k], cp.ContainerPort)
+	return &portNames{spec: spec, scanned: n <= scanPorts}
+}
+
+// eachContainerPorts calls fn with the ports of every container of spec.
+func eachContainerPorts(spec *corev1.PodSpec, fn func([]corev1.ContainerPort)) {
+	for i := range spec.Containers {
+		fn(spec.Containers[i].Ports)
+	}
+	for i := range spec.InitContainers {
+		fn(spec.InitContainers[i].Ports)
+	}
+	for i := range spec.EphemeralContainers {
+		fn(spec.EphemeralContainers[i].Ports)
+	}
+}
+
+// resolve calls fn with each containerPort named name with this protocol,
+// charging b for the index the first time one is built.
+func (n *portNames) resolve(name string, proto corev1.Protocol, b *budget, fn func(int32)) {
+	if n == nil || n.spec == nil {
+		return
+	}
+	if n.scanned {
+		eachContainerPorts(n.spec, func(ports []corev1.ContainerPort) {
+			for _, cp := range ports {
+				if cp.Name == name && defaultProtocol(cp.Protocol) == proto {
+					fn(cp.ContainerPort)
+				}
 			}
-		}
-	})
-	return idx, n
+		})
+		return
+	}
+	if n.index == nil {
+		n.index = map[namedPort][]int32{}
+		eachContainerPorts(n.spec, func(ports []corev1.ContainerPort) {
+			n.cost += len(ports)
+			for _, cp := range ports {
+				if cp.Name != "" {
+					k := namedPort{cp.Name, defaultProtocol(cp.Protocol)}
+					n.index[k] = append(n.index[k], cp.ContainerPort)
+				}
+			}
+		})
+		b.spend(n.cost)
+	}
+	for _, port := range n.index[namedPort{name, proto}] {
+		fn(port)
+	}
 }
 
 // targetHits resolves a Service port's target against one pod (labels and,
 // when known, its named ports) and returns the protected ports it reaches.
 // selects decides whether a policy protects that pod.
-func targetHits(env *Env, t target, proto corev1.Protocol, names portNames, selects func(*Policy) bool) []hit {
+func targetHits(env *Env, t target, proto corev1.Protocol, names *portNames, b *budget, selects func(*Policy) bool) []hit {
 	var hits []hit
 	add := func(p *Policy, port int32) {
 		if selects(p) {
@@ -105,9 +152,9 @@ func targetHits(env *Env, t target, proto corev1.Protocol, names portNames, sele
 	}
 	// A name resolves to the pod's containerPort of that name; a policy
 	// that names the port protects the name itself.
-	for _, port := range names[namedPort{t.name, proto}] {
+	names.resolve(t.name, proto, b, func(port int32) {
 		env.covering(proto, port, func(p *Policy, _ PortRange) { add(p, port) })
-	}
+	})
 	env.naming(t.name, proto, func(p *Policy, r PortRange) { add(p, r.From) })
 	return hits
 }
@@ -152,7 +199,7 @@ type selectedMember struct {
 	template string // "deployment cart" for a template
 	labels   labels.Set
 	spec     *corev1.PodSpec
-	names    portNames
+	names    *portNames
 }
 
 // EvaluateService finds the ports of a Service that reach a protected port
@@ -214,20 +261,16 @@ func evaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workload
 			r.implied = r.implied || implied
 		}
 		for _, m := range members {
-			if t.name != "" && m.names == nil {
-				var n int
-				m.names, n = indexPortNames(m.spec)
-				if !b.spend(n) {
-					return c.findings
-				}
+			if m.names == nil {
+				m.names = newPortNames(m.spec)
 			}
-			hits := targetHits(env, t, proto, m.names, func(p *Policy) bool { return p.Selector.Matches(m.labels) })
+			hits := targetHits(env, t, proto, m.names, b, func(p *Policy) bool { return p.Selector.Matches(m.labels) })
 			b.spend(len(hits))
 			for _, h := range hits {
 				note(h, m, false)
 			}
 		}
-		for _, h := range targetHits(env, t, proto, nil, func(p *Policy) bool { return p.SelectsOnlyProtected(svc.Spec.Selector) }) {
+		for _, h := range targetHits(env, t, proto, nil, b, func(p *Policy) bool { return p.SelectsOnlyProtected(svc.Spec.Selector) }) {
 			note(h, nil, true)
 		}
 		for _, p := range order {
@@ -259,7 +302,7 @@ func evaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service, 
 	}
 	podLabels := labels.Set(pod.Labels)
 	selects := func(p *Policy) bool { return p.Selector.Matches(podLabels) }
-	var names portNames
+	names := newPortNames(pod.Spec)
 	var c collector
 	for _, svc := range services {
 		if !inScope(svc) || !labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(podLabels) {
@@ -272,16 +315,11 @@ func evaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service, 
 			sp := &svc.Spec.Ports[i]
 			proto := defaultProtocol(sp.Protocol)
 			t := effectiveTarget(sp, field.NewPath("spec", "ports").Index(i))
-			if t.name != "" && names == nil {
-				var n int
-				names, n = indexPortNames(pod.Spec)
-				b.spend(n)
-			}
 			onWhat, selectWhat := "this pod", "the pod"
 			if pod.Object.Kind != "Pod" {
 				onWhat, selectWhat = "its pods", "its pods"
 			}
-			for _, h := range targetHits(env, t, proto, names, selects) {
+			for _, h := range targetHits(env, t, proto, names, b, selects) {
 				f := Finding{
 					Object: pod.Object, Field: labelsPath(pod.SpecPath), Reason: ReasonSelectedByService,
 					Port: h.port, Protocol: proto, Related: "service/" + svc.Name,
