@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
@@ -142,6 +143,21 @@ func cartPod(name string, ports ...corev1.ContainerPort) *corev1.Pod {
 	}
 }
 
+func running(p *corev1.Pod) *corev1.Pod { p.Status.Phase = corev1.PodRunning; return p }
+
+func relabelled(p *corev1.Pod, app string) *corev1.Pod {
+	p.Labels = map[string]string{"app": app}
+	return p
+}
+
+func terminatingPod(p *corev1.Pod) *corev1.Pod {
+	ts := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	p.DeletionTimestamp = &ts
+	return p
+}
+
+func withFinalizer(p *corev1.Pod) *corev1.Pod { p.Finalizers = []string{"example.com/hold"}; return p }
+
 func adminService() *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -221,6 +237,18 @@ var (
 				},
 			},
 		}, nil)
+	// Relabelled out of the policy while it runs: refused (#15 hole 3).
+	relabelOutSeed = review("0b8a6c1e-relabel-out", admissionv1.Update, podGVK, podGVR, "cart-0",
+		relabelled(running(cartPod("cart-0")), "cart-debug"), running(cartPod("cart-0")))
+	// A terminating pod is judged like any other (#15 hole 6) ...
+	terminatingAddsSeed = review("0b8a6c1e-terminating-adds", admissionv1.Update, podGVK, podGVR, "cart-old",
+		terminatingPod(cartPod("cart-old", corev1.ContainerPort{ContainerPort: 15000})),
+		terminatingPod(cartPod("cart-old", corev1.ContainerPort{ContainerPort: 8080})))
+	// ... and removing its finalizer, which changes nothing the rules
+	// read, passes even when it exposes.
+	finalizerRemovedSeed = review("0b8a6c1e-finalizer-removed", admissionv1.Update, podGVK, podGVR, "cart-old",
+		terminatingPod(cartPod("cart-old", corev1.ContainerPort{ContainerPort: 15000})),
+		withFinalizer(terminatingPod(cartPod("cart-old", corev1.ContainerPort{ContainerPort: 15000}))))
 	deleteSeed = review("0b8a6c1e-delete", admissionv1.Delete, podGVK, podGVR, "cart-0",
 		nil, cartPod("cart-0", corev1.ContainerPort{ContainerPort: 15000}))
 	v1beta1Seed = func() []byte {
@@ -263,6 +291,9 @@ func seeds() []seed {
 		{"allow pod", allowPodSeed},
 		{"deployment", deploymentSeed},
 		{"delete", deleteSeed},
+		{"relabel out", relabelOutSeed},
+		{"terminating adds", terminatingAddsSeed},
+		{"finalizer removed", finalizerRemovedSeed},
 		{"v1beta1", v1beta1Seed},
 		{"empty body", []byte{}},
 		{"empty object", []byte(`{}`)},
@@ -398,6 +429,11 @@ func TestValidReviews(t *testing.T) {
 		{"deployment exposing 5353/UDP", deploymentSeed, false,
 			`deployment "cart" container "envoy": port 5353/UDP at spec.template.spec.containers[1].ports[0].containerPort is declared loopback-only by ` + fuzzPolicy + `; remove the containerPort (the container must bind 127.0.0.1)`},
 		{"delete", deleteSeed, true, ""},
+		{"running pod relabelled out of its policy", relabelOutSeed, false,
+			`pod "cart-0" is protected by ` + fuzzPolicy + `, and the label change at metadata.labels would take it out of that protection while it runs (the port-forward guard, the NetworkPolicy and the node agent cover only the pods a policy selects); delete and recreate the pod with the new labels; a running pod keeps the sockets it opened under protection`},
+		{"terminating pod adding an exposure", terminatingAddsSeed, false,
+			`pod "cart-old" container "envoy": port 15000/TCP at spec.containers[1].ports[0].containerPort is declared loopback-only by ` + fuzzPolicy + `; remove the containerPort (the container must bind 127.0.0.1)`},
+		{"finalizer removed from an exposing terminating pod", finalizerRemovedSeed, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

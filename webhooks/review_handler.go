@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -71,7 +72,21 @@ func (h *ReviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.write(w, review, admission.Errored(http.StatusBadRequest, err))
 		return
 	}
-	h.write(w, review, h.handle(r.Context(), admission.Request{AdmissionRequest: *review.Request}))
+	ctx, cancel := requestDeadline(r)
+	defer cancel()
+	h.write(w, review, h.handle(ctx, admission.Request{AdmissionRequest: *review.Request}))
+}
+
+// requestDeadline is the request's context, ending a fifth before the API
+// server's own timeout for this webhook (it sends it as ?timeout=5s), so
+// that a review which cannot finish still answers in time, with its
+// reason, instead of the API server's "context deadline exceeded".
+func requestDeadline(r *http.Request) (context.Context, context.CancelFunc) {
+	d, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+	if err != nil || d <= 0 {
+		return context.WithCancel(r.Context())
+	}
+	return context.WithTimeout(r.Context(), d-d/5)
 }
 
 // handle calls the handler, turning a panic into an error response.

@@ -70,8 +70,15 @@ func (t *slimTemplate) template() corev1.PodTemplateSpec {
 }
 
 type slimPod struct {
-	Metadata slimMeta    `json:"metadata"`
-	Spec     slimPodSpec `json:"spec"`
+	Metadata slimMeta      `json:"metadata"`
+	Spec     slimPodSpec   `json:"spec"`
+	Status   slimPodStatus `json:"status"`
+}
+
+// slimPodStatus: the phase says whether a pod has finished (a finished pod
+// may leave its policies).
+type slimPodStatus struct {
+	Phase corev1.PodPhase `json:"phase"`
 }
 
 type slimWorkload struct {
@@ -93,7 +100,10 @@ func slimTarget(obj runtime.Object) (target any, fill func(), ok bool) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		s := &slimPod{}
-		return s, func() { o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec() }, true
+		return s, func() {
+			o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec()
+			o.Status.Phase = s.Status.Phase
+		}, true
 	case *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet, *batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController:
 		s := &slimWorkload{}
 		return s, func() { s.fill(o) }, true

@@ -92,3 +92,13 @@ func (s *slimPodSpec) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return nil
 	})
 }
+
+// UnmarshalJSONFrom implements jsonv2.UnmarshalerFrom.
+func (s *slimPodStatus) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return readObject(dec, func(name string) any {
+		if name == "phase" {
+			return &s.Phase
+		}
+		return nil
+	})
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestSlimDecodeAgreesWithFullDecode: the member-by-member slim decode
-// reads the same containers, ports, labels and hostNetwork as a full
+// reads the same containers, ports, labels, hostNetwork and phase as a full
 // decode of corev1.Pod, whatever else the pod carries and however its
 // names are escaped.
 func TestSlimDecodeAgreesWithFullDecode(t *testing.T) {
@@ -35,6 +35,7 @@ func TestSlimDecodeAgreesWithFullDecode(t *testing.T) {
 			}
 			want := corev1.Pod{ObjectMeta: (&slimMeta{Name: full.Name, GenerateName: full.GenerateName, Namespace: full.Namespace, Labels: full.Labels, DeletionTimestamp: full.DeletionTimestamp}).objectMeta()}
 			want.Spec.HostNetwork = full.Spec.HostNetwork
+			want.Status.Phase = full.Status.Phase
 			for _, c := range full.Spec.Containers {
 				want.Spec.Containers = append(want.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy})
 			}

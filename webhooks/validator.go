@@ -1,6 +1,6 @@
 // Package webhooks holds loopguard's admission handlers. They decode the
 // object, gather what the exposure rules need from the informer cache, call
-// rules.Evaluate and turn the findings into an admission response.
+// rules.Review once and render its decision as an admission response.
 package webhooks
 
 import (
@@ -112,7 +112,8 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return admission.Allowed(""), decisionAllow
 	}
-	obj, known := newObject(schema.GroupVersionKind(req.Kind))
+	gvk := schema.GroupVersionKind(req.Kind)
+	obj, known := newObject(gvk)
 	if !known {
 		// Registered for a kind we do not judge: a configuration error,
 		// not the user's; let the request through.
@@ -129,48 +130,42 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode %s: %w", req.Kind.Kind, err)), decisionError
 	}
-	if deleting(obj) {
-		// Removing finalizers must never be blocked.
-		return admission.Allowed(""), decisionAllow
+	var old runtime.Object
+	if req.Operation == admissionv1.Update {
+		old, _ = newObject(gvk)
+		if old, err = decodeRequestObject(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
+		}
 	}
-	findings, err := v.evaluate(ctx, env, obj)
+	cluster, err := v.gather(ctx, env, obj)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err), decisionError
 	}
-	if len(findings) > 0 && req.Operation == admissionv1.Update {
-		// Only what the update introduces is judged: what the old object
-		// already exposed is the audit's to report, and refusing unrelated
-		// updates (finalizers, annotations) would wedge it.
-		old, _ := newObject(schema.GroupVersionKind(req.Kind))
-		old, err := decodeRequestObject(req.OldObject, old)
-		if err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
-		}
-		oldFindings, err := v.evaluate(ctx, env, old)
-		if err != nil {
-			return admission.Errored(http.StatusInternalServerError, err), decisionError
-		}
-		findings = newFindings(findings, oldFindings)
-	}
-	d := rules.Decide(findings)
+	d := rules.Review(env, rules.ReviewRequest{
+		Operation: rules.Operation(req.Operation), Object: obj, OldObject: old,
+		Requester: rules.Requester{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups},
+		Done:      ctx.Done(),
+	}, cluster)
 	if d.Action == "" {
 		return admission.Allowed(""), decisionAllow
 	}
 	v.logDecision(req, d)
-	warnings := d.Messages(v1alpha1.ActionWarn)
 	switch d.Action {
 	case v1alpha1.ActionDeny:
-		return admission.Denied(denialMessage(d.Messages(v1alpha1.ActionDeny))).WithWarnings(warnings...), decisionDeny
+		return admission.Denied(d.Denial).WithWarnings(d.Warnings...), decisionDeny
 	case v1alpha1.ActionWarn:
-		return admission.Allowed("").WithWarnings(warnings...), decisionWarn
+		return admission.Allowed("").WithWarnings(d.Warnings...), decisionWarn
 	default:
 		return admission.Allowed(""), decisionAudit
 	}
 }
 
-// evaluate gathers the cluster state the rules need from the cache, only
-// when a policy can apply, and evaluates.
-func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj runtime.Object) ([]rules.Finding, error) {
+// gather reads what the rules need to judge obj from the cache, only what
+// can matter: a Service's selected pods and the namespace's workloads, the
+// namespace's Services for a protected pod (template), the pods behind
+// endpoints. The same snapshot serves the old object of an update: what
+// the old one reached outside it cannot make the new one's findings new.
+func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Cluster, error) {
 	var cluster rules.Cluster
 	listPods := func(opts ...client.ListOption) error {
 		var pods corev1.PodList
@@ -183,38 +178,37 @@ func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj ru
 		}
 		return nil
 	}
-	switch obj.(type) {
+	switch o := obj.(type) {
 	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
 		// Addresses are matched to pods by targetRef or IP.
-		if err := listPods(); err != nil {
-			return nil, err
+		return cluster, listPods()
+	case *corev1.Service:
+		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
+			return cluster, nil
 		}
-		return rules.Evaluate(env, obj, cluster), nil
+		if err := listPods(client.MatchingLabels(o.Spec.Selector)); err != nil {
+			return cluster, err
+		}
+		// Templates too: a port only a workload declares (one scaled to
+		// zero, one whose pods are not created yet) is as protected.
+		wls, err := workloads.List(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
+		if err != nil {
+			return cluster, fmt.Errorf("failed to list workloads from cache: %w", err)
+		}
+		cluster.Workloads = wls
+		return cluster, nil
 	}
-	if svc, ok := obj.(*corev1.Service); ok {
-		if len(svc.Spec.Selector) > 0 && svc.Spec.Type != corev1.ServiceTypeExternalName {
-			if err := listPods(client.MatchingLabels(svc.Spec.Selector)); err != nil {
-				return nil, err
-			}
-			// Templates too: a port only a workload declares (one scaled
-			// to zero, one whose pods are not created yet) is as protected.
-			wls, err := workloads.List(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
-			if err != nil {
-				return nil, fmt.Errorf("failed to list workloads from cache: %w", err)
-			}
-			cluster.Workloads = wls
-		}
-	} else if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
+	if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
 		var svcs corev1.ServiceList
 		if err := v.Reader.List(ctx, &svcs, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-			return nil, fmt.Errorf("failed to list services from cache: %w", err)
+			return cluster, fmt.Errorf("failed to list services from cache: %w", err)
 		}
 		cluster.Services = make([]*corev1.Service, len(svcs.Items))
 		for i := range svcs.Items {
 			cluster.Services[i] = &svcs.Items[i]
 		}
 	}
-	return rules.Evaluate(env, obj, cluster), nil
+	return cluster, nil
 }
 
 // decodeRequestObject returns the object of a request: the one
@@ -237,41 +231,6 @@ func decode(raw []byte, obj runtime.Object) error {
 	return json.Unmarshal(raw, obj)
 }
 
-func deleting(obj runtime.Object) bool {
-	o, ok := obj.(client.Object)
-	return ok && o.GetDeletionTimestamp() != nil
-}
-
-// newFindings drops the findings the old object had already.
-func newFindings(cur, old []rules.Finding) []rules.Finding {
-	seen := make(map[string]bool, len(old))
-	for _, f := range old {
-		seen[f.Field+"|"+f.Reason+"|"+f.Related] = true
-	}
-	out := cur[:0]
-	for _, f := range cur {
-		if !seen[f.Field+"|"+f.Reason+"|"+f.Related] {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func denialMessage(msgs []string) string {
-	if len(msgs) == 1 {
-		return msgs[0]
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d loopback-only port exposures:", len(msgs))
-	for i, m := range msgs {
-		fmt.Fprintf(&b, " (%d) %s", i+1, m)
-		if i < len(msgs)-1 {
-			b.WriteString(";")
-		}
-	}
-	return b.String()
-}
-
 // logDecision records every decision other than a plain allow with who
 // asked, for what, and which policies decided: the audit trail.
 func (v *ExposureValidator) logDecision(req admission.Request, d rules.Decision) {
@@ -290,5 +249,5 @@ func (v *ExposureValidator) logDecision(req admission.Request, d rules.Decision)
 	v.Log.Info("admission decision", "decision", strings.ToLower(string(d.Action)),
 		"user", req.UserInfo.Username, "groups", req.UserInfo.Groups,
 		"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
-		"operation", req.Operation, "dryRun", dryRun, "policies", policies, "findings", msgs)
+		"operation", req.Operation, "dryRun", dryRun, "policies", policies, "findings", msgs, "moreFindings", d.Omitted)
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,6 +54,10 @@ type Finding struct {
 	// selects a pod; findings merge only when it is the same.
 	Related string
 
+	// reach is what a ServiceTarget finding reaches (pods, templates), so
+	// that an update is judged on the pods it newly reaches.
+	reach *serviceReach
+
 	// format is the message with policiesMark where the policies go; see
 	// Message. It is never used as a printf format: names in it are
 	// user input.
@@ -64,13 +69,25 @@ const policiesMark = "\x00policies\x00"
 
 // Message says what is exposed, where, which policies forbid it and what to
 // do instead.
+// At most maxPoliciesInMessage policies are named, then how many more.
 func (f Finding) Message() string {
-	refs := make([]string, len(f.Policies))
-	for i, r := range f.Policies {
+	shown := f.Policies
+	if len(shown) > maxPoliciesInMessage {
+		shown = shown[:maxPoliciesInMessage]
+	}
+	refs := make([]string, len(shown), len(shown)+1)
+	for i, r := range shown {
 		refs[i] = r.String()
+	}
+	if n := len(f.Policies) - len(shown); n > 0 {
+		refs = append(refs, fmt.Sprintf("%d more policies", n))
 	}
 	return f.Object.String() + " " + strings.Replace(f.format, policiesMark, strings.Join(refs, " and "), 1)
 }
+
+// maxPoliciesInMessage bounds the policies one message names: a port that
+// a thousand policies protect is still one line.
+const maxPoliciesInMessage = 5
 
 // severity orders actions; the strictest wins.
 func severity(a v1alpha1.EnforcementAction) int {
@@ -95,29 +112,66 @@ func Stricter(a, b v1alpha1.EnforcementAction) v1alpha1.EnforcementAction {
 // collector merges findings about the same field from several policies
 // into one finding that names them all. Findings merge only when their
 // messages agree but for the policies (same port, same pods), so a merged
-// message is true for every policy it names.
+// message is true for every policy it names. The zero value is ready to
+// use. A few findings are matched by a scan; past indexAfter, through a
+// map, so an object with tens of thousands of findings is collected in
+// linear time.
 type collector struct {
 	findings []Finding
+	index    map[mergeKey]int
+}
+
+// indexAfter is the number of findings from which the collector indexes
+// them.
+const indexAfter = 16
+
+// mergeKey is what findings that merge have in common.
+type mergeKey struct {
+	object                         ObjectRef
+	field, reason, related, format string
+}
+
+func (f *Finding) mergeKey() mergeKey {
+	return mergeKey{f.Object, f.Field, f.Reason, f.Related, f.format}
+}
+
+func (c *collector) find(k mergeKey) (int, bool) {
+	if c.index != nil {
+		i, ok := c.index[k]
+		return i, ok
+	}
+	for i := range c.findings {
+		if c.findings[i].mergeKey() == k {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func (c *collector) add(f Finding, p *Policy, action v1alpha1.EnforcementAction) {
-	for i := range c.findings {
+	k := f.mergeKey()
+	if i, ok := c.find(k); ok {
 		g := &c.findings[i]
-		if g.Field == f.Field && g.Reason == f.Reason && g.Object == f.Object && g.Related == f.Related && g.format == f.format {
-			for _, r := range g.Policies {
-				if r == p.Ref {
-					return
-				}
-			}
-			g.Policies = append(g.Policies, p.Ref)
-			sortRefs(g.Policies)
-			g.Action = Stricter(g.Action, action)
+		j := sort.Search(len(g.Policies), func(j int) bool { return g.Policies[j].String() >= p.Ref.String() })
+		if j < len(g.Policies) && g.Policies[j] == p.Ref {
 			return
 		}
+		g.Policies = slices.Insert(g.Policies, j, p.Ref)
+		g.Action = Stricter(g.Action, action)
+		return
 	}
 	f.Policies = []PolicyRef{p.Ref}
 	f.Action = action
 	c.findings = append(c.findings, f)
+	switch {
+	case c.index != nil:
+		c.index[k] = len(c.findings) - 1
+	case len(c.findings) > indexAfter:
+		c.index = make(map[mergeKey]int, 2*len(c.findings))
+		for i := range c.findings {
+			c.index[c.findings[i].mergeKey()] = i
+		}
+	}
 }
 
 func sortRefs(refs []PolicyRef) {
@@ -130,6 +184,15 @@ type Decision struct {
 	// none.
 	Action   v1alpha1.EnforcementAction
 	Findings []Finding
+
+	// Set by Review only. Findings then holds at most maxReportedFindings
+	// findings per action, strictest first, and Omitted counts the rest.
+	Omitted int
+	// Denial is the text of a refusal (Action Deny): the Deny findings'
+	// messages, then how many more there were.
+	Denial string
+	// Warnings are the Warn findings' messages, then how many more.
+	Warnings []string
 }
 
 // Decide aggregates findings.

@@ -61,6 +61,11 @@ const maxSelectedScan = 32
 // protected by a policy of env that selects it: a declared containerPort in
 // any container, a hostPort, and hostNetwork.
 func EvaluatePod(env *Env, pod PodTemplate) []Finding {
+	return evaluatePod(env, pod, nil)
+}
+
+// evaluatePod is EvaluatePod within a budget.
+func evaluatePod(env *Env, pod PodTemplate, b *budget) []Finding {
 	if env.Empty() || pod.Spec == nil {
 		return nil
 	}
@@ -91,6 +96,9 @@ func EvaluatePod(env *Env, pod PodTemplate) []Finding {
 	var c collector
 	eachContainer(pod.Spec, pod.SpecPath, func(kind string, ctr *corev1.Container, path *field.Path) {
 		for j, cp := range ctr.Ports {
+			if !b.spend(1 + min(len(selected), maxSelectedScan)) {
+				return
+			}
 			proto := defaultProtocol(cp.Protocol)
 			protecting(proto, cp.ContainerPort, func(p *Policy, r PortRange) {
 				portPath := path.Child("ports").Index(j)
