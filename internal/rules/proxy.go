@@ -88,7 +88,7 @@ func EvaluateServiceProxy(env *Env, svc *corev1.Service, t ProxyTarget, pods []*
 			continue
 		}
 		// The proxy speaks HTTP over TCP whatever the Service port says.
-		for _, h := range targetHits(env, tgt, corev1.ProtocolTCP, &pod.Spec, func(p *Policy) bool { return selecting[p] }) {
+		for _, h := range targetHits(env, tgt, corev1.ProtocolTCP, newPortNames(&pod.Spec), nil, func(p *Policy) bool { return selecting[p] }) {
 			d.add(h.policy, who)
 			if d.Pod == "" || pod.Name < d.Pod {
 				d.Pod, d.Port = pod.Name, strconv.Itoa(int(h.port))
