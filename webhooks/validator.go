@@ -122,7 +122,7 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 		return admission.Errored(http.StatusServiceUnavailable, errNotSynced), decisionError
 	}
 	env := v.Index.Env(req.Namespace)
-	if env.Empty() {
+	if env.Empty() && !v.judgedAcrossNamespaces(obj) {
 		return admission.Allowed(""), decisionAllow
 	}
 	obj, err := decodeRequestObject(req.Object, obj)
@@ -185,8 +185,10 @@ func (v *ExposureValidator) evaluate(ctx context.Context, env *rules.Env, obj ru
 	}
 	switch obj.(type) {
 	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
-		// Addresses are matched to pods by targetRef or IP.
-		if err := listPods(); err != nil {
+		// Addresses are matched to pods of any namespace by targetRef
+		// and by IP.
+		cluster, err := v.endpointsCluster(ctx, obj)
+		if err != nil {
 			return nil, err
 		}
 		return rules.Evaluate(env, obj, cluster), nil
