@@ -66,10 +66,10 @@ spec:
 	cronUID, rsUID := uid("cronjob", "nightly"), uid("replicaset", "idle")
 
 	for _, tc := range []struct{ name, apiVersion, kind, owner, uid string }{
-		{"by-cronjob", "batch/v1", "CronJob", "nightly", cronUID},            // exists, but a CronJob owns Jobs, not pods
-		{"by-ghost", "apps/v9", "ReplicaSet", "ghost", "0b5e4c1e-0000-4000-8000-000000000001"}, // does not exist
+		{"by-cronjob", "batch/v1", "CronJob", "nightly", cronUID},                                 // exists, but a CronJob owns Jobs, not pods
+		{"by-ghost", "apps/v9", "ReplicaSet", "ghost", "0b5e4c1e-0000-4000-8000-000000000001"},    // does not exist
 		{"by-other-uid", "apps/v9", "ReplicaSet", "idle", "0b5e4c1e-0000-4000-8000-000000000002"}, // exists with another UID
-		{"by-rs-wrong-version", "apps/v9", "ReplicaSet", "idle", rsUID},   // the real UID, but no such API group version
+		{"by-rs-wrong-version", "apps/v9", "ReplicaSet", "idle", rsUID},                           // the real UID, but no such API group version
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := "sneaky-" + tc.name
