@@ -67,9 +67,14 @@ func (st *clusterState) judgeEndpoints(envs map[string]*rules.Env, rep *auditRep
 		if env == nil {
 			env = &rules.Env{Namespace: s.Namespace}
 		}
-		findings = append(findings, rules.Evaluate(env, s, rules.Cluster{Resolver: resolver})...)
+		fs := rules.Evaluate(env, s, rules.Cluster{Resolver: resolver})
+		findings = append(findings, fs...)
+		// Counted with the audited namespaces' objects: those of the
+		// audited namespaces, and those of others that reach their pods.
+		if envs[s.Namespace] != nil || len(fs) > 0 {
+			rep.Summary.Objects++
+		}
 	}
-	rep.Summary.Objects += len(st.endpointSlices)
 	sort.SliceStable(findings, func(i, j int) bool {
 		a, b := findings[i], findings[j]
 		if a.Object.Namespace != b.Object.Namespace {
