@@ -54,7 +54,7 @@ func TestHole8CrossNamespaceEndpoints(t *testing.T) {
 
 	t.Run("loopguard audit reports it", func(t *testing.T) {
 		bin := filepath.Join(devcluster.RepoRoot(), "bin", "loopguard")
-		for _, args := range [][]string{{"audit"}, {"audit", "-n", shop}} {
+		for _, args := range [][]string{{"audit", "-A"}, {"audit", "-n", shop}} {
 			r := devcluster.Run(time.Minute, devcluster.KubeconfigEnv(), "", bin, args...)
 			if r.Err == nil || !strings.Contains(r.Stdout, tn.NS+"/early") {
 				t.Errorf("loopguard %s: want a failing audit naming %s/early, got %s", strings.Join(args, " "), tn.NS, r)
