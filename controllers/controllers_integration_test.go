@@ -326,16 +326,19 @@ func TestClusterPolicyAcrossNamespaces(t *testing.T) {
 
 // TestAuditOfHandWrittenEndpointSlices: an existing hand-written
 // EndpointSlice that routes to a protected port of a selected pod is a
-// violation; one the EndpointSlice controller manages is the Service's
-// business (and not even cached).
+// violation, whatever namespace it is in (CVE-2021-25740) and whatever
+// managed-by label it carries; one the EndpointSlice controller wrote for a
+// Service with a selector (its label, and a controller reference to the
+// Service with its UID) is the Service's business.
 func TestAuditOfHandWrittenEndpointSlices(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := namespace(t, nil)
+	other := namespace(t, nil)
 	pod := runningPod(g, ns, "cart-1", "node-a", false)
 	pod.Status.PodIP, pod.Status.PodIPs = "10.244.0.21", []corev1.PodIP{{IP: "10.244.0.21"}}
 	g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
-	slice := func(name string, labels map[string]string) *discoveryv1.EndpointSlice {
+	slice := func(ns, name string, labels map[string]string) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 			AddressType: discoveryv1.AddressTypeIPv4,
@@ -343,22 +346,44 @@ func TestAuditOfHandWrittenEndpointSlices(t *testing.T) {
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.21"}}},
 		}
 	}
-	manual := slice("admin-1", map[string]string{discoveryv1.LabelServiceName: "admin"})
+	controllers := map[string]string{discoveryv1.LabelServiceName: "cart", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}
+	manual := slice(ns, "admin-1", map[string]string{discoveryv1.LabelServiceName: "admin"})
 	g.Expect(env.Client.Create(ctx, manual)).To(Succeed())
-	g.Expect(env.Client.Create(ctx, slice("cart-abcde", map[string]string{
-		discoveryv1.LabelServiceName: "cart", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}))).To(Succeed())
+	// The controller's: there is no EndpointSlice controller here, so
+	// written as it would be.
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "cart"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	g.Expect(env.Client.Create(ctx, svc)).To(Succeed())
+	owned := slice(ns, "cart-abcde", controllers)
+	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "cart", UID: svc.UID, Controller: ptr.To(true)}}
+	g.Expect(env.Client.Create(ctx, owned)).To(Succeed())
+	// The label alone proves nothing.
+	g.Expect(env.Client.Create(ctx, slice(ns, "cart-fake", controllers))).To(Succeed())
+	// Another namespace's slice listing the pod's IP.
+	g.Expect(env.Client.Create(ctx, slice(other, "steal", nil))).To(Succeed())
 
 	policy := lbs(ns, "envoy", v1alpha1.LoopbackPort{Port: 15000})
 	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
 	compliant := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionCompliant)
 	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionFalse))
-	g.Expect(policy.Status.Violations).To(ConsistOf(
-		And(HaveField("Kind", "EndpointSlice"), HaveField("Name", "admin-1"), HaveField("Reason", "EndpointTarget"),
+	g.Eventually(func() []v1alpha1.Violation {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
+		return policy.Status.Violations
+	}, timeout, poll).Should(ConsistOf(
+		And(HaveField("Kind", "EndpointSlice"), HaveField("Namespace", ns), HaveField("Name", "admin-1"), HaveField("Reason", "EndpointTarget"),
 			HaveField("Field", "ports[0].port"), HaveField("Port", BeEquivalentTo(15000)),
 			HaveField("Message", ContainSubstring(`routes port 15000/TCP at ports[0].port to pod "cart-1"`))),
+		And(HaveField("Kind", "EndpointSlice"), HaveField("Namespace", ns), HaveField("Name", "cart-fake")),
+		And(HaveField("Kind", "EndpointSlice"), HaveField("Namespace", other), HaveField("Name", "steal"),
+			HaveField("Message", ContainSubstring(`to pod "`+ns+`/cart-1"`))),
 	))
 
-	// Removing the slice fixes it: its deletion reaches the policy.
+	// Removing the slices fixes it: their deletion reaches the policy,
+	// the other namespace's too.
 	g.Expect(env.Client.Delete(ctx, manual)).To(Succeed())
+	g.Expect(env.Client.Delete(ctx, slice(ns, "cart-fake", nil))).To(Succeed())
+	g.Expect(env.Client.Delete(ctx, slice(other, "steal", nil))).To(Succeed())
 	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 }

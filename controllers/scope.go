@@ -6,13 +6,13 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/internal/workloads"
@@ -30,8 +30,9 @@ type observation struct {
 }
 
 // observe audits a namespace against one policy with the same rules the
-// webhook uses (rules.Evaluate), reading only from the cache and only the
-// namespace's objects.
+// webhook uses (rules.Evaluate), reading only from the cache: the
+// namespace's objects, and the hand-written EndpointSlices of any
+// namespace that reach its selected pods.
 func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (*observation, error) {
 	env := &rules.Env{Namespace: namespace, NamespaceLabels: nsLabels, Sets: []*rules.Set{rules.NewSet([]*rules.Policy{p})}}
 	in := client.InNamespace(namespace)
@@ -52,11 +53,20 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 	for i := range svcs.Items {
 		cluster.Services = append(cluster.Services, &svcs.Items[i])
 	}
-	wls, err := workloads.List(ctx, c, namespace)
+	wls, err := workloads.ListAll(ctx, c, namespace)
 	if err != nil {
 		return nil, err
 	}
-	cluster.Workloads = wls
+	owners := rules.NewOwners(wls)
+	cluster.Workloads = workloads.Unowned(wls, owners)
+	// Endpoints anywhere are judged against this namespace's pods only:
+	// the other namespaces in scope are observed on their own.
+	cluster.Resolver = rules.NewResolver(cluster.Pods, func(ns string) *rules.Env {
+		if ns == namespace {
+			return env
+		}
+		return nil
+	})
 
 	obs := &observation{}
 	for _, pod := range cluster.Pods {
@@ -72,7 +82,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 
 	var objects []runtime.Object
 	for _, pod := range cluster.Pods {
-		if !rules.OwnedByWorkload(pod.OwnerReferences) {
+		if !rules.OwnedByWorkload(pod, owners) {
 			objects = append(objects, pod)
 		}
 	}
@@ -80,12 +90,15 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 		objects = append(objects, svc)
 	}
 	objects = append(objects, cluster.Workloads...)
-	var slices discoveryv1.EndpointSliceList
-	if err := c.List(ctx, &slices, in); err != nil {
-		return nil, fmt.Errorf("failed to list endpointslices: %w", err)
+	// Hand-written slices of any namespace that list the selected pods'
+	// IPs or name them (CVE-2021-25740: the slice need not be in the
+	// pods' namespace).
+	slices, err := addrindex.SlicesNaming(ctx, c, obs.matched)
+	if err != nil {
+		return nil, err
 	}
-	for i := range slices.Items {
-		objects = append(objects, &slices.Items[i])
+	for _, s := range slices {
+		objects = append(objects, s)
 	}
 	for _, o := range objects {
 		obs.findings = append(obs.findings, rules.Evaluate(env, o, cluster)...)

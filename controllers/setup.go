@@ -44,9 +44,8 @@ func watched() []client.Object {
 		&corev1.Pod{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}, &corev1.ReplicationController{},
 		&appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
 		&batchv1.Job{}, &batchv1.CronJob{},
-		// Only the slices the EndpointSlice controller does not write are
-		// cached (app.CacheOptions): hand-written ones, and those mirrored
-		// from hand-written Endpoints.
+		// Mapped to the policies of the pods a hand-written slice lists,
+		// in any namespace (policiesReachedBySlice).
 		&discoveryv1.EndpointSlice{},
 	}
 }
@@ -68,7 +67,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		For(&v1alpha1.LoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{})
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, mgr.GetCache(), opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
 	}
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
@@ -91,7 +90,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
 	}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, clbs.allPolicies, opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, clbs.allPolicies, mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
 	}
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
@@ -121,10 +120,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 // 1,000 policies in a namespace, mapping every pod event to all of them
 // kept the controllers busy with full audits. Other kinds (Services, which
 // may reach any policy's pods; workloads; NetworkPolicies) go to every
-// candidate policy through fallback.
-func mapper(o client.Object, fallback handler.MapFunc, index *policyindex.Index, kind string) handler.EventHandler {
+// candidate policy through fallback. An EndpointSlice goes to the
+// policies that select the pods it lists, whatever their namespace.
+func mapper(o client.Object, fallback handler.MapFunc, reader client.Reader, index *policyindex.Index, kind string) handler.EventHandler {
 	if _, ok := o.(*corev1.Pod); ok && index != nil {
 		return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, kind))
+	}
+	if _, ok := o.(*discoveryv1.EndpointSlice); ok && index != nil {
+		return handler.EnqueueRequestsFromMapFunc(policiesReachedBySlice(reader, index, kind))
 	}
 	return handler.EnqueueRequestsFromMapFunc(fallback)
 }

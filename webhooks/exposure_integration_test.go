@@ -352,4 +352,22 @@ func TestHandWrittenEndpoints(t *testing.T) {
 	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
 		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.77"}}, Ports: []corev1.EndpointPort{{Port: 15000}}}}}
 	g.Expect(refused(eps)).To(ContainSubstring(`admission webhook "endpoints.loopguard.io" denied the request: endpoints "manual" routes port 15000/TCP at subsets[0].ports[0].port to pod "target"`))
+
+	// A targetRef to another pod does not hide the pod that owns the IP.
+	web := pod(ns, "web", withLabels(map[string]string{"app": "web"}))
+	g.Expect(c.Create(ctx, web)).To(Succeed())
+	spoof := discoveryv1.Endpoint{Addresses: []string{"10.244.0.77"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web"}}
+	g.Expect(refused(slice(15000, spoof))).To(ContainSubstring(`to pod "target" (endpoints[0].addresses[0] 10.244.0.77)`))
+
+	// A namespace where no policy applies: its slices are judged by the
+	// policies of the pods they reach (CVE-2021-25740).
+	other := namespace(t, nil)
+	for _, ep := range []discoveryv1.Endpoint{byIP, {Addresses: []string{"10.244.0.200"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "target"}}} {
+		s := slice(15000, ep)
+		s.Namespace = other
+		g.Expect(refused(s)).To(ContainSubstring(`endpointslice "manual" routes port 15000/TCP at ports[0].port to pod "` + ns + `/target"`))
+	}
+	s := slice(8080, byIP)
+	s.Namespace = other
+	g.Expect(c.Create(ctx, s, client.DryRunAll)).To(Succeed(), "an unprotected port, from another namespace")
 }

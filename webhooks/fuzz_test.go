@@ -45,6 +45,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -99,7 +100,8 @@ func fuzzHandler(tb testing.TB) http.Handler {
 				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
 			},
 		}
-		reader := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(existingPod, existingSvc).Build()
+		reader := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(existingPod, existingSvc).
+			WithIndex(&corev1.Pod{}, addrindex.PodIP, addrindex.PodIPs).Build()
 		v := &ExposureValidator{Index: idx, Reader: reader, Log: logr.Discard()}
 		harness = &ReviewHandler{Handler: panicking{v}, Log: logr.Discard()}
 	})

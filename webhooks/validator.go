@@ -123,7 +123,7 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 		return admission.Errored(http.StatusServiceUnavailable, errNotSynced), decisionError
 	}
 	env := v.Index.Env(req.Namespace)
-	if env.Empty() {
+	if env.Empty() && !v.judgedAcrossNamespaces(obj) {
 		return admission.Allowed(""), decisionAllow
 	}
 	obj, err := decodeRequestObject(req.Object, obj)
@@ -180,8 +180,9 @@ func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runt
 	}
 	switch o := obj.(type) {
 	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
-		// Addresses are matched to pods by targetRef or IP.
-		return cluster, listPods()
+		// Addresses are matched to pods of any namespace by targetRef
+		// and by IP.
+		return v.endpointsCluster(ctx, obj)
 	case *corev1.Service:
 		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
 			return cluster, nil

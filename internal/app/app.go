@@ -24,9 +24,9 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/controllers"
+	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
-	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/internal/slim"
 	"github.com/loopguard/loopguard/webhooks"
 )
@@ -48,11 +48,12 @@ func CacheOptions() cache.Options {
 		DefaultTransform: slim.StripManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}: {Transform: slim.Pod},
-			// The audit judges hand-written EndpointSlices (and those
-			// mirrored from hand-written Endpoints); the EndpointSlice
-			// controller's, one or more per Service, derive from Services
-			// the audit judges already and are not cached.
-			&discoveryv1.EndpointSlice{}: {Label: rules.HandWrittenEndpointSlices},
+			// Every slice: the audit judges hand-written ones (and those
+			// mirrored from hand-written Endpoints), and only the
+			// Service a slice claims tells them from the EndpointSlice
+			// controller's (rules.ControllerWrittenSlice), never its
+			// managed-by label, which anyone may write.
+			&discoveryv1.EndpointSlice{}: {Transform: slim.EndpointSlice},
 		},
 	}
 }
@@ -68,6 +69,11 @@ type Options struct {
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.Index, error) {
 	metrics.Register()
 	index := policyindex.New()
+	// Pods by IP and EndpointSlices by address, cluster-wide: an address
+	// in any namespace is judged by its pod's policies.
+	if err := addrindex.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("failed to set up the address indexes: %w", err)
+	}
 	if err := policyindex.Register(ctx, mgr.GetCache(), index, ctrl.Log.WithName("policyindex")); err != nil {
 		return nil, fmt.Errorf("failed to set up the policy index: %w", err)
 	}

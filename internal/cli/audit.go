@@ -34,6 +34,7 @@ import (
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/internal/workloads"
 )
 
 type auditOptions struct {
@@ -243,7 +244,8 @@ type clusterState struct {
 	services        map[string][]*corev1.Service
 	netpols         map[string][]*networkingv1.NetworkPolicy
 	workloads       map[string][]runtime.Object
-	endpointSlices  map[string][]runtime.Object
+	owners          map[string]rules.Owners
+	endpointSlices  []*discoveryv1.EndpointSlice
 	hostPods        []*corev1.Pod
 	riskyPods       []*corev1.Pod
 	warnings        []string
@@ -370,6 +372,8 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 		prog.Set("judging namespace %s (%d/%d)", ns, i+1, len(rep.Namespaces))
 		st.judge(envs[ns], rep)
 	}
+	prog.Set("judging endpointslices")
+	st.judgeEndpoints(envs, rep)
 	prog.Set("analysing hostNetwork pods")
 	st.hostNetworkPods(envs, rep)
 	st.nodeMates(envs, rep)
@@ -454,9 +458,7 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			new  func() client.ObjectList
 			add  func(ns string, o runtime.Object)
 		}{w.name, w.new, func(ns string, o runtime.Object) {
-			if !rules.OwnedByWorkload(o.(metav1.Object).GetOwnerReferences()) {
-				st.workloads[ns] = append(st.workloads[ns], o)
-			}
+			st.workloads[ns] = append(st.workloads[ns], o)
 		}})
 	}
 	for _, l := range lists {
@@ -471,25 +473,14 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			}
 		}
 	}
-	prog.Set("listing endpointslices")
-	st.endpointSlices = map[string][]runtime.Object{}
-	slices, err := listAll(ctx, c, func() client.ObjectList { return &discoveryv1.EndpointSliceList{} },
-		append(append([]client.ListOption{}, scope...), client.MatchingLabelsSelector{Selector: rules.HandWrittenEndpointSlices})...)
-	if apierrors.IsForbidden(err) {
-		// Newer than the rest of what the audit reads: a role written for
-		// an earlier loopguard may lack it.
-		st.warnings = append(st.warnings, "cannot list EndpointSlices (forbidden): hand-written endpoints are not audited")
-		return nil
+	// Owners are verified against every workload of the namespace; those
+	// judged through a real owner are left to it.
+	st.owners = map[string]rules.Owners{}
+	for ns, all := range st.workloads {
+		st.owners[ns] = rules.NewOwners(all)
+		st.workloads[ns] = workloads.Unowned(all, st.owners[ns])
 	}
-	if err != nil {
-		return fmt.Errorf("failed to list endpointslices: %w", err)
-	}
-	for _, o := range slices {
-		if ns, ok := keep(o); ok {
-			st.endpointSlices[ns] = append(st.endpointSlices[ns], o)
-		}
-	}
-	return nil
+	return st.readEndpointSlices(ctx, c, scope, prog)
 }
 
 // listPageSize bounds each list call; big clusters are read in pages.
@@ -523,7 +514,7 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	cluster := rules.Cluster{Pods: st.pods[ns], Services: st.services[ns], Workloads: st.workloads[ns]}
 	var objects []runtime.Object
 	for _, p := range cluster.Pods {
-		if !rules.OwnedByWorkload(p.OwnerReferences) {
+		if !rules.OwnedByWorkload(p, st.owners[ns]) {
 			objects = append(objects, p)
 		}
 	}
@@ -531,7 +522,6 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	for _, s := range cluster.Services {
 		objects = append(objects, s)
 	}
-	objects = append(objects, st.endpointSlices[ns]...)
 	rep.Summary.Objects += len(objects)
 	var findings []rules.Finding
 	for _, o := range objects {

@@ -74,14 +74,16 @@ func podSpec(containerPorts ...int32) corev1.PodSpec {
 //     envoy-admin (15000, Deny) and debug-endpoints (6060-6069, Warn), and
 //     the ClusterLoopbackService agent-admin (8126, Audit) applies;
 //   - Deployment cart declares 15000, 6060 and 8126; its ReplicaSet and pod
-//     (controller-owned) are judged through it;
+//     (controller-owned, with the owners' UIDs and the same ports) are
+//     judged through it;
 //   - Service cart-admin targets the port named envoy-admin;
 //   - pod node-agent uses hostNetwork on node-1 (with quiet/proxy) and
 //     declares 8126;
 //   - NetworkPolicy allow-admin re-opens 15000; loopguard's own is ignored;
 //   - namespace other has an invalid policy (protects nothing) and a pod
 //     that would violate agent-admin, which does not apply there;
-//   - namespace quiet has no policy.
+//   - namespace quiet has no policy, and a hand-written EndpointSlice to
+//     the cart pod's 15000.
 func setupAuditCluster(t *testing.T, c client.Client) {
 	t.Helper()
 	create(t, c,
@@ -127,6 +129,7 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 
 	cartLabels := map[string]string{"app": "cart", "tier": "backend", "metrics-agent": "sidecar"}
 	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: cartLabels}, Spec: podSpec(8080, 15000, 6060, 8126)}
+	template.Spec.Containers[0].Ports[1].Name = "admin"
 	deploy := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: "shop"},
 		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}, Template: template},
@@ -144,8 +147,12 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 			{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}},
 		Spec: template.Spec,
 	}
-	pod.Spec.Containers[0].Ports[1].Name = "admin"
-	create(t, c, pod,
+	cartAdmin := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "cart-admin", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "cart"}, Ports: []corev1.ServicePort{
+			{Name: "admin", Port: 80, TargetPort: intstr.FromString("envoy-admin")}}},
+	}
+	create(t, c, pod, cartAdmin,
 		&corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "node-agent", Namespace: "shop", Labels: map[string]string{"metrics-agent": "sidecar"}},
 			Spec: corev1.PodSpec{NodeName: "node-1", HostNetwork: true, Containers: []corev1.Container{
@@ -155,11 +162,6 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 		&corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "proxy", Namespace: "quiet"},
 			Spec:       corev1.PodSpec{NodeName: "node-1", HostNetwork: true, Containers: []corev1.Container{{Name: "proxy", Image: "proxy"}}},
-		},
-		&corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: "cart-admin", Namespace: "shop"},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "cart"}, Ports: []corev1.ServicePort{
-				{Name: "admin", Port: 80, TargetPort: intstr.FromString("envoy-admin")}}},
 		},
 		&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: "shop"},
@@ -186,9 +188,14 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 			ObjectMeta: metav1.ObjectMeta{Name: "envoy", Namespace: "quiet"},
 			Spec:       podSpec(15000),
 		},
+	)
+	create(t, c,
 		// A Service without a selector and its hand-written slice to the
 		// cart pod's admin port; the EndpointSlice controller's slice of
-		// the same shape is the Service's business and not read.
+		// the same shape (its label, and a controller reference to the
+		// Service with its UID) is the Service's business; one with the
+		// label alone is hand-written; one in namespace quiet naming the
+		// cart pod is judged by shop's policies.
 		&discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: "admin-by-hand", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "admin-by-hand"}},
 			AddressType: discoveryv1.AddressTypeIPv4,
@@ -197,10 +204,24 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 		},
 		&discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Name: "cart-admin-x7q2p", Namespace: "shop", Labels: map[string]string{
+				discoveryv1.LabelServiceName: "cart-admin", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "cart-admin", UID: cartAdmin.UID, Controller: &yes}}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptrTo[int32](15000)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.30"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "cart-6d4f-x2k9"}}},
+		},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "cart-admin-fake", Namespace: "shop", Labels: map[string]string{
 				discoveryv1.LabelServiceName: "cart-admin", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Ports:       []discoveryv1.EndpointPort{{Port: ptrTo[int32](15000)}},
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.30"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "cart-6d4f-x2k9"}}},
+		},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "steal", Namespace: "quiet", Labels: map[string]string{discoveryv1.LabelServiceName: "steal"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptrTo[int32](15000)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.30"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "cart-6d4f-x2k9"}}},
 		},
 	)
 }
@@ -253,8 +274,10 @@ func TestAudit(t *testing.T) {
 			}
 		}
 		// node-agent's 8126 is a HostPort finding: on a hostNetwork pod the API server
-		// defaults hostPort to containerPort.
-		if reasons["ContainerPort"] != 3 || reasons["HostPort"] != 1 || reasons["ServiceTarget"] != 1 || reasons["HostNetwork"] != 2 || reasons["EndpointTarget"] != 1 {
+		// defaults hostPort to containerPort. The hand-written slices: admin-by-hand,
+		// cart-admin-fake (the controller's label alone) and quiet/steal (another
+		// namespace's); not cart-admin-x7q2p (the controller's).
+		if reasons["ContainerPort"] != 3 || reasons["HostPort"] != 1 || reasons["ServiceTarget"] != 1 || reasons["HostNetwork"] != 2 || reasons["EndpointTarget"] != 3 {
 			t.Errorf("findings by reason: %v", reasons)
 		}
 		if len(rep.Conflicts) != 1 || rep.Conflicts[0].NetworkPolicy != "allow-admin" {

@@ -375,7 +375,9 @@ func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) 
 
 // evaluateInput runs rules.Evaluate on every judged object, per namespace,
 // with the policies that may apply there and the namespace's Pods,
-// Services and workloads of the input as the cluster. Results keep the input order.
+// Services and workloads of the input as the cluster; EndpointSlices and
+// Endpoints against the Pods of every namespace. Results keep the input
+// order.
 func evaluateInput(in *checkInput) []checkResult {
 	clusterSet := rules.NewSet(in.clusterPolicies)
 	clusters := map[string]*rules.Cluster{}
@@ -415,9 +417,18 @@ func evaluateInput(in *checkInput) []checkResult {
 		envs[ns] = e
 		return e
 	}
+	// Endpoints are resolved to the pods of every file given, in any
+	// namespace, each judged by its namespace's policies.
+	var pods []*corev1.Pod
+	for _, c := range clusters {
+		pods = append(pods, c.Pods...)
+	}
+	resolver := rules.NewResolver(pods, envOf)
 	var out []checkResult
 	for _, o := range in.objects {
-		for _, f := range rules.Evaluate(envOf(o.namespace), o.obj, *clusters[o.namespace]) {
+		cluster := *clusters[o.namespace]
+		cluster.Resolver = resolver
+		for _, f := range rules.Evaluate(envOf(o.namespace), o.obj, cluster) {
 			out = append(out, checkResult{file: o.doc.file, line: locate(o.doc.node, f.Field), finding: f, object: o})
 		}
 	}

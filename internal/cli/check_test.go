@@ -85,6 +85,7 @@ var checkCases = []checkCase{
 	{"services", []string{"-f", td + "services.yaml", "--policies", policies}, "", ExitViolations},
 	{"race", []string{"-f", td + "race.yaml", "--policies", policies}, "", ExitViolations},
 	{"endpoints", []string{"-f", td + "endpoints.yaml", "--policies", policies}, "", ExitViolations},
+	{"endpoints-cross-namespace", []string{"-f", td + "endpoints-cross-namespace.yaml", "--policies", policies}, "", ExitViolations},
 	{"cluster", []string{"-f", td + "cluster.yaml", "--policies", policies, "--namespace-labels", "shop=loopguard.io/enforce=true,team=cart"}, "", ExitViolations},
 	{"cluster-unlabelled", []string{"-f", td + "cluster.yaml", "--policies", policies + "/cluster.yaml"}, "", ExitViolations},
 	{"actions", []string{"-f", td + "actions.yaml", "--policies", policies}, "", ExitOK},

@@ -2,12 +2,10 @@ package rules
 
 import (
 	"fmt"
-	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -16,22 +14,10 @@ import (
 // (behind a Service without a selector) routes to a protected port of a pod.
 const ReasonEndpointTarget = "EndpointTarget"
 
-// HandWrittenEndpointSlices selects the EndpointSlices to judge: all but
-// those the EndpointSlice controller writes for Services with a selector,
-// which are the Services' findings (mirrored ones, copied from hand-written
-// Endpoints, are judged).
-var HandWrittenEndpointSlices = func() labels.Selector {
-	r, err := labels.NewRequirement(discoveryv1.LabelManagedBy, selection.NotEquals, []string{"endpointslice-controller.k8s.io"})
-	if err != nil {
-		panic(err)
-	}
-	return labels.NewSelector().Add(*r)
-}()
-
 // endpointAddress is one address of an EndpointSlice or Endpoints object.
 type endpointAddress struct {
 	ip     string
-	podRef string // targetRef.name when targetRef.kind is Pod
+	podRef PodKey // the targetRef when its kind is Pod
 	field  string
 }
 
@@ -50,23 +36,30 @@ type endpointGroup struct {
 	ports []endpointPort
 }
 
-// podRef is the name of the pod ref points to in namespace, or "".
-func podRef(ref *corev1.ObjectReference, namespace string) string {
-	if ref == nil || ref.Kind != "Pod" || (ref.Namespace != "" && ref.Namespace != namespace) {
-		return ""
+// podRef is the pod ref points to, its namespace defaulting to the
+// object's; zero when ref names no pod.
+func podRef(ref *corev1.ObjectReference, namespace string) PodKey {
+	if ref == nil || ref.Kind != "Pod" || ref.Name == "" {
+		return PodKey{}
 	}
-	return ref.Name
+	if ref.Namespace != "" {
+		namespace = ref.Namespace
+	}
+	return PodKey{Namespace: namespace, Name: ref.Name}
 }
 
 // EvaluateEndpointSlice finds the ports of an EndpointSlice that reach a
-// protected port of a pod among pods (the namespace's pods), by the
-// endpoint's targetRef or, without one, by pod IP. A Service without a
-// selector and a hand-written EndpointSlice route traffic as a Service with
-// a selector would; the slices the EndpointSlice controller writes for
-// Services with selectors are the Service's findings, and the webhook
-// configuration leaves them to the Service.
-func EvaluateEndpointSlice(env *Env, slice *discoveryv1.EndpointSlice, pods []*corev1.Pod) []Finding {
-	if env.Empty() || slice.AddressType == discoveryv1.AddressTypeFQDN {
+// protected port of a pod, whatever namespace the pod is in: each address
+// is judged against both the pod its targetRef names and the pod that owns
+// its IP (kube-proxy routes by IP; the reference is a claim anyone can
+// write), each with the policies of that pod's namespace (r.EnvFor). A
+// Service without a selector and a hand-written EndpointSlice route traffic
+// as a Service with a selector would; the slices the EndpointSlice
+// controller writes for Services with selectors (ControllerWrittenSlice)
+// are the Service's findings, and the webhook configuration leaves them to
+// the Service.
+func EvaluateEndpointSlice(slice *discoveryv1.EndpointSlice, r Resolver) []Finding {
+	if slice.AddressType == discoveryv1.AddressTypeFQDN {
 		return nil
 	}
 	var g endpointGroup
@@ -84,15 +77,12 @@ func EvaluateEndpointSlice(env *Env, slice *discoveryv1.EndpointSlice, pods []*c
 		g.ports = append(g.ports, ep)
 	}
 	obj := ObjectRef{Kind: "EndpointSlice", Namespace: slice.Namespace, Name: objectName(slice.Name, slice.GenerateName)}
-	return evaluateEndpoints(env, obj, []endpointGroup{g}, pods)
+	return evaluateEndpoints(obj, []endpointGroup{g}, r)
 }
 
 // EvaluateEndpoints is EvaluateEndpointSlice for the older Endpoints API,
 // which the EndpointSlice mirroring controller copies into slices.
-func EvaluateEndpoints(env *Env, eps *corev1.Endpoints, pods []*corev1.Pod) []Finding {
-	if env.Empty() {
-		return nil
-	}
+func EvaluateEndpoints(eps *corev1.Endpoints, r Resolver) []Finding {
 	groups := make([]endpointGroup, len(eps.Subsets))
 	for i, s := range eps.Subsets {
 		g := &groups[i]
@@ -109,68 +99,88 @@ func EvaluateEndpoints(env *Env, eps *corev1.Endpoints, pods []*corev1.Pod) []Fi
 		}
 	}
 	obj := ObjectRef{Kind: "Endpoints", Namespace: eps.Namespace, Name: objectName(eps.Name, eps.GenerateName)}
-	return evaluateEndpoints(env, obj, groups, pods)
+	return evaluateEndpoints(obj, groups, r)
+}
+
+// addressPods are the live pods an address reaches or names: the one its
+// targetRef names and the ones that own its IP, each once.
+func addressPods(a endpointAddress, r Resolver) []*corev1.Pod {
+	var out []*corev1.Pod
+	add := func(p *corev1.Pod) {
+		if p == nil || p.DeletionTimestamp != nil {
+			return
+		}
+		for _, q := range out {
+			if q.Namespace == p.Namespace && q.Name == p.Name {
+				return
+			}
+		}
+		out = append(out, p)
+	}
+	if a.podRef.Name != "" {
+		add(r.Pod(a.podRef.Namespace, a.podRef.Name))
+	}
+	if ip, ok := CanonicalIP(a.ip); ok {
+		for _, p := range r.PodsByIP(ip) {
+			add(p)
+		}
+	}
+	return out
 }
 
 // evaluateEndpoints judges each group's addresses against its ports.
-func evaluateEndpoints(env *Env, obj ObjectRef, groups []endpointGroup, pods []*corev1.Pod) []Finding {
-	byName := make(map[string]*corev1.Pod, len(pods))
-	byIP := make(map[netip.Addr]*corev1.Pod, len(pods))
-	for _, p := range pods {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		byName[p.Name] = p
-		for _, ip := range p.Status.PodIPs {
-			if a, err := netip.ParseAddr(ip.IP); err == nil && !p.Spec.HostNetwork {
-				byIP[a] = p
-			}
-		}
-	}
+func evaluateEndpoints(obj ObjectRef, groups []endpointGroup, r Resolver) []Finding {
 	var c collector
 	for _, g := range groups {
 		for _, a := range g.addrs {
-			pod := byName[a.podRef]
-			if pod == nil {
-				if ip, err := netip.ParseAddr(a.ip); err == nil {
-					pod = byIP[ip]
-				}
-			}
-			if pod == nil {
-				continue
-			}
-			podLabels := labels.Set(pod.Labels)
-			for _, p := range g.ports {
-				reach := func(pol *Policy, port int32) {
-					if !pol.Selector.Matches(podLabels) {
-						return
-					}
-					portDesc := fmt.Sprintf("port %d/%s at %s", port, p.protocol, p.field)
-					if p.port == 0 {
-						portDesc = fmt.Sprintf("every port (%s is unset), so %d/%s,", p.field, port, p.protocol)
-					}
-					f := Finding{
-						Object: obj, Field: p.field, Reason: ReasonEndpointTarget, Port: port, Protocol: p.protocol,
-						Related: "pod/" + pod.Name,
-						format: fmt.Sprintf("routes %s to pod %q (%s %s); that port is declared loopback-only by %s; remove the address or the port (a Service without a selector exposes what its endpoints list)",
-							portDesc, pod.Name, a.field, a.ip, policiesMark),
-					}
-					c.add(f, pol, pol.Action)
-				}
-				if p.port != 0 {
-					env.covering(p.protocol, p.port, func(pol *Policy, _ PortRange) { reach(pol, p.port) })
+			for _, pod := range addressPods(a, r) {
+				env := r.EnvFor(pod.Namespace)
+				if env == nil || env.Empty() {
 					continue
 				}
-				env.each(func(pol *Policy) {
-					for _, r := range pol.Ports {
-						if r.Protocol == p.protocol {
-							reach(pol, r.From)
-							return
-						}
-					}
-				})
+				judgeAddress(env, obj, g.ports, a, pod, &c)
 			}
 		}
 	}
 	return c.findings
+}
+
+// judgeAddress adds a finding for each port of the group that reaches a
+// port protected on pod by a policy of env (the env of pod's namespace).
+func judgeAddress(env *Env, obj ObjectRef, ports []endpointPort, a endpointAddress, pod *corev1.Pod, c *collector) {
+	podLabels := labels.Set(pod.Labels)
+	name := pod.Name
+	if pod.Namespace != obj.Namespace {
+		name = pod.Namespace + "/" + pod.Name
+	}
+	for _, p := range ports {
+		reach := func(pol *Policy, port int32) {
+			if !pol.Selector.Matches(podLabels) {
+				return
+			}
+			portDesc := fmt.Sprintf("port %d/%s at %s", port, p.protocol, p.field)
+			if p.port == 0 {
+				portDesc = fmt.Sprintf("every port (%s is unset), so %d/%s,", p.field, port, p.protocol)
+			}
+			f := Finding{
+				Object: obj, Field: p.field, Reason: ReasonEndpointTarget, Port: port, Protocol: p.protocol,
+				Related: "pod/" + name,
+				format: fmt.Sprintf("routes %s to pod %q (%s %s); that port is declared loopback-only by %s; remove the address or the port (a Service without a selector exposes what its endpoints list)",
+					portDesc, name, a.field, a.ip, policiesMark),
+			}
+			c.add(f, pol, pol.Action)
+		}
+		if p.port != 0 {
+			env.covering(p.protocol, p.port, func(pol *Policy, _ PortRange) { reach(pol, p.port) })
+			continue
+		}
+		env.each(func(pol *Policy) {
+			for _, r := range pol.Ports {
+				if r.Protocol == p.protocol {
+					reach(pol, r.From)
+					return
+				}
+			}
+		})
+	}
 }

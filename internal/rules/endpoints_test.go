@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -104,6 +106,153 @@ func TestEvaluateEndpointSlice(t *testing.T) {
 	}
 }
 
+// TestEvaluateEndpointsAcrossNamespaces: every address is judged against
+// both the pod its targetRef names and the pod that owns its IP, each with
+// the policies of that pod's namespace, whatever namespace the slice is in.
+func TestEvaluateEndpointsAcrossNamespaces(t *testing.T) {
+	const tcp = corev1.ProtocolTCP
+	envoy := nsPolicy(t, "shop", "envoy-admin", podSelector("app", "cart"), protects(15000))
+	mesh := clusterPolicy(t, "mesh", nsSelector("team", "shop"), podSelector("app", "cart"), protects(15000), enforce(v1alpha1.ActionWarn))
+	cart := pod("cart-0", withLabels("app", "cart"), withIP("10.244.0.7"))
+	web := pod("web-0", withLabels("app", "web"), withIP("10.244.0.8"))
+	mine := pod("mine", inNamespace("attacker"), withLabels("app", "cart"), withIP("10.244.0.9"))
+	host := pod("host", withLabels("app", "cart"), withIP("10.0.0.1"), withHostNetwork())
+	done := pod("done", withLabels("app", "cart"), withIP("10.244.0.10"), func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded })
+	gone := pod("gone", withLabels("app", "cart"), withIP("10.244.0.11"), terminating())
+	envs := map[string]*Env{
+		"shop":     shopEnv(envoy, mesh),
+		"attacker": newEnv("attacker", kv("team", "red"), mesh), // the cluster policy does not apply there
+	}
+	resolver := NewResolver([]*corev1.Pod{cart, web, mine, host, done, gone}, func(ns string) *Env { return envs[ns] })
+	ep := func(ip, refNS, refName string) discoveryv1.Endpoint {
+		e := discoveryv1.Endpoint{Addresses: []string{ip}}
+		if refName != "" {
+			e.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: refNS, Name: refName}
+		}
+		return e
+	}
+	inAttacker := func(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice { s.Namespace = "attacker"; return s }
+	p15000 := []discoveryv1.EndpointPort{slicePort(15000, tcp)}
+	both := []string{"ClusterLoopbackService mesh", envoyAdmin}
+	tests := []struct {
+		name  string
+		slice *discoveryv1.EndpointSlice
+		want  []wantFinding
+	}{
+		{
+			name:  "hole 7: the protected pod's IP with a targetRef to an unprotected pod: the IP's owner is judged",
+			slice: slice("spoof", p15000, ep("10.244.0.7", "", "web-0")),
+			want: []wantFinding{{Field: "ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp, Action: v1alpha1.ActionDeny,
+				Policies: both, Related: "pod/cart-0", Contains: []string{`to pod "cart-0" (endpoints[0].addresses[0] 10.244.0.7)`}}},
+		},
+		{
+			name:  "an unprotected pod's IP with a targetRef to the protected pod: the reference is judged",
+			slice: slice("spoof", p15000, ep("10.244.0.8", "", "cart-0")),
+			want:  []wantFinding{{Field: "ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp, Action: v1alpha1.ActionDeny, Policies: both, Related: "pod/cart-0"}},
+		},
+		{
+			name:  "hole 8: a slice in another namespace listing shop's pod IP: judged by shop's policies, the pod named with its namespace",
+			slice: inAttacker(slice("steal", p15000, ep("10.244.0.7", "", ""))),
+			want: []wantFinding{{Kind: "EndpointSlice", Name: "steal", Field: "ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp, Action: v1alpha1.ActionDeny,
+				Policies: both, Related: "pod/shop/cart-0", Contains: []string{`endpointslice "steal" routes port 15000/TCP at ports[0].port to pod "shop/cart-0"`}}},
+		},
+		{
+			name:  "a targetRef to another namespace's pod: honoured",
+			slice: inAttacker(slice("steal", p15000, ep("192.0.2.1", "shop", "cart-0"))),
+			want:  []wantFinding{{Field: "ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp, Action: v1alpha1.ActionDeny, Policies: both, Related: "pod/shop/cart-0"}},
+		},
+		{
+			name:  "a targetRef without namespace is the slice's namespace, where no cart-0 lives",
+			slice: inAttacker(slice("steal", p15000, ep("192.0.2.1", "", "cart-0"))),
+		},
+		{
+			name:  "the attacker's own pod, where only a cluster policy that does not apply there selects it: admitted",
+			slice: inAttacker(slice("mine", p15000, ep("10.244.0.9", "", "mine"))),
+		},
+		{
+			name:  "an IP and a targetRef to the same pod: one finding",
+			slice: slice("honest", p15000, ep("10.244.0.7", "shop", "cart-0")),
+			want:  []wantFinding{{Field: "ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp, Action: v1alpha1.ActionDeny, Policies: both, Related: "pod/cart-0"}},
+		},
+		{
+			name:  "hostNetwork, finished and terminating pods own no pod IP",
+			slice: inAttacker(slice("other", p15000, ep("10.0.0.1", "", ""), ep("10.244.0.10", "", ""), ep("10.244.0.11", "", ""))),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The slice's own env: empty in attacker for the namespaced
+			// policy; the resolver judges by the pods' namespaces.
+			got := Evaluate(envs[tt.slice.Namespace], tt.slice, Cluster{Resolver: resolver})
+			expectFindings(t, got, tt.want)
+		})
+	}
+	t.Run("an Endpoints object in another namespace, with an empty env of its own", func(t *testing.T) {
+		eps := &corev1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: "steal", Namespace: "elsewhere"},
+			Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.7"}}, Ports: []corev1.EndpointPort{{Port: 15000}}}},
+		}
+		got := Evaluate(&Env{Namespace: "elsewhere"}, eps, Cluster{Resolver: resolver})
+		expectFindings(t, got, []wantFinding{{Kind: "Endpoints", Field: "subsets[0].ports[0].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: tcp,
+			Action: v1alpha1.ActionDeny, Policies: both, Related: "pod/shop/cart-0"}})
+	})
+}
+
+func TestEndpointRefs(t *testing.T) {
+	s := slice("s", nil,
+		discoveryv1.Endpoint{Addresses: []string{"10.244.0.7", "::ffff:10.244.0.7"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "cart-0"}},
+		discoveryv1.Endpoint{Addresses: []string{"2001:db8:0::1", "not-an-ip"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "other", Name: "x"}},
+		discoveryv1.Endpoint{Addresses: []string{"10.244.0.8"}, TargetRef: &corev1.ObjectReference{Kind: "Node", Name: "n"}},
+	)
+	ips, pods := EndpointRefs(s)
+	if want := []string{"10.244.0.7", "2001:db8::1", "10.244.0.8"}; !slices.Equal(ips, want) {
+		t.Errorf("ips = %q, want %q", ips, want)
+	}
+	if want := []PodKey{{"shop", "cart-0"}, {"other", "x"}}; !slices.Equal(pods, want) {
+		t.Errorf("pods = %v, want %v", pods, want)
+	}
+}
+
+func TestControllerWrittenSlice(t *testing.T) {
+	svc := service("cart", selector("app", "cart"))
+	svc.UID = "svc-uid"
+	owned := func(opts ...func(*discoveryv1.EndpointSlice)) *discoveryv1.EndpointSlice {
+		s := slice("cart-abcde", nil)
+		s.Labels = map[string]string{discoveryv1.LabelManagedBy: EndpointSliceControllerName, discoveryv1.LabelServiceName: "cart"}
+		s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "cart", UID: "svc-uid", Controller: ptr.To(true)}}
+		for _, o := range opts {
+			o(s)
+		}
+		return s
+	}
+	selectorless := service("cart")
+	selectorless.UID = "svc-uid"
+	tests := []struct {
+		name  string
+		slice *discoveryv1.EndpointSlice
+		svc   *corev1.Service
+		want  bool
+	}{
+		{"label, controller reference with the UID, and a selector: the controller's", owned(), svc, true},
+		{"the label alone (hole 9): hand-written", owned(func(s *discoveryv1.EndpointSlice) { s.OwnerReferences = nil }), svc, false},
+		{"another UID", owned(func(s *discoveryv1.EndpointSlice) { s.OwnerReferences[0].UID = "other" }), svc, false},
+		{"not a controller reference", owned(func(s *discoveryv1.EndpointSlice) { s.OwnerReferences[0].Controller = nil }), svc, false},
+		{"no such Service", owned(), nil, false},
+		{"a Service without a selector", owned(), selectorless, false},
+		{"the service-name label names another Service", owned(func(s *discoveryv1.EndpointSlice) { s.Labels[discoveryv1.LabelServiceName] = "web" }), svc, false},
+		{"another managed-by (mirrored from Endpoints)", owned(func(s *discoveryv1.EndpointSlice) {
+			s.Labels[discoveryv1.LabelManagedBy] = "endpointslicemirroring-controller.k8s.io"
+		}), svc, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ControllerWrittenSlice(tt.slice, tt.svc); got != tt.want {
+				t.Errorf("ControllerWrittenSlice = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestEvaluateEndpoints(t *testing.T) {
 	envoy := nsPolicy(t, "shop", "envoy-admin", podSelector("app", "cart"), protects(15000))
 	cart := pod("cart-1", withLabels("app", "cart"), withIP("10.244.0.7"))
@@ -120,4 +269,21 @@ func TestEvaluateEndpoints(t *testing.T) {
 		Action: v1alpha1.ActionDeny, Policies: []string{envoyAdmin}, Related: "pod/cart-1",
 		Contains: []string{`endpoints "manual" routes port 15000/TCP at subsets[1].ports[1].port to pod "cart-1" (subsets[1].notReadyAddresses[0] 10.244.0.7)`},
 	}})
+}
+
+// TestReviewEndpointsFromANamespaceWithoutPolicies: the admission entry
+// point judges a slice in a namespace where no policy applies by the
+// policies of the pods it reaches (hole 8 through rules.Review, not only
+// Evaluate).
+func TestReviewEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
+	envoy := nsPolicy(t, "shop", "envoy-admin", podSelector("app", "cart"), protects(15000))
+	cart := pod("cart-0", withLabels("app", "cart"), withIP("10.244.0.7"))
+	envs := map[string]*Env{"shop": shopEnv(envoy), "attacker": newEnv("attacker", kv("team", "red"))}
+	resolver := NewResolver([]*corev1.Pod{cart}, func(ns string) *Env { return envs[ns] })
+	s := slice("steal", []discoveryv1.EndpointPort{slicePort(15000, corev1.ProtocolTCP)}, discoveryv1.Endpoint{Addresses: []string{"10.244.0.7"}})
+	s.Namespace = "attacker"
+	d := Review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
+	if d.Action != v1alpha1.ActionDeny || !strings.Contains(d.Denial, `pod "shop/cart-0"`) {
+		t.Fatalf("Review of a slice in a namespace without policies listing shop/cart-0's IP: got action %q denial %q, want Deny naming shop/cart-0", d.Action, d.Denial)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -61,30 +60,12 @@ func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
 	}, true
 }
 
-// judgedThroughOwner are the kinds whose controller-owned children (a
-// Deployment's ReplicaSets and their pods, a CronJob's Jobs) carry the same
-// template: the owner is the object to report and fix.
-var judgedThroughOwner = map[string]bool{
-	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
-	"Job": true, "CronJob": true, "ReplicationController": true,
-}
-
-// OwnedByWorkload reports whether an object is controlled by a workload
-// the rules judge, so that an audit reports the owner instead of each copy.
-func OwnedByWorkload(refs []metav1.OwnerReference) bool {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller && judgedThroughOwner[r.Kind] {
-			return true
-		}
-	}
-	return false
-}
-
 // Cluster is what the rules may look at besides the object itself: the
 // existing pods and Services of the object's namespace. Either may be nil
 // when the caller knows they cannot matter.
 type Cluster struct {
-	// Pods: a Service, EndpointSlice or Endpoints is judged against them.
+	// Pods: a Service is judged against them; so are an EndpointSlice and
+	// an Endpoints object when Resolver is nil.
 	Pods     []*corev1.Pod
 	Services []*corev1.Service
 	// Workloads are the namespace's objects with a pod template
@@ -92,23 +73,50 @@ type Cluster struct {
 	// protected port that only a template declares, e.g. a Deployment
 	// scaled to zero whose pods do not exist yet.
 	Workloads []runtime.Object
+	// Resolver resolves the addresses of an EndpointSlice or Endpoints
+	// object to pods of any namespace and their namespaces' policies. nil:
+	// only Pods, with the env of the review.
+	Resolver Resolver
+}
+
+// resolver is c.Resolver, or one over c.Pods where only env applies.
+func (c Cluster) resolver(env *Env) Resolver {
+	if c.Resolver != nil {
+		return c.Resolver
+	}
+	return NewResolver(c.Pods, func(ns string) *Env {
+		if env != nil && ns == env.Namespace {
+			return env
+		}
+		return nil
+	})
 }
 
 // Evaluate is the single entry point of the exposure rules: every finding
 // for a Pod, workload, Service, EndpointSlice or Endpoints in env's
-// namespace. The admission webhook,
-// the audit and the CLI all call it.
+// namespace. The admission webhook, the audit and the CLI all call it. An
+// EndpointSlice or Endpoints object is judged through cluster.Resolver
+// when there is one, against the policies of the namespaces of the pods
+// it reaches, even when env (its own namespace's) is empty.
 func Evaluate(env *Env, obj runtime.Object, cluster Cluster) []Finding {
+	switch o := obj.(type) {
+	case *discoveryv1.EndpointSlice:
+		if cluster.Resolver == nil && env.Empty() {
+			return nil
+		}
+		return EvaluateEndpointSlice(o, cluster.resolver(env))
+	case *corev1.Endpoints:
+		if cluster.Resolver == nil && env.Empty() {
+			return nil
+		}
+		return EvaluateEndpoints(o, cluster.resolver(env))
+	}
 	if env.Empty() {
 		return nil
 	}
 	switch o := obj.(type) {
 	case *corev1.Service:
 		return EvaluateService(env, o, cluster.Pods, cluster.Workloads...)
-	case *discoveryv1.EndpointSlice:
-		return EvaluateEndpointSlice(env, o, cluster.Pods)
-	case *corev1.Endpoints:
-		return EvaluateEndpoints(env, o, cluster.Pods)
 	}
 	pod, ok := PodTemplateOf(obj)
 	if !ok {

@@ -82,7 +82,9 @@ type ReviewRequest struct {
 // a single ReviewIncomplete finding with the strictest action of env's
 // policies, never in an allow by omission.
 func Review(env *Env, req ReviewRequest, cluster Cluster) Decision {
-	if env.Empty() || req.Object == nil || (req.Operation != OperationCreate && req.Operation != OperationUpdate) {
+	// Endpoints are judged by the policies of the pods they reach, in any
+	// namespace (cluster.Resolver), even where env, their own, is empty.
+	if (env.Empty() && cluster.Resolver == nil) || req.Object == nil || (req.Operation != OperationCreate && req.Operation != OperationUpdate) {
 		return Decision{}
 	}
 	update := req.Operation == OperationUpdate && req.OldObject != nil

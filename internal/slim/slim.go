@@ -5,6 +5,7 @@ package slim
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -96,6 +97,33 @@ func hostPathVolumes(vs []corev1.Volume) []corev1.Volume {
 		}
 	}
 	return out
+}
+
+// EndpointSlice is a cache transform for EndpointSlices. Every slice is
+// cached (a label does not tell a hand-written slice from the
+// controller's: rules.ControllerWrittenSlice), so it keeps only what the
+// rules read: metadata without managedFields and annotations, the address
+// type, ports, and each endpoint's addresses and targetRef kind, namespace
+// and name (no conditions, hostname, node, zone or hints). About 150 bytes
+// per endpoint; a cluster whose Services select 10,000 pods caches about
+// 2 MB of slices. Objects other than *discoveryv1.EndpointSlice pass
+// unchanged.
+func EndpointSlice(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	s.ManagedFields = nil
+	s.Annotations = nil
+	eps := make([]discoveryv1.Endpoint, len(s.Endpoints))
+	for i, ep := range s.Endpoints {
+		eps[i].Addresses = ep.Addresses
+		if r := ep.TargetRef; r != nil {
+			eps[i].TargetRef = &corev1.ObjectReference{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+		}
+	}
+	s.Endpoints = eps
+	return s, nil
 }
 
 // StripManagedFields is a cache transform that drops managedFields, which

@@ -1,0 +1,176 @@
+// Package addrindex indexes, in the informer cache, pods by the IPs they
+// own and EndpointSlices by the addresses and pods they name, cluster-wide:
+// an address of an EndpointSlice or Endpoints object in any namespace may
+// be a protected pod's (CVE-2021-25740). The webhook resolves a review's
+// addresses through it (Resolve) and the audit finds the slices that name
+// a policy's pods (SlicesNaming).
+package addrindex
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// The field indexes Register adds.
+const (
+	// PodIP indexes pods by the IPs they own (rules.PodIPs).
+	PodIP = "loopguard.io/pod-ip"
+	// SliceIP indexes EndpointSlices by their addresses.
+	SliceIP = "loopguard.io/endpointslice-ip"
+	// SlicePod indexes EndpointSlices by the pods their targetRefs name,
+	// as namespace/name.
+	SlicePod = "loopguard.io/endpointslice-pod"
+)
+
+// PodIPs is the PodIP index function.
+func PodIPs(o client.Object) []string {
+	if p, ok := o.(*corev1.Pod); ok {
+		return rules.PodIPs(p)
+	}
+	return nil
+}
+
+// SliceIPs is the SliceIP index function.
+func SliceIPs(o client.Object) []string {
+	ips, _ := rules.EndpointRefs(o)
+	return ips
+}
+
+// SlicePods is the SlicePod index function.
+func SlicePods(o client.Object) []string {
+	_, pods := rules.EndpointRefs(o)
+	out := make([]string, len(pods))
+	for i, k := range pods {
+		out[i] = k.String()
+	}
+	return out
+}
+
+// Register adds the indexes to the cache.
+func Register(ctx context.Context, idx client.FieldIndexer) error {
+	for _, ix := range []struct {
+		obj     client.Object
+		name    string
+		extract client.IndexerFunc
+	}{
+		{&corev1.Pod{}, PodIP, PodIPs},
+		{&discoveryv1.EndpointSlice{}, SliceIP, SliceIPs},
+		{&discoveryv1.EndpointSlice{}, SlicePod, SlicePods},
+	} {
+		if err := idx.IndexField(ctx, ix.obj, ix.name, ix.extract); err != nil {
+			return fmt.Errorf("failed to index %T by %s: %w", ix.obj, ix.name, err)
+		}
+	}
+	return nil
+}
+
+// Resolve gathers from the cache the pods that obj's addresses (an
+// EndpointSlice or Endpoints object) own or name, in any namespace, and
+// returns the rules' Resolver over them with envFor. It honours ctx: a
+// review's deadline bounds the lookups of an object with many addresses.
+func Resolve(ctx context.Context, c client.Reader, obj runtime.Object, envFor func(namespace string) *rules.Env) (rules.Resolver, error) {
+	pods, err := PodsNamed(ctx, c, obj)
+	if err != nil {
+		return nil, err
+	}
+	return rules.NewResolver(pods, envFor), nil
+}
+
+// PodsNamed returns the pods of any namespace that own one of obj's
+// addresses or that its targetRefs name; a pod may come twice.
+func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*corev1.Pod, error) {
+	ips, refs := rules.EndpointRefs(obj)
+	var pods []*corev1.Pod
+	for _, ip := range ips {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var l corev1.PodList
+		if err := c.List(ctx, &l, client.MatchingFields{PodIP: ip}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("failed to list pods by IP from cache: %w", err)
+		}
+		for i := range l.Items {
+			pods = append(pods, &l.Items[i])
+		}
+	}
+	for _, k := range refs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, p); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("failed to read pod %s from cache: %w", k, err)
+		}
+		pods = append(pods, p)
+	}
+	return pods, nil
+}
+
+// SlicesNaming returns the hand-written EndpointSlices, in any namespace,
+// that list one of pods' IPs or name one of them by targetRef: those the
+// EndpointSlice controller wrote for a Service (ControllerWritten) are the
+// Service's findings and left out.
+func SlicesNaming(ctx context.Context, c client.Reader, pods []*corev1.Pod) ([]*discoveryv1.EndpointSlice, error) {
+	seen := map[client.ObjectKey]bool{}
+	var out []*discoveryv1.EndpointSlice
+	add := func(field, value string) error {
+		var l discoveryv1.EndpointSliceList
+		if err := c.List(ctx, &l, client.MatchingFields{field: value}); err != nil {
+			return fmt.Errorf("failed to list endpointslices by %s: %w", field, err)
+		}
+		for i := range l.Items {
+			s := &l.Items[i]
+			key := client.ObjectKeyFromObject(s)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			controllers, err := ControllerWritten(ctx, c, s)
+			if err != nil {
+				return err
+			}
+			if !controllers {
+				out = append(out, s)
+			}
+		}
+		return nil
+	}
+	for _, p := range pods {
+		for _, ip := range rules.PodIPs(p) {
+			if err := add(SliceIP, ip); err != nil {
+				return nil, err
+			}
+		}
+		if err := add(SlicePod, rules.PodKey{Namespace: p.Namespace, Name: p.Name}.String()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ControllerWritten reports whether the EndpointSlice controller wrote s
+// for a Service with a selector (rules.ControllerWrittenSlice), reading the
+// Service its label names from c.
+func ControllerWritten(ctx context.Context, c client.Reader, s *discoveryv1.EndpointSlice) (bool, error) {
+	name := s.Labels[discoveryv1.LabelServiceName]
+	if s.Labels[discoveryv1.LabelManagedBy] != rules.EndpointSliceControllerName || name == "" {
+		return false, nil
+	}
+	var svc corev1.Service
+	if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, &svc); apierrors.IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("failed to read service %s/%s: %w", s.Namespace, name, err)
+	}
+	return rules.ControllerWrittenSlice(s, &svc), nil
+}
