@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // managedNetworkPolicyName is the predictable name of the NetworkPolicy a
@@ -75,4 +77,25 @@ func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Obje
 		return false, fmt.Errorf("failed to delete NetworkPolicy %s: %w", key, err)
 	}
 	return true, nil
+}
+
+// networkPolicyConflicts finds the NetworkPolicies of a namespace that
+// re-open a port p protects. Every NetworkPolicy is judged, loopguard's
+// own included, whatever its labels: a label anyone with edit can write
+// proves nothing, and a managed NetworkPolicy not yet updated for a new
+// overlapping policy does admit that policy's ports. The one skipped is
+// p's own managed NetworkPolicy, recognised by name and controller UID:
+// the reconcile has just written it (the cache may not show it yet) and
+// it closes p's ports by construction (netpol.Closed).
+func networkPolicyConflicts(p *rules.Policy, nps []networkingv1.NetworkPolicy, pods []*corev1.Pod) []netpol.Conflict {
+	own := managedNetworkPolicyName(p.Ref.Kind == rules.KindClusterLoopbackService, p.Ref.Name)
+	var out []netpol.Conflict
+	for i := range nps {
+		np := &nps[i]
+		if ref := metav1.GetControllerOf(np); np.Name == own && ref != nil && ref.UID == p.UID && p.UID != "" {
+			continue
+		}
+		out = append(out, netpol.Conflicts(np, p, pods)...)
+	}
+	return out
 }

@@ -24,7 +24,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
-	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -57,6 +57,9 @@ type policyReconciler struct {
 	mapper        meta.RESTMapper
 	recorder      events.EventRecorder
 	auditInterval time.Duration
+	// index is the webhook's policy index, a compile cache for the
+	// policies a managed NetworkPolicy must keep the ports of closed.
+	index *policyindex.Index
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -122,7 +125,11 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 			continue
 		}
 		if o.mode != v1alpha1.NetworkPolicyDisabled { // Managed, and Admin which keeps them too
-			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
+			desired, err := r.desiredNetworkPolicy(ctx, p, spec.PodSelector, ns.name, ns.labels)
+			if err != nil {
+				return fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
+			}
+			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
 			if err != nil {
 				return err
 			}

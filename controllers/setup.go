@@ -19,12 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -58,7 +56,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	base := policyReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
-		auditInterval: opts.AuditInterval,
+		index: opts.Index, auditInterval: opts.AuditInterval,
 	}
 	rt := newRuntimeEvents()
 
@@ -67,9 +65,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	b := ctrl.NewControllerManagedBy(mgr).Named(LoopbackServiceControllerName).
 		For(&v1alpha1.LoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{})
+	lbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindLoopbackService, fallback: lbs.policiesInNamespace}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, lbsOverlaps, opts.Index), watchPredicates(o)...)
 	}
+	b = watchOverlaps(b, lbsOverlaps, true)
 	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
 	if err := b.Complete(lbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
@@ -88,9 +88,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	} else if ok {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
 	}
+	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, clbs.allPolicies, opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, clbsOverlaps, opts.Index), watchPredicates(o)...)
 	}
+	b = watchOverlaps(b, clbsOverlaps, false)
 	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
@@ -110,38 +112,31 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// mapper maps a watched object to the policies of kind whose audit it can
-// change. A pod can only change the audit of the policies that select it
-// (with its old or its new labels: controller-runtime maps both sides of
-// an update), which the webhook's policy index answers without a list: at
-// 1,000 policies in a namespace, mapping every pod event to all of them
-// kept the controllers busy with full audits. Other kinds (Services, which
-// may reach any policy's pods; workloads; NetworkPolicies) go to every
-// candidate policy through fallback.
-func mapper(o client.Object, fallback handler.MapFunc, index *policyindex.Index, kind string) handler.EventHandler {
-	if _, ok := o.(*corev1.Pod); ok && index != nil {
-		return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, kind))
+// mapper maps a watched object to the policies of m.kind whose audit it
+// can change. A pod can only change the audit of the policies that select
+// it (with its old or its new labels: controller-runtime maps both sides
+// of an update), which the webhook's policy index answers without a list:
+// at 1,000 policies in a namespace, mapping every pod event to all of them
+// kept the controllers busy with full audits. A NetworkPolicy loopguard
+// manages goes to the policies overlapping its owner
+// (overlapMapper.networkPolicyChanged); other kinds (Services, which may
+// reach any policy's pods; workloads; any other NetworkPolicy) go to every
+// candidate policy through m.fallback.
+func mapper(o client.Object, m *overlapMapper, index *policyindex.Index) handler.EventHandler {
+	switch o.(type) {
+	case *corev1.Pod:
+		if index != nil {
+			return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, m.kind))
+		}
+	case *networkingv1.NetworkPolicy:
+		return handler.EnqueueRequestsFromMapFunc(m.networkPolicyChanged)
 	}
-	return handler.EnqueueRequestsFromMapFunc(fallback)
+	return handler.EnqueueRequestsFromMapFunc(m.fallback)
 }
 
-// watchPredicates drops the events that cannot change an audit. The
-// managed NetworkPolicies are loopguard's own: Owns() already brings their
-// changes to their owner, and the audit skips them when it looks for
-// conflicts; mapping them to every policy of the namespace made N policies
-// cost N² reconciles.
-func watchPredicates(o client.Object) []builder.WatchesOption {
-	if _, ok := o.(*networkingv1.NetworkPolicy); ok {
-		return []builder.WatchesOption{builder.WithPredicates(relevantChange(), notManaged())}
-	}
+// watchPredicates drops the events that cannot change an audit.
+func watchPredicates(client.Object) []builder.WatchesOption {
 	return []builder.WatchesOption{builder.WithPredicates(relevantChange())}
-}
-
-// notManaged passes objects loopguard does not manage.
-func notManaged() predicate.Predicate {
-	return predicate.NewPredicateFuncs(func(o client.Object) bool {
-		return o.GetLabels()[netpol.LabelManagedBy] != netpol.ManagedBy
-	})
 }
 
 // policiesSelectingPod maps a pod to the policies of kind that select it.
