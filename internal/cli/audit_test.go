@@ -1,10 +1,10 @@
 package cli
 
 import (
-	"slices"
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
