@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,14 +35,27 @@ func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
 	return name
 }
 
-// ensureNetworkPolicy creates or repairs the managed NetworkPolicy and
-// writes only when it differs from what it should be. A NetworkPolicy on
-// its way out is left to the finalizer controller: no new finalizer can be
-// added to it, and its namespace is usually terminating.
-func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (controllerutil.OperationResult, error) {
+// annotationSpecHash records on a managed NetworkPolicy a hash of the spec
+// loopguard last wrote, so that a change can be told apart: someone
+// edited the object (drift, repaired with a Warning), or what it must keep
+// closed changed because an overlapping policy came, went or changed.
+const annotationSpecHash = "loopguard.io/spec-hash"
+
+func specHash(spec networkingv1.NetworkPolicySpec) string {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// ensureNetworkPolicy creates or updates the managed NetworkPolicy and
+// writes only when it differs from what it should be; drifted says the
+// object had been changed by someone else since loopguard wrote it. A
+// NetworkPolicy on its way out is left to the finalizer controller: no new
+// finalizer can be added to it, and its namespace is usually terminating.
+func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (res controllerutil.OperationResult, drifted bool, err error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
-	res, err := controllerutil.CreateOrUpdate(ctx, c, np, func() error {
+	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
 		if !np.DeletionTimestamp.IsZero() {
 			return nil
 		}
@@ -49,15 +65,22 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 		}
 		np.Labels[netpol.LabelManagedBy] = netpol.ManagedBy
 		np.Labels[netpol.LabelPolicy] = policyLabel
+		if np.Annotations == nil {
+			np.Annotations = map[string]string{}
+		}
+		if last, ok := np.Annotations[annotationSpecHash]; ok && last != specHash(np.Spec) {
+			drifted = true
+		}
 		if !equality.Semantic.DeepEqual(np.Spec, spec) {
 			np.Spec = spec
 		}
+		np.Annotations[annotationSpecHash] = specHash(spec)
 		return controllerutil.SetControllerReference(owner, np, scheme)
 	})
 	if err != nil {
-		return res, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
+		return res, false, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
 	}
-	return res, nil
+	return res, drifted, nil
 }
 
 // removeNetworkPolicy deletes the managed NetworkPolicy if loopguard owns

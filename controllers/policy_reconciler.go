@@ -129,15 +129,17 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 			if err != nil {
 				return fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
 			}
-			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
+			res, drifted, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
 			if err != nil {
 				return err
 			}
-			switch res {
-			case controllerutil.OperationResultCreated:
+			switch {
+			case res == controllerutil.OperationResultCreated:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, o.protected)
-			case controllerutil.OperationResultUpdated:
+			case res == controllerutil.OperationResultUpdated && drifted:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+			case res == controllerutil.OperationResultUpdated:
+				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
 			}
 			name := key.Name
 			if clusterScoped {
