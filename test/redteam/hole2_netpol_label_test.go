@@ -41,7 +41,7 @@ func TestHole2ManagedByLabelHidesAllowAll(t *testing.T) {
 	t.Logf("label and forged owner: NetworkPolicyEffective=%s (%s): %s", c.Status, c.Reason, c.Message)
 
 	devcluster.Eventually(t, time.Minute, func() string {
-		r := tryAdmin(t, "", "get", "events", "-n", tn.NS, "--field-selector", "reason=ConflictingNetworkPolicy", "-o", "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}")
+		r := tryAdmin(t, "", "get", "events.events.k8s.io", "-n", tn.NS, "--field-selector", "reason=ConflictingNetworkPolicy", "-o", "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}")
 		if !strings.Contains(r.Stdout, "allow-all") {
 			return "no ConflictingNetworkPolicy Event naming allow-all: " + r.String()
 		}
