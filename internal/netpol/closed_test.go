@@ -181,7 +181,7 @@ func generate(c propCase, closed func(p *rules.Policy) []rules.PortRange) []*net
 
 func TestClosedProperty(t *testing.T) {
 	r := rand.New(rand.NewSource(15))
-	const runs = 5000
+	const runs = 2000
 	for i := 0; i < runs; i++ {
 		c := randomCase(t, r)
 		nps := generate(c, func(p *rules.Policy) []rules.PortRange { return Closed(p, c.policies) })
