@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -49,7 +50,7 @@ func (r *LoopbackServiceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.reader.Get(ctx, client.ObjectKey{Name: lbs.Namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to get namespace %s: %w", lbs.Namespace, err)
 	}
-	scope := []namespaceInScope{{name: lbs.Namespace, terminating: !ns.DeletionTimestamp.IsZero()}}
+	scope := []namespaceInScope{{name: lbs.Namespace, labels: labels.Set(ns.Labels), terminating: !ns.DeletionTimestamp.IsZero()}}
 	p, err := rules.Compile(lbs)
 	return r.reconcilePolicy(ctx, lbs, p, err, scope, false)
 }

@@ -2,8 +2,12 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // managedNetworkPolicyName is the predictable name of the NetworkPolicy a
@@ -42,16 +47,29 @@ func (e *NameTakenError) Error() string {
 	return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy; rename or delete it", e.Key)
 }
 
-// ensureNetworkPolicy creates or repairs the managed NetworkPolicy and
-// writes only when it differs from what it should be. A NetworkPolicy of
-// that name that owner does not control (by UID) is never adopted: the
-// error is a *NameTakenError. A NetworkPolicy on its way out is left to
-// the finalizer controller: no new finalizer can be added to it, and its
-// namespace is usually terminating.
-func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (controllerutil.OperationResult, error) {
+// annotationSpecHash records on a managed NetworkPolicy a hash of the spec
+// loopguard last wrote, so that a change can be told apart: someone
+// edited the object (drift, repaired with a Warning), or what it must keep
+// closed changed because an overlapping policy came, went or changed.
+const annotationSpecHash = "loopguard.io/spec-hash"
+
+func specHash(spec networkingv1.NetworkPolicySpec) string {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// ensureNetworkPolicy creates or updates the managed NetworkPolicy and
+// writes only when it differs from what it should be; drifted says the
+// object had been changed by someone else since loopguard wrote it. A
+// NetworkPolicy of that name that owner does not control (by UID) is never
+// adopted: the error is a *NameTakenError. A NetworkPolicy on its way out
+// is left to the finalizer controller: no new finalizer can be added to
+// it, and its namespace is usually terminating.
+func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (res controllerutil.OperationResult, drifted bool, err error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
-	res, err := controllerutil.CreateOrUpdate(ctx, c, np, func() error {
+	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
 		if np.ResourceVersion != "" && !metav1.IsControlledBy(np, owner) {
 			return &NameTakenError{Key: key}
 		}
@@ -64,15 +82,22 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 		}
 		np.Labels[netpol.LabelManagedBy] = netpol.ManagedBy
 		np.Labels[netpol.LabelPolicy] = policyLabel
+		if np.Annotations == nil {
+			np.Annotations = map[string]string{}
+		}
+		if last, ok := np.Annotations[annotationSpecHash]; ok && last != specHash(np.Spec) {
+			drifted = true
+		}
 		if !equality.Semantic.DeepEqual(np.Spec, spec) {
 			np.Spec = spec
 		}
+		np.Annotations[annotationSpecHash] = specHash(spec)
 		return controllerutil.SetControllerReference(owner, np, scheme)
 	})
 	if err != nil {
-		return res, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
+		return res, false, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
 	}
-	return res, nil
+	return res, drifted, nil
 }
 
 // removeNetworkPolicy deletes the managed NetworkPolicy if loopguard owns
@@ -92,4 +117,25 @@ func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Obje
 		return false, fmt.Errorf("failed to delete NetworkPolicy %s: %w", key, err)
 	}
 	return true, nil
+}
+
+// networkPolicyConflicts finds the NetworkPolicies of a namespace that
+// re-open a port p protects. Every NetworkPolicy is judged, loopguard's
+// own included, whatever its labels: a label anyone with edit can write
+// proves nothing, and a managed NetworkPolicy not yet updated for a new
+// overlapping policy does admit that policy's ports. The one skipped is
+// p's own managed NetworkPolicy, recognised by name and controller UID:
+// the reconcile has just written it (the cache may not show it yet) and
+// it closes p's ports by construction (netpol.Closed).
+func networkPolicyConflicts(p *rules.Policy, nps []networkingv1.NetworkPolicy, pods []*corev1.Pod) []netpol.Conflict {
+	own := managedNetworkPolicyName(p.Ref.Kind == rules.KindClusterLoopbackService, p.Ref.Name)
+	var out []netpol.Conflict
+	for i := range nps {
+		np := &nps[i]
+		if ref := metav1.GetControllerOf(np); np.Name == own && ref != nil && ref.UID == p.UID && p.UID != "" {
+			continue
+		}
+		out = append(out, netpol.Conflicts(np, p, pods)...)
+	}
+	return out
 }

@@ -24,7 +24,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
-	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -57,6 +57,9 @@ type policyReconciler struct {
 	mapper        meta.RESTMapper
 	recorder      events.EventRecorder
 	auditInterval time.Duration
+	// index is the webhook's policy index, a compile cache for the
+	// policies a managed NetworkPolicy must keep the ports of closed.
+	index *policyindex.Index
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -131,14 +134,23 @@ func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rul
 		}
 		o.namespaces++
 		if o.mode != v1alpha1.NetworkPolicyDisabled { // Managed, and Admin which keeps them too
-			res, err := ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), netpol.Desired(spec.PodSelector, p.Ports))
+			desired, err := r.desiredNetworkPolicy(ctx, p, spec.PodSelector, ns.name, ns.labels)
+			var res controllerutil.OperationResult
+			var drifted bool
+			if err != nil {
+				err = fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
+			} else {
+				res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
+			}
 			switch {
 			case err != nil:
 				o.fail(ns.name, err) // and audit it all the same
 			case res == controllerutil.OperationResultCreated:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, o.protected)
-			case res == controllerutil.OperationResultUpdated:
+			case res == controllerutil.OperationResultUpdated && drifted:
 				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+			case res == controllerutil.OperationResultUpdated:
+				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
 			}
 			if err == nil {
 				name := key.Name

@@ -108,13 +108,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 	if err := c.List(ctx, &nps, in); err != nil {
 		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
 	}
-	for i := range nps.Items {
-		np := &nps.Items[i]
-		if np.Labels[netpol.LabelManagedBy] == netpol.ManagedBy {
-			continue
-		}
-		obs.conflicts = append(obs.conflicts, netpol.Conflicts(np, p, cluster.Pods)...)
-	}
+	obs.conflicts = networkPolicyConflicts(p, nps.Items, cluster.Pods)
 	return obs, nil
 }
 

@@ -19,12 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -57,7 +55,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	base := policyReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
-		auditInterval: opts.AuditInterval,
+		index: opts.Index, auditInterval: opts.AuditInterval,
 	}
 	rt := newRuntimeEvents()
 
@@ -66,9 +64,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	b := ctrl.NewControllerManagedBy(mgr).Named(LoopbackServiceControllerName).
 		For(&v1alpha1.LoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{})
+	lbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindLoopbackService, fallback: lbs.policiesInNamespace}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, lbs.policiesInNamespace, mgr.GetCache(), opts.Index, rules.KindLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
 	}
+	b = watchOverlaps(b, lbsOverlaps, true)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
@@ -89,9 +89,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	} else if ok {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
 	}
+	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, clbs.allPolicies, mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService), watchPredicates(o)...)
+		b = b.Watches(o, mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
 	}
+	b = watchOverlaps(b, clbsOverlaps, false)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
@@ -113,42 +115,36 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// mapper maps a watched object to the policies of kind whose audit it can
-// change. A pod can only change the audit of the policies that select it
-// (with its old or its new labels: controller-runtime maps both sides of
-// an update), which the webhook's policy index answers without a list: at
-// 1,000 policies in a namespace, mapping every pod event to all of them
-// kept the controllers busy with full audits. Other kinds (Services, which
-// may reach any policy's pods; workloads; NetworkPolicies) go to every
-// candidate policy through fallback. An EndpointSlice goes to the
-// policies that select the pods it lists, whatever their namespace.
-func mapper(o client.Object, fallback handler.MapFunc, reader client.Reader, index *policyindex.Index, kind string) handler.EventHandler {
-	if _, ok := o.(*corev1.Pod); ok && index != nil {
-		return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, kind))
+// mapper maps a watched object to the policies of m.kind whose audit it
+// can change. A pod can only change the audit of the policies that select
+// it (with its old or its new labels: controller-runtime maps both sides
+// of an update), which the webhook's policy index answers without a list:
+// at 1,000 policies in a namespace, mapping every pod event to all of them
+// kept the controllers busy with full audits. A NetworkPolicy loopguard
+// manages goes to the policies overlapping its owner
+// (overlapMapper.networkPolicyChanged); an EndpointSlice to the policies
+// that select the pods it lists, whatever their namespace; other kinds
+// (Services, which may reach any policy's pods; workloads; any other
+// NetworkPolicy) go to every candidate policy through m.fallback.
+func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *policyindex.Index) handler.EventHandler {
+	switch o.(type) {
+	case *corev1.Pod:
+		if index != nil {
+			return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, m.kind))
+		}
+	case *discoveryv1.EndpointSlice:
+		if index != nil {
+			return handler.EnqueueRequestsFromMapFunc(policiesReachedBySlice(reader, index, m.kind))
+		}
+	case *networkingv1.NetworkPolicy:
+		return handler.EnqueueRequestsFromMapFunc(m.networkPolicyChanged)
 	}
-	if _, ok := o.(*discoveryv1.EndpointSlice); ok && index != nil {
-		return handler.EnqueueRequestsFromMapFunc(policiesReachedBySlice(reader, index, kind))
-	}
-	return handler.EnqueueRequestsFromMapFunc(fallback)
+	return handler.EnqueueRequestsFromMapFunc(m.fallback)
 }
 
-// watchPredicates drops the events that cannot change an audit. The
-// managed NetworkPolicies are loopguard's own: Owns() already brings their
-// changes to their owner, and the audit skips them when it looks for
-// conflicts; mapping them to every policy of the namespace made N policies
-// cost N² reconciles.
-func watchPredicates(o client.Object) []builder.WatchesOption {
-	if _, ok := o.(*networkingv1.NetworkPolicy); ok {
-		return []builder.WatchesOption{builder.WithPredicates(relevantChange(), notManaged())}
-	}
+// watchPredicates drops the events that cannot change an audit.
+func watchPredicates(client.Object) []builder.WatchesOption {
 	return []builder.WatchesOption{builder.WithPredicates(relevantChange())}
-}
-
-// notManaged passes objects loopguard does not manage.
-func notManaged() predicate.Predicate {
-	return predicate.NewPredicateFuncs(func(o client.Object) bool {
-		return o.GetLabels()[netpol.LabelManagedBy] != netpol.ManagedBy
-	})
 }
 
 // policiesSelectingPod maps a pod to the policies of kind that select it.

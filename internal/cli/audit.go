@@ -545,10 +545,11 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	sort.Slice(policies, func(i, j int) bool { return policies[i].Ref.String() < policies[j].Ref.String() })
 	nps := st.netpols[ns]
 	sort.Slice(nps, func(i, j int) bool { return nps[i].Name < nps[j].Name })
+	// Every NetworkPolicy is judged, loopguard's own included: a label
+	// anyone with edit can write proves nothing, and loopguard's own close
+	// every overlapping policy's ports (netpol.Closed), so they show here
+	// only while one is out of date, which is when they do re-open a port.
 	for _, np := range nps {
-		if np.Labels[netpol.LabelManagedBy] == netpol.ManagedBy {
-			continue // loopguard's own
-		}
 		for _, p := range policies {
 			for _, cf := range netpol.Conflicts(np, p, cluster.Pods) {
 				rep.Conflicts = append(rep.Conflicts, reportConflict{

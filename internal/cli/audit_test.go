@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,6 +177,8 @@ func setupAuditCluster(t *testing.T, c client.Client) {
 					{Port: ptrTo(intstr.FromInt32(8080))}, {Port: ptrTo(intstr.FromInt32(15000))}}}},
 			},
 		},
+		// loopguard's name and label, but no controller: anyone with edit
+		// can write both (issue #15 hole 2). An allow-all, so a conflict.
 		&networkingv1.NetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "loopguard-envoy-admin", Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/managed-by": "loopguard"}},
 			Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{}, Ingress: []networkingv1.NetworkPolicyIngressRule{{}}},
@@ -280,8 +283,14 @@ func TestAudit(t *testing.T) {
 		if reasons["ContainerPort"] != 3 || reasons["HostPort"] != 1 || reasons["ServiceTarget"] != 1 || reasons["HostNetwork"] != 2 || reasons["EndpointTarget"] != 3 {
 			t.Errorf("findings by reason: %v", reasons)
 		}
-		if len(rep.Conflicts) != 1 || rep.Conflicts[0].NetworkPolicy != "allow-admin" {
-			t.Errorf("conflicts: %+v", rep.Conflicts)
+		var conflicting []string
+		for _, c := range rep.Conflicts {
+			if !slices.Contains(conflicting, c.NetworkPolicy) {
+				conflicting = append(conflicting, c.NetworkPolicy)
+			}
+		}
+		if strings.Join(conflicting, ",") != "allow-admin,loopguard-envoy-admin" {
+			t.Errorf("conflicting NetworkPolicies %v, want allow-admin and the label-only loopguard-envoy-admin: %+v", conflicting, rep.Conflicts)
 		}
 		if len(rep.HostNetworkPods) != 1 {
 			t.Fatalf("hostNetwork pods: %+v", rep.HostNetworkPods)

@@ -1,0 +1,295 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
+)
+
+// Managed NetworkPolicies are a union: each must keep closed the ports of
+// every policy whose pods may be its pods (netpol.Closed). What follows
+// gathers, from the cache, the policies applying in a namespace, and keeps
+// the managed NetworkPolicies current: a policy's spec change, a change of
+// a namespace's labels, or a change of a managed NetworkPolicy brings the
+// policies it may overlap to reconcile again.
+
+// policyCompiler compiles policies read from the cache, reusing the
+// webhook's index as a compile cache when it holds the same generation.
+// The cache, not the index, says which policies exist: it is updated
+// before any handler runs, the index by a handler of its own that may run
+// after this controller's.
+type policyCompiler struct {
+	reader   client.Reader
+	index    *policyindex.Index
+	compiled map[rules.PolicyRef]*rules.Policy
+	ns       string
+}
+
+func newPolicyCompiler(reader client.Reader, index *policyindex.Index, ns string) *policyCompiler {
+	pc := &policyCompiler{reader: reader, index: index, ns: ns, compiled: map[rules.PolicyRef]*rules.Policy{}}
+	if index != nil {
+		for _, s := range index.Env(ns).Sets {
+			for _, p := range s.Policies() {
+				pc.compiled[p.Ref] = p
+			}
+		}
+	}
+	return pc
+}
+
+func (pc *policyCompiler) cached(ref rules.PolicyRef, o client.Object) *rules.Policy {
+	if p := pc.compiled[ref]; p != nil && p.UID == o.GetUID() && p.Generation == o.GetGeneration() {
+		return p
+	}
+	return nil
+}
+
+func (pc *policyCompiler) lbs(lbs *v1alpha1.LoopbackService) *rules.Policy {
+	if p := pc.cached(rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: lbs.Namespace, Name: lbs.Name}, lbs); p != nil {
+		return p
+	}
+	p, err := rules.Compile(lbs)
+	if err != nil {
+		return nil // not enforced, its status says why
+	}
+	return p
+}
+
+func (pc *policyCompiler) clbs(clbs *v1alpha1.ClusterLoopbackService) *rules.Policy {
+	if p := pc.cached(rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: clbs.Name}, clbs); p != nil {
+		return p
+	}
+	p, err := rules.CompileCluster(clbs)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// applyingPolicies returns every policy applying in the namespace: its
+// LoopbackServices and the ClusterLoopbackServices selecting it, whatever
+// their mode or action (each declares ports protected).
+func applyingPolicies(ctx context.Context, reader client.Reader, index *policyindex.Index, ns string, nsLabels labels.Set) ([]*rules.Policy, error) {
+	pc := newPolicyCompiler(reader, index, ns)
+	var lbss v1alpha1.LoopbackServiceList
+	if err := reader.List(ctx, &lbss, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("failed to list LoopbackServices: %w", err)
+	}
+	var out []*rules.Policy
+	for i := range lbss.Items {
+		if p := pc.lbs(&lbss.Items[i]); p != nil {
+			out = append(out, p)
+		}
+	}
+	var clbss v1alpha1.ClusterLoopbackServiceList
+	if err := reader.List(ctx, &clbss); err != nil {
+		return nil, fmt.Errorf("failed to list ClusterLoopbackServices: %w", err)
+	}
+	for i := range clbss.Items {
+		if p := pc.clbs(&clbss.Items[i]); p != nil && p.AppliesToNamespace(ns, nsLabels) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// namespaceLabels reads a namespace's labels from the cache.
+func namespaceLabels(ctx context.Context, reader client.Reader, ns string) (labels.Set, error) {
+	n := &corev1.Namespace{}
+	if err := reader.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return labels.Set(n.Labels), nil
+}
+
+// desiredNetworkPolicy is the spec of p's managed NetworkPolicy in ns.
+func (r *policyReconciler) desiredNetworkPolicy(ctx context.Context, p *rules.Policy, podSelector metav1.LabelSelector, ns string, nsLabels labels.Set) (networkingv1.NetworkPolicySpec, error) {
+	applying, err := applyingPolicies(ctx, r.reader, r.index, ns, nsLabels)
+	if err != nil {
+		return networkingv1.NetworkPolicySpec{}, err
+	}
+	return netpol.Desired(podSelector, netpol.Closed(p, applying)), nil
+}
+
+// compileObject compiles a policy of either kind from a watch event.
+func compileObject(o client.Object) *rules.Policy {
+	var p *rules.Policy
+	switch obj := o.(type) {
+	case *v1alpha1.LoopbackService:
+		p, _ = rules.Compile(obj)
+	case *v1alpha1.ClusterLoopbackService:
+		p, _ = rules.CompileCluster(obj)
+	}
+	return p
+}
+
+// overlapMapper maps changes to the policies of kind whose managed
+// NetworkPolicies they change.
+type overlapMapper struct {
+	reader   client.Reader
+	index    *policyindex.Index
+	kind     string
+	fallback handler.MapFunc
+}
+
+// overlapping returns the policies of m.kind applying in ns whose pods may
+// be q's (in a namespace where both apply), q itself excepted.
+func (m *overlapMapper) overlapping(ctx context.Context, q *rules.Policy, ns string) []reconcile.Request {
+	nsLabels, err := namespaceLabels(ctx, m.reader, ns)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to read namespace", "namespace", ns)
+		return nil
+	}
+	if !q.AppliesToNamespace(ns, nsLabels) {
+		return nil
+	}
+	applying, err := applyingPolicies(ctx, m.reader, m.index, ns, nsLabels)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to map a policy change to the policies it may overlap", "namespace", ns)
+		return nil
+	}
+	var out []reconcile.Request
+	for _, p := range applying {
+		if p.Ref.Kind == m.kind && p.Ref != q.Ref && rules.MayOverlap(p.Selector, q.Selector) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Ref.Namespace, Name: p.Ref.Name}})
+		}
+	}
+	return out
+}
+
+// policyChanged maps a LoopbackService or ClusterLoopbackService (its old
+// and its new version, on update) to the policies of m.kind it may overlap
+// in the namespaces where it applies.
+func (m *overlapMapper) policyChanged(ctx context.Context, o client.Object) []reconcile.Request {
+	q := compileObject(o)
+	if q == nil {
+		return nil
+	}
+	if q.NamespaceSelector == nil {
+		return m.overlapping(ctx, q, q.Ref.Namespace)
+	}
+	var list corev1.NamespaceList
+	if err := m.reader.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to list namespaces")
+		return nil
+	}
+	seen := map[reconcile.Request]bool{}
+	var out []reconcile.Request
+	for _, ns := range list.Items {
+		if !q.NamespaceSelector.Matches(labels.Set(ns.Labels)) {
+			continue
+		}
+		for _, req := range m.overlapping(ctx, q, ns.Name) {
+			if !seen[req] {
+				seen[req] = true
+				out = append(out, req)
+			}
+		}
+	}
+	return out
+}
+
+// namespaceChanged maps a namespace whose labels changed (a cluster policy
+// may start or stop applying there) to its LoopbackServices.
+func (m *overlapMapper) namespaceChanged(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.LoopbackServiceList
+	if err := m.reader.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to map namespace to LoopbackServices", "namespace", o.GetName())
+		return nil
+	}
+	out := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return out
+}
+
+// networkPolicyChanged maps a NetworkPolicy change. A managed one (see
+// managedOwner) reaches its owner through Owns(), which repairs it; its
+// change can only matter to the policies overlapping the owner, whose
+// conflict detection evaluates it. Any other NetworkPolicy, whatever its
+// labels or a forged ownerReference, goes to every candidate policy, as
+// other kinds do.
+func (m *overlapMapper) networkPolicyChanged(ctx context.Context, o client.Object) []reconcile.Request {
+	owner := managedOwner(ctx, m.reader, o)
+	if owner == nil {
+		return m.fallback(ctx, o)
+	}
+	q := compileObject(owner)
+	if q == nil {
+		return nil
+	}
+	return m.overlapping(ctx, q, o.GetNamespace())
+}
+
+// managedOwner returns the policy whose managed NetworkPolicy o is: its
+// controller ownerReference names a LoopbackService or
+// ClusterLoopbackService of loopguard.io that exists with that UID, and o
+// has the name that policy's managed NetworkPolicy has. Nil for any other
+// object; labels prove nothing.
+func managedOwner(ctx context.Context, reader client.Reader, o client.Object) client.Object {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil {
+		return nil
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+		return nil
+	}
+	var owner client.Object
+	switch ref.Kind {
+	case rules.KindLoopbackService:
+		if o.GetName() != managedNetworkPolicyName(false, ref.Name) {
+			return nil
+		}
+		owner = &v1alpha1.LoopbackService{}
+		if err := reader.Get(ctx, client.ObjectKey{Namespace: o.GetNamespace(), Name: ref.Name}, owner); err != nil {
+			return nil
+		}
+	case rules.KindClusterLoopbackService:
+		if o.GetName() != managedNetworkPolicyName(true, ref.Name) {
+			return nil
+		}
+		owner = &v1alpha1.ClusterLoopbackService{}
+		if err := reader.Get(ctx, client.ObjectKey{Name: ref.Name}, owner); err != nil {
+			return nil
+		}
+	default:
+		return nil
+	}
+	if owner.GetUID() != ref.UID {
+		return nil
+	}
+	return owner
+}
+
+// watchOverlaps adds to b the watches that keep the managed NetworkPolicies
+// of kind current. Policy events count only when the spec (generation)
+// changes or the policy comes or goes, so status writes of N policies cost
+// no N² reconciles.
+func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool) *builder.Builder {
+	spec := builder.WithPredicates(predicate.GenerationChangedPredicate{})
+	b = b.Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(m.policyChanged), spec).
+		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(m.policyChanged), spec)
+	if lbsNamespaces {
+		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(m.namespaceChanged), builder.WithPredicates(relevantChange()))
+	}
+	return b
+}
