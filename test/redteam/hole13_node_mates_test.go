@@ -5,44 +5,12 @@ package redteam
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loopguard/loopguard/test/devcluster"
 )
-
-var (
-	loopguardCLIOnce sync.Once
-	loopguardCLIPath string
-	loopguardCLIErr  error
-)
-
-// loopguardCLI builds the loopguard CLI once per test binary.
-func loopguardCLI(t *testing.T) string {
-	t.Helper()
-	loopguardCLIOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "loopguard-cli")
-		if err != nil {
-			loopguardCLIErr = err
-			return
-		}
-		loopguardCLIPath = filepath.Join(dir, "loopguard")
-		cmd := exec.Command("go", "build", "-o", loopguardCLIPath, "./cmd/loopguard")
-		cmd.Dir = devcluster.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			loopguardCLIErr = fmt.Errorf("go build ./cmd/loopguard: %v: %s", err, out)
-		}
-	})
-	if loopguardCLIErr != nil {
-		t.Fatal(loopguardCLIErr)
-	}
-	return loopguardCLIPath
-}
 
 // TestHole13NodeMates: pods that can enter other pods' network namespaces
 // (a privileged pod, a hostPID pod with SYS_PTRACE, a hostPath of /proc)

@@ -3,7 +3,6 @@
 package redteam
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +52,7 @@ func TestHole8CrossNamespaceEndpoints(t *testing.T) {
 	})
 
 	t.Run("loopguard audit reports it", func(t *testing.T) {
-		bin := filepath.Join(devcluster.RepoRoot(), "bin", "loopguard")
+		bin := loopguardCLI(t)
 		for _, args := range [][]string{{"audit", "-A"}, {"audit", "-n", shop}} {
 			r := devcluster.Run(time.Minute, devcluster.KubeconfigEnv(), "", bin, args...)
 			if r.Err == nil || !strings.Contains(r.Stdout, tn.NS+"/early") {
