@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -285,5 +286,32 @@ func TestReviewEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
 	d := Review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
 	if d.Action != v1alpha1.ActionDeny || !strings.Contains(d.Denial, `pod "shop/cart-0"`) {
 		t.Fatalf("Review of a slice in a namespace without policies listing shop/cart-0's IP: got action %q denial %q, want Deny naming shop/cart-0", d.Action, d.Denial)
+	}
+}
+
+// TestReviewHostileEndpointsFromANamespaceWithoutPolicies: a slice too
+// large to review, in a namespace where no policy applies, is refused, not
+// admitted unjudged: the pods it reaches may be protected elsewhere.
+func TestReviewHostileEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
+	envoy := nsPolicy(t, "shop", "envoy-admin", podSelector("app", "cart"), protects(15000))
+	envs := map[string]*Env{"shop": shopEnv(envoy), "attacker": newEnv("attacker", kv("team", "red"))}
+	resolver := NewResolver(nil, func(ns string) *Env { return envs[ns] })
+	var ports []discoveryv1.EndpointPort
+	for i := range 100 {
+		ports = append(ports, slicePort(int32(20000+i), corev1.ProtocolTCP))
+	}
+	var eps []discoveryv1.Endpoint
+	for i := range 1000 {
+		addrs := make([]string, 100)
+		for j := range addrs {
+			addrs[j] = fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j)
+		}
+		eps = append(eps, discoveryv1.Endpoint{Addresses: addrs})
+	}
+	s := slice("huge", ports, eps...)
+	s.Namespace = "attacker"
+	d := Review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
+	if d.Action != v1alpha1.ActionDeny {
+		t.Fatalf("Review of a slice beyond the work limit in a namespace without policies: got action %q, want Deny", d.Action)
 	}
 }

@@ -261,7 +261,14 @@ func incomplete(env *Env, obj runtime.Object) []Finding {
 		action = Stricter(action, p.Action)
 	})
 	if action == "" {
-		return nil
+		switch obj.(type) {
+		case *discoveryv1.EndpointSlice, *corev1.Endpoints:
+			// Judged by the policies of the pods they reach, in any
+			// namespace: which ones is what the review could not finish.
+			action = v1alpha1.ActionDeny
+		default:
+			return nil
+		}
 	}
 	return []Finding{{
 		Object: objectRef(obj), Reason: ReasonReviewIncomplete, Action: action,
