@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -94,7 +95,10 @@ func Review(env *Env, req ReviewRequest, cluster Cluster) Decision {
 	b := &budget{left: maxReviewWork, done: req.Done}
 	findings := evaluate(env, req.Object, cluster, b)
 	if update {
-		if len(findings) > 0 && !b.stopped {
+		// A Service that now reaches beyond where it did (ClusterIP to
+		// NodePort or LoadBalancer, new externalIPs) exposes every port it
+		// reaches anew: nothing it had is covered.
+		if len(findings) > 0 && !b.stopped && !serviceWidened(req.OldObject, req.Object) {
 			findings = introduced(findings, evaluate(env, req.OldObject, cluster, b))
 		}
 		findings = append(findings, relabelOut(env, req.OldObject, req.Object, req.Requester)...)
@@ -160,6 +164,35 @@ func exposureUnchanged(old, cur runtime.Object) bool {
 	ot, oldOK := PodTemplateOf(old)
 	return ok && oldOK && t.Object.Kind == ot.Object.Kind &&
 		equality.Semantic.DeepEqual(t.Labels, ot.Labels) && equality.Semantic.DeepEqual(t.Spec, ot.Spec)
+}
+
+// serviceWidened reports whether an update makes a Service reachable from
+// further away: a wider type (ClusterIP < NodePort < LoadBalancer) or an
+// external IP the old one did not have.
+func serviceWidened(old, cur runtime.Object) bool {
+	o, ok1 := old.(*corev1.Service)
+	n, ok2 := cur.(*corev1.Service)
+	if !ok1 || !ok2 {
+		return false
+	}
+	reach := func(t corev1.ServiceType) int {
+		switch t {
+		case corev1.ServiceTypeNodePort:
+			return 1
+		case corev1.ServiceTypeLoadBalancer:
+			return 2
+		}
+		return 0
+	}
+	if reach(n.Spec.Type) > reach(o.Spec.Type) {
+		return true
+	}
+	for _, ip := range n.Spec.ExternalIPs {
+		if !slices.Contains(o.Spec.ExternalIPs, ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // introduced drops the findings of cur that a finding of old already
