@@ -123,15 +123,15 @@ func TestTenantRoles(t *testing.T) {
 		{"tenant-editor", "update", "namespaces", false, false}, // namespace labels select cluster policies
 		{"tenant-editor", "create", "pods", true, true},
 		{"tenant-editor", "create", "networkpolicies.networking.k8s.io", true, true},
-		{"tenant-editor", "create", "pods/exec", true, true},
-		{"tenant-editor", "create", "pods/attach", true, true},
-		{"tenant-editor", "create", "pods/portforward", true, true},
-		{"tenant-editor", "create", "pods/proxy", true, true},
-		{"tenant-editor", "patch", "pods/ephemeralcontainers", true, false}, // not in edit as of 1.37; clusters that add it get spec.debug
-		{"tenant-editor", "create", "services/proxy", true, true},
+		{"tenant-editor", "create", "pods --subresource=exec", true, true},
+		{"tenant-editor", "create", "pods --subresource=attach", true, true},
+		{"tenant-editor", "create", "pods --subresource=portforward", true, true},
+		{"tenant-editor", "create", "pods --subresource=proxy", true, true},
+		{"tenant-editor", "patch", "pods --subresource=ephemeralcontainers", true, false}, // not in edit as of 1.37; clusters that grant it get spec.debug
+		{"tenant-editor", "get", "services --subresource=proxy", true, true},
 		{"tenant-viewer", "get", "loopbackservices.loopguard.io", true, true},
 		{"tenant-viewer", "create", "loopbackservices.loopguard.io", true, false},
-		{"tenant-viewer", "create", "pods/portforward", true, false},
+		{"tenant-viewer", "create", "pods --subresource=portforward", true, false},
 	}
 	for _, tc := range cases {
 		args := append([]string{"auth", "can-i", tc.verb}, strings.Fields(tc.resource)...)

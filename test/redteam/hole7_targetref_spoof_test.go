@@ -4,6 +4,7 @@ package redteam
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,27 @@ func podIP(a, b int) string { return fmt.Sprintf("10.244.%d.%d", 100+a, b) }
 // runPod creates a pod that declares no port as the tenant (or the admin
 // when tn is nil) and gives it podIP(a, b) the way a kubelet would: the
 // pods of a cluster without a node stay Pending and have no IP.
+var nodeNameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// kubeletlessNode is a Node object no kubelet runs, made once per test:
+// pods bound to it keep the IP the admin gives them, as on a cluster
+// without a node; on the dev cluster's real node the kubelet would replace
+// it with the one it allocates.
+func kubeletlessNode(t *testing.T) string {
+	t.Helper()
+	name := "redteam-" + nodeNameUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	name = strings.TrimRight(name, "-")
+	if r := tryAdmin(t, "", "get", "node", name, "-o", "name"); r.Err == nil {
+		return name
+	}
+	admin(t, fmt.Sprintf("apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n", name), "create", "-f", "-")
+	t.Cleanup(func() { tryAdmin(t, "", "delete", "node", name, "--wait=false") })
+	return name
+}
+
 func runPod(t *testing.T, tn *Tenant, ns, name, label string, a, b int) string {
 	t.Helper()
 	kv := strings.SplitN(label, "=", 2)
@@ -95,10 +117,11 @@ metadata:
   namespace: %s
   labels: {%s: %s}
 spec:
+  nodeName: %s
   containers:
   - name: app
     image: registry.k8s.io/pause:3.10
-`, name, ns, kv[0], kv[1])
+`, name, ns, kv[0], kv[1], kubeletlessNode(t))
 	if tn != nil {
 		tn.Must(t, manifest, "apply", "-f", "-")
 	} else {
