@@ -4,8 +4,6 @@ import (
 	"context"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -36,17 +34,6 @@ func policiesReachedBySlice(c client.Reader, index *policyindex.Index, kind stri
 			log.Error(err, "failed to map EndpointSlice to the policies of its pods")
 			return nil
 		}
-		seen := map[types.NamespacedName]bool{}
-		var out []reconcile.Request
-		for _, p := range pods {
-			for _, pol := range index.Env(p.Namespace).MatchingPolicies(labels.Set(p.Labels)) {
-				key := types.NamespacedName{Namespace: pol.Ref.Namespace, Name: pol.Ref.Name}
-				if pol.Ref.Kind == kind && !seen[key] {
-					seen[key] = true
-					out = append(out, reconcile.Request{NamespacedName: key})
-				}
-			}
-		}
-		return out
+		return policiesSelectingPods(index, kind, pods)
 	}
 }

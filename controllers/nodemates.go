@@ -165,7 +165,6 @@ func (r *policyReconciler) announceNodeMates(obj policyObject, old, cur *v1alpha
 // nodeMatePolicies maps a pod that can enter other pods' network
 // namespaces to the policies of kind that select a pod on its node.
 func nodeMatePolicies(c client.Reader, index *policyindex.Index, kind string) handler.MapFunc {
-	selecting := policiesSelectingPod(index, kind)
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		p, ok := o.(*corev1.Pod)
 		if !ok || p.Spec.NodeName == "" {
@@ -176,17 +175,11 @@ func nodeMatePolicies(c client.Reader, index *policyindex.Index, kind string) ha
 			ctrl.LoggerFrom(ctx).Error(err, "failed to list the pods of a node", "node", p.Spec.NodeName)
 			return nil
 		}
-		seen := map[reconcile.Request]bool{}
-		var out []reconcile.Request
+		onNode := make([]*corev1.Pod, len(pods.Items))
 		for i := range pods.Items {
-			for _, req := range selecting(ctx, &pods.Items[i]) {
-				if !seen[req] {
-					seen[req] = true
-					out = append(out, req)
-				}
-			}
+			onNode[i] = &pods.Items[i]
 		}
-		return out
+		return policiesSelectingPods(index, kind, onNode)
 	}
 }
 

@@ -209,16 +209,7 @@ func (m *overlapMapper) policyChanged(ctx context.Context, o client.Object) []re
 // namespaceChanged maps a namespace whose labels changed (a cluster policy
 // may start or stop applying there) to its LoopbackServices.
 func (m *overlapMapper) namespaceChanged(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.LoopbackServiceList
-	if err := m.reader.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "failed to map namespace to LoopbackServices", "namespace", o.GetName())
-		return nil
-	}
-	out := make([]reconcile.Request, len(list.Items))
-	for i := range list.Items {
-		out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-	}
-	return out
+	return loopbackServicesIn(ctx, m.reader, o.GetName())
 }
 
 // networkPolicyChanged maps a NetworkPolicy change. A managed one (see

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,22 +158,15 @@ func policiesOfReport(reader client.Reader, index *policyindex.Index, kind strin
 		if !ok || index == nil {
 			return nil
 		}
-		seen := map[types.NamespacedName]bool{}
-		var out []reconcile.Request
+		pods := make([]*corev1.Pod, 0, len(rep.Status.Pods))
 		for _, pr := range rep.Status.Pods {
-			var pod corev1.Pod
-			if err := reader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, &pod, client.UnsafeDisableDeepCopy); err != nil {
+			pod := &corev1.Pod{}
+			if err := reader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, pod, client.UnsafeDisableDeepCopy); err != nil {
 				continue // a deleted pod: the pod watch reconciles its policies
 			}
-			for _, p := range index.Env(pr.Namespace).MatchingPolicies(labels.Set(pod.Labels)) {
-				key := types.NamespacedName{Namespace: p.Ref.Namespace, Name: p.Ref.Name}
-				if p.Ref.Kind == kind && !seen[key] {
-					seen[key] = true
-					out = append(out, reconcile.Request{NamespacedName: key})
-				}
-			}
+			pods = append(pods, pod)
 		}
-		return out
+		return policiesSelectingPods(index, kind, pods)
 	}
 }
 

@@ -160,12 +160,34 @@ func policiesSelectingPod(index *policyindex.Index, kind string) handler.MapFunc
 	}
 }
 
+// policiesSelectingPods returns, once each, the policies of kind that
+// select any of pods, each judged with its own namespace's policies.
+func policiesSelectingPods(index *policyindex.Index, kind string, pods []*corev1.Pod) []reconcile.Request {
+	seen := map[reconcile.Request]bool{}
+	var out []reconcile.Request
+	for _, p := range pods {
+		for _, pol := range index.Env(p.Namespace).MatchingPolicies(labels.Set(p.Labels)) {
+			req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pol.Ref.Namespace, Name: pol.Ref.Name}}
+			if pol.Ref.Kind == kind && !seen[req] {
+				seen[req] = true
+				out = append(out, req)
+			}
+		}
+	}
+	return out
+}
+
 // policiesInNamespace maps an object to the LoopbackServices of its
 // namespace, read through the cache's namespace index.
 func (r *LoopbackServiceReconciler) policiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return loopbackServicesIn(ctx, r.reader, o.GetNamespace())
+}
+
+// loopbackServicesIn lists the LoopbackServices of a namespace as requests.
+func loopbackServicesIn(ctx context.Context, reader client.Reader, namespace string) []reconcile.Request {
 	var list v1alpha1.LoopbackServiceList
-	if err := r.reader.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "failed to map object to LoopbackServices", "object", client.ObjectKeyFromObject(o))
+	if err := reader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to map an object to the LoopbackServices of its namespace", "namespace", namespace)
 		return nil
 	}
 	out := make([]reconcile.Request, len(list.Items))
