@@ -27,7 +27,7 @@ import (
 // ownerReference lets the garbage collector remove the report.
 func staleAt(r *v1alpha1.NodeBindReport) time.Time { return r.StaleAt() }
 
-// nodeRuntime is one node's report as a policy reconcile reads it.
+// nodeRuntime is one node's report as the runtime controller reads it.
 type nodeRuntime struct {
 	exists bool
 	fresh  bool
@@ -151,7 +151,7 @@ func listenerKey(l v1alpha1.RuntimeListener) string {
 	return fmt.Sprintf("%s/%s/%s/%05d/%s", l.Namespace, l.Pod, l.Protocol, l.Port, l.Address)
 }
 
-// describeListener is the sentence an Event and the Compliant condition
+// describeListener is the sentence an Event and the RuntimeVerified condition
 // use for one finding.
 func describeListener(l v1alpha1.RuntimeListener) string {
 	addr := l.Address
