@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -44,84 +43,62 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 	if !clbs.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	p, compileErr := rules.CompileCluster(clbs)
-	var scope []namespaceInScope
-	if compileErr == nil {
-		var err error
-		if scope, err = r.namespaces(ctx, p); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.pruneNetworkPolicies(ctx, clbs, scope); err != nil {
-			return ctrl.Result{}, err
-		}
-		admin, err := r.reconcileAdmin(ctx, clbs, p)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		return r.reconcilePolicy(ctx, clbs, p, nil, scope, true, admin)
-	}
-	return r.reconcilePolicy(ctx, clbs, p, compileErr, scope, true)
+	return r.reconcile(ctx, newPolicyScope(ctx, clbs), []phase{
+		{"compile the policy", reconcileCompile},
+		{"select its namespaces", r.reconcileNamespaces},
+		{"prune the NetworkPolicies of namespaces no longer selected", r.reconcilePrune},
+		{"reconcile the AdminNetworkPolicy", r.reconcileAdmin},
+		{"keep the managed NetworkPolicies", r.reconcileNetworkPolicies},
+		{"observe the selected namespaces", r.reconcileObserve},
+	})
 }
 
 // +kubebuilder:rbac:groups=policy.networking.k8s.io,resources=adminnetworkpolicies,verbs=get;list;watch;create;update;patch;delete
 
-// reconcileAdmin keeps the AdminNetworkPolicy of an Admin-mode policy, or
-// removes the one loopguard made when the mode changed, and says what
-// status should report.
-func (r *ClusterLoopbackServiceReconciler) reconcileAdmin(ctx context.Context, clbs *v1alpha1.ClusterLoopbackService, p *rules.Policy) (func(*outcome), error) {
+// reconcileAdmin is the AdminNetworkPolicy phase: it keeps the
+// AdminNetworkPolicy of an Admin-mode policy, or removes the one loopguard
+// made when the mode changed, and records what status should report.
+func (r *ClusterLoopbackServiceReconciler) reconcileAdmin(ctx context.Context, s *policyScope) error {
+	clbs := s.policy.(*v1alpha1.ClusterLoopbackService)
 	available, err := adminNetworkPolicyAvailable(r.mapper)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if clbs.Spec.NetworkPolicy != v1alpha1.NetworkPolicyAdmin {
 		if !available {
-			return nil, nil
+			return nil
 		}
 		removed, err := removeAdminNetworkPolicy(ctx, r.client, clbs)
 		if removed {
 			r.recorder.Eventf(clbs, nil, corev1.EventTypeNormal, "AdminNetworkPolicyRemoved", "Delete", "removed AdminNetworkPolicy %s: spec.networkPolicy is %s", managedAdminNetworkPolicyName(clbs.Name), clbs.Spec.NetworkPolicy)
 		}
-		return nil, err
+		return err
 	}
 	if !available {
-		return func(o *outcome) { o.adminErr = errNoAdminNetworkPolicyAPI }, nil
+		s.adminErr = errNoAdminNetworkPolicyAPI
+		return nil
 	}
-	res, err := ensureAdminNetworkPolicy(ctx, r.client, r.scheme, clbs, p)
+	res, err := ensureAdminNetworkPolicy(ctx, r.client, r.scheme, clbs, s.compiled)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	name := managedAdminNetworkPolicyName(clbs.Name)
 	switch res {
 	case controllerutil.OperationResultCreated:
-		r.recorder.Eventf(clbs, nil, corev1.EventTypeNormal, "AdminNetworkPolicyCreated", "Apply", "created AdminNetworkPolicy %s to deny every pod's traffic to %s", name, portsString(p))
+		r.recorder.Eventf(clbs, nil, corev1.EventTypeNormal, "AdminNetworkPolicyCreated", "Apply", "created AdminNetworkPolicy %s to deny every pod's traffic to %s", name, s.protected)
 	case controllerutil.OperationResultUpdated:
 		r.recorder.Eventf(clbs, nil, corev1.EventTypeWarning, "AdminNetworkPolicyRepaired", "Apply", "AdminNetworkPolicy %s had drifted from what the policy requires and was restored", name)
 	}
-	return func(o *outcome) { o.adminNetworkPolicy = name }, nil
+	s.adminNetworkPolicy = name
+	return nil
 }
 
-// namespaces returns the namespaces the policy selects; terminating ones
-// are kept in scope so that pruning leaves their NetworkPolicy in place.
-func (r *ClusterLoopbackServiceReconciler) namespaces(ctx context.Context, p *rules.Policy) ([]namespaceInScope, error) {
-	var list corev1.NamespaceList
-	if err := r.reader.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("failed to list namespaces: %w", err)
-	}
-	var out []namespaceInScope
-	for _, ns := range list.Items {
-		l := labels.Set(ns.Labels)
-		if p.AppliesToNamespace(ns.Name, l) {
-			out = append(out, namespaceInScope{name: ns.Name, labels: l, terminating: ns.DeletionTimestamp != nil})
-		}
-	}
-	return out, nil
-}
-
-// pruneNetworkPolicies deletes managed NetworkPolicies in namespaces the
-// policy no longer selects.
-func (r *ClusterLoopbackServiceReconciler) pruneNetworkPolicies(ctx context.Context, clbs *v1alpha1.ClusterLoopbackService, scope []namespaceInScope) error {
+// reconcilePrune is the prune phase: it deletes the managed
+// NetworkPolicies of namespaces the policy no longer selects.
+func (r *ClusterLoopbackServiceReconciler) reconcilePrune(ctx context.Context, s *policyScope) error {
+	clbs := s.policy.(*v1alpha1.ClusterLoopbackService)
 	in := map[string]bool{}
-	for _, ns := range scope {
+	for _, ns := range s.inScope {
 		in[ns.name] = true
 	}
 	var nps networkingv1.NetworkPolicyList

@@ -267,6 +267,10 @@ func TestQuietWhenNothingChanges(t *testing.T) {
 	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
 	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionReady), timeout, poll).
 		Should(HaveField("Status", metav1.ConditionTrue))
+	// Both controllers that write status have written: the policy
+	// reconciler (Ready) and the runtime controller (RuntimeVerified).
+	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionRuntimeVerified), timeout, poll).
+		ShouldNot(BeNil())
 	np := managedNP(g, ns, "loopguard-quiet")
 	rv, npRV := policy.ResourceVersion, np.ResourceVersion
 	// An unrelated change in the namespace triggers a reconcile.

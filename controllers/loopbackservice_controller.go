@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -46,11 +43,10 @@ func (r *LoopbackServiceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !lbs.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	ns := &corev1.Namespace{}
-	if err := r.reader.Get(ctx, client.ObjectKey{Name: lbs.Namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, fmt.Errorf("failed to get namespace %s: %w", lbs.Namespace, err)
-	}
-	scope := []namespaceInScope{{name: lbs.Namespace, labels: labels.Set(ns.Labels), terminating: !ns.DeletionTimestamp.IsZero()}}
-	p, err := rules.Compile(lbs)
-	return r.reconcilePolicy(ctx, lbs, p, err, scope, false)
+	return r.reconcile(ctx, newPolicyScope(ctx, lbs), []phase{
+		{"compile the policy", reconcileCompile},
+		{"read its namespace", r.reconcileNamespaces},
+		{"keep the managed NetworkPolicy", r.reconcileNetworkPolicies},
+		{"observe the namespace", r.reconcileObserve},
+	})
 }

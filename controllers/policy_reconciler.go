@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -25,7 +24,6 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
-	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // policyObject is what both policy kinds have in common.
@@ -66,121 +64,142 @@ type policyReconciler struct {
 // status runs again: the informer is a watch event behind, milliseconds.
 const staleCacheRetry = 200 * time.Millisecond
 
-// reconcilePolicy enforces and audits obj in the namespaces given, patches
-// its status when it changed, and asks to be called again after the audit
-// interval (the periodic review).
-func (r *policyReconciler) reconcilePolicy(ctx context.Context, obj policyObject, p *rules.Policy, compileErr error, namespaces []namespaceInScope, clusterScoped bool, extra ...func(*outcome)) (ctrl.Result, error) {
-	log := logr.FromContextOrDiscard(ctx)
-	before := obj.DeepCopyObject().(policyObject)
-	spec := obj.PolicySpec()
-	o := &outcome{compileErr: compileErr, mode: spec.NetworkPolicy}
-	if o.mode == "" {
-		o.mode = v1alpha1.NetworkPolicyManaged
-	}
-	for _, f := range extra {
-		if f != nil {
-			f(o)
-		}
-	}
-	if compileErr == nil {
-		o.protected = portsString(p)
-		o.reconcileErr = r.enforce(ctx, obj, p, namespaces, clusterScoped, o)
-	}
+// reconcile runs the phases of one policy's reconcile over s, then, in
+// one deferred step whatever the phases did, computes status from what
+// they found, patches it when it semantically changed (an unchanged
+// outcome writes nothing), records metrics and announces what is new. It
+// asks to be called again after the audit interval (the periodic review).
+func (r *policyReconciler) reconcile(ctx context.Context, s *policyScope, phases []phase) (res ctrl.Result, reterr error) {
+	defer func() {
+		s.reconcileErr = reterr
+		res, reterr = r.patchStatus(ctx, s)
+	}()
+	return ctrl.Result{}, runPhases(ctx, s, phases)
+}
 
-	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), o)
-	r.recordMetrics(p, obj, o)
+// patchStatus is the reconcile's one status write, and what follows it.
+func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctrl.Result, error) {
+	obj, before := s.policy, s.before
+	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), &s.outcome)
+	r.recordMetrics(s)
 	if !equality.Semantic.DeepEqual(*before.PolicyStatus(), status) {
 		*obj.PolicyStatus() = status
 		// Optimistic lock: a reconcile that read the policy from a cache
-		// not yet holding this controller's last status write must not
-		// write, nor announce (Events are sent for what is new since the
-		// status read), what the previous reconcile already did.
+		// not yet holding the last status write (this controller's, or the
+		// runtime controller's) must not write, nor announce (Events are
+		// sent for what is new since the status read), what the previous
+		// reconcile already did.
 		if err := r.client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) && o.reconcileErr == nil {
-				log.V(1).Info("the cached policy is older than its status: reconciling again once the cache caught up")
+			if apierrors.IsConflict(err) && s.reconcileErr == nil {
+				s.log.V(1).Info("the cached policy is older than its status: reconciling again once the cache caught up")
 				return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
 			}
 			if apierrors.IsNotFound(err) {
 				return ctrl.Result{}, nil // deleted meanwhile; its deletion event ends the story
 			}
-			return ctrl.Result{}, errors.Join(o.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
+			return ctrl.Result{}, errors.Join(s.reconcileErr, fmt.Errorf("failed to patch status: %w", err))
 		}
-		log.V(1).Info("status updated", "matchedPods", o.matchedPods, "violations", len(o.findings))
+		s.log.V(1).Info("status updated", "matchedPods", s.matchedPods, "violations", len(s.findings))
 	}
-	r.announce(obj, before.PolicyStatus(), &status, o)
-	if o.reconcileErr != nil {
-		return ctrl.Result{}, o.reconcileErr
+	r.announce(s, &status)
+	if s.reconcileErr != nil {
+		return ctrl.Result{}, s.reconcileErr
 	}
-	if err := o.failuresErr(); err != nil {
+	if err := s.failuresErr(); err != nil {
 		// Retried with backoff: the squatter may rename its object.
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
 }
 
-// enforce keeps the managed NetworkPolicies and observes every namespace.
-// A failure in one namespace (a NetworkPolicy of the managed name that
-// someone else owns, an API error) is recorded for that namespace in o and
-// the others carry on: one squatted name must not leave every namespace
-// after it unenforced and unaudited.
-func (r *policyReconciler) enforce(ctx context.Context, obj policyObject, p *rules.Policy, namespaces []namespaceInScope, clusterScoped bool, o *outcome) error {
-	spec := obj.PolicySpec()
-	npName := managedNetworkPolicyName(clusterScoped, obj.GetName())
-	view := newRuntimeView(r.reader, time.Now())
-	for _, ns := range namespaces {
-		key := types.NamespacedName{Namespace: ns.name, Name: npName}
+// reconcileNamespaces is the namespaces phase: the namespaces the policy
+// applies in, and how many of them are enforced (not terminating).
+func (r *policyReconciler) reconcileNamespaces(ctx context.Context, s *policyScope) error {
+	var err error
+	if s.inScope, err = policyNamespaces(ctx, r.reader, s.policy, s.compiled); err != nil {
+		return err
+	}
+	for _, ns := range s.inScope {
+		if !ns.terminating {
+			s.namespaces++
+		}
+	}
+	return nil
+}
+
+// reconcileNetworkPolicies is the NetworkPolicies phase: it keeps the
+// managed NetworkPolicy of every enforced namespace (Managed and Admin
+// modes), or removes it (Disabled). A failure in one namespace (a
+// NetworkPolicy of the managed name that someone else owns, an API error)
+// is recorded for that namespace and the others carry on: one squatted
+// name must not leave every namespace after it unenforced.
+func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *policyScope) error {
+	obj := s.policy
+	npName := managedNetworkPolicyName(s.clusterScoped, obj.GetName())
+	for _, ns := range s.inScope {
 		if ns.terminating {
 			continue
 		}
-		o.namespaces++
-		if o.mode != v1alpha1.NetworkPolicyDisabled { // Managed, and Admin which keeps them too
-			desired, err := r.desiredNetworkPolicy(ctx, p, spec.PodSelector, ns.name, ns.labels)
-			var res controllerutil.OperationResult
-			var drifted bool
-			if err != nil {
-				err = fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
-			} else {
-				res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
+		key := types.NamespacedName{Namespace: ns.name, Name: npName}
+		if s.mode == v1alpha1.NetworkPolicyDisabled {
+			if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
+				s.fail(ns.name, err)
+			} else if removed {
+				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyRemoved", "Delete", "removed NetworkPolicy %s: spec.networkPolicy is Disabled", key)
 			}
-			switch {
-			case err != nil:
-				o.fail(ns.name, err) // and audit it all the same
-			case res == controllerutil.OperationResultCreated:
-				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, o.protected)
-			case res == controllerutil.OperationResultUpdated && drifted:
-				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
-			case res == controllerutil.OperationResultUpdated:
-				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
-			}
-			if err == nil {
-				name := key.Name
-				if clusterScoped {
-					name = key.String()
-				}
-				o.networkPolicies = append(o.networkPolicies, name)
-			}
-		} else if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
-			o.fail(ns.name, err)
-		} else if removed {
-			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyRemoved", "Delete", "removed NetworkPolicy %s: spec.networkPolicy is Disabled", key)
+			continue
 		}
-		obs, err := observe(ctx, r.reader, p, ns.name, ns.labels)
+		desired, err := r.desiredNetworkPolicy(ctx, s.compiled, obj.PolicySpec().PodSelector, ns.name, ns.labels)
+		var res controllerutil.OperationResult
+		var drifted bool
 		if err != nil {
-			o.fail(ns.name, fmt.Errorf("failed to audit namespace %s: %w", ns.name, err))
-			continue
+			err = fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
+		} else {
+			res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(s.clusterScoped, obj.GetName()), desired)
 		}
-		if err := view.observe(ctx, p, obs); err != nil {
-			o.fail(ns.name, fmt.Errorf("failed to read runtime findings in namespace %s: %w", ns.name, err))
+		switch {
+		case err != nil:
+			s.fail(ns.name, err) // and audit it all the same
 			continue
+		case res == controllerutil.OperationResultCreated:
+			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, s.protected)
+		case res == controllerutil.OperationResultUpdated && drifted:
+			r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+		case res == controllerutil.OperationResultUpdated:
+			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
 		}
-		o.add(obs)
+		name := key.Name
+		if s.clusterScoped {
+			name = key.String()
+		}
+		s.networkPolicies = append(s.networkPolicies, name)
 	}
-	return r.observeNodeMates(ctx, o)
+	return nil
+}
+
+// reconcileObserve is the observe phase: it audits every enforced
+// namespace with the rules the webhook uses (a failure is that
+// namespace's; the others carry on) and finds the node-mates of the
+// selected pods.
+func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope) error {
+	for _, ns := range s.inScope {
+		if ns.terminating {
+			continue
+		}
+		obs, err := observe(ctx, r.reader, s.compiled, ns.name, ns.labels)
+		if err != nil {
+			s.fail(ns.name, fmt.Errorf("failed to audit namespace %s: %w", ns.name, err))
+			continue
+		}
+		s.add(obs)
+	}
+	return r.observeNodeMates(ctx, &s.outcome)
 }
 
 // announce emits Events for what changed: new violations (bounded), and
 // NetworkPolicy conflicts when they appear.
-func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.LoopbackServiceStatus, o *outcome) {
+func (r *policyReconciler) announce(s *policyScope, cur *v1alpha1.LoopbackServiceStatus) {
+	obj, old, o := s.policy, s.before.PolicyStatus(), &s.outcome
 	if o.compileErr != nil {
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "InvalidPolicy", "Compile", "the policy is not enforced: %v", o.compileErr)
 		return
@@ -191,7 +210,6 @@ func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.Loopbac
 		}
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
 	}
-	r.announceRuntime(obj, old, cur)
 	r.announceFailures(obj, old, cur, o)
 	r.announceNodeMates(obj, old, cur)
 	// Once per change of what the condition says (new conflicts, or a
@@ -203,11 +221,8 @@ func (r *policyReconciler) announce(obj policyObject, old, cur *v1alpha1.Loopbac
 	}
 }
 
-func (r *policyReconciler) recordMetrics(p *rules.Policy, obj policyObject, o *outcome) {
-	kind := rules.KindLoopbackService
-	if obj.GetNamespace() == "" {
-		kind = rules.KindClusterLoopbackService
-	}
+func (r *policyReconciler) recordMetrics(s *policyScope) {
+	obj, o, kind := s.policy, &s.outcome, s.kind()
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": obj.GetNamespace(), "policy": obj.GetName()}
 	metrics.Violations.DeletePartialMatch(l)
 	if o.compileErr != nil || o.reconcileErr != nil {
@@ -222,16 +237,15 @@ func (r *policyReconciler) recordMetrics(p *rules.Policy, obj policyObject, o *o
 	}
 	metrics.HostNetworkPods.With(l).Set(float64(len(o.hostNetworkPods)))
 	metrics.NodeMatePods.With(l).Set(float64(len(o.nodeMates)))
-	recordRuntimeMetrics(l, o)
 }
 
-// forgetMetrics drops the series of a deleted policy.
+// forgetMetrics drops the series of a deleted policy (the runtime
+// controller drops its own).
 func forgetMetrics(kind, namespace, name string) {
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
 	metrics.Violations.DeletePartialMatch(l)
 	metrics.HostNetworkPods.Delete(l)
 	metrics.NodeMatePods.Delete(l)
-	metrics.PodsListeningBeyondLoopback.Delete(l)
 }
 
 // policyLabelValue is the value of the loopguard.io/policy label on managed

@@ -47,3 +47,19 @@ func specChanged(o, n client.Object) bool {
 		return o.GetGeneration() != n.GetGeneration()
 	}
 }
+
+// runtimeRelevantChange passes creates, deletes and the pod updates that
+// can change a policy's runtime view: labels (selection), deletion, the
+// node a pod is bound to, and its phase (only running pods are checked).
+func runtimeRelevantChange() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okO := e.ObjectOld.(*corev1.Pod)
+		n, okN := e.ObjectNew.(*corev1.Pod)
+		if !okO || !okN {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
+			(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+			o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase
+	}}
+}

@@ -27,7 +27,8 @@ import (
 const NodeBindReportControllerName = "nodebindreport"
 
 // runtimeEvents carries "these pods' runtime findings changed" from the
-// NodeBindReport controller to the reconcilers that show them. Each event
+// NodeBindReport controller to the reconcilers that show them: the runtime
+// controller of each policy kind, and the hostNetwork report. Each event
 // is a NodeBindReport holding only the changed pods (old and new).
 type runtimeEvents struct {
 	lbs, clbs, hostNetwork chan event.GenericEvent
@@ -40,9 +41,10 @@ func newRuntimeEvents() *runtimeEvents {
 	}
 }
 
-// NodeBindReportReconciler turns NodeBindReport writes into policy
-// reconciles, but only for what changed. Agents rewrite their report every
-// scan (scannedAt moves); a policy reconcile is a full audit, so the pods
+// NodeBindReportReconciler turns NodeBindReport writes into reconciles of
+// the policies' runtime views, but only for what changed. Agents rewrite
+// their report every scan (scannedAt moves); a runtime view that changes
+// brings a policy reconcile (a full audit, for Compliant), so the pods
 // whose findings did not change, and the reports that merely got newer,
 // cause none. It also notices a report going stale, which no write
 // announces: it asks to be called again when the report's scans would be

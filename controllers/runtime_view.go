@@ -27,7 +27,7 @@ import (
 // ownerReference lets the garbage collector remove the report.
 func staleAt(r *v1alpha1.NodeBindReport) time.Time { return r.StaleAt() }
 
-// nodeRuntime is one node's report as a policy reconcile reads it.
+// nodeRuntime is one node's report as the runtime controller reads it.
 type nodeRuntime struct {
 	exists bool
 	fresh  bool
@@ -81,27 +81,12 @@ type runtimeObservation struct {
 	staleNodes map[string]bool
 }
 
-func (a *runtimeObservation) merge(b runtimeObservation) {
-	a.reported = a.reported || b.reported
-	a.checked += b.checked
-	a.unchecked += b.unchecked
-	a.beyond += b.beyond
-	a.listeners = append(a.listeners, b.listeners...)
-	for n := range b.staleNodes {
-		if a.staleNodes == nil {
-			a.staleNodes = map[string]bool{}
-		}
-		a.staleNodes[n] = true
-	}
-}
-
-// observe judges the running pods of obs that p selects by their node's
-// report. A report speaks only of pods on its own node, matched by UID: an
-// agent that lists another node's pod is not believed (its report is the
-// only one it may write, see config/agent-policy).
-func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, obs *observation) error {
-	ro := &obs.runtime
-	for _, pod := range obs.matched {
+// observe judges the running pods that p selects, adding to ro, by their
+// node's report. A report speaks only of pods on its own node, matched by
+// UID: an agent that lists another node's pod is not believed (its report
+// is the only one it may write, see config/agent-policy).
+func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, selected []*corev1.Pod, ro *runtimeObservation) error {
+	for _, pod := range selected {
 		if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
 			continue
 		}
@@ -166,7 +151,7 @@ func listenerKey(l v1alpha1.RuntimeListener) string {
 	return fmt.Sprintf("%s/%s/%s/%05d/%s", l.Namespace, l.Pod, l.Protocol, l.Port, l.Address)
 }
 
-// describeListener is the sentence an Event and the Compliant condition
+// describeListener is the sentence an Event and the RuntimeVerified condition
 // use for one finding.
 func describeListener(l v1alpha1.RuntimeListener) string {
 	addr := l.Address
@@ -222,8 +207,8 @@ func newListeners(old, cur *v1alpha1.RuntimeStatus) []v1alpha1.RuntimeListener {
 // to the pod, for the findings that are new since the last status: one per
 // pod, naming each address (the events API merges Events that differ only
 // in their note into one series), bounded per reconcile like violations.
-func (r *policyReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1.LoopbackServiceStatus) {
-	fresh := newListeners(old.Runtime, cur.Runtime)
+func (r *RuntimeReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
+	fresh := newListeners(old, cur)
 	for i, n := 0, 0; i < len(fresh) && n < maxEventsPerReconcile; n++ {
 		j := i
 		for j < len(fresh) && fresh[j].Namespace == fresh[i].Namespace && fresh[j].Pod == fresh[i].Pod {
@@ -258,27 +243,12 @@ func describePodListeners(ls []v1alpha1.RuntimeListener) string {
 
 // recordRuntimeMetrics sets the policy's count of pods listening beyond
 // loopback; a policy without reports has no series.
-func recordRuntimeMetrics(l prometheus.Labels, o *outcome) {
-	if st := o.runtime.status(); st != nil {
+func recordRuntimeMetrics(l prometheus.Labels, st *v1alpha1.RuntimeStatus) {
+	if st != nil {
 		metrics.PodsListeningBeyondLoopback.With(l).Set(float64(st.PodsBeyondLoopback))
 		return
 	}
 	metrics.PodsListeningBeyondLoopback.Delete(l)
-}
-
-// setRuntimeCompliant sets Compliant False for pods the agents saw
-// listening beyond loopback: a real exposure outranks a declared one, which
-// the message still counts.
-func setRuntimeCompliant(set func(t string, s metav1.ConditionStatus, reason, msg string), rt *v1alpha1.RuntimeStatus, declared int) {
-	msg := "1 selected pod listens on a protected port beyond loopback: "
-	if rt.PodsBeyondLoopback > 1 {
-		msg = fmt.Sprintf("%d selected pods listen on protected ports beyond loopback; the first: ", rt.PodsBeyondLoopback)
-	}
-	msg += describeListener(rt.Listeners[0])
-	if declared > 0 {
-		msg += fmt.Sprintf("; besides, %d existing objects expose protected ports (status.violations)", declared)
-	}
-	set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, msg)
 }
 
 // listeningHostNetworkPods returns a ClusterReport result for each

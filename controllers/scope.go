@@ -24,9 +24,8 @@ type observation struct {
 	findings        []rules.Finding
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
-	// matched are the selected pods, for the runtime view.
+	// matched are the selected pods, for the node-mates.
 	matched []*corev1.Pod
-	runtime runtimeObservation
 }
 
 // observe audits a namespace against one policy with the same rules the

@@ -71,7 +71,6 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	b = watchOverlaps(b, lbsOverlaps, true)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
-	b = b.WatchesRawSource(runtimeSource(rt.lbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindLoopbackService)))
 	if err := b.Complete(lbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
 	}
@@ -96,7 +95,6 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	b = watchOverlaps(b, clbsOverlaps, false)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
-	b = b.WatchesRawSource(runtimeSource(rt.clbs, policiesOfReport(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)))
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
 	}
@@ -111,6 +109,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := setupNodeBindReports(mgr, rt); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", NodeBindReportControllerName, err)
+	}
+	if err := setupRuntime(mgr, opts, rt, clbs.allPolicies); err != nil {
+		return err
 	}
 	return nil
 }

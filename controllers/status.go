@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -15,9 +14,10 @@ import (
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
-// outcome is everything one reconcile learned, from which status is
-// computed. A policy that does not compile has compileErr set and nothing
-// else.
+// outcome is everything the phases of one reconcile learned, from which
+// status is computed. A policy that does not compile has compileErr set
+// and nothing else; reconcileErr is the error of the phase that stopped
+// the reconcile.
 type outcome struct {
 	compileErr      error
 	reconcileErr    error
@@ -27,7 +27,6 @@ type outcome struct {
 	findings        []rules.Finding
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
-	runtime         runtimeObservation
 	// adminNetworkPolicy is the AdminNetworkPolicy kept in Admin mode;
 	// adminErr says why there is none.
 	adminNetworkPolicy string
@@ -49,32 +48,36 @@ func (o *outcome) add(obs *observation) {
 	o.conflicts = append(o.conflicts, obs.conflicts...)
 	o.hostNetworkPods = append(o.hostNetworkPods, obs.hostNetworkPods...)
 	o.matched = append(o.matched, obs.matched...)
-	o.runtime.merge(obs.runtime)
 }
 
-// computeStatus returns the status for the outcome. Every condition is
-// always set; conditions keep their lastTransitionTime unless their status
-// flips, so an unchanged outcome yields an equal status and no write.
+// computeStatus returns the status for the outcome: the observed fields,
+// then each condition this reconciler owns, by its own setter (one file
+// each, conditions_*.go). Every owned condition is always set; conditions
+// keep their lastTransitionTime unless their status flips, so an unchanged
+// outcome yields an equal status and no write. status.runtime and the
+// RuntimeVerified condition belong to the runtime controller and are kept
+// as read.
 func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outcome) v1alpha1.LoopbackServiceStatus {
 	st := *old.DeepCopy()
-	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,
-		})
-	}
-	if o.compileErr != nil {
-		msg := fmt.Sprintf("the policy is not enforced: %v", o.compileErr)
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector, msg)
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, msg)
-		set(v1alpha1.ConditionCompliant, metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, msg)
+	switch {
+	case o.compileErr != nil:
 		st.ObservedGeneration = generation
-		return st
+	case o.reconcileErr != nil:
+		// Keep the last good observation.
+	default:
+		st.ObservedGeneration = generation
+		setObservation(&st, o)
 	}
-	if o.reconcileErr != nil {
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonReconcileError, o.reconcileErr.Error())
-		return st // keep the last good observation
-	}
-	st.ObservedGeneration = generation
+	setReadyCondition(&st, generation, o)
+	setNetworkPolicyEffectiveCondition(&st, generation, o)
+	setCompliantCondition(&st, generation, o)
+	return st
+}
+
+// setObservation writes the observed fields of a reconcile that ran every
+// phase: the protected ports, the selected pods, the violations, the
+// hostNetwork pods, the managed NetworkPolicies and the node-mates.
+func setObservation(st *v1alpha1.LoopbackServiceStatus, o *outcome) {
 	st.ProtectedPorts = o.protected
 	st.MatchedPods = ptr.To(o.matchedPods)
 	all := violations(o.findings)
@@ -96,59 +99,24 @@ func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outc
 		st.HostNetworkPods = o.hostNetworkPods[:min(len(o.hostNetworkPods), v1alpha1.MaxStatusViolations)]
 	}
 	st.NetworkPolicies = o.networkPolicies
-	st.Runtime = o.runtime.status()
-	setNodeMates(&st, o.nodeMates)
+	setNodeMates(st, o.nodeMates)
+}
 
-	if len(o.failures) > 0 {
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonPartiallyReconciled, o.partialFailureMessage())
-	} else {
-		set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled,
-			fmt.Sprintf("enforcing %s on %d matched pods", o.protected, o.matchedPods))
-	}
+// setCondition sets one condition of st for the given generation.
+func setCondition(st *v1alpha1.LoopbackServiceStatus, generation int64, t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,
+	})
+}
 
-	switch taken := o.nameTaken(); {
-	case o.mode == v1alpha1.NetworkPolicyDisabled:
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyDisabled,
-			"spec.networkPolicy is Disabled: no NetworkPolicy blocks ingress to the protected ports")
-	case len(taken) > 0:
-		msg := nameTakenMessage(taken, o.protected)
-		if o.adminNetworkPolicy != "" {
-			msg += fmt.Sprintf("; AdminNetworkPolicy %s still denies it to every pod", o.adminNetworkPolicy)
-		}
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonNetworkPolicyNameTaken, msg)
-	case o.mode == v1alpha1.NetworkPolicyAdmin && o.adminErr != nil:
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonAdminNetworkPolicyUnavailable,
-			fmt.Sprintf("spec.networkPolicy is Admin but %v; NetworkPolicy %s still blocks ingress to %s", o.adminErr, strings.Join(o.networkPolicies, ", "), o.protected))
-	case len(o.conflicts) > 0 && o.adminNetworkPolicy != "":
-		// The AdminNetworkPolicy is evaluated first and denies every pod:
-		// the conflicting NetworkPolicies only still admit what it cannot
-		// name (nodes, clients outside the cluster). Proven with traffic
-		// on the dev node's enforcer (test/netpol TestAdminNetworkPolicy).
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonAdminNetworkPolicyApplied,
-			fmt.Sprintf("AdminNetworkPolicy %s denies every pod's traffic to %s ahead of namespace NetworkPolicies; these still admit it from outside the pod network (nodes, external clients), which an AdminNetworkPolicy cannot deny: %s", o.adminNetworkPolicy, o.protected, describeConflicts(o.conflicts)))
-	case len(o.conflicts) > 0:
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionFalse, v1alpha1.ReasonConflictingPolicies,
-			fmt.Sprintf("NetworkPolicies are unions, so these re-open protected ports: %s; narrow their ingress ports or podSelector", describeConflicts(o.conflicts)))
-	default:
-		msg := fmt.Sprintf("NetworkPolicy %s blocks ingress to %s", strings.Join(o.networkPolicies, ", "), o.protected)
-		if o.adminNetworkPolicy != "" {
-			msg += fmt.Sprintf("; AdminNetworkPolicy %s denies it to every pod ahead of namespace NetworkPolicies", o.adminNetworkPolicy)
-		}
-		set(v1alpha1.ConditionNetworkPolicyEffective, metav1.ConditionTrue, v1alpha1.ReasonNetworkPolicyApplied, msg)
+// keepOrUnknown leaves a condition as the last good observation set it
+// (the reconcile failed before observing anything new), or sets it
+// Unknown when there is none yet.
+func keepOrUnknown(st *v1alpha1.LoopbackServiceStatus, generation int64, t string, err error) {
+	if meta.FindStatusCondition(st.Conditions, t) != nil {
+		return
 	}
-
-	if rt := st.Runtime; rt != nil && rt.PodsBeyondLoopback > 0 {
-		setRuntimeCompliant(set, rt, len(all))
-	} else if len(all) == 0 {
-		set(v1alpha1.ConditionCompliant, metav1.ConditionTrue, v1alpha1.ReasonNoViolations, "no existing object exposes a protected port")
-	} else {
-		what := "1 existing object exposes a protected port"
-		if len(all) > 1 {
-			what = fmt.Sprintf("%d existing objects expose protected ports; the first", len(all))
-		}
-		set(v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonViolationsFound, what+": "+all[0].Message)
-	}
-	return st
+	setCondition(st, generation, t, metav1.ConditionUnknown, v1alpha1.ReasonReconcileError, "not observed yet: "+err.Error())
 }
 
 func describeConflicts(cs []netpol.Conflict) string {
