@@ -286,7 +286,7 @@ type LoopbackServiceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, NetworkPolicyEffective and Compliant.
+	// conditions: Ready, NetworkPolicyEffective, RuntimeVerified and Compliant.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
