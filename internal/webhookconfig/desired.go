@@ -260,13 +260,17 @@ func (o Options) webhook(t admissionregistrationv1.ValidatingWebhook, k Kind, su
 	switch {
 	case cc.Service != nil:
 		cc.Service.Path = &path
+		if cc.Service.Port == nil {
+			port := int32(443) // the API server's default, so that what is read back equals what was written
+			cc.Service.Port = &port
+		}
 	case cc.URL != nil:
 		u := strings.TrimSuffix(*cc.URL, "/") + path
 		cc.URL = &u
 	}
 	w.ClientConfig = cc
 	w.NamespaceSelector = sel.DeepCopy()
-	w.ObjectSelector = nil
+	w.ObjectSelector = &metav1.LabelSelector{} // the API server's default
 	w.MatchConditions = slices.Clone(k.MatchConditions)
 	return w
 }
