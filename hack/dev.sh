@@ -26,8 +26,8 @@
 #   hack/dev.sh stop managers
 #                       stop the manager(s) and the webhook proxy but leave
 #                       the webhook registered: what the cluster sees when
-#                       loopguard is down (failurePolicy Fail); 'up' again
-#                       restarts them
+#                       loopguard is down (failurePolicy Fail where a policy
+#                       applies, nothing elsewhere); 'up' again restarts them
 #
 # Environment:
 #   DEV_NODE               auto (default): a node when root on Linux,
@@ -406,6 +406,9 @@ manager_args() {
     --webhook-bind-address=127.0.0.1
     --webhook-port="$(replica_webhook_port "$i")"
     --webhook-cert-dir="$PKI/webhook" --cert-rotation=false
+    --webhook-url="https://127.0.0.1:$WEBHOOK_PORT" --webhook-ca-file="$PKI/webhook/ca.crt"
+    --webhook-config-name=loopguard-validating-webhook-configuration
+    --webhook-excluded-namespaces="kube-system,kube-public,kube-node-lease,$MANAGER_NAMESPACE"
     "${auth[@]}"
     --metrics-bind-address="127.0.0.1:$(replica_metrics_port "$i")"
     --health-probe-bind-address="127.0.0.1:$(replica_probe_port "$i")"
@@ -557,9 +560,9 @@ start_manager_bg() {
     [[ " $(tr '\0' ' ' <"/proc/$pid/cmdline")" == *" --backends=$list "* ]]; then
     rolling=1
   fi
-  if ((${#restart[@]} > 0 && !rolling)); then
-    unregister_webhooks
-  fi
+  # The configuration stays while managers restart: the manager fills it
+  # (scoped to the policies) and never empties it, so guarded namespaces
+  # fail closed meanwhile and the others are not called at all.
   # Replicas beyond REPLICAS; the proxy unless it fronts exactly these.
   for n in $(running_managers); do
     case $n in

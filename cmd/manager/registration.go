@@ -20,12 +20,14 @@ type registrationFlags struct {
 	url      string
 	caFile   string
 	excluded string
+	failure  string
 }
 
 func (f *registrationFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.enabled, "webhook-registration", true, "Register the webhooks in --webhook-config-name once the webhook server serves, scoped to the namespaces some policy applies to, and report each policy's Enforced condition. The install creates that configuration with no webhooks; the manager never creates it.")
 	fs.StringVar(&f.url, "webhook-url", "", "URL base the API server calls the webhook at (e.g. https://127.0.0.1:9443, hack/dev.sh); empty: the Service --webhook-service-name in the manager's namespace, port 443.")
 	fs.StringVar(&f.caFile, "webhook-ca-file", "", "PEM CA the API server must trust for the webhook (caBundle); empty: ca.crt in --webhook-cert-dir (written there by --cert-rotation, or by cert-manager's Secret).")
+	fs.StringVar(&f.failure, "webhook-failure-policy", "Fail", "failurePolicy of the registered webhooks: Fail (requests in guarded namespaces are refused while loopguard is unreachable) or Ignore (admitted unchecked).")
 	fs.StringVar(&f.excluded, "webhook-excluded-namespaces", "kube-system,kube-public,kube-node-lease", "Comma-separated namespaces the webhooks are never called for (besides the manager's own), so that the control plane and loopguard recover while loopguard is down.")
 }
 
@@ -33,6 +35,10 @@ func (f *registrationFlags) bind(fs *flag.FlagSet) {
 func (f *registrationFlags) registration(configName, service, certDir string) (*controllers.WebhookRegistration, error) {
 	if !f.enabled {
 		return nil, nil
+	}
+	fp := admissionregistrationv1.FailurePolicyType(f.failure)
+	if fp != admissionregistrationv1.Fail && fp != admissionregistrationv1.Ignore {
+		return nil, fmt.Errorf("--webhook-failure-policy=%s: want Fail or Ignore", f.failure)
 	}
 	templates, err := webhookmanifests.Templates()
 	if err != nil {
@@ -68,7 +74,7 @@ func (f *registrationFlags) registration(configName, service, certDir string) (*
 	}
 	return &controllers.WebhookRegistration{
 		Name:    configName,
-		Options: webhookconfig.Options{Templates: templates, ClientConfig: cc, Excluded: excluded},
+		Options: webhookconfig.Options{Templates: templates, ClientConfig: cc, Excluded: excluded, FailurePolicy: &fp},
 		CABundle: func() ([]byte, error) {
 			b, err := os.ReadFile(caFile)
 			if err == nil && len(b) == 0 {

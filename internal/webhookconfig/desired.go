@@ -47,6 +47,8 @@ type Options struct {
 	// (its path is taken from each template) or a URL base (the
 	// template's path is appended). CABundle is set on every webhook.
 	ClientConfig admissionregistrationv1.WebhookClientConfig
+	// FailurePolicy, when set, replaces the templates' (Fail).
+	FailurePolicy *admissionregistrationv1.FailurePolicyType
 	// Excluded namespaces are never judged: the control plane's and
 	// loopguard's own, so that both can recover while loopguard is down.
 	Excluded []string
@@ -271,6 +273,10 @@ func (o Options) webhook(t admissionregistrationv1.ValidatingWebhook, k Kind, su
 	w.ClientConfig = cc
 	w.NamespaceSelector = sel.DeepCopy()
 	w.ObjectSelector = &metav1.LabelSelector{} // the API server's default
+	if o.FailurePolicy != nil {
+		fp := *o.FailurePolicy
+		w.FailurePolicy = &fp
+	}
 	w.MatchConditions = slices.Clone(k.MatchConditions)
 	return w
 }
