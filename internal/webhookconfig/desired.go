@@ -241,7 +241,7 @@ func Desired(policies []Policy, o Options) (Result, error) {
 		if p.Namespace == "" {
 			where = "in every namespace its namespaceSelector selects"
 		}
-		if len(excluded) > 0 {
+		if p.Namespace == "" && len(excluded) > 0 {
 			where += " (never in " + strings.Join(excluded, ", ") + ")"
 		}
 		res.Coverage[p.key()] = Coverage{Covered: true, Reason: ReasonRegistered, Message: fmt.Sprintf(
