@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -492,6 +493,10 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 	}), scalar(""))
 
 	args := get(ctr, "args")
+	// The registration's flags come from the values (appended below).
+	args.Content = slices.DeleteFunc(args.Content, func(a *yaml.Node) bool {
+		return strings.HasPrefix(a.Value, "--webhook-failure-policy=") || strings.HasPrefix(a.Value, "--webhook-excluded-namespaces=")
+	})
 	args.Content = append(args.Content, scalar(p.Block(func(prefix string) string {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return ind + "- --zap-log-level={{ .Values.logLevel }}\n" +
