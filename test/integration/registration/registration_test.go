@@ -153,6 +153,21 @@ func TestRegistrationFollowsPolicies(t *testing.T) {
 	g.Expect(createPod(exposing(open, "p", 16000))).To(Succeed())
 	g.Expect(reviews(open)).To(BeZero())
 
+	// Changed: the new selector's namespaces, no longer the old one's.
+	staging := namespace(t, "reg-staging", map[string]string{"reg-env": "staging"})
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
+	clbs.Spec.NamespaceSelector.MatchLabels["reg-env"] = "staging"
+	g.Expect(env.Client.Update(ctx, clbs)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := enforced(g, clbs)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.ObservedGeneration).To(Equal(clbs.Generation))
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, poll).Should(Succeed())
+	g.Expect(sentToLoopguard(g, staging, map[string]string{"reg-env": "staging"})).To(BeTrue())
+	g.Expect(sentToLoopguard(g, later, map[string]string{"reg-env": "prod"})).To(BeFalse())
+	g.Expect(createPod(exposing(staging, "p", 16000))).To(MatchError(ContainSubstring("denied the request")))
+
 	// Deleted: no longer sent.
 	g.Expect(env.Client.Delete(ctx, policy)).To(Succeed())
 	g.Expect(env.Client.Delete(ctx, clbs)).To(Succeed())
