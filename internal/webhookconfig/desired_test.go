@@ -204,9 +204,8 @@ func TestDesiredWebhookFields(t *testing.T) {
 // TestDesiredSelectsWherePoliciesApply checks the result against the
 // policies' own semantics on random namespaces: a namespace is sent to the
 // scoped webhooks exactly when some policy applies to it (and it is not
-// excluded), and once only when the cluster policies' selectors do not
-// overlap. In ModeEverywhere (past the bounds) every namespace but the
-// excluded is sent.
+// excluded). In ModeEverywhere (past the bounds) every namespace but the
+// excluded is sent, once.
 func TestDesiredSelectsWherePoliciesApply(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	vals := []string{"a", "b", "c"}
