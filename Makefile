@@ -62,6 +62,10 @@ bench: k8s ## Benchmarks, the HTTPS load test, and (on a control plane of its ow
 bench-api: ## Added latency through the dev API server: none vs loopguard vs a ValidatingAdmissionPolicy (needs make dev-up).
 	$(GO) run ./hack/apibench -kubeconfig .dev/kubeconfig -n 300 -rounds 3
 
+.PHONY: bench-registration
+bench-registration: ## Added latency of no webhook, an empty webhook, loopguard in a guarded and an unguarded namespace, and a VAP (needs make dev-up).
+	hack/registrationbench/run.sh -n 300 -rounds 3
+
 .PHONY: bench-scale
 bench-scale: ## Controller at scale on the dev control plane: 1,000 policies, 10,000 pods (needs make dev-up; DEV_NODE=0 is enough).
 	$(GO) run ./hack/scalebench

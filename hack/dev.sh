@@ -26,8 +26,8 @@
 #   hack/dev.sh stop managers
 #                       stop the manager(s) and the webhook proxy but leave
 #                       the webhook registered: what the cluster sees when
-#                       loopguard is down (failurePolicy Fail); 'up' again
-#                       restarts them
+#                       loopguard is down (failurePolicy Fail where a policy
+#                       applies, nothing elsewhere); 'up' again restarts them
 #
 # Environment:
 #   DEV_NODE               auto (default): a node when root on Linux,
@@ -52,7 +52,7 @@
 # config/default installs, through .dev/manager.kubeconfig (a token file,
 # refreshed by every 'up'): a missing permission shows in its log at once.
 #   WEBHOOK_KUSTOMIZE_DIR  kustomization rendering the webhook configuration
-#                          (default config/webhook)
+#                          (default config/overlays/dev-webhook)
 #   DEV_WEBHOOK_AUTH       1 (default): the API server authenticates to the
 #                          webhook with a client certificate (its
 #                          AdmissionConfiguration, .dev/admission/) and the
@@ -72,7 +72,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Paths given relative to the caller's directory must survive the cd below.
 abs() { if [[ -z $1 || $1 == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
 MANAGER_BIN=$(abs "${MANAGER_BIN:-}")
-WEBHOOK_KUSTOMIZE_DIR=$(abs "${WEBHOOK_KUSTOMIZE_DIR:-$ROOT/config/webhook}")
+WEBHOOK_KUSTOMIZE_DIR=$(abs "${WEBHOOK_KUSTOMIZE_DIR:-$ROOT/config/overlays/dev-webhook}")
 DEV=$(abs "${DEV_DIR:-$ROOT/.dev}")
 cd "$ROOT"
 
@@ -108,6 +108,9 @@ ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
 APISERVER_PORT=$((6443 + PORT_OFFSET))
 KCM_PORT=$((10257 + PORT_OFFSET))
 WEBHOOK_PORT=$((9443 + PORT_OFFSET))
+# hack/emptywebhook, the admit-everything floor of make bench-registration,
+# authenticated like the manager's webhook.
+EMPTY_WEBHOOK_PORT=$((WEBHOOK_PORT + 7))
 METRICS_PORT=$((8443 + PORT_OFFSET))
 PROBE_PORT=$((8081 + PORT_OFFSET))
 SERVICE_CIDR=10.96.0.0/16
@@ -194,6 +197,10 @@ apiVersion: v1
 kind: Config
 users:
 - name: "127.0.0.1:$WEBHOOK_PORT"
+  user:
+    client-certificate: $PKI/webhook/apiserver-client.crt
+    client-key: $PKI/webhook/apiserver-client.key
+- name: "127.0.0.1:$EMPTY_WEBHOOK_PORT"
   user:
     client-certificate: $PKI/webhook/apiserver-client.crt
     client-key: $PKI/webhook/apiserver-client.key
@@ -406,6 +413,9 @@ manager_args() {
     --webhook-bind-address=127.0.0.1
     --webhook-port="$(replica_webhook_port "$i")"
     --webhook-cert-dir="$PKI/webhook" --cert-rotation=false
+    --webhook-url="https://127.0.0.1:$WEBHOOK_PORT" --webhook-ca-file="$PKI/webhook/ca.crt"
+    --webhook-config-name=loopguard-validating-webhook-configuration
+    --webhook-excluded-namespaces="kube-system,kube-public,kube-node-lease,$MANAGER_NAMESPACE"
     "${auth[@]}"
     --metrics-bind-address="127.0.0.1:$(replica_metrics_port "$i")"
     --health-probe-bind-address="127.0.0.1:$(replica_probe_port "$i")"
@@ -557,9 +567,9 @@ start_manager_bg() {
     [[ " $(tr '\0' ' ' <"/proc/$pid/cmdline")" == *" --backends=$list "* ]]; then
     rolling=1
   fi
-  if ((${#restart[@]} > 0 && !rolling)); then
-    unregister_webhooks
-  fi
+  # The configuration stays while managers restart: the manager fills it
+  # (scoped to the policies) and never empties it, so guarded namespaces
+  # fail closed meanwhile and the others are not called at all.
   # Replicas beyond REPLICAS; the proxy unless it fronts exactly these.
   for n in $(running_managers); do
     case $n in

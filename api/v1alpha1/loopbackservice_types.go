@@ -15,7 +15,7 @@ import (
 // +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.enforcementAction`
 // +kubebuilder:printcolumn:name="Matched",type=integer,JSONPath=`.status.matchedPods`
 // +kubebuilder:printcolumn:name="Violations",type=integer,JSONPath=`.status.violationCount`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Enforced")].status`,description="Enforced: the webhook registration covers the policy"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LoopbackService struct {
 	metav1.TypeMeta `json:",inline"`

@@ -58,6 +58,8 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the Go profiler's /debug/pprof endpoints, plain HTTP and unauthenticated: bind it to loopback (127.0.0.1:6065) and only while profiling; empty disables it.")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
+	var regFlags registrationFlags
+	regFlags.bind(flag.CommandLine)
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -162,8 +164,13 @@ func main() {
 			"dnsName", rotation.DNSName(), "webhookConfiguration", rotation.WebhookConfigName, "certDir", rotation.CertDir)
 	}
 
+	registration, err := regFlags.registration(webhookConfig, webhookService, webhookCert)
+	if err != nil {
+		log.Error(err, "unable to configure the webhook registration")
+		os.Exit(1)
+	}
 	ctx := ctrl.SetupSignalHandler()
-	if _, err := app.Setup(ctx, mgr, app.Options{AuditInterval: auditInterval}); err != nil {
+	if _, err := app.Setup(ctx, mgr, app.Options{AuditInterval: auditInterval, Registration: registration}); err != nil {
 		log.Error(err, "unable to set up loopguard")
 		os.Exit(1)
 	}

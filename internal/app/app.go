@@ -62,6 +62,10 @@ func CacheOptions() cache.Options {
 type Options struct {
 	// AuditInterval is the period of the full re-audit of every policy.
 	AuditInterval time.Duration
+	// Registration, when set, makes the manager register its own webhooks
+	// (controllers/webhookconfig_controller.go) once its webhook server
+	// serves; Serving is filled in here.
+	Registration *controllers.WebhookRegistration
 }
 
 // Setup registers the policy index, the admission webhook, the
@@ -89,6 +93,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	}})
 	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)
+	}
+	if reg := opts.Registration; reg != nil {
+		started := mgr.GetWebhookServer().StartedChecker()
+		reg.Serving = func() error { return started(nil) }
+		if err := controllers.SetupWebhookRegistration(mgr, *reg); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("failed to add health check: %w", err)

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,9 +30,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	webhookmanifests "github.com/loopguard/loopguard/config/webhook"
+	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/webhookconfig"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -49,7 +54,21 @@ type Options struct {
 	// webhook (an AdmissionConfiguration) and runs the manager's webhook
 	// with its CA as --webhook-client-ca would (docs/webhook-auth.md).
 	WebhookClientAuth bool
+	// Registration installs loopguard's ValidatingWebhookConfiguration
+	// empty, as config/webhook does, and lets the manager register its
+	// scoped webhooks (controllers/webhookconfig_controller.go), with
+	// the same excluded namespaces as config/default. Without it the
+	// generated templates are installed as they are, cluster-wide.
+	Registration bool
 }
+
+// WebhookConfigName is the ValidatingWebhookConfiguration the manager
+// registers into with Options.Registration.
+const WebhookConfigName = "loopguard-validating-webhook-configuration"
+
+// ManagerNamespace is the namespace excluded as the manager's own with
+// Options.Registration.
+const ManagerNamespace = "loopguard-system"
 
 // Env is a running test control plane.
 type Env struct {
@@ -133,7 +152,12 @@ func Start(opts Options) (*Env, error) {
 	if opts.Manager {
 		// Without a manager nothing serves the webhook, and with
 		// failurePolicy Fail the API server would refuse every pod.
-		e.env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
+		if opts.Registration {
+			e.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
+				{ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigName}}}
+		} else {
+			e.env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
+		}
 	}
 	if opts.WebhookClientAuth {
 		if !opts.Manager {
@@ -191,7 +215,23 @@ func (e *Env) startManager(opts Options) error {
 			return err
 		}
 	}
-	if e.Index, err = app.Setup(ctx, mgr, app.Options{AuditInterval: opts.AuditInterval}); err != nil {
+	var reg *controllers.WebhookRegistration
+	if opts.Registration {
+		templates, err := webhookmanifests.Templates()
+		if err != nil {
+			return err
+		}
+		url := "https://" + net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort))
+		ca := wh.LocalServingCAData
+		reg = &controllers.WebhookRegistration{
+			Name: WebhookConfigName,
+			Options: webhookconfig.Options{Templates: templates,
+				ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+				Excluded:     []string{"kube-system", "kube-public", "kube-node-lease", ManagerNamespace}},
+			CABundle: func() ([]byte, error) { return ca, nil },
+		}
+	}
+	if e.Index, err = app.Setup(ctx, mgr, app.Options{AuditInterval: opts.AuditInterval, Registration: reg}); err != nil {
 		return err
 	}
 	e.done = make(chan error, 1)

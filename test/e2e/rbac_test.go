@@ -57,6 +57,15 @@ func TestLeastPrivilege(t *testing.T) {
 		{"watch", "nodebindreports.loopguard.io", "", true},
 		{"watch", "endpointslices.discovery.k8s.io", "", true},
 		{"create", "endpointslices.discovery.k8s.io", "shop", false},
+		// Its own webhook registration, by name, and nothing else: never
+		// create one (the install does), never another's.
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/loopguard-validating-webhook-configuration", "", true},
+		{"patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/loopguard-validating-webhook-configuration", "", true},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/other-webhooks", "", false},
+		{"delete", "validatingwebhookconfigurations.admissionregistration.k8s.io/loopguard-validating-webhook-configuration", "", false},
+		{"create", "validatingwebhookconfigurations.admissionregistration.k8s.io", "", false},
+		{"update", "mutatingwebhookconfigurations.admissionregistration.k8s.io/loopguard-validating-webhook-configuration", "", false},
+		{"update", "validatingadmissionpolicies.admissionregistration.k8s.io", "", false},
 
 		{"get", "secrets", "default", false},
 		{"list", "secrets", "", false},

@@ -115,6 +115,42 @@ func devSh(t *testing.T, args ...string) {
 	t.Logf("hack/dev.sh %s:\n%s", strings.Join(args, " "), r.Stdout)
 }
 
+// waitEnforced waits until the policy reports Enforced: the webhook
+// registration covers its namespace.
+func waitEnforced(t *testing.T, ns, name string) {
+	t.Helper()
+	devcluster.Eventually(t, time.Minute, func() string {
+		r := devcluster.Kubectl(t, "", "get", "lbs", name, "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="Enforced")].status}`)
+		if strings.TrimSpace(r.Stdout) != "True" {
+			return fmt.Sprintf("LoopbackService %s/%s not Enforced: %s", ns, name, r)
+		}
+		return ""
+	})
+}
+
+// TestFailClosedOnlyWhereGuarded stops every manager after it served: a
+// pod in a namespace no policy applies to is admitted (the API server
+// calls no webhook for it, so loopguard being down costs it nothing),
+// one in a guarded namespace is refused (failurePolicy Fail).
+func TestFailClosedOnlyWhereGuarded(t *testing.T) {
+	t.Cleanup(func() { devUp(t) })
+	guarded := devcluster.Namespace(t, "ha-guarded")
+	open := devcluster.Namespace(t, "ha-open")
+	devcluster.MustKubectl(t, policy(guarded, "guard", 15000), "apply", "-f", "-")
+	waitEnforced(t, guarded, "guard")
+	devSh(t, "stop", "managers")
+
+	if r := devcluster.Kubectl(t, pod(open, "ordinary", 15000), "create", "--dry-run=server", "-f", "-"); r.Err != nil {
+		t.Errorf("with loopguard down, a pod in %s (no policy applies) must be admitted without calling loopguard: %s", open, r)
+	}
+	r := devcluster.Kubectl(t, pod(guarded, "ordinary", 0), "create", "--dry-run=server", "-f", "-")
+	if r.Err == nil || !strings.Contains(r.Stderr, "failed calling webhook") {
+		t.Errorf("with loopguard down, a pod in %s (guarded): want refused with \"failed calling webhook\", got %s", guarded, r)
+	} else {
+		t.Logf("refused while down: %s", strings.TrimSpace(r.Stderr))
+	}
+}
+
 func policy(ns, name string, port int) string {
 	return fmt.Sprintf(`apiVersion: loopguard.io/v1alpha1
 kind: LoopbackService
@@ -344,6 +380,7 @@ func TestFailClosed(t *testing.T) {
 	t.Cleanup(func() { devUp(t) })
 	ns := devcluster.Namespace(t, "ha")
 	devcluster.MustKubectl(t, policy(ns, "fail-closed", 15000), "apply", "-f", "-")
+	waitEnforced(t, ns, "fail-closed")
 	devSh(t, "stop", "managers")
 
 	r := devcluster.Kubectl(t, pod(ns, "ordinary", 0), "create", "-f", "-")

@@ -400,7 +400,7 @@ spec:
 		t.Fatalf("apply LoopbackService: %s", r)
 	}
 	eventually(t, 30*time.Second, func() string {
-		r := kubectl(t, "get", "lbs", "admin", "-n", namespace, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+		r := kubectl(t, "get", "lbs", "admin", "-n", namespace, "-o", "jsonpath={.status.conditions[?(@.type=='Enforced')].status}")
 		if strings.TrimSpace(r.Stdout) != "True" {
 			return "LoopbackService not Ready: " + r.String()
 		}

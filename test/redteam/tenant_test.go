@@ -96,11 +96,11 @@ func (tn *Tenant) Refused(t *testing.T, want, stdin string, args ...string) devc
 	return r
 }
 
-// waitEnforced waits until the policy reports Ready, so that the webhook's
-// index and the controller have seen it.
+// waitEnforced waits until the policy reports Enforced (the webhook
+// registration covers it, so every write it judges is judged).
 func waitEnforced(t *testing.T, ns, kind, name string) {
 	t.Helper()
-	args := []string{"get", kind, name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`}
+	args := []string{"get", kind, name, "-o", `jsonpath={.status.conditions[?(@.type=="Enforced")].status}`}
 	if ns != "" {
 		args = append([]string{"-n", ns}, args...)
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -492,10 +493,16 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 	}), scalar(""))
 
 	args := get(ctr, "args")
+	// The registration's flags come from the values (appended below).
+	args.Content = slices.DeleteFunc(args.Content, func(a *yaml.Node) bool {
+		return strings.HasPrefix(a.Value, "--webhook-failure-policy=") || strings.HasPrefix(a.Value, "--webhook-excluded-namespaces=")
+	})
 	args.Content = append(args.Content, scalar(p.Block(func(prefix string) string {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return ind + "- --zap-log-level={{ .Values.logLevel }}\n" +
 			ind + "- --audit-interval={{ .Values.auditInterval }}\n" +
+			ind + "- --webhook-failure-policy={{ .Values.webhook.failurePolicy }}\n" +
+			ind + `- --webhook-excluded-namespaces={{ concat (list "kube-system" "kube-node-lease" "kube-public") .Values.excludeNamespaces | uniq | join "," }}` + "\n" +
 			certManagerIf + "\n" +
 			ind + "- --cert-rotation=false\n" +
 			"{{- end }}\n" +
@@ -559,44 +566,14 @@ func editWebhooks(p *placeholders, m *yaml.Node, ann *yaml.Node, v *valuesDefaul
 		n := indentOf(prefix)
 		return certManagerIf + "\n" + strings.Repeat(" ", n) + "annotations:\n" + indentText(annText, n+2) + "\n{{- end }}"
 	}), scalar(""))
-	fp := p.Inline("{{ .Values.webhook.failurePolicy }}")
-	for _, wh := range get(m, "webhooks").Content {
-		if f := get(wh, "failurePolicy"); f != nil {
-			if v.failurePolicy != "" && v.failurePolicy != f.Value {
-				return fmt.Errorf("webhooks differ in failurePolicy")
-			}
-			v.failurePolicy = f.Value
-		}
-		set(wh, "failurePolicy", scalar(fp))
-		sel := get(wh, "namespaceSelector")
-		for _, e := range get(sel, "matchExpressions").Content {
-			if get(e, "key").Value != "kubernetes.io/metadata.name" || get(e, "operator").Value != "NotIn" {
-				continue
-			}
-			var defaults []string
-			var list []string
-			for _, val := range get(e, "values").Content {
-				defaults = append(defaults, val.Value)
-				if val.Value == kustomizeNamespace {
-					list = append(list, ".Release.Namespace")
-				} else {
-					list = append(list, fmt.Sprintf("%q", val.Value))
-				}
-			}
-			if v.excludeDefaults != nil && !reflect.DeepEqual(v.excludeDefaults, defaults) {
-				return fmt.Errorf("webhooks differ in their excluded namespaces")
-			}
-			v.excludeDefaults = defaults
-			expr := "concat (list " + strings.Join(list, " ") + ") .Values.excludeNamespaces | uniq"
-			set(e, "values", scalar(p.Block(func(prefix string) string {
-				n := indentOf(prefix)
-				return fmt.Sprintf("%svalues:\n%s{{- %s | toYaml | nindent %d }}", strings.Repeat(" ", n), strings.Repeat(" ", n), expr, n)
-			})))
-		}
+	// The install's configuration has no webhooks: the manager registers
+	// them (--webhook-failure-policy, --webhook-excluded-namespaces, set in
+	// the Deployment's args by editDeployment).
+	if hooks := get(m, "webhooks"); hooks != nil && len(hooks.Content) > 0 {
+		return fmt.Errorf("the ValidatingWebhookConfiguration of config/webhook must have no webhooks (the manager registers them)")
 	}
-	if v.excludeDefaults == nil {
-		return fmt.Errorf("no namespaceSelector NotIn kubernetes.io/metadata.name")
-	}
+	v.failurePolicy = "Fail"
+	v.excludeDefaults = []string{"kube-system", "kube-node-lease", "kube-public", kustomizeNamespace}
 	return nil
 }
 
