@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/loopguard/loopguard/cmd/manager/wiring"
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/policyindex"
@@ -191,7 +192,7 @@ func (e *Env) startManager(opts Options) error {
 			return err
 		}
 	}
-	if e.Index, err = app.Setup(ctx, mgr, app.Options{AuditInterval: opts.AuditInterval}); err != nil {
+	if e.Index, err = wiring.Setup(ctx, mgr, wiring.Options{AuditInterval: opts.AuditInterval}); err != nil {
 		return err
 	}
 	e.done = make(chan error, 1)
