@@ -19,7 +19,7 @@ type engine interface {
 	// Start runs the engine and registers its webhooks; it returns once the
 	// engine answers.
 	Start(ctx context.Context) error
-	// InstallCasePolicies installs the policy of hack/peers/policies/<name>.
+	// InstallCasePolicies installs the policy of bench/peers/policies/<name>.
 	InstallCasePolicies(ctx context.Context) error
 	RemoveCasePolicies(ctx context.Context) error
 	// SetBenchPolicies makes exactly n benchmark policies exist, policy i
@@ -166,7 +166,7 @@ func (e *env) deleteYAML(ctx context.Context, yaml []byte) {
 }
 
 func (e *env) policyFile(engine, name string) ([]byte, error) {
-	p := filepath.Join(e.opts.root, "hack/peers/policies", engine, name)
+	p := filepath.Join(e.opts.root, "bench/peers/policies", engine, name)
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", p, err)
@@ -178,10 +178,10 @@ func (e *env) policyFile(engine, name string) ([]byte, error) {
 // CRDs and manifests), as resolved by the peer's tool module.
 func (e *env) moduleDir(tool, module string) (string, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
-	cmd.Dir = filepath.Join(e.opts.root, "hack/peers/tools", tool)
+	cmd.Dir = filepath.Join(e.opts.root, "bench/peers/tools", tool)
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("failed to locate %s (go list -m in hack/peers/tools/%s): %w", module, tool, err)
+		return "", fmt.Errorf("failed to locate %s (go list -m in bench/peers/tools/%s): %w", module, tool, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -25,7 +25,7 @@ const (
 var validatingPolicyGVR = schema.GroupVersionResource{Group: "policies.kyverno.io", Version: "v1", Resource: "validatingpolicies"}
 
 // kyvernoEngine runs Kyverno's admission controller (cmd/kyverno, built from
-// hack/peers/tools/kyverno) as a host process. It manages its own
+// bench/peers/tools/kyverno) as a host process. It manages its own
 // certificates (secrets in the kyverno namespace) and registers its own
 // webhooks; --serverIP makes them URL-based, on 127.0.0.1.
 type kyvernoEngine struct {

@@ -37,7 +37,7 @@ type caseResult struct {
 
 // caseDef is one evasion attempt (wantDeny) or one control that must pass.
 // The list follows loopguard's own admission tests (webhooks/*_test.go,
-// test/e2e, internal/rules), against the policy in hack/peers/policies:
+// test/e2e, internal/rules), against the policy in bench/peers/policies:
 // pods labelled app=cart; 15000/TCP (named envoy-admin), 6060-6069/TCP,
 // 5353/UDP, 9000/SCTP loopback-only.
 type caseDef struct {

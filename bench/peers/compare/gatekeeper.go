@@ -29,7 +29,7 @@ const (
 var constraintGVR = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "k8sloopbackports"}
 
 // gatekeeperEngine runs the gatekeeper binary built from
-// hack/peers/tools/gatekeeper as one host process doing webhook, audit and
+// bench/peers/tools/gatekeeper as one host process doing webhook, audit and
 // status, with the CRDs and webhook configuration its release manifest
 // (deploy/gatekeeper.yaml) ships, the webhook pointed at 127.0.0.1.
 type gatekeeperEngine struct {

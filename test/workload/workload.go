@@ -1,5 +1,5 @@
 // Package workload is the synthetic cluster that loopguard's benchmarks and
-// its load generator (hack/loadgen) review, so that both measure the same
+// its load generator (bench/loadgen) review, so that both measure the same
 // thing:
 //
 //   - N LoopbackServices in one of two placements: Spread (one policy in each

@@ -1,7 +1,7 @@
 package main
 
 // The self-contained webhook server: the ExposureValidator cmd/manager
-// registers, fed by a prepared policy index (hack/loadgen/workload) instead
+// registers, fed by a prepared policy index (test/workload) instead
 // of informers, served by controller-runtime's webhook server over TLS on
 // 127.0.0.1 with a self-signed certificate, HTTP/1.1 only as cmd/manager
 // serves it by default.
@@ -32,8 +32,8 @@ import (
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/loopguard/loopguard/hack/loadgen/workload"
 	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/test/workload"
 	"github.com/loopguard/loopguard/webhooks"
 )
 

@@ -5,13 +5,16 @@
 // Self-contained (the default): it re-executes itself with --serve, a child
 // process serving webhooks.ExposureValidator through webhooks.ReviewHandler
 // (as cmd/manager does) on controller-runtime's webhook server on 127.0.0.1 (self-signed certificate in a temp dir, policy
-// index prepared from hack/loadgen/workload), loads it, asks it for its CPU
+// index prepared from test/workload), loads it, asks it for its CPU
 // time, and stops it. Against a running webhook: --url and --ca.
 //
-//	go run ./hack/loadgen --concurrency 8 --duration 10s
-//	go run ./hack/loadgen --policies 10000 --placement one-namespace
-//	go run ./hack/loadgen --serve                      # serve only, until Ctrl-C
-//	go run ./hack/loadgen --url https://127.0.0.1:9443/validate-exposure --ca .dev/pki/webhook/ca.crt \
+// From the repository root (bench/ is a Go module of its own):
+//
+//	go -C bench build -o "$PWD/bin/loadgen" ./loadgen
+//	bin/loadgen --concurrency 8 --duration 10s
+//	bin/loadgen --policies 10000 --placement one-namespace
+//	bin/loadgen --serve                      # serve only, until Ctrl-C
+//	bin/loadgen --url https://127.0.0.1:9443/validate-exposure --ca .dev/pki/webhook/ca.crt \
 //	  --cert .dev/pki/webhook/apiserver-client.crt --key .dev/pki/webhook/apiserver-client.key
 //
 // Only 127.0.0.1 is ever served or targeted. Clients are keep-alive
@@ -35,7 +38,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loopguard/loopguard/hack/loadgen/workload"
+	"github.com/loopguard/loopguard/test/workload"
 )
 
 const (

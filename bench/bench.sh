@@ -6,14 +6,14 @@
 #   2. their summary by benchstat (pinned below, run from the Go module
 #      proxy; skipped with a note when it cannot be fetched) into
 #      benchstat.txt, including the 10 vs 10,000 policies comparison;
-#   3. the HTTPS load generator (hack/loadgen, self-contained: it starts the
+#   3. the HTTPS load generator (bench/loadgen, self-contained: it starts the
 #      webhook on 127.0.0.1) at concurrency 1, 8 and 32 into loadgen.txt
 #      and loadgen.jsonl;
 #   4. through a real API server, on a node-less dev control plane of its
 #      own (DEV_DIR=.dev-bench, ports +200, so a running `make dev` is left
-#      alone), brought up and down here: hack/apibench (none vs loopguard
+#      alone), brought up and down here: bench/apibench (none vs loopguard
 #      vs a ValidatingAdmissionPolicy) into apibench.txt, and
-#      hack/scalebench (1,000 policies, 10,000 pods: convergence, writes in
+#      bench/scalebench (1,000 policies, 10,000 pods: convergence, writes in
 #      a quiet minute, the manager's RSS) into scalebench.txt;
 #
 # all in $BENCH_OUT (default bin/bench/<UTC time>, ignored by git) with
@@ -47,6 +47,14 @@ read -r -a LOADGEN_EXTRA <<<"${LOADGEN_ARGS:-}"
 
 mkdir -p "$OUT"
 status=0
+
+# bench_tool builds a tool of the bench module (this directory, a Go module
+# of its own) into $OUT; it runs from the repository root.
+bench_tool() {
+	local out=$OUT
+	[[ $out == /* ]] || out=$PWD/$out
+	$GO -C bench build -o "$out/$1" "./$1"
+}
 
 {
 	echo "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -93,7 +101,7 @@ if [[ ${SKIP_GO_BENCH:-} != 1 ]]; then
 fi
 
 if [[ ${SKIP_LOADGEN:-} != 1 ]]; then
-	$GO build -o "$OUT/loadgen" ./hack/loadgen
+	bench_tool loadgen
 	for c in "${CONCURRENCY[@]}"; do
 		echo "== loadgen --concurrency $c --duration $LOADGEN_DURATION ${LOADGEN_EXTRA[*]}"
 		if ! "$OUT/loadgen" --concurrency "$c" --duration "$LOADGEN_DURATION" --label "concurrency $c" \
@@ -111,12 +119,12 @@ if [[ ${SKIP_CLUSTER:-} != 1 ]]; then
 	echo "== hack/dev.sh up (DEV_DIR=.dev-bench, node-less): $OUT/dev-up.txt"
 	if bench_dev up >"$OUT/dev-up.txt" 2>&1; then
 		echo "== apibench -n 300 -rounds 3"
-		if ! $GO run ./hack/apibench -kubeconfig .dev-bench/kubeconfig -n 300 -rounds 3 | tee "$OUT/apibench.txt"; then
+		if ! { bench_tool apibench && "$OUT/apibench" -kubeconfig .dev-bench/kubeconfig -n 300 -rounds 3; } | tee "$OUT/apibench.txt"; then
 			echo "bench: apibench failed" >&2
 			status=1
 		fi
 		echo "== scalebench (about 3 minutes)"
-		if ! $GO run ./hack/scalebench -kubeconfig .dev-bench/kubeconfig -manager-pid-file .dev-bench/run/manager.pid | tee "$OUT/scalebench.txt"; then
+		if ! { bench_tool scalebench && "$OUT/scalebench" -kubeconfig .dev-bench/kubeconfig -manager-pid-file .dev-bench/run/manager.pid; } | tee "$OUT/scalebench.txt"; then
 			echo "bench: scalebench failed" >&2
 			status=1
 		fi

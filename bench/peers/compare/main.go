@@ -1,7 +1,7 @@
 // Command compare runs loopguard and its peers — Gatekeeper, Kyverno and a
 // built-in ValidatingAdmissionPolicy — one at a time against the same dev
 // control plane (hack/dev.sh with DEV_DIR=.dev-compare), with the strongest
-// equivalent policy of each (hack/peers/policies), and writes what each
+// equivalent policy of each (bench/peers/policies), and writes what each
 // catches and what each costs to docs/comparison.md. Peers run as host
 // processes on 127.0.0.1 with their own certificates and webhook
 // configurations; each is torn down before the next starts.

@@ -57,7 +57,7 @@ func (v *vapEngine) SetBenchPolicies(ctx context.Context, n int) error {
 		}
 	}
 	if policy == nil || binding == nil {
-		return fmt.Errorf("hack/peers/policies/vap/policy.yaml: want a policy and a binding")
+		return fmt.Errorf("bench/peers/policies/vap/policy.yaml: want a policy and a binding")
 	}
 	err = setNumbered(ctx, v.e, vapGVR, "", n, func(i int) *unstructured.Unstructured {
 		o := deepCopyMap(policy)

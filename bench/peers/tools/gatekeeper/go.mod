@@ -1,6 +1,6 @@
-// Builds Gatekeeper for make compare (hack/peers). Test infrastructure only:
+// Builds Gatekeeper for make compare (bench/peers). Test infrastructure only:
 // loopguard itself never depends on this module.
-module github.com/loopguard/loopguard/hack/peers/tools/gatekeeper
+module github.com/loopguard/loopguard/bench/peers/tools/gatekeeper
 
 go 1.26.0
 

@@ -1,6 +1,6 @@
-// Builds Kyverno for make compare (hack/peers). Test infrastructure only:
+// Builds Kyverno for make compare (bench/peers). Test infrastructure only:
 // loopguard itself never depends on this module.
-module github.com/loopguard/loopguard/hack/peers/tools/kyverno
+module github.com/loopguard/loopguard/bench/peers/tools/kyverno
 
 go 1.26.6
 
