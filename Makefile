@@ -54,22 +54,6 @@ build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/loopguard ./cmd/loopguard
 	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
-.PHONY: bench
-bench: k8s ## Benchmarks, the HTTPS load test, and (on a control plane of its own) the API server and scale runs; figures go in docs/benchmarks.md (about 21 minutes).
-	hack/bench.sh
-
-.PHONY: bench-api
-bench-api: ## Added latency through the dev API server: none vs loopguard vs a ValidatingAdmissionPolicy (needs make dev-up).
-	$(GO) run ./hack/apibench -kubeconfig .dev/kubeconfig -n 300 -rounds 3
-
-.PHONY: bench-registration
-bench-registration: ## Added latency of no webhook, an empty webhook, loopguard in a guarded and an unguarded namespace, and a VAP (needs make dev-up).
-	hack/registrationbench/run.sh -n 300 -rounds 3
-
-.PHONY: bench-scale
-bench-scale: ## Controller at scale on the dev control plane: 1,000 policies, 10,000 pods (needs make dev-up; DEV_NODE=0 is enough).
-	$(GO) run ./hack/scalebench
-
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
 	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/
@@ -137,6 +121,7 @@ test: verify-generated vet chart-check build-installer k8s build ## All tests: u
 	$(GO) test ./... -count=1
 	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd hack/enforcer && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) test-e2e
 
 .PHONY: test-unit
@@ -173,34 +158,4 @@ test-node: k8s build ## Node tests alone: real pods on the dev cluster's node.
 	DEV_NODE=require hack/dev.sh up
 	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m; rc=$$?; hack/dev.sh down; exit $$rc
 
-##@ Compare (loopguard beside Gatekeeper and Kyverno; not part of make test)
-
-# The peers are built from the Go module proxy by their own tool modules
-# (hack/peers/tools/*), never dependencies of loopguard; rebuilt only when a
-# tool module changes. The comparison runs on a second, node-less control
-# plane (.dev-compare, ports +100) so it never touches the main dev cluster.
-PEERS_BIN := bin/peers
-COMPARE_ENV := DEV_DIR=.dev-compare DEV_PORT_OFFSET=100
-
-$(PEERS_BIN)/gatekeeper: hack/peers/tools/gatekeeper/go.mod hack/peers/tools/gatekeeper/go.sum
-	cd hack/peers/tools/gatekeeper && nice $(GO) build -trimpath -o $(abspath $@) github.com/open-policy-agent/gatekeeper/v3
-
-$(PEERS_BIN)/kyverno: hack/peers/tools/kyverno/go.mod hack/peers/tools/kyverno/go.sum
-	cd hack/peers/tools/kyverno && nice $(GO) build -trimpath -o $(abspath $@) github.com/kyverno/kyverno/cmd/kyverno
-
-.PHONY: peers
-peers: $(PEERS_BIN)/gatekeeper $(PEERS_BIN)/kyverno ## Build Gatekeeper and Kyverno into bin/peers (about 5 minutes each on 2 cores, cached).
-
-.PHONY: compare-harness
-compare-harness:
-	cd hack/peers && $(GO) build -o $(abspath $(PEERS_BIN))/compare ./compare
-
-.PHONY: compare
-compare: k8s build peers compare-harness ## Run loopguard, Gatekeeper, Kyverno and a VAP side by side; rewrites docs/comparison.md (COMPARE_QUICK=1: smaller).
-	$(COMPARE_ENV) hack/dev.sh up
-	$(COMPARE_ENV) $(PEERS_BIN)/compare; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc
-
-.PHONY: compare-smoke
-compare-smoke: k8s build peers compare-harness ## Load each peer's policy and check that each refuses one pod.
-	$(COMPARE_ENV) hack/dev.sh up
-	$(COMPARE_ENV) $(PEERS_BIN)/compare -smoke; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc
+include bench/bench.mk

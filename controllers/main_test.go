@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 // env runs etcd, kube-apiserver, kube-controller-manager (so garbage

@@ -10,10 +10,10 @@ package webhooks
 // decision, audit log, metrics, response). BenchmarkAdmissionHTTP adds what
 // controller-runtime's webhook.Admission does around it: decoding the
 // AdmissionReview body and encoding the response (no TLS, no socket; see
-// hack/loadgen for those).
+// bench/loadgen for those).
 //
 // The workload (policies, existing pods and Services, reviewed objects) is
-// hack/loadgen/workload's, shared with the load generator. The cache is its
+// test/workload's, shared with the load generator. The cache is its
 // in-memory client.Reader; the audit log is a production (JSON) zap logger
 // writing to io.Discard, so the encoding of every denial's log line is
 // measured but no I/O. The package's TestMain (package webhooks_test) still
@@ -37,8 +37,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/loopguard/loopguard/hack/loadgen/workload"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/test/workload"
 )
 
 // benchCPU returns the CPU time (user and system) of the process so far.

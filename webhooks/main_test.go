@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 // env is the control plane of this package's integration tests: a real

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 var env *testenv.Env

@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/loopguard/loopguard/cmd/manager/wiring"
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/memlimit"
@@ -170,7 +171,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if _, err := app.Setup(ctx, mgr, app.Options{AuditInterval: auditInterval, Registration: registration}); err != nil {
+	if _, err := wiring.Setup(ctx, mgr, wiring.Options{AuditInterval: auditInterval, Registration: registration}); err != nil {
 		log.Error(err, "unable to set up loopguard")
 		os.Exit(1)
 	}

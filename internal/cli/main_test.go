@@ -6,11 +6,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 // The audit tests run against a real etcd and kube-apiserver with
-// loopguard's CRDs (internal/testenv) and no loopguard manager: audit must
+// loopguard's CRDs (test/testenv) and no loopguard manager: audit must
 // work without the operator. The control plane starts on first use, so the
 // check tests (pure) need none; TestMain stops it.
 var (

@@ -15,7 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/loopguard/loopguard/hack/loadgen/workload"
+	"github.com/loopguard/loopguard/test/workload"
 )
 
 func BenchmarkEnv(b *testing.B) {

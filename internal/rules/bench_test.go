@@ -8,7 +8,7 @@ package rules_test
 // on an object already decoded, with the env the policy index returns for
 // its namespace and the cluster state the webhook reads from its cache: the
 // part of a review whose cost could depend on the number of policies. The
-// workload is hack/loadgen/workload's, shared with the webhook benchmarks
+// workload is test/workload's, shared with the webhook benchmarks
 // and the load generator. The extra placement one-namespace-same-port
 // (every policy also protects 15000/TCP) is the worst case of the port
 // index: Set.Covering(15000) returns all N policies.
@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/hack/loadgen/workload"
 	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/test/workload"
 )
 
 // cpuTime returns the CPU time (user and system) of the process so far:

@@ -6,7 +6,7 @@ package integration
 import (
 	"testing"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 var env *testenv.Env

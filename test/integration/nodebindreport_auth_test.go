@@ -25,7 +25,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/app"
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 const (

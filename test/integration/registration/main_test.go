@@ -7,7 +7,7 @@ package registration
 import (
 	"testing"
 
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 var env *testenv.Env

@@ -18,7 +18,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
-	"github.com/loopguard/loopguard/internal/testenv"
+	"github.com/loopguard/loopguard/test/testenv"
 )
 
 const (

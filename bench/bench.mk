@@ -1,0 +1,53 @@
+# The benchmark and comparison targets, included by the root Makefile. Their
+# tools live in bench/, a Go module of its own (bench/go.mod): loopguard never
+# depends on them. They are built into bin/ and run from the repository root.
+
+##@ Benchmarks and comparison (not part of make test, which only vets and unit-tests bench/)
+
+.PHONY: bench
+bench: k8s ## Benchmarks, the HTTPS load test, and (on a control plane of its own) the API server and scale runs; figures go in docs/benchmarks.md (about 21 minutes).
+	bench/bench.sh
+
+.PHONY: bench-registration
+bench-registration: ## Added latency of no webhook, an empty webhook, loopguard in a guarded and an unguarded namespace, and a VAP (needs make dev-up).
+	bench/registrationbench/run.sh -n 300 -rounds 3
+
+.PHONY: bench-api
+bench-api: ## Added latency through the dev API server: none vs loopguard vs a ValidatingAdmissionPolicy (needs make dev-up).
+	$(GO) -C bench build -o $(CURDIR)/bin/apibench ./apibench
+	bin/apibench -kubeconfig .dev/kubeconfig -n 300 -rounds 3
+
+.PHONY: bench-scale
+bench-scale: ## Controller at scale on the dev control plane: 1,000 policies, 10,000 pods (needs make dev-up; DEV_NODE=0 is enough).
+	$(GO) -C bench build -o $(CURDIR)/bin/scalebench ./scalebench
+	bin/scalebench
+
+# The peers are built from the Go module proxy by their own tool modules
+# (bench/peers/tools/*), never dependencies of loopguard; rebuilt only when a
+# tool module changes. The comparison runs on a second, node-less control
+# plane (.dev-compare, ports +100) so it never touches the main dev cluster.
+PEERS_BIN := bin/peers
+COMPARE_ENV := DEV_DIR=.dev-compare DEV_PORT_OFFSET=100
+
+$(PEERS_BIN)/gatekeeper: bench/peers/tools/gatekeeper/go.mod bench/peers/tools/gatekeeper/go.sum
+	cd bench/peers/tools/gatekeeper && nice $(GO) build -trimpath -o $(abspath $@) github.com/open-policy-agent/gatekeeper/v3
+
+$(PEERS_BIN)/kyverno: bench/peers/tools/kyverno/go.mod bench/peers/tools/kyverno/go.sum
+	cd bench/peers/tools/kyverno && nice $(GO) build -trimpath -o $(abspath $@) github.com/kyverno/kyverno/cmd/kyverno
+
+.PHONY: peers
+peers: $(PEERS_BIN)/gatekeeper $(PEERS_BIN)/kyverno ## Build Gatekeeper and Kyverno into bin/peers (about 5 minutes each on 2 cores, cached).
+
+.PHONY: compare-harness
+compare-harness:
+	$(GO) -C bench build -o $(abspath $(PEERS_BIN))/compare ./peers/compare
+
+.PHONY: compare
+compare: k8s build peers compare-harness ## Run loopguard, Gatekeeper, Kyverno and a VAP side by side; rewrites docs/comparison.md (COMPARE_QUICK=1: smaller).
+	$(COMPARE_ENV) hack/dev.sh up
+	$(COMPARE_ENV) $(PEERS_BIN)/compare; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc
+
+.PHONY: compare-smoke
+compare-smoke: k8s build peers compare-harness ## Load each peer's policy and check that each refuses one pod.
+	$(COMPARE_ENV) hack/dev.sh up
+	$(COMPARE_ENV) $(PEERS_BIN)/compare -smoke; rc=$$?; $(COMPARE_ENV) hack/dev.sh down; exit $$rc

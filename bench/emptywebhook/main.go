@@ -1,0 +1,89 @@
+// Command emptywebhook is the floor of any admission webhook, for the
+// registration benchmark (bench/registrationbench): it admits every
+// AdmissionReview, served exactly as the manager serves its webhook
+// (controller-runtime's webhook server, TLS 1.2+, HTTP/1.1 only, the same
+// certificate directory and, with --webhook-client-ca, the same client
+// certificate authentication). What it adds to a request is the API
+// server's HTTPS call and the review's decoding, nothing else.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/loopguard/loopguard/internal/certs"
+)
+
+// Path is where it serves.
+const Path = "/validate-empty"
+
+func main() {
+	host := flag.String("bind-address", "127.0.0.1", "address to listen on")
+	port := flag.Int("port", 9500, "port")
+	certDir := flag.String("cert-dir", "", "directory with tls.crt and tls.key")
+	clientCA := flag.String("webhook-client-ca", "", "as the manager's --webhook-client-ca")
+	clientNames := flag.String("webhook-client-names", "", "as the manager's --webhook-client-names")
+	flag.Parse()
+
+	tlsOpts := []func(*tls.Config){
+		func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 },
+		func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} },
+	}
+	var auth *certs.ClientAuth
+	if *clientCA != "" {
+		var names []string
+		for _, n := range strings.Split(*clientNames, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		var err error
+		if auth, err = certs.NewClientAuth(*clientCA, names); err != nil {
+			fail(err)
+		}
+		tlsOpts = append(tlsOpts, auth.ConfigureTLS)
+	}
+	var srv webhook.Server = webhook.NewServer(webhook.Options{Host: *host, Port: *port, CertDir: *certDir, TLSOpts: tlsOpts})
+	if auth != nil {
+		srv = certs.AuthenticatedServer(srv, auth, *host, *port)
+	}
+	srv.Register(Path, http.HandlerFunc(admit))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if auth != nil {
+		go func() { _ = auth.Start(ctx) }()
+	}
+	fmt.Fprintf(os.Stderr, "emptywebhook: admitting everything at https://%s:%d%s\n", *host, *port, Path)
+	if err := srv.Start(ctx); err != nil {
+		fail(err)
+	}
+}
+
+// admit decodes the review (as any webhook must, for its uid) and admits.
+func admit(w http.ResponseWriter, r *http.Request) {
+	var review admissionv1.AdmissionReview
+	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
+		http.Error(w, "bad AdmissionReview", http.StatusBadRequest)
+		return
+	}
+	review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
+	review.Request = nil
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(&review)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "emptywebhook:", err)
+	os.Exit(1)
+}

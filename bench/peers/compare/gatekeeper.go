@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	gatekeeperModule = "github.com/open-policy-agent/gatekeeper/v3"
+	gatekeeperNS     = "gatekeeper-system"
+	gatekeeperPort   = 9643 // webhook on 127.0.0.1 (loopguard's compare webhook is 9543)
+	gatekeeperHealth = "127.0.0.1:9690"
+	gatekeeperVWC    = "gatekeeper-validating-webhook-configuration"
+)
+
+var constraintGVR = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "k8sloopbackports"}
+
+// gatekeeperEngine runs the gatekeeper binary built from
+// bench/peers/tools/gatekeeper as one host process doing webhook, audit and
+// status, with the CRDs and webhook configuration its release manifest
+// (deploy/gatekeeper.yaml) ships, the webhook pointed at 127.0.0.1.
+type gatekeeperEngine struct {
+	e       *env
+	proc    *process
+	modDir  string
+	crds    []byte
+	webhook []byte
+}
+
+func (g *gatekeeperEngine) Name() string { return "gatekeeper" }
+func (g *gatekeeperEngine) PID() int     { return g.proc.pid() }
+
+func (g *gatekeeperEngine) Start(ctx context.Context) error {
+	e := g.e
+	bin := filepath.Join(e.opts.peersBin, "gatekeeper")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("no %s: run make peers first: %w", bin, err)
+	}
+	dir, err := e.moduleDir("gatekeeper", gatekeeperModule)
+	if err != nil {
+		return err
+	}
+	g.modDir = dir
+	manifest, err := os.ReadFile(filepath.Join(dir, "deploy/gatekeeper.yaml"))
+	if err != nil {
+		return fmt.Errorf("failed to read Gatekeeper's release manifest: %w", err)
+	}
+	work := filepath.Join(e.opts.devDir, "peers/gatekeeper")
+	ca, err := writeServingCerts(filepath.Join(work, "certs"), "gatekeeper-webhook-service.gatekeeper-system.svc")
+	if err != nil {
+		return err
+	}
+	docs, err := splitYAML(manifest)
+	if err != nil {
+		return err
+	}
+	var crds, hooks [][]byte
+	for _, d := range docs {
+		switch d["kind"] {
+		case "CustomResourceDefinition":
+			b, _ := yaml.Marshal(d)
+			crds = append(crds, b)
+		case "ValidatingWebhookConfiguration":
+			if err := pointWebhooksAt(d, fmt.Sprintf("https://127.0.0.1:%d", gatekeeperPort), ca); err != nil {
+				return err
+			}
+			// Gatekeeper's documented way to see kubectl exec and
+			// port-forward: add CONNECT to its validating webhook
+			// (website/docs/customize-admission.md).
+			for _, h := range d["webhooks"].([]any) {
+				hook := h.(map[string]any)
+				if hook["name"] == "validation.gatekeeper.sh" {
+					for _, r := range hook["rules"].([]any) {
+						rule := r.(map[string]any)
+						rule["operations"] = append(rule["operations"].([]any), "CONNECT")
+					}
+				}
+			}
+			b, _ := yaml.Marshal(d)
+			hooks = append(hooks, b)
+		}
+	}
+	g.crds, g.webhook = joinYAML(crds), joinYAML(hooks)
+	if err := e.ensureNamespace(ctx, gatekeeperNS); err != nil {
+		return err
+	}
+	// Gatekeeper owns its status objects through its own Pod (POD_NAME); a
+	// Pod object that never runs (no node) stands for the host process.
+	self := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: gatekeeper-compare, namespace: %s, labels: {loopguard-compare/role: host-process-stand-in}}
+spec:
+  containers: [{name: manager, image: registry.invalid/gatekeeper:host-process}]
+`, gatekeeperNS)
+	if err := e.apply(ctx, []byte(self)); err != nil {
+		return err
+	}
+	if err := e.apply(ctx, g.crds); err != nil {
+		return fmt.Errorf("failed to install Gatekeeper's CRDs: %w", err)
+	}
+	g.proc, err = startProcess(filepath.Join(work, "gatekeeper.log"),
+		[]string{"KUBECONFIG=" + e.kubecfg, "POD_NAMESPACE=" + gatekeeperNS, "POD_NAME=gatekeeper-compare", "NAMESPACE=" + gatekeeperNS, "CONTAINER_NAME=manager"},
+		bin,
+		"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate",
+		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort),
+		"--cert-dir="+filepath.Join(work, "certs"), "--disable-cert-rotation",
+		"--health-addr="+gatekeeperHealth, "--metrics-addr=0",
+		"--disable-opa-builtin={http.send}", "--exempt-namespace="+gatekeeperNS,
+		"--shutdown-delay=0")
+	if err != nil {
+		return err
+	}
+	err = waitUntil(ctx, 3*time.Minute, "Gatekeeper /readyz", func() (bool, error) {
+		if g.proc.exited() {
+			return false, fmt.Errorf("gatekeeper exited:\n%s", g.proc.tail())
+		}
+		resp, err := http.Get("http://" + gatekeeperHealth + "/readyz")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("readyz %d", resp.StatusCode)
+	})
+	if err != nil {
+		return err
+	}
+	return e.apply(ctx, g.webhook)
+}
+
+func (g *gatekeeperEngine) InstallCasePolicies(ctx context.Context) error {
+	for _, f := range []string{"sync.yaml", "template.yaml"} {
+		b, err := g.e.policyFile("gatekeeper", f)
+		if err != nil {
+			return err
+		}
+		if err := g.e.applyRetry(ctx, b, time.Minute); err != nil {
+			return err
+		}
+	}
+	b, err := g.e.policyFile("gatekeeper", "constraint.yaml")
+	if err != nil {
+		return err
+	}
+	// The constraint's CRD appears once Gatekeeper compiled the template.
+	return g.e.applyRetry(ctx, b, 2*time.Minute)
+}
+
+func (g *gatekeeperEngine) RemoveCasePolicies(ctx context.Context) error {
+	err := g.e.dyn.Resource(constraintGVR).Delete(ctx, "cart-loopback", metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, n int) error {
+	b, err := g.e.policyFile("gatekeeper", "constraint.yaml")
+	if err != nil {
+		return err
+	}
+	var base map[string]any
+	if err := yaml.Unmarshal(b, &base); err != nil {
+		return err
+	}
+	return setNumbered(ctx, g.e, constraintGVR, "", n, func(i int) *unstructured.Unstructured {
+		o := deepCopyMap(base)
+		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
+		params := o["spec"].(map[string]any)["parameters"].(map[string]any)
+		params["ports"] = []any{map[string]any{"port": int64(benchPort(i))}}
+		return &unstructured.Unstructured{Object: o}
+	})
+}
+
+func (g *gatekeeperEngine) Kill(context.Context) error {
+	g.proc.stop()
+	return nil
+}
+
+func (g *gatekeeperEngine) Stop(ctx context.Context) {
+	e := g.e
+	if g.webhook != nil {
+		e.deleteYAML(ctx, g.webhook)
+	}
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "k8sloopbackports.constraints.gatekeeper.sh", "--all")
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "constrainttemplates.templates.gatekeeper.sh", "--all")
+	// Gatekeeper removes the constraint CRD it made for the template; a
+	// CRD still terminating at the next start would keep the template from
+	// compiling.
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--timeout=90s", "crd", "k8sloopbackports.constraints.gatekeeper.sh")
+	g.proc.stop()
+	if g.crds != nil {
+		e.deleteYAML(ctx, g.crds)
+	}
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "namespace", gatekeeperNS)
+}
+
+// setNumbered makes objects bench-0000..bench-(n-1) exist and no others
+// named bench-*, creating with 8 workers.
+func setNumbered(ctx context.Context, e *env, gvr schema.GroupVersionResource, ns string, n int, mk func(int) *unstructured.Unstructured) error {
+	ri := e.dyn.Resource(gvr)
+	var client interface {
+		Create(context.Context, *unstructured.Unstructured, metav1.CreateOptions, ...string) (*unstructured.Unstructured, error)
+		Delete(context.Context, string, metav1.DeleteOptions, ...string) error
+		List(context.Context, metav1.ListOptions) (*unstructured.UnstructuredList, error)
+	} = ri
+	if ns != "" {
+		client = ri.Namespace(ns)
+	}
+	list, err := client.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, o := range list.Items {
+		if !strings.HasPrefix(o.GetName(), "bench-") {
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(o.GetName(), "bench-%d", &i); err == nil && i < n {
+			have[o.GetName()] = true
+			continue
+		}
+		if err := client.Delete(ctx, o.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	work := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				obj := mk(i)
+				var err error
+				for attempt := 0; attempt < 5; attempt++ {
+					_, err = client.Create(ctx, obj, metav1.CreateOptions{})
+					if err == nil || apierrors.IsAlreadyExists(err) {
+						err = nil
+						break
+					}
+					time.Sleep(time.Second)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("failed to create %s: %w", obj.GetName(), err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if !have[fmt.Sprintf("bench-%04d", i)] {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+// pointWebhooksAt rewrites every webhook of a configuration to a URL on
+// base (keeping the service path) with caBundle ca.
+func pointWebhooksAt(cfg map[string]any, base string, ca []byte) error {
+	hooks, ok := cfg["webhooks"].([]any)
+	if !ok {
+		return fmt.Errorf("webhook configuration without webhooks")
+	}
+	for _, h := range hooks {
+		hook := h.(map[string]any)
+		cc, _ := hook["clientConfig"].(map[string]any)
+		svc, _ := cc["service"].(map[string]any)
+		path, _ := svc["path"].(string)
+		if path == "" {
+			path = "/"
+		}
+		hook["clientConfig"] = map[string]any{"url": base + path, "caBundle": base64.StdEncoding.EncodeToString(ca)}
+	}
+	return nil
+}
+
+func splitYAML(b []byte) ([]map[string]any, error) {
+	var out []map[string]any
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			return nil, fmt.Errorf("failed to parse a YAML document: %w", err)
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func joinYAML(docs [][]byte) []byte {
+	var sb strings.Builder
+	for _, d := range docs {
+		sb.WriteString("---\n")
+		sb.Write(d)
+	}
+	return []byte(sb.String())
+}
+
+func deepCopyMap(m map[string]any) map[string]any {
+	return runtimeDeepCopy(m).(map[string]any)
+}
+
+func runtimeDeepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = runtimeDeepCopy(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = runtimeDeepCopy(x)
+		}
+		return out
+	}
+	return v
+}
