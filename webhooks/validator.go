@@ -15,8 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -26,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -61,33 +60,10 @@ type ExposureValidator struct {
 
 var _ admission.Handler = &ExposureValidator{}
 
-// newObject maps the kinds the webhook is registered for to their types.
+// newObject returns an empty object of a kind the webhook is registered
+// for (internal/kinds).
 func newObject(gvk schema.GroupVersionKind) (runtime.Object, bool) {
-	switch gvk {
-	case corev1.SchemeGroupVersion.WithKind("Pod"):
-		return &corev1.Pod{}, true
-	case corev1.SchemeGroupVersion.WithKind("Service"):
-		return &corev1.Service{}, true
-	case corev1.SchemeGroupVersion.WithKind("ReplicationController"):
-		return &corev1.ReplicationController{}, true
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		return &appsv1.Deployment{}, true
-	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
-		return &appsv1.ReplicaSet{}, true
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		return &appsv1.StatefulSet{}, true
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		return &appsv1.DaemonSet{}, true
-	case batchv1.SchemeGroupVersion.WithKind("Job"):
-		return &batchv1.Job{}, true
-	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
-		return &batchv1.CronJob{}, true
-	case discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):
-		return &discoveryv1.EndpointSlice{}, true
-	case corev1.SchemeGroupVersion.WithKind("Endpoints"):
-		return &corev1.Endpoints{}, true
-	}
-	return nil, false
+	return kinds.New(gvk)
 }
 
 // Handle implements admission.Handler.

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -32,6 +30,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/internal/workloads"
@@ -401,20 +400,6 @@ func (rep *auditReport) invalid(ref rules.PolicyRef, err error) {
 	rep.Warnings = append(rep.Warnings, fmt.Sprintf("%v; the policy protects nothing until it is fixed", err))
 }
 
-// workloadLists are the workload kinds rules.Evaluate judges.
-var workloadLists = []struct {
-	name string
-	new  func() client.ObjectList
-}{
-	{"deployments", func() client.ObjectList { return &appsv1.DeploymentList{} }},
-	{"replicasets", func() client.ObjectList { return &appsv1.ReplicaSetList{} }},
-	{"statefulsets", func() client.ObjectList { return &appsv1.StatefulSetList{} }},
-	{"daemonsets", func() client.ObjectList { return &appsv1.DaemonSetList{} }},
-	{"jobs", func() client.ObjectList { return &batchv1.JobList{} }},
-	{"cronjobs", func() client.ObjectList { return &batchv1.CronJobList{} }},
-	{"replicationcontrollers", func() client.ObjectList { return &corev1.ReplicationControllerList{} }},
-}
-
 // read lists what the rules need, in the scope, keeping the namespaces
 // where a policy applies.
 func (st *clusterState) read(ctx context.Context, c client.Reader, scope []client.ListOption, envs map[string]*rules.Env, prog *progress) error {
@@ -452,12 +437,12 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			st.netpols[ns] = append(st.netpols[ns], o.(*networkingv1.NetworkPolicy))
 		}},
 	}
-	for _, w := range workloadLists {
+	for _, k := range kinds.Workloads() {
 		lists = append(lists, struct {
 			name string
 			new  func() client.ObjectList
 			add  func(ns string, o runtime.Object)
-		}{w.name, w.new, func(ns string, o runtime.Object) {
+		}{k.Resource, k.NewList, func(ns string, o runtime.Object) {
 			st.workloads[ns] = append(st.workloads[ns], o)
 		}})
 	}

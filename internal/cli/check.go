@@ -10,13 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -295,7 +295,7 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 	if policiesOnly {
 		return nil // --policies contributes policies and Namespaces only
 	}
-	newObj, judged := judgedKinds[gvk]
+	kind, judged := kinds.ByGVK(gvk)
 	if !judged {
 		if want, known := knownKindVersion(gvk.Kind); known && want != gvk {
 			in.warnings = append(in.warnings, fmt.Sprintf("%s:%d: %s %s is not judged: loopguard judges %s %s only", d.file, d.line, d.apiVersion, d.kind, want.GroupVersion(), want.Kind))
@@ -303,12 +303,11 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 		in.skipped++
 		return nil
 	}
-	obj := newObj()
+	obj := kind.New()
 	if es, ok := d.decodeInto(obj, false, d.describe(ns)); !ok {
 		return es
 	}
-	m := obj.(metav1.Object)
-	m.SetNamespace(ns)
+	obj.SetNamespace(ns)
 	in.objects = append(in.objects, &judgedObject{doc: d, obj: obj, namespace: ns})
 	return nil
 }

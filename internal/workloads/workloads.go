@@ -7,24 +7,13 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/rules"
 )
-
-// lists are the workload kinds the rules judge.
-func lists() []client.ObjectList {
-	return []client.ObjectList{
-		&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{},
-		&appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{},
-		&corev1.ReplicationControllerList{},
-	}
-}
 
 // List returns the namespace's workloads that no other judged workload
 // owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner carries
@@ -45,7 +34,8 @@ func List(ctx context.Context, c client.Reader, namespace string, opts ...client
 func ListAll(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
 	opts = append([]client.ListOption{client.InNamespace(namespace)}, opts...)
 	var out []runtime.Object
-	for _, l := range lists() {
+	for _, k := range kinds.Workloads() {
+		l := k.NewList()
 		if err := c.List(ctx, l, opts...); err != nil {
 			return nil, fmt.Errorf("failed to list %T: %w", l, err)
 		}
