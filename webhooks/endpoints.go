@@ -1,14 +1,9 @@
 package webhooks
 
 import (
-	"context"
-
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-
-	"github.com/loopguard/loopguard/internal/addrindex"
-	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // judgedAcrossNamespaces reports whether obj is judged by the policies of
@@ -21,12 +16,4 @@ func (v *ExposureValidator) judgedAcrossNamespaces(obj runtime.Object) bool {
 		return v.Index.Count() > 0
 	}
 	return false
-}
-
-// endpointsCluster resolves the addresses of an EndpointSlice or Endpoints
-// object through the cache's cluster-wide pod IP index, each pod judged by
-// the policies of its namespace.
-func (v *ExposureValidator) endpointsCluster(ctx context.Context, obj runtime.Object) (rules.Cluster, error) {
-	r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
-	return rules.Cluster{Resolver: r}, err
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
@@ -113,15 +114,15 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
 		}
 	}
-	cluster, err := v.gather(ctx, env, obj)
+	snap, err := v.gather(ctx, env, obj)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err), decisionError
 	}
-	d := rules.Review(env, rules.ReviewRequest{
+	d := rules.Review(rules.ReviewRequest{
 		Operation: rules.Operation(req.Operation), Object: obj, OldObject: old,
 		Requester: rules.Requester{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups},
 		Done:      ctx.Done(),
-	}, cluster)
+	}, snap)
 	if d.Action == "" {
 		return admission.Allowed(""), decisionAllow
 	}
@@ -136,56 +137,52 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	}
 }
 
-// gather reads what the rules need to judge obj from the cache, only what
-// can matter: a Service's selected pods and the namespace's workloads, the
-// namespace's Services for a protected pod (template), the pods behind
-// endpoints. The same snapshot serves the old object of an update: what
-// the old one reached outside it cannot make the new one's findings new.
-func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Cluster, error) {
-	var cluster rules.Cluster
-	listPods := func(opts ...client.ListOption) error {
-		var pods corev1.PodList
-		if err := v.Reader.List(ctx, &pods, append(opts, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy)...); err != nil {
-			return fmt.Errorf("failed to list pods from cache: %w", err)
-		}
-		cluster.Pods = make([]*corev1.Pod, len(pods.Items))
-		for i := range pods.Items {
-			cluster.Pods[i] = &pods.Items[i]
-		}
-		return nil
-	}
+// gather fills the snapshot the rules judge obj against from the cache,
+// only what can matter: a Service's selected pods and the namespace's
+// workloads, the namespace's Services for a protected pod (template), the
+// pods behind endpoints. The same snapshot serves the old object of an
+// update: what the old one reached outside it cannot make the new one's
+// findings new.
+func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Snapshot, error) {
+	snap := rules.Snapshot{Env: env}
+	in := []client.ListOption{client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy}
 	switch o := obj.(type) {
 	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
 		// Addresses are matched to pods of any namespace by targetRef
-		// and by IP.
-		return v.endpointsCluster(ctx, obj)
+		// and by IP, each judged by its namespace's policies.
+		r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
+		snap.Resolver = r
+		return snap, err
 	case *corev1.Service:
 		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
-			return cluster, nil
+			return snap, nil
 		}
-		if err := listPods(client.MatchingLabels(o.Spec.Selector)); err != nil {
-			return cluster, err
+		var pods corev1.PodList
+		if err := v.Reader.List(ctx, &pods, append(in, client.MatchingLabels(o.Spec.Selector))...); err != nil {
+			return snap, fmt.Errorf("failed to list pods from cache: %w", err)
+		}
+		for i := range pods.Items {
+			snap.Pods = append(snap.Pods, &pods.Items[i])
 		}
 		// Templates too: a port only a workload declares (one scaled to
 		// zero, one whose pods are not created yet) is as protected.
-		wls, err := workloads.List(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
+		wls, err := workloads.ListAll(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
 		if err != nil {
-			return cluster, fmt.Errorf("failed to list workloads from cache: %w", err)
+			return snap, fmt.Errorf("failed to list workloads from cache: %w", err)
 		}
-		cluster.Workloads = wls
-		return cluster, nil
+		snap.Workloads = wls
+		return snap, nil
 	}
 	if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
 		var svcs corev1.ServiceList
-		if err := v.Reader.List(ctx, &svcs, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-			return cluster, fmt.Errorf("failed to list services from cache: %w", err)
+		if err := v.Reader.List(ctx, &svcs, in...); err != nil {
+			return snap, fmt.Errorf("failed to list services from cache: %w", err)
 		}
-		cluster.Services = make([]*corev1.Service, len(svcs.Items))
 		for i := range svcs.Items {
-			cluster.Services[i] = &svcs.Items[i]
+			snap.Services = append(snap.Services, &svcs.Items[i])
 		}
 	}
-	return cluster, nil
+	return snap, nil
 }
 
 // decodeRequestObject returns the object of a request: the one
