@@ -31,9 +31,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/kinds"
-	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
-	"github.com/loopguard/loopguard/internal/workloads"
 )
 
 type auditOptions struct {
@@ -243,7 +241,6 @@ type clusterState struct {
 	services        map[string][]*corev1.Service
 	netpols         map[string][]*networkingv1.NetworkPolicy
 	workloads       map[string][]runtime.Object
-	owners          map[string]rules.Owners
 	endpointSlices  []*discoveryv1.EndpointSlice
 	hostPods        []*corev1.Pod
 	riskyPods       []*corev1.Pod
@@ -345,13 +342,7 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 	clusterSet := rules.NewSet(st.clusterPolicies)
 	envs := map[string]*rules.Env{}
 	for _, ns := range namespaces {
-		env := &rules.Env{Namespace: ns, NamespaceLabels: st.nsLabels[ns]}
-		if ps := st.nsPolicies[ns]; len(ps) > 0 {
-			env.Sets = append(env.Sets, rules.NewSet(ps))
-		}
-		if clusterSet.Len() > 0 {
-			env.Sets = append(env.Sets, clusterSet)
-		}
+		env := rules.NewEnv(ns, st.nsLabels[ns], rules.NewSet(st.nsPolicies[ns]), clusterSet)
 		if applicable(env) {
 			envs[ns] = env
 			rep.Namespaces = append(rep.Namespaces, ns)
@@ -383,11 +374,7 @@ func audit(ctx context.Context, cfg *rest.Config, namespace string, prog *progre
 }
 
 func namespaceLabels(name string, l map[string]string) labels.Set {
-	out := labels.Set{namespaceNameLabel: name}
-	for k, v := range l {
-		out[k] = v
-	}
-	return out
+	return rules.NamespaceLabels(name, l)
 }
 
 // applicable reports whether a policy of env applies in its namespace.
@@ -458,13 +445,6 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			}
 		}
 	}
-	// Owners are verified against every workload of the namespace; those
-	// judged through a real owner are left to it.
-	st.owners = map[string]rules.Owners{}
-	for ns, all := range st.workloads {
-		st.owners[ns] = rules.NewOwners(all)
-		st.workloads[ns] = workloads.Unowned(all, st.owners[ns])
-	}
 	return st.readEndpointSlices(ctx, c, scope, prog)
 }
 
@@ -492,26 +472,19 @@ func listAll(ctx context.Context, c client.Reader, newList func() client.ObjectL
 	}
 }
 
-// judge evaluates one namespace with rules.Evaluate and finds the
+// judge audits one namespace (rules.Audit): its objects, and the
 // NetworkPolicies that defeat each applicable policy.
 func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	ns := env.Namespace
-	cluster := rules.Cluster{Pods: st.pods[ns], Services: st.services[ns], Workloads: st.workloads[ns]}
-	var objects []runtime.Object
-	for _, p := range cluster.Pods {
-		if !rules.OwnedByWorkload(p, st.owners[ns]) {
-			objects = append(objects, p)
-		}
-	}
-	objects = append(objects, st.workloads[ns]...)
-	for _, s := range cluster.Services {
-		objects = append(objects, s)
-	}
-	rep.Summary.Objects += len(objects)
-	var findings []rules.Finding
-	for _, o := range objects {
-		findings = append(findings, rules.Evaluate(env, o, cluster)...)
-	}
+	nps := st.netpols[ns]
+	sort.Slice(nps, func(i, j int) bool { return nps[i].Name < nps[j].Name })
+	// Every NetworkPolicy is judged, loopguard's own included: a label
+	// anyone with edit can write proves nothing, and loopguard's own close
+	// every overlapping policy's ports (netpol.Closed), so they show here
+	// only while one is out of date, which is when they do re-open a port.
+	res := rules.Audit(rules.Snapshot{Env: env, Pods: st.pods[ns], Services: st.services[ns], Workloads: st.workloads[ns], NetworkPolicies: nps})
+	rep.Summary.Objects += len(res.Judged)
+	findings := res.Findings()
 	sort.SliceStable(findings, func(i, j int) bool {
 		a, b := findings[i], findings[j]
 		if a.Object.Kind != b.Object.Kind {
@@ -525,24 +498,11 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	for _, f := range findings {
 		rep.Findings = append(rep.Findings, newReportFinding(f))
 	}
-
-	policies := env.Policies()
-	sort.Slice(policies, func(i, j int) bool { return policies[i].Ref.String() < policies[j].Ref.String() })
-	nps := st.netpols[ns]
-	sort.Slice(nps, func(i, j int) bool { return nps[i].Name < nps[j].Name })
-	// Every NetworkPolicy is judged, loopguard's own included: a label
-	// anyone with edit can write proves nothing, and loopguard's own close
-	// every overlapping policy's ports (netpol.Closed), so they show here
-	// only while one is out of date, which is when they do re-open a port.
-	for _, np := range nps {
-		for _, p := range policies {
-			for _, cf := range netpol.Conflicts(np, p, cluster.Pods) {
-				rep.Conflicts = append(rep.Conflicts, reportConflict{
-					Policy: refOf(p.Ref), Namespace: ns, NetworkPolicy: cf.Name, Rule: cf.Rule,
-					Ports: cf.Port.String(), Reason: cf.Reason,
-				})
-			}
-		}
+	for _, cf := range res.Conflicts {
+		rep.Conflicts = append(rep.Conflicts, reportConflict{
+			Policy: refOf(cf.Policy), Namespace: ns, NetworkPolicy: cf.Name, Rule: cf.Rule,
+			Ports: cf.Port.String(), Reason: cf.Reason,
+		})
 	}
 }
 
@@ -554,7 +514,7 @@ func (st *clusterState) hostNetworkPods(envs map[string]*rules.Env, rep *auditRe
 		if e, ok := envs[ns]; ok {
 			return e
 		}
-		return &rules.Env{Namespace: ns}
+		return rules.NewEnv(ns, nil)
 	}
 	byNode := map[string][]*corev1.Pod{}
 	for _, p := range st.hostPods {

@@ -54,26 +54,23 @@ func (st *clusterState) readEndpointSlices(ctx context.Context, c client.Reader,
 }
 
 // judgeEndpoints judges every hand-written slice, in whatever namespace,
-// against the pods the audit read and the policies of their namespaces.
+// against the pods the audit read and the policies of their namespaces
+// (rules.Audit of the slices, with a resolver over every pod read).
 func (st *clusterState) judgeEndpoints(envs map[string]*rules.Env, rep *auditReport) {
 	var pods []*corev1.Pod
 	for _, ps := range st.pods {
 		pods = append(pods, ps...)
 	}
-	resolver := rules.NewResolver(pods, func(ns string) *rules.Env { return envs[ns] })
+	res := rules.Audit(rules.Snapshot{EndpointSlices: st.endpointSlices,
+		Resolver: rules.NewResolver(pods, func(ns string) *rules.Env { return envs[ns] })})
 	var findings []rules.Finding
-	for _, s := range st.endpointSlices {
-		env := envs[s.Namespace]
-		if env == nil {
-			env = &rules.Env{Namespace: s.Namespace}
-		}
-		fs := rules.Evaluate(env, s, rules.Cluster{Resolver: resolver})
-		findings = append(findings, fs...)
+	for _, j := range res.Judged {
 		// Counted with the audited namespaces' objects: those of the
 		// audited namespaces, and those of others that reach their pods.
-		if envs[s.Namespace] != nil || len(fs) > 0 {
+		if envs[j.Object.(*discoveryv1.EndpointSlice).Namespace] != nil || len(j.Findings) > 0 {
 			rep.Summary.Objects++
 		}
+		findings = append(findings, j.Findings...)
 	}
 	sort.SliceStable(findings, func(i, j int) bool {
 		a, b := findings[i], findings[j]

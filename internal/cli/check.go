@@ -22,7 +22,7 @@ import (
 
 // namespaceNameLabel is the label the API server puts on every namespace
 // (its name, immutable); cluster policies often select on it.
-const namespaceNameLabel = "kubernetes.io/metadata.name"
+const namespaceNameLabel = rules.NamespaceNameLabel
 
 // Output formats of check.
 const (
@@ -372,62 +372,48 @@ func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) 
 	return out, nil
 }
 
-// evaluateInput runs rules.Evaluate on every judged object, per namespace,
-// with the policies that may apply there and the namespace's Pods,
-// Services and workloads of the input as the cluster; EndpointSlices and
-// Endpoints against the Pods of every namespace. Results keep the input
-// order.
+// evaluateInput fills one snapshot per namespace with the judged objects
+// of the input there, with the policies that may apply and the
+// namespace's labels, and audits each (rules.Audit); EndpointSlices and
+// Endpoints are resolved against the Pods of every namespace. Results
+// keep the input order.
 func evaluateInput(in *checkInput) []checkResult {
 	clusterSet := rules.NewSet(in.clusterPolicies)
-	clusters := map[string]*rules.Cluster{}
+	snaps := map[string]*rules.Snapshot{}
+	var namespaces []string
+	var pods []*corev1.Pod
 	for _, o := range in.objects {
-		c := clusters[o.namespace]
-		if c == nil {
-			c = &rules.Cluster{}
-			clusters[o.namespace] = c
+		s := snaps[o.namespace]
+		if s == nil {
+			s = &rules.Snapshot{Env: rules.NewEnv(o.namespace, rules.NamespaceLabels(o.namespace, in.nsLabels[o.namespace]),
+				rules.NewSet(in.nsPolicies[o.namespace]), clusterSet)}
+			snaps[o.namespace] = s
+			namespaces = append(namespaces, o.namespace)
 		}
-		switch t := o.obj.(type) {
-		case *corev1.Pod:
-			c.Pods = append(c.Pods, t)
-		case *corev1.Service:
-			c.Services = append(c.Services, t)
-		default:
-			if _, ok := rules.PodTemplateOf(t); ok {
-				c.Workloads = append(c.Workloads, t)
-			}
+		s.Add(o.obj)
+		if p, ok := o.obj.(*corev1.Pod); ok {
+			pods = append(pods, p)
 		}
-	}
-	envs := map[string]*rules.Env{}
-	envOf := func(ns string) *rules.Env {
-		if e, ok := envs[ns]; ok {
-			return e
-		}
-		l := labels.Set{namespaceNameLabel: ns}
-		for k, v := range in.nsLabels[ns] {
-			l[k] = v
-		}
-		e := &rules.Env{Namespace: ns, NamespaceLabels: l}
-		if ps := in.nsPolicies[ns]; len(ps) > 0 {
-			e.Sets = append(e.Sets, rules.NewSet(ps))
-		}
-		if clusterSet.Len() > 0 {
-			e.Sets = append(e.Sets, clusterSet)
-		}
-		envs[ns] = e
-		return e
 	}
 	// Endpoints are resolved to the pods of every file given, in any
 	// namespace, each judged by its namespace's policies.
-	var pods []*corev1.Pod
-	for _, c := range clusters {
-		pods = append(pods, c.Pods...)
+	resolver := rules.NewResolver(pods, func(ns string) *rules.Env {
+		if s := snaps[ns]; s != nil {
+			return s.Env
+		}
+		return rules.NewEnv(ns, rules.NamespaceLabels(ns, in.nsLabels[ns]), rules.NewSet(in.nsPolicies[ns]), clusterSet)
+	})
+	findings := map[runtime.Object][]rules.Finding{}
+	for _, ns := range namespaces {
+		snaps[ns].Resolver = resolver
+		rep := rules.Audit(*snaps[ns])
+		for _, j := range rep.Judged {
+			findings[j.Object] = j.Findings
+		}
 	}
-	resolver := rules.NewResolver(pods, envOf)
 	var out []checkResult
 	for _, o := range in.objects {
-		cluster := *clusters[o.namespace]
-		cluster.Resolver = resolver
-		for _, f := range rules.Evaluate(envOf(o.namespace), o.obj, cluster) {
+		for _, f := range findings[o.obj] {
 			out = append(out, checkResult{file: o.doc.file, line: locate(o.doc.node, f.Field), finding: f, object: o})
 		}
 	}
