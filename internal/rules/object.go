@@ -74,7 +74,8 @@ func (c Cluster) resolver(env *Env) Resolver {
 
 // Evaluate is the single entry point of the exposure rules: every finding
 // for a Pod, workload, Service, EndpointSlice or Endpoints in env's
-// namespace. The admission webhook, the audit and the CLI all call it. An
+// namespace. Review (admission) and Audit (the controller and the CLI)
+// call it. An
 // EndpointSlice or Endpoints object is judged through cluster.Resolver
 // when there is one, against the policies of the namespaces of the pods
 // it reaches, even when env (its own namespace's) is empty.

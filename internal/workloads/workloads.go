@@ -1,6 +1,6 @@
 // Package workloads lists the objects of a namespace that carry a pod
-// template, for the exposure rules (rules.Cluster.Workloads): the webhook
-// and the audit read them the same way.
+// template (the workloads of internal/kinds), for the exposure rules
+// (rules.Snapshot.Workloads).
 package workloads
 
 import (
@@ -12,25 +12,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/internal/kinds"
-	"github.com/loopguard/loopguard/internal/rules"
 )
 
-// List returns the namespace's workloads that no other judged workload
-// owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner carries
-// the same template and is the object to report. Ownership is verified
-// against the namespace's workloads (rules.OwnedByWorkload): a workload
-// with a made-up owner is returned. opts are passed to every List (e.g.
-// client.UnsafeDisableDeepCopy for read-only use of a cache).
-func List(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
-	all, err := ListAll(ctx, c, namespace, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return Unowned(all, rules.NewOwners(all)), nil
-}
-
-// ListAll returns every workload of the namespace, owned or not: the
-// snapshot rules.NewOwners verifies owner references against.
+// ListAll returns every workload of the namespace, owned or not
+// (rules.Snapshot.Workloads: the rules verify owner references against
+// them). opts are passed to every List (e.g. client.UnsafeDisableDeepCopy
+// for read-only use of a cache).
 func ListAll(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
 	opts = append([]client.ListOption{client.InNamespace(namespace)}, opts...)
 	var out []runtime.Object
@@ -46,15 +33,4 @@ func ListAll(ctx context.Context, c client.Reader, namespace string, opts ...cli
 		out = append(out, items...)
 	}
 	return out, nil
-}
-
-// Unowned keeps the objects not judged through a real owner among owners.
-func Unowned(objs []runtime.Object, owners rules.Owners) []runtime.Object {
-	var out []runtime.Object
-	for _, o := range objs {
-		if !rules.OwnedByWorkload(o, owners) {
-			out = append(out, o)
-		}
-	}
-	return out
 }
