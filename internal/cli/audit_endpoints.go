@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -72,16 +71,7 @@ func (st *clusterState) judgeEndpoints(envs map[string]*rules.Env, rep *auditRep
 		}
 		findings = append(findings, j.Findings...)
 	}
-	sort.SliceStable(findings, func(i, j int) bool {
-		a, b := findings[i], findings[j]
-		if a.Object.Namespace != b.Object.Namespace {
-			return a.Object.Namespace < b.Object.Namespace
-		}
-		if a.Object.Name != b.Object.Name {
-			return a.Object.Name < b.Object.Name
-		}
-		return a.Field < b.Field
-	})
+	sortFindings(findings, func(f rules.Finding) string { return f.Object.Namespace })
 	for _, f := range findings {
 		rep.Findings = append(rep.Findings, newReportFinding(f))
 	}

@@ -23,16 +23,7 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	res := rules.Audit(rules.Snapshot{Env: env, Pods: st.pods[ns], Services: st.services[ns], Workloads: st.workloads[ns], NetworkPolicies: nps})
 	rep.Summary.Objects += len(res.Judged)
 	findings := res.Findings()
-	sort.SliceStable(findings, func(i, j int) bool {
-		a, b := findings[i], findings[j]
-		if a.Object.Kind != b.Object.Kind {
-			return a.Object.Kind < b.Object.Kind
-		}
-		if a.Object.Name != b.Object.Name {
-			return a.Object.Name < b.Object.Name
-		}
-		return a.Field < b.Field
-	})
+	sortFindings(findings, func(f rules.Finding) string { return f.Object.Kind })
 	for _, f := range findings {
 		rep.Findings = append(rep.Findings, newReportFinding(f))
 	}
@@ -101,4 +92,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sortFindings orders findings by first (the kind, or the namespace), then
+// the object's name and the field, keeping the order of each object's own.
+func sortFindings(fs []rules.Finding, first func(rules.Finding) string) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if first(a) != first(b) {
+			return first(a) < first(b)
+		}
+		if a.Object.Name != b.Object.Name {
+			return a.Object.Name < b.Object.Name
+		}
+		return a.Field < b.Field
+	})
 }
