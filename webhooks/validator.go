@@ -39,14 +39,10 @@ var errNotSynced = errors.New("loopguard is starting and has not loaded its poli
 // Path is where the exposure webhook is served.
 const Path = "/validate-exposure"
 
-// The webhook configuration, generated into config/webhook. Every rule uses
-// the v1 version only; matchPolicy Equivalent makes the API server convert
-// other versions to it.
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=pods,verbs=create;update,versions=v1,name=pods.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=services,verbs=create;update,versions=v1,name=services.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups=apps;batch,resources=deployments;replicasets;statefulsets;daemonsets;jobs;cronjobs,verbs=create;update,versions=v1,name=workloads.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="";discovery.k8s.io,resources=endpoints;endpointslices,verbs=create;update,versions=v1,name=endpoints.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+// The webhook configuration, generated into config/webhook from the
+// markers beside the kinds table (internal/kinds): one rule per judged
+// kind, v1 only; matchPolicy Equivalent makes the API server convert other
+// versions to it.
 
 // ExposureValidator refuses Pods, workloads, Services and hand-written
 // EndpointSlices and Endpoints that would expose a loopback-only port.

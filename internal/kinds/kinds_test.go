@@ -66,7 +66,7 @@ func pairs(m map[string]string) []string {
 // exactly the judged kinds, in their version, for create and update.
 func TestWebhookMarkersMatchTable(t *testing.T) {
 	got := map[string]bool{}
-	for _, m := range markers(t, "../../webhooks", "+kubebuilder:webhook:") {
+	for _, m := range append(markers(t, ".", "+kubebuilder:webhook:"), markers(t, "../../webhooks", "+kubebuilder:webhook:")...) {
 		if m["path"] != "/validate-exposure" {
 			continue
 		}
@@ -105,7 +105,7 @@ func TestWebhookMarkersMatchTable(t *testing.T) {
 // watch every kind they watch and the audit reads.
 func TestRBACMarkersCoverWatchedKinds(t *testing.T) {
 	granted := map[string]bool{}
-	for _, m := range markers(t, "../../controllers", "+kubebuilder:rbac:") {
+	for _, m := range append(markers(t, ".", "+kubebuilder:rbac:"), markers(t, "../../controllers", "+kubebuilder:rbac:")...) {
 		verbs := strings.Split(m["verbs"], ";")
 		if !slices.Contains(verbs, "list") || !slices.Contains(verbs, "watch") || !slices.Contains(verbs, "get") {
 			continue
@@ -116,7 +116,7 @@ func TestRBACMarkersCoverWatchedKinds(t *testing.T) {
 	}
 	for _, k := range Watched() {
 		if p := k.GVK.Group + "/" + k.Resource; !granted[p] {
-			t.Errorf("watched kind %s: no +kubebuilder:rbac marker in controllers/ grants get;list;watch on %q", k.GVK.Kind, p)
+			t.Errorf("watched kind %s: no +kubebuilder:rbac marker in internal/kinds or controllers/ grants get;list;watch on %q", k.GVK.Kind, p)
 		}
 	}
 }
