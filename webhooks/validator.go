@@ -16,7 +16,6 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -36,13 +35,11 @@ import (
 // readiness keeps them rare.
 var errNotSynced = errors.New("loopguard is starting and has not loaded its policies yet; retry in a few seconds")
 
-// Path is where the exposure webhook is served.
+// Path is where the exposure webhook is served. Its configuration is
+// generated into config/webhook from the markers beside the kinds table
+// (internal/kinds): one rule per judged kind, v1 only; matchPolicy
+// Equivalent makes the API server convert other versions to it.
 const Path = "/validate-exposure"
-
-// The webhook configuration, generated into config/webhook from the
-// markers beside the kinds table (internal/kinds): one rule per judged
-// kind, v1 only; matchPolicy Equivalent makes the API server convert other
-// versions to it.
 
 // ExposureValidator refuses Pods, workloads, Services and hand-written
 // EndpointSlices and Endpoints that would expose a loopback-only port.
@@ -142,13 +139,14 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Snapshot, error) {
 	snap := rules.Snapshot{Env: env}
 	in := []client.ListOption{client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy}
-	switch o := obj.(type) {
-	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
+	if judgedByAddress(obj) {
 		// Addresses are matched to pods of any namespace by targetRef
 		// and by IP, each judged by its namespace's policies.
 		r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
 		snap.Resolver = r
 		return snap, err
+	}
+	switch o := obj.(type) {
 	case *corev1.Service:
 		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
 			return snap, nil
