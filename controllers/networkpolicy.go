@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,14 +24,11 @@ import (
 // policy owns: loopguard-<name> for a LoopbackService and
 // loopguard-cluster-<name> for a ClusterLoopbackService.
 func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
-	name := "loopguard-" + policyName
+	ref := rules.PolicyRef{Kind: rules.KindLoopbackService, Name: policyName}
 	if clusterScoped {
-		name = "loopguard-cluster-" + policyName
+		ref.Kind = rules.KindClusterLoopbackService
 	}
-	if len(name) > 253 {
-		name = name[:253]
-	}
-	return name
+	return rules.ManagedNetworkPolicyName(ref)
 }
 
 // NameTakenError says that a NetworkPolicy of the managed name exists and
@@ -119,23 +115,3 @@ func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Obje
 	return true, nil
 }
 
-// networkPolicyConflicts finds the NetworkPolicies of a namespace that
-// re-open a port p protects. Every NetworkPolicy is judged, loopguard's
-// own included, whatever its labels: a label anyone with edit can write
-// proves nothing, and a managed NetworkPolicy not yet updated for a new
-// overlapping policy does admit that policy's ports. The one skipped is
-// p's own managed NetworkPolicy, recognised by name and controller UID:
-// the reconcile has just written it (the cache may not show it yet) and
-// it closes p's ports by construction (netpol.Closed).
-func networkPolicyConflicts(p *rules.Policy, nps []networkingv1.NetworkPolicy, pods []*corev1.Pod) []netpol.Conflict {
-	own := managedNetworkPolicyName(p.Ref.Kind == rules.KindClusterLoopbackService, p.Ref.Name)
-	var out []netpol.Conflict
-	for i := range nps {
-		np := &nps[i]
-		if ref := metav1.GetControllerOf(np); np.Name == own && ref != nil && ref.UID == p.UID && p.UID != "" {
-			continue
-		}
-		out = append(out, netpol.Conflicts(np, p, pods)...)
-	}
-	return out
-}

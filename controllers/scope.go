@@ -7,15 +7,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
-	"github.com/loopguard/loopguard/internal/workloads"
 )
 
 // observation is what one policy finds in one namespace.
@@ -29,86 +30,62 @@ type observation struct {
 }
 
 // observe audits a namespace against one policy with the same rules the
-// webhook uses (rules.Evaluate), reading only from the cache: the
+// webhook uses (rules.Audit), reading only from the cache: the
 // namespace's objects, and the hand-written EndpointSlices of any
 // namespace that reach its selected pods.
 func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (*observation, error) {
-	env := &rules.Env{Namespace: namespace, NamespaceLabels: nsLabels, Sets: []*rules.Set{rules.NewSet([]*rules.Policy{p})}}
+	snap := rules.Snapshot{
+		Env: rules.NewEnv(namespace, nsLabels, rules.NewSet([]*rules.Policy{p})),
+		// The reconcile has just written p's own NetworkPolicy; the cache
+		// may not show it yet.
+		OwnNetworkPoliciesWritten: true,
+	}
 	in := client.InNamespace(namespace)
-	var pods corev1.PodList
-	if err := c.List(ctx, &pods, in); err != nil {
-		return nil, fmt.Errorf("failed to list pods: %w", err)
-	}
-	var svcs corev1.ServiceList
-	if err := c.List(ctx, &svcs, in); err != nil {
-		return nil, fmt.Errorf("failed to list services: %w", err)
-	}
-	cluster := rules.Cluster{}
-	for i := range pods.Items {
-		if pods.Items[i].DeletionTimestamp == nil {
-			cluster.Pods = append(cluster.Pods, &pods.Items[i])
+	for _, k := range kinds.Watched() {
+		if k.Role == kinds.RoleEndpoints {
+			continue // those that reach the selected pods, below
+		}
+		items, err := list(ctx, c, k.NewList(), in)
+		if err != nil {
+			return nil, fmt.Errorf("failed to list %s: %w", k.Resource, err)
+		}
+		for _, o := range items {
+			snap.Add(o)
 		}
 	}
-	for i := range svcs.Items {
-		cluster.Services = append(cluster.Services, &svcs.Items[i])
-	}
-	wls, err := workloads.ListAll(ctx, c, namespace)
-	if err != nil {
-		return nil, err
-	}
-	owners := rules.NewOwners(wls)
-	cluster.Workloads = workloads.Unowned(wls, owners)
-	// Endpoints anywhere are judged against this namespace's pods only:
-	// the other namespaces in scope are observed on their own.
-	cluster.Resolver = rules.NewResolver(cluster.Pods, func(ns string) *rules.Env {
-		if ns == namespace {
-			return env
-		}
-		return nil
-	})
-
-	obs := &observation{}
-	for _, pod := range cluster.Pods {
-		if !p.Selector.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		obs.matchedPods++
-		obs.matched = append(obs.matched, pod)
-		if pod.Spec.HostNetwork {
-			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
-		}
-	}
-
-	var objects []runtime.Object
-	for _, pod := range cluster.Pods {
-		if !rules.OwnedByWorkload(pod, owners) {
-			objects = append(objects, pod)
-		}
-	}
-	for _, svc := range cluster.Services {
-		objects = append(objects, svc)
-	}
-	objects = append(objects, cluster.Workloads...)
-	// Hand-written slices of any namespace that list the selected pods'
-	// IPs or name them (CVE-2021-25740: the slice need not be in the
-	// pods' namespace).
-	slices, err := addrindex.SlicesNaming(ctx, c, obs.matched)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range slices {
-		objects = append(objects, s)
-	}
-	for _, o := range objects {
-		obs.findings = append(obs.findings, rules.Evaluate(env, o, cluster)...)
-	}
-
 	var nps networkingv1.NetworkPolicyList
 	if err := c.List(ctx, &nps, in); err != nil {
 		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
 	}
-	obs.conflicts = networkPolicyConflicts(p, nps.Items, cluster.Pods)
+	for i := range nps.Items {
+		snap.NetworkPolicies = append(snap.NetworkPolicies, &nps.Items[i])
+	}
+	obs := &observation{matched: snap.Selected()}
+	var err error
+	// Hand-written slices of any namespace that list the selected pods'
+	// IPs or name them (CVE-2021-25740: the slice need not be in the
+	// pods' namespace), judged against this namespace's pods only: the
+	// other namespaces in scope are observed on their own.
+	if snap.EndpointSlices, err = addrindex.SlicesNaming(ctx, c, obs.matched); err != nil {
+		return nil, err
+	}
+	rep := rules.Audit(snap)
+	obs.findings, obs.conflicts = rep.Findings(), rep.Conflicts
+	obs.matchedPods = int32(len(obs.matched))
+	for _, pod := range obs.matched {
+		if pod.Spec.HostNetwork {
+			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
+		}
+	}
 	return obs, nil
+}
+
+// list returns the items of one list from the cache.
+func list(ctx context.Context, c client.Reader, l client.ObjectList, opts ...client.ListOption) ([]runtime.Object, error) {
+	if err := c.List(ctx, l, opts...); err != nil {
+		return nil, err
+	}
+	return meta.ExtractList(l)
 }
 
 // violations converts findings to status entries, sorted for stable status.

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -23,6 +21,7 @@ import (
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -36,16 +35,16 @@ type Options struct {
 	Index *policyindex.Index
 }
 
-// watched are the objects whose changes can change a policy's audit.
+// watched are the objects whose changes can change a policy's audit: the
+// judged kinds of internal/kinds the audit reads (an EndpointSlice is
+// mapped to the policies of the pods it lists, in any namespace:
+// policiesReachedBySlice), and NetworkPolicies.
 func watched() []client.Object {
-	return []client.Object{
-		&corev1.Pod{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}, &corev1.ReplicationController{},
-		&appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
-		&batchv1.Job{}, &batchv1.CronJob{},
-		// Mapped to the policies of the pods a hand-written slice lists,
-		// in any namespace (policiesReachedBySlice).
-		&discoveryv1.EndpointSlice{},
+	var out []client.Object
+	for _, k := range kinds.Watched() {
+		out = append(out, k.New())
 	}
+	return append(out, &networkingv1.NetworkPolicy{})
 }
 
 // Setup registers both reconcilers with the manager.

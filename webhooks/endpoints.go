@@ -1,14 +1,9 @@
 package webhooks
 
 import (
-	"context"
-
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/loopguard/loopguard/internal/addrindex"
-	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/internal/kinds"
 )
 
 // judgedAcrossNamespaces reports whether obj is judged by the policies of
@@ -16,17 +11,12 @@ import (
 // list any pod's IP (CVE-2021-25740), so it is reviewed whenever a policy
 // exists anywhere, even where none applies in its own namespace.
 func (v *ExposureValidator) judgedAcrossNamespaces(obj runtime.Object) bool {
-	switch obj.(type) {
-	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
-		return v.Index.Count() > 0
-	}
-	return false
+	return judgedByAddress(obj) && v.Index.Count() > 0
 }
 
-// endpointsCluster resolves the addresses of an EndpointSlice or Endpoints
-// object through the cache's cluster-wide pod IP index, each pod judged by
-// the policies of its namespace.
-func (v *ExposureValidator) endpointsCluster(ctx context.Context, obj runtime.Object) (rules.Cluster, error) {
-	r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
-	return rules.Cluster{Resolver: r}, err
+// judgedByAddress reports whether obj is of a kind judged by the pods its
+// addresses reach (kinds.RoleEndpoints).
+func judgedByAddress(obj runtime.Object) bool {
+	k, ok := kinds.Of(obj)
+	return ok && k.Role == kinds.RoleEndpoints
 }

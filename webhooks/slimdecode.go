@@ -2,14 +2,16 @@ package webhooks
 
 import (
 	"encoding/json"
+	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/kinds"
 )
 
 // The slim types hold what the rules read of an object (see internal/slim
@@ -95,48 +97,54 @@ type slimWorkload struct {
 
 // slimTarget returns the slim value to decode obj's JSON into and the
 // function that fills obj from it afterwards; ok is false for the kinds it
-// does not slim (Services are decoded whole: they are small).
+// does not slim (Services and endpoints are decoded whole: they are
+// small). Every workload of internal/kinds is slimmed through its
+// template's path and setter.
 func slimTarget(obj runtime.Object) (target any, fill func(), ok bool) {
-	switch o := obj.(type) {
-	case *corev1.Pod:
+	if o, isPod := obj.(*corev1.Pod); isPod {
 		s := &slimPod{}
 		return s, func() {
 			o.ObjectMeta, o.Spec = s.Metadata.objectMeta(), s.Spec.podSpec()
 			o.Status.Phase = s.Status.Phase
 		}, true
-	case *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet, *batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController:
-		s := &slimWorkload{}
-		return s, func() { s.fill(o) }, true
 	}
-	return nil, nil, false
+	k, known := kinds.Of(obj)
+	if !known || k.Role != kinds.RoleWorkload {
+		return nil, nil, false
+	}
+	s := &slimWorkload{}
+	return s, func() { s.fill(k, obj.(client.Object)) }, true
 }
 
-// fill copies the workload's metadata and pod template into obj.
-func (s *slimWorkload) fill(obj runtime.Object) {
-	meta := s.Metadata.objectMeta()
-	var t corev1.PodTemplateSpec
-	if s.Spec.Template != nil {
-		t = s.Spec.Template.template()
+// fill copies the workload's metadata and pod template into obj, the
+// template from where its kind keeps it.
+func (s *slimWorkload) fill(k *kinds.Kind, obj client.Object) {
+	m := &s.Metadata
+	obj.SetName(m.Name)
+	obj.SetGenerateName(m.GenerateName)
+	obj.SetNamespace(m.Namespace)
+	obj.SetLabels(m.Labels)
+	obj.SetDeletionTimestamp(m.DeletionTimestamp)
+	t, _ := s.templateAt(k.TemplatePath)
+	if t == nil {
+		k.SetTemplate(obj, nil)
+		return
 	}
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		o.ObjectMeta, o.Spec.Template = meta, t
-	case *appsv1.ReplicaSet:
-		o.ObjectMeta, o.Spec.Template = meta, t
-	case *appsv1.StatefulSet:
-		o.ObjectMeta, o.Spec.Template = meta, t
-	case *appsv1.DaemonSet:
-		o.ObjectMeta, o.Spec.Template = meta, t
-	case *batchv1.Job:
-		o.ObjectMeta, o.Spec.Template = meta, t
-	case *batchv1.CronJob:
-		o.ObjectMeta, o.Spec.JobTemplate.Spec.Template = meta, s.Spec.JobTemplate.Spec.Template.template()
-	case *corev1.ReplicationController:
-		o.ObjectMeta = meta
-		if s.Spec.Template != nil {
-			o.Spec.Template = &t
-		}
+	tmpl := t.template()
+	k.SetTemplate(obj, &tmpl)
+}
+
+// templateAt returns the decoded template at a kind's TemplatePath; ok is
+// false for a path slimWorkload does not decode (a test checks every
+// kind's).
+func (s *slimWorkload) templateAt(path []string) (t *slimTemplate, ok bool) {
+	switch strings.Join(path, ".") {
+	case "spec.template":
+		return s.Spec.Template, true
+	case "spec.jobTemplate.spec.template":
+		return &s.Spec.JobTemplate.Spec.Template, true
 	}
+	return nil, false
 }
 
 // decodeSlim fills obj with what the rules read, with encoding/json/v2: one

@@ -15,10 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -26,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -36,17 +35,11 @@ import (
 // readiness keeps them rare.
 var errNotSynced = errors.New("loopguard is starting and has not loaded its policies yet; retry in a few seconds")
 
-// Path is where the exposure webhook is served.
+// Path is where the exposure webhook is served. Its configuration is
+// generated into config/webhook from the markers beside the kinds table
+// (internal/kinds): one rule per judged kind, v1 only; matchPolicy
+// Equivalent makes the API server convert other versions to it.
 const Path = "/validate-exposure"
-
-// The webhook configuration, generated into config/webhook. Every rule uses
-// the v1 version only; matchPolicy Equivalent makes the API server convert
-// other versions to it.
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=pods,verbs=create;update,versions=v1,name=pods.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=services,verbs=create;update,versions=v1,name=services.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups=apps;batch,resources=deployments;replicasets;statefulsets;daemonsets;jobs;cronjobs,verbs=create;update,versions=v1,name=workloads.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="";discovery.k8s.io,resources=endpoints;endpointslices,verbs=create;update,versions=v1,name=endpoints.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // ExposureValidator refuses Pods, workloads, Services and hand-written
 // EndpointSlices and Endpoints that would expose a loopback-only port.
@@ -61,33 +54,10 @@ type ExposureValidator struct {
 
 var _ admission.Handler = &ExposureValidator{}
 
-// newObject maps the kinds the webhook is registered for to their types.
+// newObject returns an empty object of a kind the webhook is registered
+// for (internal/kinds).
 func newObject(gvk schema.GroupVersionKind) (runtime.Object, bool) {
-	switch gvk {
-	case corev1.SchemeGroupVersion.WithKind("Pod"):
-		return &corev1.Pod{}, true
-	case corev1.SchemeGroupVersion.WithKind("Service"):
-		return &corev1.Service{}, true
-	case corev1.SchemeGroupVersion.WithKind("ReplicationController"):
-		return &corev1.ReplicationController{}, true
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		return &appsv1.Deployment{}, true
-	case appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):
-		return &appsv1.ReplicaSet{}, true
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		return &appsv1.StatefulSet{}, true
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		return &appsv1.DaemonSet{}, true
-	case batchv1.SchemeGroupVersion.WithKind("Job"):
-		return &batchv1.Job{}, true
-	case batchv1.SchemeGroupVersion.WithKind("CronJob"):
-		return &batchv1.CronJob{}, true
-	case discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):
-		return &discoveryv1.EndpointSlice{}, true
-	case corev1.SchemeGroupVersion.WithKind("Endpoints"):
-		return &corev1.Endpoints{}, true
-	}
-	return nil, false
+	return kinds.New(gvk)
 }
 
 // Handle implements admission.Handler.
@@ -137,15 +107,15 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode old %s: %w", req.Kind.Kind, err)), decisionError
 		}
 	}
-	cluster, err := v.gather(ctx, env, obj)
+	snap, err := v.gather(ctx, env, obj)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err), decisionError
 	}
-	d := rules.Review(env, rules.ReviewRequest{
+	d := rules.Review(rules.ReviewRequest{
 		Operation: rules.Operation(req.Operation), Object: obj, OldObject: old,
 		Requester: rules.Requester{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups},
 		Done:      ctx.Done(),
-	}, cluster)
+	}, snap)
 	if d.Action == "" {
 		return admission.Allowed(""), decisionAllow
 	}
@@ -160,56 +130,53 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	}
 }
 
-// gather reads what the rules need to judge obj from the cache, only what
-// can matter: a Service's selected pods and the namespace's workloads, the
-// namespace's Services for a protected pod (template), the pods behind
-// endpoints. The same snapshot serves the old object of an update: what
-// the old one reached outside it cannot make the new one's findings new.
-func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Cluster, error) {
-	var cluster rules.Cluster
-	listPods := func(opts ...client.ListOption) error {
-		var pods corev1.PodList
-		if err := v.Reader.List(ctx, &pods, append(opts, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy)...); err != nil {
-			return fmt.Errorf("failed to list pods from cache: %w", err)
-		}
-		cluster.Pods = make([]*corev1.Pod, len(pods.Items))
-		for i := range pods.Items {
-			cluster.Pods[i] = &pods.Items[i]
-		}
-		return nil
+// gather fills the snapshot the rules judge obj against from the cache,
+// only what can matter: a Service's selected pods and the namespace's
+// workloads, the namespace's Services for a protected pod (template), the
+// pods behind endpoints. The same snapshot serves the old object of an
+// update: what the old one reached outside it cannot make the new one's
+// findings new.
+func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runtime.Object) (rules.Snapshot, error) {
+	snap := rules.Snapshot{Env: env}
+	in := []client.ListOption{client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy}
+	if judgedByAddress(obj) {
+		// Addresses are matched to pods of any namespace by targetRef
+		// and by IP, each judged by its namespace's policies.
+		r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
+		snap.Resolver = r
+		return snap, err
 	}
 	switch o := obj.(type) {
-	case *discoveryv1.EndpointSlice, *corev1.Endpoints:
-		// Addresses are matched to pods of any namespace by targetRef
-		// and by IP.
-		return v.endpointsCluster(ctx, obj)
 	case *corev1.Service:
 		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
-			return cluster, nil
+			return snap, nil
 		}
-		if err := listPods(client.MatchingLabels(o.Spec.Selector)); err != nil {
-			return cluster, err
+		var pods corev1.PodList
+		if err := v.Reader.List(ctx, &pods, append(in, client.MatchingLabels(o.Spec.Selector))...); err != nil {
+			return snap, fmt.Errorf("failed to list pods from cache: %w", err)
+		}
+		for i := range pods.Items {
+			snap.Pods = append(snap.Pods, &pods.Items[i])
 		}
 		// Templates too: a port only a workload declares (one scaled to
 		// zero, one whose pods are not created yet) is as protected.
-		wls, err := workloads.List(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
+		wls, err := workloads.ListAll(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)
 		if err != nil {
-			return cluster, fmt.Errorf("failed to list workloads from cache: %w", err)
+			return snap, fmt.Errorf("failed to list workloads from cache: %w", err)
 		}
-		cluster.Workloads = wls
-		return cluster, nil
+		snap.Workloads = wls
+		return snap, nil
 	}
 	if tmpl, ok := rules.PodTemplateOf(obj); ok && len(env.MatchingPolicies(labels.Set(tmpl.Labels))) > 0 {
 		var svcs corev1.ServiceList
-		if err := v.Reader.List(ctx, &svcs, client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-			return cluster, fmt.Errorf("failed to list services from cache: %w", err)
+		if err := v.Reader.List(ctx, &svcs, in...); err != nil {
+			return snap, fmt.Errorf("failed to list services from cache: %w", err)
 		}
-		cluster.Services = make([]*corev1.Service, len(svcs.Items))
 		for i := range svcs.Items {
-			cluster.Services[i] = &svcs.Items[i]
+			snap.Services = append(snap.Services, &svcs.Items[i])
 		}
 	}
-	return cluster, nil
+	return snap, nil
 }
 
 // decodeRequestObject returns the object of a request: the one

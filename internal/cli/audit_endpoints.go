@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -54,37 +53,25 @@ func (st *clusterState) readEndpointSlices(ctx context.Context, c client.Reader,
 }
 
 // judgeEndpoints judges every hand-written slice, in whatever namespace,
-// against the pods the audit read and the policies of their namespaces.
+// against the pods the audit read and the policies of their namespaces
+// (rules.Audit of the slices, with a resolver over every pod read).
 func (st *clusterState) judgeEndpoints(envs map[string]*rules.Env, rep *auditReport) {
 	var pods []*corev1.Pod
 	for _, ps := range st.pods {
 		pods = append(pods, ps...)
 	}
-	resolver := rules.NewResolver(pods, func(ns string) *rules.Env { return envs[ns] })
+	res := rules.Audit(rules.Snapshot{EndpointSlices: st.endpointSlices,
+		Resolver: rules.NewResolver(pods, func(ns string) *rules.Env { return envs[ns] })})
 	var findings []rules.Finding
-	for _, s := range st.endpointSlices {
-		env := envs[s.Namespace]
-		if env == nil {
-			env = &rules.Env{Namespace: s.Namespace}
-		}
-		fs := rules.Evaluate(env, s, rules.Cluster{Resolver: resolver})
-		findings = append(findings, fs...)
+	for _, j := range res.Judged {
 		// Counted with the audited namespaces' objects: those of the
 		// audited namespaces, and those of others that reach their pods.
-		if envs[s.Namespace] != nil || len(fs) > 0 {
+		if envs[j.Object.(*discoveryv1.EndpointSlice).Namespace] != nil || len(j.Findings) > 0 {
 			rep.Summary.Objects++
 		}
+		findings = append(findings, j.Findings...)
 	}
-	sort.SliceStable(findings, func(i, j int) bool {
-		a, b := findings[i], findings[j]
-		if a.Object.Namespace != b.Object.Namespace {
-			return a.Object.Namespace < b.Object.Namespace
-		}
-		if a.Object.Name != b.Object.Name {
-			return a.Object.Name < b.Object.Name
-		}
-		return a.Field < b.Field
-	})
+	sortFindings(findings, func(f rules.Finding) string { return f.Object.Namespace })
 	for _, f := range findings {
 		rep.Findings = append(rep.Findings, newReportFinding(f))
 	}

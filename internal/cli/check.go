@@ -5,24 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // namespaceNameLabel is the label the API server puts on every namespace
 // (its name, immutable); cluster policies often select on it.
-const namespaceNameLabel = "kubernetes.io/metadata.name"
+const namespaceNameLabel = rules.NamespaceNameLabel
 
 // Output formats of check.
 const (
@@ -295,7 +294,7 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 	if policiesOnly {
 		return nil // --policies contributes policies and Namespaces only
 	}
-	newObj, judged := judgedKinds[gvk]
+	kind, judged := kinds.ByGVK(gvk)
 	if !judged {
 		if want, known := knownKindVersion(gvk.Kind); known && want != gvk {
 			in.warnings = append(in.warnings, fmt.Sprintf("%s:%d: %s %s is not judged: loopguard judges %s %s only", d.file, d.line, d.apiVersion, d.kind, want.GroupVersion(), want.Kind))
@@ -303,12 +302,11 @@ func (in *checkInput) add(d *document, defaultNS string, policiesOnly bool, defs
 		in.skipped++
 		return nil
 	}
-	obj := newObj()
+	obj := kind.New()
 	if es, ok := d.decodeInto(obj, false, d.describe(ns)); !ok {
 		return es
 	}
-	m := obj.(metav1.Object)
-	m.SetNamespace(ns)
+	obj.SetNamespace(ns)
 	in.objects = append(in.objects, &judgedObject{doc: d, obj: obj, namespace: ns})
 	return nil
 }
@@ -373,150 +371,50 @@ func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) 
 	return out, nil
 }
 
-// evaluateInput runs rules.Evaluate on every judged object, per namespace,
-// with the policies that may apply there and the namespace's Pods,
-// Services and workloads of the input as the cluster; EndpointSlices and
-// Endpoints against the Pods of every namespace. Results keep the input
-// order.
+// evaluateInput fills one snapshot per namespace with the judged objects
+// of the input there, with the policies that may apply and the
+// namespace's labels, and audits each (rules.Audit); EndpointSlices and
+// Endpoints are resolved against the Pods of every namespace. Results
+// keep the input order.
 func evaluateInput(in *checkInput) []checkResult {
 	clusterSet := rules.NewSet(in.clusterPolicies)
-	clusters := map[string]*rules.Cluster{}
+	snaps := map[string]*rules.Snapshot{}
+	var namespaces []string
+	var pods []*corev1.Pod
 	for _, o := range in.objects {
-		c := clusters[o.namespace]
-		if c == nil {
-			c = &rules.Cluster{}
-			clusters[o.namespace] = c
+		s := snaps[o.namespace]
+		if s == nil {
+			s = &rules.Snapshot{Env: rules.NewEnv(o.namespace, rules.NamespaceLabels(o.namespace, in.nsLabels[o.namespace]),
+				rules.NewSet(in.nsPolicies[o.namespace]), clusterSet)}
+			snaps[o.namespace] = s
+			namespaces = append(namespaces, o.namespace)
 		}
-		switch t := o.obj.(type) {
-		case *corev1.Pod:
-			c.Pods = append(c.Pods, t)
-		case *corev1.Service:
-			c.Services = append(c.Services, t)
-		default:
-			if _, ok := rules.PodTemplateOf(t); ok {
-				c.Workloads = append(c.Workloads, t)
-			}
+		s.Add(o.obj)
+		if p, ok := o.obj.(*corev1.Pod); ok {
+			pods = append(pods, p)
 		}
-	}
-	envs := map[string]*rules.Env{}
-	envOf := func(ns string) *rules.Env {
-		if e, ok := envs[ns]; ok {
-			return e
-		}
-		l := labels.Set{namespaceNameLabel: ns}
-		for k, v := range in.nsLabels[ns] {
-			l[k] = v
-		}
-		e := &rules.Env{Namespace: ns, NamespaceLabels: l}
-		if ps := in.nsPolicies[ns]; len(ps) > 0 {
-			e.Sets = append(e.Sets, rules.NewSet(ps))
-		}
-		if clusterSet.Len() > 0 {
-			e.Sets = append(e.Sets, clusterSet)
-		}
-		envs[ns] = e
-		return e
 	}
 	// Endpoints are resolved to the pods of every file given, in any
 	// namespace, each judged by its namespace's policies.
-	var pods []*corev1.Pod
-	for _, c := range clusters {
-		pods = append(pods, c.Pods...)
+	resolver := rules.NewResolver(pods, func(ns string) *rules.Env {
+		if s := snaps[ns]; s != nil {
+			return s.Env
+		}
+		return rules.NewEnv(ns, rules.NamespaceLabels(ns, in.nsLabels[ns]), rules.NewSet(in.nsPolicies[ns]), clusterSet)
+	})
+	findings := map[runtime.Object][]rules.Finding{}
+	for _, ns := range namespaces {
+		snaps[ns].Resolver = resolver
+		rep := rules.Audit(*snaps[ns])
+		for _, j := range rep.Judged {
+			findings[j.Object] = j.Findings
+		}
 	}
-	resolver := rules.NewResolver(pods, envOf)
 	var out []checkResult
 	for _, o := range in.objects {
-		cluster := *clusters[o.namespace]
-		cluster.Resolver = resolver
-		for _, f := range rules.Evaluate(envOf(o.namespace), o.obj, cluster) {
+		for _, f := range findings[o.obj] {
 			out = append(out, checkResult{file: o.doc.file, line: locate(o.doc.node, f.Field), finding: f, object: o})
 		}
 	}
 	return out
-}
-
-// counts tallies findings by action.
-type counts struct {
-	deny, warn, audit int
-}
-
-func countActions(actions []v1alpha1.EnforcementAction) counts {
-	var c counts
-	for _, a := range actions {
-		switch a {
-		case v1alpha1.ActionDeny:
-			c.deny++
-		case v1alpha1.ActionWarn:
-			c.warn++
-		default:
-			c.audit++
-		}
-	}
-	return c
-}
-
-func resultActions(results []checkResult) []v1alpha1.EnforcementAction {
-	out := make([]v1alpha1.EnforcementAction, len(results))
-	for i, r := range results {
-		out[i] = r.finding.Action
-	}
-	return out
-}
-
-// objectLabel renders "Deployment shop/cart".
-func objectLabel(kind, namespace, name string) string {
-	if namespace == "" {
-		return kind + " " + name
-	}
-	return kind + " " + namespace + "/" + name
-}
-
-// writeCheckText prints one line per finding and a summary:
-//
-//	deploy.yaml:21: [Deny] Deployment shop/cart: spec.template...: <message>
-func writeCheckText(w io.Writer, in *checkInput, results []checkResult) {
-	for _, r := range results {
-		f := r.finding
-		fmt.Fprintf(w, "%s:%d: [%s] %s: %s: %s\n", r.file, r.line, f.Action,
-			objectLabel(f.Object.Kind, r.object.namespace, f.Object.Name), f.Field, f.Message())
-	}
-	c := countActions(resultActions(results))
-	what := fmt.Sprintf("%s in %s against %s", plural(len(in.objects), "object"), plural(in.files, "file"), plural(in.policies, "policy"))
-	if len(results) == 0 {
-		fmt.Fprintf(w, "No loopback-only port is exposed: %s.\n", what)
-		return
-	}
-	verdict := "passed"
-	if c.deny > 0 {
-		verdict = "failed"
-	}
-	fmt.Fprintf(w, "%s (%d Deny, %d Warn, %d Audit): %s; check %s.\n", plural(len(results), "finding"), c.deny, c.warn, c.audit, what, verdict)
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	if strings.HasSuffix(noun, "y") {
-		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// sortErrors orders errors by line within each file, keeping the files in
-// the order they were read.
-func sortErrors(errs inputErrors) {
-	order := map[string]int{}
-	for _, e := range errs {
-		if _, ok := order[e.file]; !ok {
-			order[e.file] = len(order)
-		}
-	}
-	sort.SliceStable(errs, func(i, j int) bool {
-		a, b := errs[i], errs[j]
-		if a.file != b.file {
-			return order[a.file] < order[b.file]
-		}
-		return a.line < b.line
-	})
 }

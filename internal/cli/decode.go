@@ -6,32 +6,13 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 )
-
-// judgedKinds are the kinds rules.Evaluate judges, with the only version
-// the webhook is registered for.
-var judgedKinds = map[schema.GroupVersionKind]func() runtime.Object{
-	corev1.SchemeGroupVersion.WithKind("Pod"):                   func() runtime.Object { return &corev1.Pod{} },
-	corev1.SchemeGroupVersion.WithKind("Service"):               func() runtime.Object { return &corev1.Service{} },
-	corev1.SchemeGroupVersion.WithKind("ReplicationController"): func() runtime.Object { return &corev1.ReplicationController{} },
-	appsv1.SchemeGroupVersion.WithKind("Deployment"):            func() runtime.Object { return &appsv1.Deployment{} },
-	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):            func() runtime.Object { return &appsv1.ReplicaSet{} },
-	appsv1.SchemeGroupVersion.WithKind("StatefulSet"):           func() runtime.Object { return &appsv1.StatefulSet{} },
-	appsv1.SchemeGroupVersion.WithKind("DaemonSet"):             func() runtime.Object { return &appsv1.DaemonSet{} },
-	batchv1.SchemeGroupVersion.WithKind("Job"):                  func() runtime.Object { return &batchv1.Job{} },
-	batchv1.SchemeGroupVersion.WithKind("CronJob"):              func() runtime.Object { return &batchv1.CronJob{} },
-	corev1.SchemeGroupVersion.WithKind("Endpoints"):             func() runtime.Object { return &corev1.Endpoints{} },
-	discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):    func() runtime.Object { return &discoveryv1.EndpointSlice{} },
-}
 
 var (
 	gvkNamespace = corev1.SchemeGroupVersion.WithKind("Namespace")
@@ -42,10 +23,8 @@ var (
 // knownKindNames are the kinds loopguard reads, by name only: an object of
 // one of them in another version is worth a warning, not silence.
 func knownKindVersion(kind string) (schema.GroupVersionKind, bool) {
-	for gvk := range judgedKinds {
-		if gvk.Kind == kind {
-			return gvk, true
-		}
+	if k, ok := kinds.ByName(kind); ok {
+		return k.GVK, true
 	}
 	for _, gvk := range []schema.GroupVersionKind{gvkNamespace, gvkLBS, gvkCLBS} {
 		if gvk.Kind == kind {

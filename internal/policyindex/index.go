@@ -147,14 +147,7 @@ func (x *Index) Env(namespace string) *rules.Env {
 	if clusterSnap != nil {
 		clusterSet = x.build(clusterSnap)
 	}
-	env := &rules.Env{Namespace: namespace, NamespaceLabels: nsLabels}
-	if nsSet.Len() > 0 {
-		env.Sets = append(env.Sets, nsSet)
-	}
-	if clusterSet.Len() > 0 {
-		env.Sets = append(env.Sets, clusterSet)
-	}
-	return env
+	return rules.NewEnv(namespace, nsLabels, nsSet, clusterSet)
 }
 
 // staleBucket is what building a stale bucket's set needs.

@@ -283,7 +283,7 @@ func TestReviewEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
 	resolver := NewResolver([]*corev1.Pod{cart}, func(ns string) *Env { return envs[ns] })
 	s := slice("steal", []discoveryv1.EndpointPort{slicePort(15000, corev1.ProtocolTCP)}, discoveryv1.Endpoint{Addresses: []string{"10.244.0.7"}})
 	s.Namespace = "attacker"
-	d := Review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
+	d := review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
 	if d.Action != v1alpha1.ActionDeny || !strings.Contains(d.Denial, `pod "shop/cart-0"`) {
 		t.Fatalf("Review of a slice in a namespace without policies listing shop/cart-0's IP: got action %q denial %q, want Deny naming shop/cart-0", d.Action, d.Denial)
 	}
@@ -310,7 +310,7 @@ func TestReviewHostileEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
 	}
 	s := slice("huge", ports, eps...)
 	s.Namespace = "attacker"
-	d := Review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
+	d := review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
 	if d.Action != v1alpha1.ActionDeny {
 		t.Fatalf("Review of a slice beyond the work limit in a namespace without policies: got action %q, want Deny", d.Action)
 	}

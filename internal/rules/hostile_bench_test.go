@@ -87,7 +87,7 @@ func BenchmarkReviewHostile(b *testing.B) {
 // what was new by field and reason, and joined every Deny message: 102 s
 // and 0 bytes for named, a 6.7 MiB denial for numeric.)
 func hostileReview(env *Env, c hostileCase) (v1alpha1.EnforcementAction, string) {
-	d := Review(env, ReviewRequest{Operation: OperationUpdate, Object: c.svc, OldObject: c.old}, c.cluster)
+	d := review(env, ReviewRequest{Operation: OperationUpdate, Object: c.svc, OldObject: c.old}, c.cluster)
 	return d.Action, d.Denial
 }
 

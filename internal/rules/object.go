@@ -1,62 +1,42 @@
 package rules
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/kinds"
 )
 
 // PodTemplateOf returns the pod template an object carries: the Pod itself,
-// or the template of a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
-// CronJob or ReplicationController. ok is false for any other object.
+// or the template of a workload of internal/kinds (Deployment, ReplicaSet,
+// StatefulSet, DaemonSet, Job, CronJob, ReplicationController). ok is false
+// for any other object, and for a workload without a template.
 func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
-	tmpl := field.NewPath("spec", "template")
-	var (
-		kind string
-		meta interface {
-			GetNamespace() string
-			GetName() string
-			GetGenerateName() string
-		}
-		t *corev1.PodTemplateSpec
-	)
-	switch o := obj.(type) {
-	case *corev1.Pod:
+	if o, ok := obj.(*corev1.Pod); ok {
 		return PodTemplate{
 			Object:   ObjectRef{Kind: "Pod", Namespace: o.Namespace, Name: objectName(o.Name, o.GenerateName)},
 			Labels:   o.Labels,
 			Spec:     &o.Spec,
 			SpecPath: field.NewPath("spec"),
 		}, true
-	case *appsv1.Deployment:
-		kind, meta, t = "Deployment", o, &o.Spec.Template
-	case *appsv1.ReplicaSet:
-		kind, meta, t = "ReplicaSet", o, &o.Spec.Template
-	case *appsv1.StatefulSet:
-		kind, meta, t = "StatefulSet", o, &o.Spec.Template
-	case *appsv1.DaemonSet:
-		kind, meta, t = "DaemonSet", o, &o.Spec.Template
-	case *batchv1.Job:
-		kind, meta, t = "Job", o, &o.Spec.Template
-	case *batchv1.CronJob:
-		kind, meta, t = "CronJob", o, &o.Spec.JobTemplate.Spec.Template
-		tmpl = field.NewPath("spec", "jobTemplate", "spec", "template")
-	case *corev1.ReplicationController:
-		kind, meta, t = "ReplicationController", o, o.Spec.Template
-	default:
+	}
+	k, ok := kinds.Of(obj)
+	if !ok || k.Role != kinds.RoleWorkload {
 		return PodTemplate{}, false
 	}
+	o := obj.(client.Object)
+	t := k.Template(o)
 	if t == nil {
 		return PodTemplate{}, false
 	}
 	return PodTemplate{
-		Object:   ObjectRef{Kind: kind, Namespace: meta.GetNamespace(), Name: objectName(meta.GetName(), meta.GetGenerateName())},
+		Object:   ObjectRef{Kind: k.GVK.Kind, Namespace: o.GetNamespace(), Name: objectName(o.GetName(), o.GetGenerateName())},
 		Labels:   t.Labels,
 		Spec:     &t.Spec,
-		SpecPath: tmpl.Child("spec"),
+		SpecPath: field.NewPath(k.TemplatePath[0], k.TemplatePath[1:]...).Child("spec"),
 	}, true
 }
 
@@ -94,7 +74,8 @@ func (c Cluster) resolver(env *Env) Resolver {
 
 // Evaluate is the single entry point of the exposure rules: every finding
 // for a Pod, workload, Service, EndpointSlice or Endpoints in env's
-// namespace. The admission webhook, the audit and the CLI all call it. An
+// namespace. Review (admission) and Audit (the controller and the CLI)
+// call it. An
 // EndpointSlice or Endpoints object is judged through cluster.Resolver
 // when there is one, against the policies of the namespaces of the pods
 // it reaches, even when env (its own namespace's) is empty.

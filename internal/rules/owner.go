@@ -3,29 +3,14 @@ package rules
 import (
 	"reflect"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-)
 
-// owns is what each workload kind really controls: its group and the kinds
-// of its children. Anything else named as a controller owner is not one.
-var owns = map[string]struct {
-	group    string
-	children map[string]bool
-}{
-	"Deployment":            {"apps", map[string]bool{"ReplicaSet": true}},
-	"ReplicaSet":            {"apps", map[string]bool{"Pod": true}},
-	"StatefulSet":           {"apps", map[string]bool{"Pod": true}},
-	"DaemonSet":             {"apps", map[string]bool{"Pod": true}},
-	"Job":                   {"batch", map[string]bool{"Pod": true}},
-	"CronJob":               {"batch", map[string]bool{"Job": true}},
-	"ReplicationController": {"", map[string]bool{"Pod": true}},
-}
+	"github.com/loopguard/loopguard/internal/kinds"
+)
 
 // Owners finds a workload of one namespace by kind and name; nil when
 // there is none. NewOwners builds it from a snapshot.
@@ -43,26 +28,11 @@ func NewOwners(workloads []runtime.Object) Owners {
 	return func(kind, name string) runtime.Object { return byKey[[2]string{kind, name}] }
 }
 
-// workloadKind is the kind of a workload by its type: objects read from a
-// cache carry no TypeMeta.
+// workloadKind is the kind of a pod or workload by its type (objects read
+// from a cache carry no TypeMeta); "" for any other object.
 func workloadKind(o runtime.Object) string {
-	switch o.(type) {
-	case *corev1.Pod:
-		return "Pod"
-	case *appsv1.Deployment:
-		return "Deployment"
-	case *appsv1.ReplicaSet:
-		return "ReplicaSet"
-	case *appsv1.StatefulSet:
-		return "StatefulSet"
-	case *appsv1.DaemonSet:
-		return "DaemonSet"
-	case *batchv1.Job:
-		return "Job"
-	case *batchv1.CronJob:
-		return "CronJob"
-	case *corev1.ReplicationController:
-		return "ReplicationController"
+	if k, ok := kinds.Of(o); ok && (k.Role == kinds.RolePod || k.Role == kinds.RoleWorkload) {
+		return k.GVK.Kind
 	}
 	return ""
 }
@@ -85,11 +55,11 @@ func OwnedByWorkload(obj runtime.Object, owners Owners) bool {
 	if ref == nil {
 		return false
 	}
-	rel, ok := owns[ref.Kind]
-	if !ok || !rel.children[kind] {
+	group, ok := kinds.Controls(ref.Kind, kind)
+	if !ok {
 		return false
 	}
-	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != rel.group {
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != group {
 		return false
 	}
 	owner := owners(ref.Kind, ref.Name)

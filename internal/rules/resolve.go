@@ -33,7 +33,7 @@ type Resolver interface {
 // NewResolver resolves against a snapshot of pods (of any namespaces) and
 // the envs envFor returns.
 func NewResolver(pods []*corev1.Pod, envFor func(namespace string) *Env) Resolver {
-	r := &snapshot{byIP: map[string][]*corev1.Pod{}, byKey: make(map[PodKey]*corev1.Pod, len(pods)), envFor: envFor}
+	r := &podResolver{byIP: map[string][]*corev1.Pod{}, byKey: make(map[PodKey]*corev1.Pod, len(pods)), envFor: envFor}
 	for _, p := range pods {
 		r.byKey[PodKey{p.Namespace, p.Name}] = p
 		for _, ip := range PodIPs(p) {
@@ -43,17 +43,17 @@ func NewResolver(pods []*corev1.Pod, envFor func(namespace string) *Env) Resolve
 	return r
 }
 
-type snapshot struct {
+type podResolver struct {
 	byIP   map[string][]*corev1.Pod
 	byKey  map[PodKey]*corev1.Pod
 	envFor func(string) *Env
 }
 
-func (s *snapshot) PodsByIP(ip string) []*corev1.Pod { return s.byIP[ip] }
-func (s *snapshot) Pod(namespace, name string) *corev1.Pod {
+func (s *podResolver) PodsByIP(ip string) []*corev1.Pod { return s.byIP[ip] }
+func (s *podResolver) Pod(namespace, name string) *corev1.Pod {
 	return s.byKey[PodKey{namespace, name}]
 }
-func (s *snapshot) EnvFor(namespace string) *Env { return s.envFor(namespace) }
+func (s *podResolver) EnvFor(namespace string) *Env { return s.envFor(namespace) }
 
 // CanonicalIP is ip in netip's canonical form, so that the same address
 // written two ways (IPv6) is one key.

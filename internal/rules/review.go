@@ -63,7 +63,12 @@ type ReviewRequest struct {
 }
 
 // Review is the single admission entry point of the rules: what the
-// request introduces, judged against env and the cluster state.
+// request introduces, judged against the snapshot: its env (the object's
+// namespace and the policies that may apply there) and what the caller
+// read of the namespace for this object (a Service's selected pods and the
+// namespace's workloads, the Services for a pod or template, a Resolver
+// for endpoints). Unlike Audit, every pod of the snapshot counts, being
+// deleted or not.
 //
 //   - CREATE: every finding of the object (Evaluate).
 //   - UPDATE: only what the update introduces: a finding of the new object
@@ -82,7 +87,8 @@ type ReviewRequest struct {
 // bounded by maxReviewWork and req.Done; a review that stops early ends in
 // a single ReviewIncomplete finding with the strictest action of env's
 // policies, never in an allow by omission.
-func Review(env *Env, req ReviewRequest, cluster Cluster) Decision {
+func Review(req ReviewRequest, snap Snapshot) Decision {
+	env, cluster := snap.env(), snap.reviewCluster()
 	// Endpoints are judged by the policies of the pods they reach, in any
 	// namespace (cluster.Resolver), even where env, their own, is empty.
 	if (env.Empty() && cluster.Resolver == nil) || req.Object == nil || (req.Operation != OperationCreate && req.Operation != OperationUpdate) {
@@ -107,6 +113,22 @@ func Review(env *Env, req ReviewRequest, cluster Cluster) Decision {
 		findings = incomplete(env, req.Object)
 	}
 	return decide(findings)
+}
+
+// reviewCluster is what a review judges an object against: the snapshot's
+// pods, Services and resolver, and its workloads not judged through their
+// owner.
+func (s *Snapshot) reviewCluster() Cluster {
+	c := Cluster{Pods: s.Pods, Services: s.Services, Resolver: s.Resolver}
+	if len(s.Workloads) > 0 {
+		owners := NewOwners(s.Workloads)
+		for _, w := range s.Workloads {
+			if !OwnedByWorkload(w, owners) {
+				c.Workloads = append(c.Workloads, w)
+			}
+		}
+	}
+	return c
 }
 
 // evaluate is Evaluate within a budget.

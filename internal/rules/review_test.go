@@ -180,7 +180,7 @@ func TestReview(t *testing.T) {
 			cluster: pods, want: v1alpha1.ActionWarn, reason: ReasonReviewIncomplete},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Review(shopEnv(tc.policies...), tc.req, tc.cluster)
+			d := review(shopEnv(tc.policies...), tc.req, tc.cluster)
 			if d.Action != tc.want {
 				t.Fatalf("action %q, want %q; findings:\n%s", d.Action, tc.want, messages(d.Findings))
 			}
@@ -225,7 +225,7 @@ func TestReviewBoundsItsAnswer(t *testing.T) {
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("w%d", i), Port: int32(10000 + i), TargetPort: intstr.FromInt32(int32(6000 + i))})
 	}
 	cluster := Cluster{Pods: []*corev1.Pod{pod("cart-0", withLabels("app", "cart"))}}
-	d := Review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)
+	d := review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)
 	if d.Action != v1alpha1.ActionDeny {
 		t.Fatalf("action %q, want Deny", d.Action)
 	}
@@ -256,13 +256,13 @@ func TestReviewStopsAtItsWorkLimit(t *testing.T) {
 		cluster.Pods = append(cluster.Pods, pod(fmt.Sprintf("cart-%d", i), withLabels("app", "cart")))
 	}
 	svc := service("admin", selector("app", "cart"), manyPorts(maxReviewWork/nPods+1, intstr.FromInt32(8080)))
-	d := Review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)
+	d := review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)
 	if d.Action != v1alpha1.ActionDeny || len(d.Findings) != 1 || d.Findings[0].Reason != ReasonReviewIncomplete {
 		t.Fatalf("decision %q:\n%s", d.Action, messages(d.Findings))
 	}
 	// Half of it passes.
 	svc = service("admin", selector("app", "cart"), manyPorts(maxReviewWork/nPods/2, intstr.FromInt32(8080)))
-	if d := Review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster); d.Action != "" {
+	if d := review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster); d.Action != "" {
 		t.Fatalf("decision %q:\n%s", d.Action, messages(d.Findings))
 	}
 }
@@ -272,7 +272,7 @@ func TestReviewStopsAtItsWorkLimit(t *testing.T) {
 func TestReviewHostileNamedPorts(t *testing.T) {
 	env := shopEnv(nsPolicy(t, testNamespace, "envoy-admin", podSelector("app", "cart"), protects(15000)))
 	for _, c := range hostileCases() {
-		d := Review(env, ReviewRequest{Operation: OperationUpdate, Object: c.svc, OldObject: c.old}, c.cluster)
+		d := review(env, ReviewRequest{Operation: OperationUpdate, Object: c.svc, OldObject: c.old}, c.cluster)
 		if d.Action != c.want {
 			t.Errorf("%s: action %q, want %q:\n%s", c.name, d.Action, c.want, messages(d.Findings))
 		}
@@ -280,4 +280,9 @@ func TestReviewHostileNamedPorts(t *testing.T) {
 			t.Errorf("%s: %s, %d bytes", c.name, d.Findings[0].Reason, len(d.Denial))
 		}
 	}
+}
+
+// review is Review with env and a Cluster, as most tables here write it.
+func review(env *Env, req ReviewRequest, c Cluster) Decision {
+	return Review(req, Snapshot{Env: env, Pods: c.Pods, Services: c.Services, Workloads: c.Workloads, Resolver: c.Resolver})
 }

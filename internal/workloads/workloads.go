@@ -1,51 +1,28 @@
 // Package workloads lists the objects of a namespace that carry a pod
-// template, for the exposure rules (rules.Cluster.Workloads): the webhook
-// and the audit read them the same way.
+// template (the workloads of internal/kinds), for the exposure rules
+// (rules.Snapshot.Workloads).
 package workloads
 
 import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/loopguard/loopguard/internal/rules"
+	"github.com/loopguard/loopguard/internal/kinds"
 )
 
-// lists are the workload kinds the rules judge.
-func lists() []client.ObjectList {
-	return []client.ObjectList{
-		&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{},
-		&appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{},
-		&corev1.ReplicationControllerList{},
-	}
-}
-
-// List returns the namespace's workloads that no other judged workload
-// owns (a Deployment's ReplicaSets, a CronJob's Jobs): the owner carries
-// the same template and is the object to report. Ownership is verified
-// against the namespace's workloads (rules.OwnedByWorkload): a workload
-// with a made-up owner is returned. opts are passed to every List (e.g.
-// client.UnsafeDisableDeepCopy for read-only use of a cache).
-func List(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
-	all, err := ListAll(ctx, c, namespace, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return Unowned(all, rules.NewOwners(all)), nil
-}
-
-// ListAll returns every workload of the namespace, owned or not: the
-// snapshot rules.NewOwners verifies owner references against.
+// ListAll returns every workload of the namespace, owned or not
+// (rules.Snapshot.Workloads: the rules verify owner references against
+// them). opts are passed to every List (e.g. client.UnsafeDisableDeepCopy
+// for read-only use of a cache).
 func ListAll(ctx context.Context, c client.Reader, namespace string, opts ...client.ListOption) ([]runtime.Object, error) {
 	opts = append([]client.ListOption{client.InNamespace(namespace)}, opts...)
 	var out []runtime.Object
-	for _, l := range lists() {
+	for _, k := range kinds.Workloads() {
+		l := k.NewList()
 		if err := c.List(ctx, l, opts...); err != nil {
 			return nil, fmt.Errorf("failed to list %T: %w", l, err)
 		}
@@ -56,15 +33,4 @@ func ListAll(ctx context.Context, c client.Reader, namespace string, opts ...cli
 		out = append(out, items...)
 	}
 	return out, nil
-}
-
-// Unowned keeps the objects not judged through a real owner among owners.
-func Unowned(objs []runtime.Object, owners rules.Owners) []runtime.Object {
-	var out []runtime.Object
-	for _, o := range objs {
-		if !rules.OwnedByWorkload(o, owners) {
-			out = append(out, o)
-		}
-	}
-	return out
 }
