@@ -22,6 +22,13 @@ var (
 		Help: "Admission reviews with a finding, by policy and the finding's action (deny, warn, audit).",
 	}, []string{"policy_kind", "policy_namespace", "policy", "action"})
 
+	// ViolationsByAction is loopguard_violations by the findings' action
+	// instead of their reason, so an alert can page on Deny policies only.
+	ViolationsByAction = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_violations_by_action",
+		Help: "Existing objects that expose a loopback-only port, per policy and the finding's action (Deny, Warn, Audit).",
+	}, []string{"policy_kind", "policy_namespace", "policy", "action"})
+
 	// RuntimeStaleNodes is the number of nodes running pods a policy
 	// selects whose node agent's report is stale or missing (as in the
 	// policy's status.runtime.staleNodes, which is capped).
@@ -74,5 +81,5 @@ func RegisterCertificateExpiry(certFile string) error {
 }
 
 func registerObserve() {
-	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, RuntimeStaleNodes)
+	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes)
 }
