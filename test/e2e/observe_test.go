@@ -46,7 +46,9 @@ func TestObservabilityMetricsExported(t *testing.T) {
 	want := managerMetricNames(t)
 	ns := testNamespace(t)
 	node := "observe-" + ns
-	mustKubectl(t, "apiVersion: v1\nkind: Node\nmetadata: {name: "+node+"}\n", "apply", "-f", "-")
+	// No kubelet: unschedulable and tainted, so that neither the scheduler
+	// nor a DaemonSet (the agent's) puts a pod there.
+	mustKubectl(t, "apiVersion: v1\nkind: Node\nmetadata: {name: "+node+"}\nspec:\n  unschedulable: true\n  taints: [{key: loopguard.io/observe-test, effect: NoSchedule}]\n", "apply", "-f", "-")
 	mustKubectl(t, "apiVersion: loopguard.io/v1alpha1\nkind: NodeBindReport\nmetadata: {name: "+node+"}\n", "apply", "-f", "-")
 	t.Cleanup(func() {
 		kubectl(t, "", "delete", "nodebindreport", node, "--ignore-not-found")
