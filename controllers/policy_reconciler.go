@@ -225,12 +225,17 @@ func (r *policyReconciler) recordMetrics(s *policyScope) {
 	obj, o, kind := s.policy, &s.outcome, s.kind()
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": obj.GetNamespace(), "policy": obj.GetName()}
 	metrics.Violations.DeletePartialMatch(l)
+	metrics.ViolationsByAction.DeletePartialMatch(l)
 	if o.compileErr != nil || o.reconcileErr != nil {
 		return
 	}
-	byReason := map[string]int{}
+	byReason, byAction := map[string]int{}, map[string]int{}
 	for _, f := range o.findings {
 		byReason[f.Reason]++
+		byAction[string(f.Action)]++
+	}
+	for action, n := range byAction {
+		metrics.ViolationsByAction.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), action).Set(float64(n))
 	}
 	for reason, n := range byReason {
 		metrics.Violations.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), reason).Set(float64(n))
@@ -244,6 +249,7 @@ func (r *policyReconciler) recordMetrics(s *policyScope) {
 func forgetMetrics(kind, namespace, name string) {
 	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
 	metrics.Violations.DeletePartialMatch(l)
+	metrics.ViolationsByAction.DeletePartialMatch(l)
 	metrics.HostNetworkPods.Delete(l)
 	metrics.NodeMatePods.Delete(l)
 }

@@ -59,6 +59,7 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.PodsListeningBeyondLoopback.Delete(r.metricLabels(req.Namespace, req.Name))
+			metrics.RuntimeStaleNodes.Delete(r.metricLabels(req.Namespace, req.Name))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get %s: %w", r.kind, err)

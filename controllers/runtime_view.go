@@ -246,9 +246,11 @@ func describePodListeners(ls []v1alpha1.RuntimeListener) string {
 func recordRuntimeMetrics(l prometheus.Labels, st *v1alpha1.RuntimeStatus) {
 	if st != nil {
 		metrics.PodsListeningBeyondLoopback.With(l).Set(float64(st.PodsBeyondLoopback))
+		metrics.RuntimeStaleNodes.With(l).Set(float64(len(st.StaleNodes)))
 		return
 	}
 	metrics.PodsListeningBeyondLoopback.Delete(l)
+	metrics.RuntimeStaleNodes.Delete(l)
 }
 
 // listeningHostNetworkPods returns a ClusterReport result for each

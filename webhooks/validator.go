@@ -120,6 +120,7 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 		return admission.Allowed(""), decisionAllow
 	}
 	v.logDecision(req, d)
+	countPolicyFindings(d.Findings)
 	switch d.Action {
 	case v1alpha1.ActionDeny:
 		return admission.Denied(d.Denial).WithWarnings(d.Warnings...), decisionDeny

@@ -21,6 +21,7 @@ import (
 	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/memlimit"
+	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/metricsauth"
 )
 
@@ -116,6 +117,14 @@ func main() {
 	webhookServer = webhook.NewServer(webhook.Options{
 		Host: webhookHost, Port: webhookPort, CertDir: webhookCert, TLSOpts: webhookTLS,
 	})
+	certDir := webhookCert
+	if certDir == "" {
+		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	if err := metrics.RegisterCertificateExpiry(filepath.Join(certDir, "tls.crt")); err != nil {
+		log.Error(err, "unable to register the certificate expiry metric")
+		os.Exit(1)
+	}
 	if clientAuth != nil {
 		webhookServer = certs.AuthenticatedServer(webhookServer, clientAuth, webhookHost, webhookPort)
 	}

@@ -135,6 +135,9 @@ func runCheck(o *checkOptions, streams genericiooptions.IOStreams) error {
 	}
 	in, err := loadCheckInput(o, streams.In)
 	if err != nil {
+		if o.output == outputSARIF {
+			_ = writeSARIFError(streams.Out, err)
+		}
 		return withCode(ExitError, err)
 	}
 	for _, w := range in.warnings {

@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/url"
 	"path/filepath"
@@ -20,6 +21,8 @@ const (
 	sarifVersion = "2.1.0"
 	sarifSchema  = "https://json.schemastore.org/sarif-2.1.0.json"
 	projectURL   = "https://github.com/loopguard/loopguard"
+	// sarifStdinURI is the artifact URI of objects read from standard input.
+	sarifStdinURI = "stdin"
 )
 
 type sarifLog struct {
@@ -29,8 +32,22 @@ type sarifLog struct {
 }
 
 type sarifRun struct {
-	Tool    sarifTool     `json:"tool"`
-	Results []sarifResult `json:"results"`
+	Tool        sarifTool         `json:"tool"`
+	Invocations []sarifInvocation `json:"invocations"`
+	Results     []sarifResult     `json:"results"`
+}
+
+// sarifInvocation says whether check could judge its input; when it could
+// not, the errors are its notifications.
+type sarifInvocation struct {
+	ExecutionSuccessful bool                `json:"executionSuccessful"`
+	Notifications       []sarifNotification `json:"toolExecutionNotifications,omitempty"`
+}
+
+type sarifNotification struct {
+	Level     string          `json:"level"`
+	Message   sarifMessage    `json:"message"`
+	Locations []sarifLocation `json:"locations,omitempty"`
 }
 
 type sarifTool struct {
@@ -45,13 +62,21 @@ type sarifDriver struct {
 }
 
 type sarifRule struct {
-	ID               string             `json:"id"`
-	Name             string             `json:"name"`
-	ShortDescription sarifMessage       `json:"shortDescription"`
-	FullDescription  sarifMessage       `json:"fullDescription"`
-	HelpURI          string             `json:"helpUri,omitempty"`
-	Help             sarifMessage       `json:"help"`
-	DefaultConfig    sarifConfiguration `json:"defaultConfiguration"`
+	ID               string              `json:"id"`
+	Name             string              `json:"name"`
+	ShortDescription sarifMessage        `json:"shortDescription"`
+	FullDescription  sarifMessage        `json:"fullDescription"`
+	HelpURI          string              `json:"helpUri,omitempty"`
+	Help             sarifMessage        `json:"help"`
+	DefaultConfig    sarifConfiguration  `json:"defaultConfiguration"`
+	Properties       sarifRuleProperties `json:"properties"`
+}
+
+// sarifRuleProperties are what code scanning reads from a rule's property
+// bag: security-severity (a number, as a string) ranks its alerts.
+type sarifRuleProperties struct {
+	SecuritySeverity string   `json:"security-severity"`
+	Tags             []string `json:"tags,omitempty"`
 }
 
 type sarifConfiguration struct {
@@ -78,7 +103,7 @@ type sarifLocation struct {
 
 type sarifPhysicalLocation struct {
 	ArtifactLocation sarifArtifactLocation `json:"artifactLocation"`
-	Region           sarifRegion           `json:"region"`
+	Region           *sarifRegion          `json:"region,omitempty"`
 }
 
 type sarifArtifactLocation struct {
@@ -86,7 +111,7 @@ type sarifArtifactLocation struct {
 }
 
 type sarifRegion struct {
-	StartLine int `json:"startLine"`
+	StartLine int `json:"startLine,omitempty"`
 }
 
 type sarifProperties struct {
@@ -98,46 +123,64 @@ type sarifProperties struct {
 	Policies []reportPolicy `json:"policies"`
 }
 
-// sarifRules are the rules, one per reason, in a fixed order.
-var sarifRules = []sarifRule{
-	{
-		ID: rules.ReasonContainerPort, Name: "LoopbackPortDeclared",
-		ShortDescription: sarifMessage{"A container declares a loopback-only port as a containerPort"},
-		FullDescription:  sarifMessage{"A container, init container or sidecar of a pod a LoopbackService or ClusterLoopbackService selects declares a protected port as a containerPort, which says it serves the port on the pod IP."},
-		Help:             sarifMessage{"Remove the containerPort; the container must bind 127.0.0.1."},
-	},
-	{
-		ID: rules.ReasonHostPort, Name: "LoopbackPortPublishedOnNode",
-		ShortDescription: sarifMessage{"A loopback-only port is published on the node with hostPort"},
-		FullDescription:  sarifMessage{"A protected containerPort has a hostPort, which publishes it on the node's address."},
-		Help:             sarifMessage{"Remove the containerPort and its hostPort; the container must bind 127.0.0.1."},
-	},
-	{
-		ID: rules.ReasonHostNetwork, Name: "LoopbackOnNodeNetwork",
-		ShortDescription: sarifMessage{"A protected pod uses the node's network"},
-		FullDescription:  sarifMessage{"A pod with loopback-only ports sets hostNetwork: true: its loopback is the node's, shared with every hostNetwork pod and node process, and no NetworkPolicy applies."},
-		Help:             sarifMessage{"Set hostNetwork: false, or set the policy's hostNetwork to Audit."},
-	},
-	{
-		ID: rules.ReasonServiceTarget, Name: "ServiceTargetsLoopbackPort",
-		ShortDescription: sarifMessage{"A Service targets a loopback-only port"},
-		FullDescription:  sarifMessage{"A Service port's targetPort (numeric, named, or defaulted to port) reaches a protected port of pods it selects."},
-		Help:             sarifMessage{"Target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod."},
-	},
-	{
-		ID: rules.ReasonSelectedByService, Name: "PodSelectedByExposingService",
-		ShortDescription: sarifMessage{"A Service selects the pod and targets its loopback-only port"},
-		FullDescription:  sarifMessage{"A pod or pod template has labels that a Service selects, and that Service targets one of the pod's protected ports."},
-		Help:             sarifMessage{"Change the pod's labels so the Service does not select it, or fix the Service."},
-	},
+// sarifReasons are the finding reasons check reports, in the fixed order
+// of the run's rule list; every one has a sarifRuleText.
+var sarifReasons = []string{
+	rules.ReasonContainerPort, rules.ReasonHostPort, rules.ReasonHostNetwork,
+	rules.ReasonServiceTarget, rules.ReasonSelectedByService, rules.ReasonEndpointTarget,
 }
 
-func init() {
-	for i := range sarifRules {
-		sarifRules[i].HelpURI = projectURL + "#what-loopguard-refuses"
-		sarifRules[i].DefaultConfig = sarifConfiguration{Level: "error"}
-	}
+// sarifRuleText describes the rule of one reason. severity is the
+// security-severity code scanning ranks alerts by (0.1-3.9 low, 4.0-6.9
+// medium, 7.0-8.9 high, 9.0-10.0 critical): every reason exposes a port
+// meant for the pod's own loopback; publishing it on the node, or sharing
+// the node's loopback, reaches further than the pod network.
+type sarifRuleText struct {
+	name, short, full, help, severity string
 }
+
+var sarifRuleTexts = map[string]sarifRuleText{
+	rules.ReasonContainerPort: {"LoopbackPortDeclared",
+		"A container declares a loopback-only port as a containerPort",
+		"A container, init container or sidecar of a pod a LoopbackService or ClusterLoopbackService selects declares a protected port as a containerPort, which says it serves the port on the pod IP.",
+		"Remove the containerPort; the container must bind 127.0.0.1.", "7.5"},
+	rules.ReasonHostPort: {"LoopbackPortPublishedOnNode",
+		"A loopback-only port is published on the node with hostPort",
+		"A protected containerPort has a hostPort, which publishes it on the node's address.",
+		"Remove the containerPort and its hostPort; the container must bind 127.0.0.1.", "8.8"},
+	rules.ReasonHostNetwork: {"LoopbackOnNodeNetwork",
+		"A protected pod uses the node's network",
+		"A pod with loopback-only ports sets hostNetwork: true: its loopback is the node's, shared with every hostNetwork pod and node process, and no NetworkPolicy applies.",
+		"Set hostNetwork: false, or set the policy's hostNetwork to Audit.", "8.8"},
+	rules.ReasonServiceTarget: {"ServiceTargetsLoopbackPort",
+		"A Service targets a loopback-only port",
+		"A Service port's targetPort (numeric, named, or defaulted to port) reaches a protected port of pods it selects.",
+		"Target a port the pods serve on their pod IP, or narrow spec.selector so it selects no protected pod.", "7.5"},
+	rules.ReasonSelectedByService: {"PodSelectedByExposingService",
+		"A Service selects the pod and targets its loopback-only port",
+		"A pod or pod template has labels that a Service selects, and that Service targets one of the pod's protected ports.",
+		"Change the pod's labels so the Service does not select it, or fix the Service.", "7.5"},
+	rules.ReasonEndpointTarget: {"EndpointsRouteToLoopbackPort",
+		"A hand-written EndpointSlice or Endpoints object routes to a loopback-only port",
+		"An EndpointSlice or Endpoints object behind a Service without a selector names the IP of a pod a policy protects (or the pod itself) and one of its protected ports, so the Service routes to a port meant for the pod's loopback.",
+		"Remove the address or the port from the EndpointSlice or Endpoints object, or give the Service a selector.", "7.5"},
+}
+
+// sarifRules are the rules, one per reason, in sarifReasons' order.
+var sarifRules = func() []sarifRule {
+	out := make([]sarifRule, len(sarifReasons))
+	for i, reason := range sarifReasons {
+		t := sarifRuleTexts[reason]
+		out[i] = sarifRule{
+			ID: reason, Name: t.name,
+			ShortDescription: sarifMessage{t.short}, FullDescription: sarifMessage{t.full}, Help: sarifMessage{t.help},
+			HelpURI:       projectURL + "#what-loopguard-refuses",
+			DefaultConfig: sarifConfiguration{Level: "error"},
+			Properties:    sarifRuleProperties{SecuritySeverity: t.severity, Tags: []string{"security", "kubernetes"}},
+		}
+	}
+	return out
+}()
 
 // sarifLevel maps an enforcement action to a result level.
 func sarifLevel(a v1alpha1.EnforcementAction) string {
@@ -156,7 +199,7 @@ func sarifLevel(a v1alpha1.EnforcementAction) string {
 // absolute ones become file URIs.
 func sarifURI(file string) string {
 	if file == stdinName {
-		return "stdin"
+		return sarifStdinURI
 	}
 	slashed := filepath.ToSlash(file)
 	if filepath.IsAbs(file) {
@@ -166,15 +209,47 @@ func sarifURI(file string) string {
 	return (&url.URL{Path: slashed}).String()
 }
 
+func newSARIFRun() sarifRun {
+	return sarifRun{
+		Tool:    sarifTool{Driver: sarifDriver{Name: "loopguard", Version: version(), InformationURI: projectURL, Rules: sarifRules}},
+		Results: []sarifResult{},
+	}
+}
+
+// writeSARIFError writes the log of a run that could not judge its input:
+// no results, executionSuccessful false, and each error as a notification
+// (at its file and line when it has one), so that code scanning shows why
+// instead of refusing an empty upload.
+func writeSARIFError(w io.Writer, err error) error {
+	var notes []sarifNotification
+	var ies inputErrors
+	if errors.As(err, &ies) {
+		for _, e := range ies {
+			n := sarifNotification{Level: "error", Message: sarifMessage{Text: e.Error()}}
+			if e.file != "" {
+				loc := sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(e.file)}}
+				if e.line > 0 {
+					loc.Region = &sarifRegion{StartLine: e.line}
+				}
+				n.Locations = []sarifLocation{{PhysicalLocation: loc}}
+			}
+			notes = append(notes, n)
+		}
+	} else {
+		notes = []sarifNotification{{Level: "error", Message: sarifMessage{Text: err.Error()}}}
+	}
+	run := newSARIFRun()
+	run.Invocations = []sarifInvocation{{ExecutionSuccessful: false, Notifications: notes}}
+	return writeJSON(w, sarifLog{Schema: sarifSchema, Version: sarifVersion, Runs: []sarifRun{run}})
+}
+
 func writeSARIF(w io.Writer, results []checkResult) error {
 	index := map[string]int{}
 	for i, r := range sarifRules {
 		index[r.ID] = i
 	}
-	run := sarifRun{
-		Tool:    sarifTool{Driver: sarifDriver{Name: "loopguard", Version: version(), InformationURI: projectURL, Rules: sarifRules}},
-		Results: []sarifResult{},
-	}
+	run := newSARIFRun()
+	run.Invocations = []sarifInvocation{{ExecutionSuccessful: true}}
 	for _, r := range results {
 		f := r.finding
 		ns := r.object.namespace
@@ -186,7 +261,7 @@ func writeSARIF(w io.Writer, results []checkResult) error {
 			Message:   sarifMessage{Text: f.Message()},
 			Locations: []sarifLocation{{PhysicalLocation: sarifPhysicalLocation{
 				ArtifactLocation: sarifArtifactLocation{URI: sarifURI(r.file)},
-				Region:           sarifRegion{StartLine: r.line},
+				Region:           &sarifRegion{StartLine: r.line},
 			}}},
 			PartialFingerprints: map[string]string{"loopguardFinding/v1": hex.EncodeToString(sum[:16])},
 			Properties: sarifProperties{

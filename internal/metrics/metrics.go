@@ -91,5 +91,6 @@ var (
 func Register() {
 	once.Do(func() {
 		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, NodeMatePods, NodeMatePodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
+		registerObserve()
 	})
 }

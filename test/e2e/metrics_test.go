@@ -61,7 +61,7 @@ func metricsGetter(t *testing.T, ns string) func(token string) (int, string) {
 		if token == readerToken {
 			token = reader
 		}
-		req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:8443/metrics", nil)
+		req, _ := http.NewRequest(http.MethodGet, devMetricsURL(), nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
