@@ -21,6 +21,7 @@ import (
 	"github.com/loopguard/loopguard/internal/certs"
 	"github.com/loopguard/loopguard/internal/memlimit"
 	"github.com/loopguard/loopguard/internal/metricsauth"
+	"github.com/loopguard/loopguard/internal/version"
 )
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("loopguard manager", version.KeysAndValues()...)
 	if soft, err := memlimit.Set("/sys/fs/cgroup"); err != nil {
 		log.Error(err, "no soft memory limit set; the garbage collector runs by GOGC alone")
 	} else if soft > 0 {
