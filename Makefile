@@ -31,6 +31,15 @@ generate: ## Generate DeepCopy methods.
 fmt: ## go fmt.
 	$(GO) fmt ./...
 
+# GOLANGCI_LINT, when set (or on PATH), runs too; it is not a dependency of
+# the module, so the default lint works offline.
+GOLANGCI_LINT ?= $(shell command -v golangci-lint 2>/dev/null)
+
+.PHONY: lint
+lint: vet ## gofmt (no file may differ), go vet, and golangci-lint when installed (GOLANGCI_LINT).
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	@if [ -n "$(GOLANGCI_LINT)" ]; then $(GOLANGCI_LINT) run ./...; else echo "golangci-lint not installed: gofmt and go vet only"; fi
+
 .PHONY: vet
 vet: ## go vet, including the e2e and node tests (build tags).
 	$(GO) vet ./...
@@ -93,6 +102,19 @@ chart-check: chart $(HELM) ## Fail when dist/chart is stale; lint it and check i
 
 # IMG is the manager image the install uses (repository:tag).
 IMG ?= loopguard:latest
+KUBECTL ?= kubectl
+
+.PHONY: install
+install: ## Install the CRDs into the cluster of the current kubeconfig (server-side apply).
+	$(GO) tool kustomize build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: ## Delete the CRDs from the cluster of the current kubeconfig: this DELETES EVERY POLICY AND REPORT.
+	$(GO) tool kustomize build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: run
+run: ## Run the manager from this host against the cluster of the current kubeconfig (make install first; the API server must reach its webhook port 9443: make dev does all of it).
+	POD_NAMESPACE=$${POD_NAMESPACE:-loopguard-system} $(GO) run ./cmd/manager $(RUN_ARGS)
 
 .PHONY: build-installer
 build-installer: ## Render the whole install (CRDs, RBAC, manager, webhook) into dist/install.yaml, with IMG.
@@ -102,11 +124,11 @@ build-installer: ## Render the whole install (CRDs, RBAC, manager, webhook) into
 
 .PHONY: deploy
 deploy: ## Install loopguard into the cluster of the current kubeconfig (server-side apply), with IMG.
-	IMG=$(IMG) hack/render-install.sh | kubectl apply --server-side -f -
+	IMG=$(IMG) hack/render-install.sh | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: ## Remove loopguard but keep the CRDs and every policy (see docs/upgrade.md).
-	IMG=$(IMG) hack/render-install.sh --without-crds | kubectl delete --ignore-not-found -f -
+	IMG=$(IMG) hack/render-install.sh --without-crds | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Run
 
