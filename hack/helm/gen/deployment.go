@@ -51,7 +51,7 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 		return fmt.Errorf("image %q has no tag", image)
 	}
 	v.image, v.tag = image[:i], image[i+1:]
-	set(ctr, "image", scalar(p.Inline(`"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"`)))
+	set(ctr, "image", scalar(p.Inline(`"{{ include "loopguard.image" (list .Values.image .Chart.AppVersion) }}"`)))
 	if pp := get(ctr, "imagePullPolicy"); pp != nil {
 		v.pullPolicy = pp.Value
 		del(ctr, "imagePullPolicy")
@@ -70,18 +70,14 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 			ind + "- --cert-rotation=false\n" +
 			"{{- end }}\n" +
 			clientAuthArgs(ind) +
+			metricsCertArgs(ind) +
 			"{{- range .Values.extraArgs }}\n" +
 			ind + "- {{ . | quote }}\n" +
 			"{{- end }}"
 	})))
 
-	v.resources = get(ctr, "resources")
-	set(ctr, "resources", scalar(p.Block(func(prefix string) string {
-		return fmt.Sprintf("%sresources:\n%s{{- toYaml .Values.resources | nindent %d }}", strings.Repeat(" ", indentOf(prefix)), strings.Repeat(" ", indentOf(prefix)), indentOf(prefix)+2)
-	})))
-
 	mounts := get(ctr, "volumeMounts")
-	mounts.Content = append(mounts.Content, scalar(p.Block(clientAuthMount)))
+	mounts.Content = append(mounts.Content, scalar(p.Block(clientAuthMount)), scalar(p.Block(metricsCertMount)))
 	set(mounts.Content[0], p.Block(func(prefix string) string {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return certManagerIf + "\n" + ind + "readOnly: true\n{{- end }}"
@@ -97,7 +93,7 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 	if err != nil {
 		return err
 	}
-	volumes.Content = append(volumes.Content, scalar(p.Block(clientAuthVolume)))
+	volumes.Content = append(volumes.Content, scalar(p.Block(clientAuthVolume)), scalar(p.Block(metricsCertVolume)))
 	volumes.Content[0] = scalar(p.Block(func(prefix string) string {
 		n := indentOf(prefix)
 		item := func(s string) string {
@@ -107,15 +103,10 @@ func editDeployment(p *placeholders, m *yaml.Node, cm object, v *valuesDefaults)
 		return certManagerIf + "\n" + item(cmVol) + "\n{{- else }}\n" + item(defVol) + "\n{{- end }}"
 	}))
 
-	set(podSpec, p.Block(func(prefix string) string {
-		n := indentOf(prefix)
-		ind := strings.Repeat(" ", n)
-		var b strings.Builder
-		for _, k := range []string{"nodeSelector", "tolerations", "affinity"} {
-			fmt.Fprintf(&b, "{{- with .Values.%s }}\n%s%s:\n%s{{- toYaml . | nindent %d }}\n{{- end }}\n", k, ind, k, ind, n+2)
-		}
-		return strings.TrimSuffix(b.String(), "\n")
-	}), scalar(""))
+	d, err := podValues(p, get(spec, "template"), ctr, ".Values")
+	if err != nil {
+		return err
+	}
+	v.manager = d
 	return nil
 }
-

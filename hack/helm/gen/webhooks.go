@@ -41,6 +41,7 @@ func editWebhooks(p *placeholders, m *yaml.Node, ann *yaml.Node, v *valuesDefaul
 		return certManagerIf + "\n" + strings.Repeat(" ", n) + "annotations:\n" + indentText(annText, n+2) + "\n{{- end }}"
 	}), scalar(""))
 	fp := p.Inline("{{ .Values.webhook.failurePolicy }}")
+	to := p.Inline("{{ .Values.webhook.timeoutSeconds }}")
 	for _, wh := range get(m, "webhooks").Content {
 		if f := get(wh, "failurePolicy"); f != nil {
 			if v.failurePolicy != "" && v.failurePolicy != f.Value {
@@ -49,6 +50,13 @@ func editWebhooks(p *placeholders, m *yaml.Node, ann *yaml.Node, v *valuesDefaul
 			v.failurePolicy = f.Value
 		}
 		set(wh, "failurePolicy", scalar(fp))
+		if t := get(wh, "timeoutSeconds"); t != nil {
+			if v.webhookTimeout != "" && v.webhookTimeout != t.Value {
+				return fmt.Errorf("webhooks differ in timeoutSeconds")
+			}
+			v.webhookTimeout = t.Value
+		}
+		set(wh, "timeoutSeconds", scalar(to))
 		sel := get(wh, "namespaceSelector")
 		for _, e := range get(sel, "matchExpressions").Content {
 			if get(e, "key").Value != "kubernetes.io/metadata.name" || get(e, "operator").Value != "NotIn" {
@@ -80,4 +88,3 @@ func editWebhooks(p *placeholders, m *yaml.Node, ann *yaml.Node, v *valuesDefaul
 	}
 	return nil
 }
-

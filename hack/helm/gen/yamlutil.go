@@ -196,4 +196,3 @@ func replaceNamespace(n *yaml.Node, tok string) {
 func fileName(o object) string {
 	return strings.ToLower(o.kind) + "-" + strings.TrimPrefix(o.name, namePrefix) + ".yaml"
 }
-
