@@ -195,6 +195,7 @@ func run(defaultPath, cmPath, agentPath, netpolPath, out string) error {
 	if err := staticFiles(&c, &v); err != nil {
 		return err
 	}
+	applyFullname(&c, fullnameRE(defObjs, cmObjs, []object{netpol}))
 	return write(out, c)
 }
 
