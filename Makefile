@@ -43,7 +43,7 @@ lint: vet ## gofmt (no file may differ), go vet, and golangci-lint when installe
 .PHONY: vet
 vet: ## go vet, including the e2e and node tests (build tags).
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,node,incluster,helm,ha ./test/...
+	$(GO) vet -tags e2e,node,incluster,helm,ha,release,quickstart ./test/...
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
@@ -97,6 +97,39 @@ chart-check: chart $(HELM) ## Fail when dist/chart is stale; lint it and check i
 	  git status --porcelain -- dist/chart; exit 1; fi
 	$(HELM) lint --strict dist/chart
 	HELM=$(abspath $(HELM)) $(GO) test -tags helm -count=1 -skip '^TestServerDryRun$$' ./test/helm/
+
+##@ Release
+
+# make release VERSION=vX.Y.Z writes dist/release (docs/release.md): the
+# binaries' archives, the images (OCI archives, linux/amd64+arm64), their
+# SBOMs, install.yaml, the packaged chart, the krew manifest, checksums.txt.
+# Offline from a fresh clone: helm and cyclonedx-gomod are built from the
+# module cache (their versions pinned in hack/helm/tools, hack/release/tools).
+RELEASE_DIR ?= dist/release
+REGISTRY ?= ghcr.io/loopguard
+SBOM_TOOL ?= bin/cyclonedx-gomod
+
+$(SBOM_TOOL): hack/release/tools/go.mod
+	cd hack/release/tools && $(GO) build -o $(abspath $(SBOM_TOOL)) github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+
+.PHONY: release
+release: $(HELM) $(SBOM_TOOL) ## Build the release VERSION=vX.Y.Z into dist/release (REGISTRY names the images: ghcr.io/loopguard).
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "usage: make release VERSION=vX.Y.Z"; exit 2; }
+	cd hack/images && $(GO) build -o $(IMAGE_TOOL) .
+	$(IMAGE_TOOL) release --repo . --version $(VERSION) --out $(RELEASE_DIR) --registry $(REGISTRY) --helm $(HELM) --sbom-tool $(SBOM_TOOL)
+	cd $(RELEASE_DIR) && sha256sum -c --quiet checksums.txt && echo "$(RELEASE_DIR): $$(wc -l < checksums.txt) files, checksums verified"
+
+.PHONY: test-release
+test-release: $(HELM) ## make release (VERSION, default v0.0.0-test) and unpack and check every piece of it (test/release).
+	$(MAKE) release VERSION=$(or $(VERSION),v0.0.0-test)
+	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags release ./test/release/ -v
+
+# docs/quickstart.md on the dev cluster with its node (root): the images
+# imported from the release's archives, install.yaml, then the chart.
+.PHONY: test-quickstart
+test-quickstart: k8s build $(HELM) ## Follow docs/quickstart.md on the dev node with the release in RELEASE_DIR (make release first).
+	DEV_NODE=require hack/dev.sh up
+	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags quickstart ./test/quickstart/ -v -timeout 20m; rc=$$?; hack/dev.sh down; exit $$rc
 
 ##@ Deploy
 
@@ -155,6 +188,7 @@ test: verify-generated vet chart-check build-installer k8s build ## All tests: u
 	$(GO) test ./... -count=1
 	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd hack/enforcer && $(GO) vet ./... && $(GO) test -count=1 ./...
+	$(MAKE) test-release RELEASE_DIR=bin/release-test
 	$(MAKE) test-e2e
 
 .PHONY: test-unit
@@ -176,6 +210,8 @@ test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a
 	$(GO) test -count=1 -tags node ./test/netpol/... -v -timeout 15m || rc=$$?; \
 	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
 	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
+	[ -f bin/release-test/checksums.txt ] || $(MAKE) release VERSION=v0.0.0-test RELEASE_DIR=bin/release-test; \
+	RELEASE_DIR=$(abspath bin/release-test) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags quickstart ./test/quickstart/ -v -timeout 20m || rc=$$?; \
 	REPLICAS=2 DEV_NODE=require hack/dev.sh up && \
 	  REPLICAS=2 DEV_NODE=require $(GO) test -count=1 -tags ha ./test/ha/... -v -timeout 15m || rc=$$?; \
 	hack/dev.sh down; exit $$rc
