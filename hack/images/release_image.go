@@ -77,31 +77,7 @@ func (r *release) writeImages(context.Context) error {
 			return err
 		}
 		ref := r.imageRef(b.image)
-		tag, err := name.NewTag(ref)
-		if err != nil {
-			return err
-		}
-		full := tag.Name() // containerd's spelling: index.docker.io for Docker Hub
-		if tag.RegistryStr() == name.DefaultRegistry {
-			full = "docker.io/" + tag.RepositoryStr() + ":" + tag.TagStr()
-		}
-		dir, err := os.MkdirTemp(r.work, "layout-")
-		if err != nil {
-			return err
-		}
-		lp, err := layout.Write(dir, empty.Index)
-		if err != nil {
-			return err
-		}
-		if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{
-			annotationContainerdName: full, annotationRefName: r.version,
-		})); err != nil {
-			return err
-		}
-		if err := tarDir(filepath.Join(r.out, imageArchive(b)), dir, r.epoch); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(dir); err != nil {
+		if err := writeImageArchive(filepath.Join(r.out, imageArchive(b)), r.work, idx, ref, r.version, r.epoch); err != nil {
 			return err
 		}
 		digest, err := idx.Digest()
@@ -111,6 +87,35 @@ func (r *release) writeImages(context.Context) error {
 		list = append(list, fmt.Sprintf("%s@%s %s", ref, digest, imageArchive(b)))
 	}
 	return os.WriteFile(filepath.Join(r.out, "images.txt"), []byte(strings.Join(list, "\n")+"\n"), 0o644)
+}
+
+// writeImageArchive writes idx as an OCI layout archive at path, named ref
+// (and tag version) in index.json for containerd; tmp holds the layout
+// while it is written.
+func writeImageArchive(path, tmp string, idx v1.ImageIndex, ref, version string, mtime time.Time) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	full := tag.Name() // containerd's spelling: docker.io for Docker Hub
+	if tag.RegistryStr() == name.DefaultRegistry {
+		full = "docker.io/" + tag.RepositoryStr() + ":" + tag.TagStr()
+	}
+	dir, err := os.MkdirTemp(tmp, "layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{
+		annotationContainerdName: full, annotationRefName: version,
+	})); err != nil {
+		return err
+	}
+	return tarDir(path, dir, mtime)
 }
 
 // writeSBOMs writes a CycloneDX SBOM of each image's binary (linux/amd64;
