@@ -69,6 +69,7 @@ type release struct {
 	registry        string
 	helm, sbomTool  string
 	epoch           time.Time // every timestamp: the commit's
+	skipGoBuild     bool
 }
 
 func cmdRelease(args []string) error {
@@ -82,6 +83,7 @@ func cmdRelease(args []string) error {
 	fs.StringVar(&r.helm, "helm", "bin/helm", "helm binary (packages the chart)")
 	fs.StringVar(&r.sbomTool, "sbom-tool", "bin/cyclonedx-gomod", "cyclonedx-gomod binary")
 	timeout := fs.Duration("timeout", 60*time.Minute, "overall limit")
+	fs.BoolVar(&r.skipGoBuild, "skip-go-build", false, "reuse the binaries a previous release of the same version left in --work")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +195,14 @@ func (r *release) buildBinaries(ctx context.Context) error {
 	for _, p := range allPlatforms {
 		bins := m[p]
 		if len(bins) == 0 {
+			continue
+		}
+		if r.skipGoBuild {
+			for _, b := range bins {
+				if _, err := os.Stat(r.binPath(p, b.name)); err != nil {
+					return fmt.Errorf("--skip-go-build: %w", err)
+				}
+			}
 			continue
 		}
 		dir := filepath.Join(r.work, p.String())

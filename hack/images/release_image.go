@@ -118,17 +118,19 @@ func writeImageArchive(path, tmp string, idx v1.ImageIndex, ref, version string,
 	return tarDir(path, dir, mtime)
 }
 
-// writeSBOMs writes a CycloneDX SBOM of each image's binary (linux/amd64;
-// both architectures build the same modules).
+// writeSBOMs writes a CycloneDX SBOM of each image's binary (the
+// linux/amd64 one; both architectures build the same modules), from the
+// module list the go command embedded in it (cyclonedx-gomod bin): what the
+// image really holds, the Go standard library included. No timestamp and
+// no serial number, so the same build gives the same SBOM.
 func (r *release) writeSBOMs(ctx context.Context) error {
-	env := []string{"GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0", fmt.Sprintf("SOURCE_DATE_EPOCH=%d", r.epoch.Unix())}
 	for _, b := range releaseBinaries {
 		if b.image == "" {
 			continue
 		}
 		out := filepath.Join(r.out, "sbom", b.name+".cdx.json")
-		if _, err := runIn(ctx, r.root, env, r.sbomTool, "app", "-json", "-noserial", "-licenses",
-			"-output", out, "-main", strings.TrimPrefix(b.pkg, "./"), "."); err != nil {
+		if _, err := runIn(ctx, r.root, nil, r.sbomTool, "bin", "-json", "-std", "-noserial", "-notimestamp",
+			"-version", r.version, "-output", out, r.binPath(platform{"linux", "amd64"}, b.name)); err != nil {
 			return err
 		}
 	}
