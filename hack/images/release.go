@@ -97,6 +97,9 @@ func cmdRelease(args []string) error {
 	if r.out, err = filepath.Abs(r.out); err != nil {
 		return err
 	}
+	if rel, err := filepath.Rel(r.out, r.root); err != nil || !strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("--out %s holds the repository: it is emptied first", r.out)
+	}
 	// The tools are relative to the repository.
 	for _, p := range []*string{&r.helm, &r.sbomTool} {
 		if !filepath.IsAbs(*p) {
