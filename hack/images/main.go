@@ -25,6 +25,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -254,6 +255,13 @@ func buildImageFor(s imageSpec, binPath, arch string, oci bool) (v1.Image, error
 		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 		layerOpts = append(layerOpts, tarball.WithMediaType(types.OCILayer))
 	}
+	if oci {
+		// Compressed once here: given gzip, the layer is not compressed
+		// again for its digest and again for its blob.
+		if layerTar, err = gzipBytes(layerTar); err != nil {
+			return nil, err
+		}
+	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, layerOpts...)
@@ -283,6 +291,18 @@ func buildImageFor(s imageSpec, binPath, arch string, oci bool) (v1.Image, error
 		return nil, fmt.Errorf("set config: %w", err)
 	}
 	return img, nil
+}
+
+func gzipBytes(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // singleFileTar is a tar with one root-owned executable file.
