@@ -82,7 +82,7 @@ func cmdRelease(args []string) error {
 	fs.StringVar(&r.registry, "registry", "ghcr.io/loopguard", "registry and path the images are named under")
 	fs.StringVar(&r.helm, "helm", "bin/helm", "helm binary (packages the chart)")
 	fs.StringVar(&r.sbomTool, "sbom-tool", "bin/cyclonedx-gomod", "cyclonedx-gomod binary")
-	timeout := fs.Duration("timeout", 60*time.Minute, "overall limit")
+	timeout := fs.Duration("timeout", 4*time.Hour, "overall limit (cross-compiling on a busy machine is slow)")
 	fs.BoolVar(&r.skipGoBuild, "skip-go-build", false, "reuse the binaries a previous release of the same version left in --work")
 	if err := fs.Parse(args); err != nil {
 		return err
