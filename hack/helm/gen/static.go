@@ -106,8 +106,7 @@ const notesTXT = `loopguard {{ .Values.image.tag | default .Chart.AppVersion }} 
 1. Wait for the manager (the webhook answers once a replica is ready):
 
   kubectl -n {{ .Release.Namespace }} rollout status deployment/loopguard-controller-manager
-
-{{- if .Values.certManager.enabled }}
+{{ if .Values.certManager.enabled }}
    The webhook certificate comes from cert-manager (Issuer loopguard-selfsigned-issuer).
 {{- else }}
    The manager generates its webhook certificate into the Secret loopguard-webhook-server-cert.
