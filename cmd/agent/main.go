@@ -29,6 +29,7 @@ import (
 	"github.com/loopguard/loopguard/internal/bindscan"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/slim"
+	"github.com/loopguard/loopguard/internal/version"
 )
 
 // options are the agent's flags.
@@ -52,6 +53,7 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("agent")
+	log.Info("loopguard agent", version.KeysAndValues()...)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "unable to load a kubeconfig or in-cluster config")

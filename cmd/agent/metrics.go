@@ -5,6 +5,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/version"
 )
 
 // The agent's metrics, served on the loopback-only metrics address.
@@ -22,6 +23,10 @@ var (
 		Name: "loopguard_agent_pods_beyond_loopback",
 		Help: "Pods of the node with a protected port listening beyond loopback at the last scan.",
 	})
+	buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_build_info",
+		Help: "Always 1; the labels say which loopguard build runs (version, commit, goversion).",
+	}, []string{"version", "commit", "goversion"})
 	podsChecked = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "loopguard_agent_pods_checked",
 		Help: "Pods of the node checked at the last scan.",
@@ -29,7 +34,8 @@ var (
 )
 
 func registerMetrics() {
-	ctrlmetrics.Registry.MustRegister(scanDuration, scansTotal, podsBeyondLoopback, podsChecked)
+	buildInfo.WithLabelValues(version.Get(), version.GetCommit(), version.GoVersion()).Set(1)
+	ctrlmetrics.Registry.MustRegister(buildInfo, scanDuration, scansTotal, podsBeyondLoopback, podsChecked)
 }
 
 func observeScan(o scanOutcome, st v1alpha1.NodeBindReportStatus) {

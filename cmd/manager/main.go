@@ -23,6 +23,7 @@ import (
 	"github.com/loopguard/loopguard/internal/memlimit"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/metricsauth"
+	"github.com/loopguard/loopguard/internal/version"
 )
 
 func main() {
@@ -41,8 +42,10 @@ func main() {
 		pprofAddr                  string
 		webhookClientCA            string
 		webhookClientNames         string
+		metricsCertDir             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS when --metrics-secure); \"0\" disables it.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory with the metrics endpoint's serving certificate (tls.crt, tls.key), e.g. cert-manager's, which a ServiceMonitor can verify; empty: a self-signed certificate made at start.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers that Kubernetes authenticates and authorizes.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the plain-HTTP /healthz and /readyz probes.")
 	flag.StringVar(&webhookHost, "webhook-bind-address", "", "Address the webhook server listens on (empty: all).")
@@ -67,6 +70,7 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("loopguard manager", version.KeysAndValues()...)
 	if soft, err := memlimit.Set("/sys/fs/cgroup"); err != nil {
 		log.Error(err, "no soft memory limit set; the garbage collector runs by GOGC alone")
 	} else if soft > 0 {
@@ -77,7 +81,7 @@ func main() {
 	if !enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts, CertDir: metricsCertDir}
 	if secureMetrics {
 		metricsOpts.FilterProvider = metricsauth.Provider
 	}

@@ -21,6 +21,7 @@ type registrationFlags struct {
 	caFile   string
 	excluded string
 	failure  string
+	timeout  int
 }
 
 func (f *registrationFlags) bind(fs *flag.FlagSet) {
@@ -28,6 +29,7 @@ func (f *registrationFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "webhook-url", "", "URL base the API server calls the webhook at (e.g. https://127.0.0.1:9443, hack/dev.sh); empty: the Service --webhook-service-name in the manager's namespace, port 443.")
 	fs.StringVar(&f.caFile, "webhook-ca-file", "", "PEM CA the API server must trust for the webhook (caBundle); empty: ca.crt in --webhook-cert-dir (written there by --cert-rotation, or by cert-manager's Secret).")
 	fs.StringVar(&f.failure, "webhook-failure-policy", "Fail", "failurePolicy of the registered webhooks: Fail (requests in guarded namespaces are refused while loopguard is unreachable) or Ignore (admitted unchecked).")
+	fs.IntVar(&f.timeout, "webhook-timeout-seconds", 5, "timeoutSeconds of the registered webhooks (1 to 30): how long the API server waits for loopguard before applying --webhook-failure-policy.")
 	fs.StringVar(&f.excluded, "webhook-excluded-namespaces", "kube-system,kube-public,kube-node-lease", "Comma-separated namespaces the webhooks are never called for (besides the manager's own), so that the control plane and loopguard recover while loopguard is down.")
 }
 
@@ -40,6 +42,10 @@ func (f *registrationFlags) registration(configName, service, certDir string) (*
 	if fp != admissionregistrationv1.Fail && fp != admissionregistrationv1.Ignore {
 		return nil, fmt.Errorf("--webhook-failure-policy=%s: want Fail or Ignore", f.failure)
 	}
+	if f.timeout < 1 || f.timeout > 30 {
+		return nil, fmt.Errorf("--webhook-timeout-seconds=%d: want 1 to 30", f.timeout)
+	}
+	timeout := int32(f.timeout)
 	templates, err := webhookmanifests.Templates()
 	if err != nil {
 		return nil, err
@@ -74,7 +80,7 @@ func (f *registrationFlags) registration(configName, service, certDir string) (*
 	}
 	return &controllers.WebhookRegistration{
 		Name:    configName,
-		Options: webhookconfig.Options{Templates: templates, ClientConfig: cc, Excluded: excluded, FailurePolicy: &fp},
+		Options: webhookconfig.Options{Templates: templates, ClientConfig: cc, Excluded: excluded, FailurePolicy: &fp, TimeoutSeconds: &timeout},
 		CABundle: func() ([]byte, error) {
 			b, err := os.ReadFile(caFile)
 			if err == nil && len(b) == 0 {

@@ -25,6 +25,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -41,6 +42,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // imageSpec is one image: the Go package built into it and its config.
@@ -55,6 +57,8 @@ type imageSpec struct {
 	tarName string
 	// optional images are built only when --only names them.
 	optional bool
+	// labels of the image config (the release sets the OCI annotations).
+	labels map[string]string
 }
 
 // specs are the images of the dev node. The tags are not "latest", so a pod
@@ -83,6 +87,13 @@ agent image (loopguard-agent:dev) only with --only agent.
 `
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "release" {
+		if err := cmdRelease(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "images release: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "build" {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -225,6 +236,12 @@ var epoch = time.Unix(0, 0).UTC()
 // buildImage puts the binary at /<name> in a single layer on an empty base
 // and makes it the entrypoint.
 func buildImage(s imageSpec, binPath string) (v1.Image, error) {
+	return buildImageFor(s, binPath, "amd64", false)
+}
+
+// buildImageFor builds the image of one architecture; oci gives it OCI
+// media types (the release's image index), else Docker's (docker-archive).
+func buildImageFor(s imageSpec, binPath, arch string, oci bool) (v1.Image, error) {
 	bin, err := os.ReadFile(binPath)
 	if err != nil {
 		return nil, fmt.Errorf("read binary: %w", err)
@@ -233,13 +250,25 @@ func buildImage(s imageSpec, binPath string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	base, layerOpts := empty.Image, []tarball.LayerOption{}
+	if oci {
+		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+		layerOpts = append(layerOpts, tarball.WithMediaType(types.OCILayer))
+	}
+	if oci {
+		// Compressed once here: given gzip, the layer is not compressed
+		// again for its digest and again for its blob.
+		if layerTar, err = gzipBytes(layerTar); err != nil {
+			return nil, err
+		}
+	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
+	}, layerOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(base, layer)
 	if err != nil {
 		return nil, fmt.Errorf("append layer: %w", err)
 	}
@@ -248,7 +277,8 @@ func buildImage(s imageSpec, binPath string) (v1.Image, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", arch
+	cf.Config.Labels = s.labels
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config.Entrypoint = []string{"/" + s.name}
 	cf.Config.Cmd = s.cmd
@@ -261,6 +291,18 @@ func buildImage(s imageSpec, binPath string) (v1.Image, error) {
 		return nil, fmt.Errorf("set config: %w", err)
 	}
 	return img, nil
+}
+
+func gzipBytes(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // singleFileTar is a tar with one root-owned executable file.

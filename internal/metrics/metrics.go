@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/loopguard/loopguard/internal/version"
 )
 
 var (
@@ -83,6 +85,13 @@ var (
 		Help: "Port-forward, exec, attach, debug and proxy requests to protected pods, by namespace, access and decision.",
 	}, []string{"namespace", "access", "decision"})
 
+	// BuildInfo is 1, labelled with the build's version (make release stamps
+	// it), commit and Go version: `loopguard_build_info{version="v0.1.0"}`.
+	BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_build_info",
+		Help: "Always 1; the labels say which loopguard build runs (version, commit, goversion).",
+	}, []string{"version", "commit", "goversion"})
+
 	once sync.Once
 )
 
@@ -90,7 +99,8 @@ var (
 // call more than once.
 func Register() {
 	once.Do(func() {
-		crmetrics.Registry.MustRegister(AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, NodeMatePods, NodeMatePodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
+		BuildInfo.WithLabelValues(version.Get(), version.GetCommit(), version.GoVersion()).Set(1)
+		crmetrics.Registry.MustRegister(BuildInfo, AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, NodeMatePods, NodeMatePodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
 		registerObserve()
 	})
 }

@@ -49,6 +49,8 @@ type Options struct {
 	ClientConfig admissionregistrationv1.WebhookClientConfig
 	// FailurePolicy, when set, replaces the templates' (Fail).
 	FailurePolicy *admissionregistrationv1.FailurePolicyType
+	// TimeoutSeconds, when set, replaces the templates' (5).
+	TimeoutSeconds *int32
 	// Excluded namespaces are never judged: the control plane's and
 	// loopguard's own, so that both can recover while loopguard is down.
 	Excluded []string
@@ -276,6 +278,10 @@ func (o Options) webhook(t admissionregistrationv1.ValidatingWebhook, k Kind, su
 	if o.FailurePolicy != nil {
 		fp := *o.FailurePolicy
 		w.FailurePolicy = &fp
+	}
+	if o.TimeoutSeconds != nil {
+		t := *o.TimeoutSeconds
+		w.TimeoutSeconds = &t
 	}
 	w.MatchConditions = slices.Clone(k.MatchConditions)
 	return w

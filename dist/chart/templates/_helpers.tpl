@@ -11,3 +11,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
 {{- end }}
+
+{{/*
+An image reference from (list <image values> <appVersion>): by digest when
+digest is set, else by tag (default: the chart's appVersion).
+*/}}
+{{- define "loopguard.image" -}}
+{{- $img := index . 0 -}}
+{{- if $img.digest -}}
+{{ $img.repository }}@{{ $img.digest }}
+{{- else -}}
+{{ $img.repository }}:{{ $img.tag | default (index . 1) }}
+{{- end -}}
+{{- end }}
+
+{{/*
+The objects' name prefix: fullnameOverride, else nameOverride, else the
+chart's name (loopguard), whatever the release is called, so that the
+objects have the names config/ gives them.
+*/}}
+{{- define "loopguard.fullname" -}}
+{{- .Values.fullnameOverride | default .Values.nameOverride | default .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end }}

@@ -49,7 +49,8 @@ func editAgent(p *placeholders, m *yaml.Node, v *valuesDefaults) error {
 	if kind != "DaemonSet" {
 		return nil
 	}
-	containers := get(get(get(get(m, "spec"), "template"), "spec"), "containers")
+	tmpl := get(get(m, "spec"), "template")
+	containers := get(get(tmpl, "spec"), "containers")
 	if containers == nil || len(containers.Content) != 1 {
 		return fmt.Errorf("expected one container")
 	}
@@ -60,10 +61,15 @@ func editAgent(p *placeholders, m *yaml.Node, v *valuesDefaults) error {
 		return fmt.Errorf("image %q has no tag", image)
 	}
 	v.agentImage = image[:i]
-	set(ctr, "image", scalar(p.Inline(`"{{ .Values.agent.image.repository }}:{{ .Values.agent.image.tag | default .Chart.AppVersion }}"`)))
+	set(ctr, "image", scalar(p.Inline(`"{{ include "loopguard.image" (list .Values.agent.image .Chart.AppVersion) }}"`)))
 	insertAfter(ctr, "image", p.Block(func(prefix string) string {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return "{{- with .Values.agent.image.pullPolicy }}\n" + ind + "imagePullPolicy: {{ . }}\n{{- end }}"
 	}), scalar(""))
+	d, err := podValues(p, tmpl, ctr, ".Values.agent")
+	if err != nil {
+		return err
+	}
+	v.agent = d
 	return nil
 }
