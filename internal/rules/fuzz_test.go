@@ -21,13 +21,16 @@ import (
 // small sets so that policies overlap and ranges touch.
 func FuzzReviewPodAgainstReference(f *testing.F) {
 	f.Add([]byte{})
-	f.Add([]byte{1, 0, 1, 0, 5, 0, 0, 0, 1, 1, 0, 5, 0, 0})
-	f.Add([]byte{3, 1, 2, 1, 0, 3, 2, 1, 2, 0, 9, 4, 1, 2, 2, 7, 0, 2, 1, 3, 2, 3, 1, 9, 0, 0, 1, 7, 1, 1})
-	f.Add([]byte("\x05\x02\x01\x01\x00\x04\x03\x00\x02\x11\x00\x01\x02\x0f\x05\x01\x00\x02\x00\x07\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c"))
+	f.Add([]byte{0, 0, 0, 1, 0, 0})                                     // one port 15000: the default policy's
+	f.Add([]byte{1, 0, 1, 2, 0, 0, 3, 2, 1, 1, 1, 1, 3, 0, 1, 1, 1, 0}) // containers, an init sidecar
+	f.Add([]byte{1, 1, 0, 3, 1, 0, 2, 2, 5, 1, 0, 1, 1, 2, 1, 1, 2, 0, 3, 1, 0, 1, 2, 1, 0, 2, 2, 1, 0, 3, 3, 1, 1, 1, 1, 0, 0, 2, 3, 0, 0, 4})
+	f.Add([]byte{2, 2, 2, 3, 4, 1, 5, 2, 6, 3, 3, 3, 1, 0, 7, 0, 1, 1, 1, 9, 2, 4, 2, 1, 1, 0, 0, 0, 5, 4, 2, 2, 1, 0, 6, 1, 4, 3, 3, 1, 0, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &byteReader{data: data}
-		lbss := genPolicies(in)
+		// The pod first: the bytes left after it make the policies, and
+		// none left make one that selects every pod and protects 15000/TCP.
 		pod := genPod(in)
+		lbss := genPolicies(in)
 		var compiled []*rules.Policy
 		var valid []*v1alpha1.LoopbackService
 		for _, lbs := range lbss {
