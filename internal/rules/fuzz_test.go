@@ -62,7 +62,7 @@ func FuzzReviewPodAgainstReference(f *testing.F) {
 		d := rules.Review(env, rules.ReviewRequest{Operation: rules.OperationCreate, Object: pod}, rules.Cluster{})
 		var action v1alpha1.EnforcementAction
 		for _, w := range want {
-			action = rules.Stricter(action, w.action)
+			action = stricter(action, w.action)
 		}
 		if d.Action != action || len(d.Findings)+d.Omitted != len(want) {
 			t.Fatalf("Review: action %q, %d findings + %d omitted; the reference: %q, %d findings\npolicies: %s\npod: %s",
@@ -108,7 +108,7 @@ func referenceFindings(policies []*v1alpha1.LoopbackService, pod *corev1.Pod) ma
 					if a == "" {
 						a = v1alpha1.ActionDeny
 					}
-					action = rules.Stricter(action, a)
+					action = stricter(action, a)
 				}
 			}
 			if len(names) > 0 {
@@ -127,6 +127,15 @@ func referenceFindings(policies []*v1alpha1.LoopbackService, pod *corev1.Pod) ma
 		visit(fmt.Sprintf("spec.ephemeralContainers[%d]", i), c.Ports)
 	}
 	return out
+}
+
+// stricter is rules.Stricter from no action yet (which Stricter ranks
+// like Deny, the default).
+func stricter(a, b v1alpha1.EnforcementAction) v1alpha1.EnforcementAction {
+	if a == "" {
+		return b
+	}
+	return rules.Stricter(a, b)
 }
 
 func protocolOr(p corev1.Protocol) corev1.Protocol {
