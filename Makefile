@@ -8,6 +8,12 @@ GO ?= go
 K8S_BIN := $(CURDIR)/bin/k8s/current
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN)
 
+# The go test suites of make test (module, tags, packages, -run/-skip), one
+# place for the Makefile and for hack/testcheck, which fails make test when a
+# test is run by none of them. $(call go-test,<suite>,<flags>) runs one.
+include hack/tests.mk
+go-test = $(GO) -C $(TS_$(1)_DIR) test $(if $(TS_$(1)_TAGS),-tags $(TS_$(1)_TAGS)) $(if $(TS_$(1)_RUN),-run '$(TS_$(1)_RUN)') $(if $(TS_$(1)_SKIP),-skip '$(TS_$(1)_SKIP)') $(2) $(TS_$(1)_PKGS)
+
 .PHONY: all
 all: build
 
@@ -66,8 +72,12 @@ build: ## Build the manager, the loopguard CLI and its kubectl plugin into bin/.
 	$(GO) build -o bin/kubectl-loopguard ./cmd/kubectl-loopguard
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handler with malformed AdmissionReviews (FUZZTIME=60s).
-	$(GO) test -run XXX -fuzz FuzzAdmissionReview -fuzztime $${FUZZTIME:-60s} ./webhooks/
+fuzz: ## Run every fuzz target of the repository for FUZZTIME each (default 60s); their seed corpora run in make test.
+	@targets="$$($(GO) run ./hack/testcheck -list-fuzz)"; [ -n "$$targets" ]; \
+	while read -r dir tags pkg name; do \
+	  echo "== $$pkg $$name for $${FUZZTIME:-60s}"; \
+	  $(GO) -C $$dir test -tags "$${tags#-}" -run '^$$' -fuzz "^$$name\$$" -fuzztime $${FUZZTIME:-60s} $$pkg || exit 1; \
+	done <<< "$$targets"
 
 include hack/image.mk
 
@@ -86,7 +96,7 @@ chart-check: chart $(HELM) ## Fail when dist/chart is stale; lint it and check i
 	  echo "dist/chart is out of date; run 'make chart' and commit:"; \
 	  git status --porcelain -- dist/chart; exit 1; fi
 	$(HELM) lint --strict dist/chart
-	HELM=$(abspath $(HELM)) $(GO) test -tags helm -count=1 -skip '^TestServerDryRun$$' ./test/helm/
+	HELM=$(abspath $(HELM)) $(call go-test,helm,-count=1)
 
 ##@ Release
 
@@ -112,14 +122,14 @@ release: $(HELM) $(SBOM_TOOL) ## Build the release VERSION=vX.Y.Z into dist/rele
 .PHONY: test-release
 test-release: $(HELM) ## make release (VERSION, default v0.0.0-test) and unpack and check every piece of it (test/release).
 	$(MAKE) release VERSION=$(or $(VERSION),v0.0.0-test)
-	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags release ./test/release/ -v
+	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(call go-test,release,-count=1 -v)
 
 # docs/quickstart.md on the dev cluster with its node (root): the images
 # imported from the release's archives, install.yaml, then the chart.
 .PHONY: test-quickstart
 test-quickstart: k8s build $(HELM) ## Follow docs/quickstart.md on the dev node with the release in RELEASE_DIR (make release first).
 	DEV_NODE=require hack/dev.sh up
-	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags quickstart ./test/quickstart/ -v -timeout 20m; rc=$$?; hack/dev.sh down; exit $$rc
+	RELEASE_DIR=$(abspath $(RELEASE_DIR)) HELM=$(abspath $(HELM)) $(call go-test,quickstart,-count=1 -v -timeout 20m); rc=$$?; hack/dev.sh down; exit $$rc
 
 ##@ Deploy
 
@@ -174,14 +184,22 @@ dev-down: ## Stop everything dev-up started.
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet chart-check build-installer k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
-	$(GO) test ./... -count=1
-	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 ./...
-	cd hack/enforcer && $(GO) vet ./... && $(GO) test -count=1 ./...
-	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
-	cd hack/observe && $(GO) vet ./... && $(GO) test -count=1 ./...
+test: check-tests verify-generated vet chart-check build-installer k8s build ## All tests: unit, integration (real kube-apiserver), e2e (kubectl) and real pods on the dev node.
+	$(call go-test,unit,-count=1)
+	cd hack/images && $(GO) vet ./...
+	$(call go-test,images,-count=1)
+	cd hack/enforcer && $(GO) vet ./...
+	$(call go-test,enforcer,-count=1)
+	cd bench && $(GO) vet ./...
+	$(call go-test,bench,-count=1)
+	cd hack/observe && $(GO) vet ./...
+	$(call go-test,observe,-count=1)
 	$(MAKE) test-release RELEASE_DIR=bin/release-test
 	$(MAKE) test-e2e
+
+.PHONY: check-tests
+check-tests: ## Fail when a Test, Fuzz or Example function is run by no suite of make test (hack/tests.mk).
+	$(GO) run ./hack/testcheck
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control plane).
@@ -197,26 +215,26 @@ test-integration: k8s ## Integration tests against a real kube-apiserver and etc
 test-e2e: k8s build $(HELM) ## End-to-end: make dev-up with a node, kubectl as a user would, real pods, and loopguard itself as a pod.
 	DEV_NODE=require hack/dev.sh up
 	rc=0; \
-	$(GO) test -count=1 -p 1 -tags e2e ./test/e2e/... ./test/redteam/... -v -timeout 30m || rc=$$?; \
-	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m || rc=$$?; \
-	$(GO) test -count=1 -tags node ./test/netpol/... -v -timeout 15m || rc=$$?; \
-	HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags helm -run TestServerDryRun ./test/helm/ -v || rc=$$?; \
-	$(MAKE) image && $(GO) test -count=1 -tags incluster ./test/incluster/... -v -timeout 20m || rc=$$?; \
+	$(call go-test,e2e,-count=1 -p 1 -v -timeout 30m) || rc=$$?; \
+	$(call go-test,node,-count=1 -v -timeout 15m) || rc=$$?; \
+	$(call go-test,netpol,-count=1 -v -timeout 15m) || rc=$$?; \
+	HELM=$(abspath $(HELM)) $(call go-test,helm-cluster,-count=1 -v) || rc=$$?; \
+	$(MAKE) image && $(call go-test,incluster,-count=1 -v -timeout 20m) || rc=$$?; \
 	[ -f bin/release-test/checksums.txt ] || $(MAKE) release VERSION=v0.0.0-test RELEASE_DIR=bin/release-test; \
-	RELEASE_DIR=$(abspath bin/release-test) HELM=$(abspath $(HELM)) $(GO) test -count=1 -tags quickstart ./test/quickstart/ -v -timeout 20m || rc=$$?; \
+	RELEASE_DIR=$(abspath bin/release-test) HELM=$(abspath $(HELM)) $(call go-test,quickstart,-count=1 -v -timeout 20m) || rc=$$?; \
 	REPLICAS=2 DEV_NODE=require hack/dev.sh up && \
-	  REPLICAS=2 DEV_NODE=require $(GO) test -count=1 -tags ha ./test/ha/... -v -timeout 15m || rc=$$?; \
+	  REPLICAS=2 DEV_NODE=require $(call go-test,ha,-count=1 -v -timeout 15m) || rc=$$?; \
 	hack/dev.sh down; exit $$rc
 
 # Last in the e2e run: these tests kill managers and restart the API server.
 .PHONY: test-ha
 test-ha: k8s build ## HA and failure modes: two managers, leader hand-over, fail-closed, API server restart, graceful shutdown.
 	REPLICAS=2 DEV_NODE=$${DEV_NODE:-0} hack/dev.sh up
-	REPLICAS=2 DEV_NODE=$${DEV_NODE:-0} $(GO) test -count=1 -tags ha ./test/ha/... -v -timeout 15m; rc=$$?; hack/dev.sh down; exit $$rc
+	REPLICAS=2 DEV_NODE=$${DEV_NODE:-0} $(call go-test,ha,-count=1 -v -timeout 15m); rc=$$?; hack/dev.sh down; exit $$rc
 
 .PHONY: test-node
 test-node: k8s build ## Node tests alone: real pods on the dev cluster's node.
 	DEV_NODE=require hack/dev.sh up
-	$(GO) test -count=1 -tags node ./test/node/... -v -timeout 15m; rc=$$?; hack/dev.sh down; exit $$rc
+	$(call go-test,node,-count=1 -v -timeout 15m); rc=$$?; hack/dev.sh down; exit $$rc
 
 include bench/bench.mk

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/controllers"
 )
 
 const (
@@ -273,16 +274,18 @@ func TestQuietWhenNothingChanges(t *testing.T) {
 		ShouldNot(BeNil())
 	np := managedNP(g, ns, "loopguard-quiet")
 	rv, npRV := policy.ResourceVersion, np.ResourceVersion
-	// An unrelated change in the namespace triggers a reconcile.
+	// An unrelated change in the namespace triggers a reconcile: wait until
+	// one has finished, then nothing may have been written.
+	before := reconciles(g, controllers.LoopbackServiceControllerName)
 	g.Expect(env.Client.Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: ns},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
 	})).To(Succeed())
-	g.Consistently(func() []string {
-		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
-		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
-		return []string{policy.ResourceVersion, np.ResourceVersion}
-	}, 2*time.Second, 100*time.Millisecond).Should(Equal([]string{rv, npRV}))
+	g.Eventually(func() float64 { return reconciles(g, controllers.LoopbackServiceControllerName) }, timeout, poll).
+		Should(BeNumerically(">", before), "no reconcile ran after the Service was created")
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
+	g.Expect([]string{policy.ResourceVersion, np.ResourceVersion}).To(Equal([]string{rv, npRV}), "the reconcile wrote the policy or its NetworkPolicy")
 }
 
 // TestClusterPolicyAcrossNamespaces checks a ClusterLoopbackService keeps a

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/metrics"
 )
 
@@ -118,17 +119,22 @@ func TestRuntimeFindings(t *testing.T) {
 	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("LoopbackService", ns, "envoy"))).To(BeEquivalentTo(1))
 
 	// Rescans that find the same write nothing and announce nothing again.
+	// Each check waits for the NodeBindReport controller to have reconciled the
+	// rescan (it hands the policies only the pods whose listeners changed).
+	// scannedAt moves by whole seconds (its resolution), else the rescan is the
+	// same object, no write and no event.
 	rv := policy.ResourceVersion
-	for range 3 {
-		writeReport(g, node, time.Now(),
+	for i := range 3 {
+		before := reconciles(g, controllers.NodeBindReportControllerName)
+		writeReport(g, node, time.Now().Add(time.Duration(i+1)*time.Second),
 			podReport(cart, tcp("0.0.0.0", 15000), tcp("0.0.0.0", 8080),
 				v1alpha1.BindListener{Protocol: corev1.ProtocolUDP, Address: "10.244.0.7", Port: 9901}),
 			podReport(clean))
-	}
-	g.Consistently(func() string {
+		g.Eventually(func() float64 { return reconciles(g, controllers.NodeBindReportControllerName) }, timeout, poll).
+			Should(BeNumerically(">", before), "no reconcile ran after the rescan")
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(policy), policy)).To(Succeed())
-		return policy.ResourceVersion
-	}, 2*time.Second, 100*time.Millisecond).Should(Equal(rv))
+		g.Expect(policy.ResourceVersion).To(Equal(rv), "a rescan that found the same wrote the policy")
+	}
 	g.Expect(runtimeEvents(ns, "envoy")).To(HaveLen(1))
 
 	// The fix: the process binds to loopback, which the agent does not

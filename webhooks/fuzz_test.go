@@ -55,8 +55,9 @@ const (
 )
 
 var (
-	harnessOnce sync.Once
-	harness     http.Handler
+	harnessOnce      sync.Once
+	harness          http.Handler
+	harnessValidator *ExposureValidator // the validator behind harness
 )
 
 // fuzzHandler returns the webhook under test: a policy protecting
@@ -103,6 +104,7 @@ func fuzzHandler(tb testing.TB) http.Handler {
 		reader := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(existingPod, existingSvc).
 			WithIndex(&corev1.Pod{}, addrindex.PodIP, addrindex.PodIPs).Build()
 		v := &ExposureValidator{Index: idx, Reader: reader, Log: logr.Discard()}
+		harnessValidator = v
 		harness = &ReviewHandler{Handler: panicking{v}, Log: logr.Discard()}
 	})
 	return harness

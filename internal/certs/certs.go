@@ -239,7 +239,7 @@ func writeAtomic(path string, data []byte) error {
 // the API server stops reusing this replica's connections and dials the
 // Service again (reaching the replicas that stay) before this one stops.
 func GateServer(inner webhook.Server, ready <-chan struct{}, drain time.Duration) webhook.Server {
-	return &gatedServer{Server: inner, ready: ready, drain: drain}
+	return &gatedServer{Server: inner, ready: ready, drain: drain, after: time.After}
 }
 
 type gatedServer struct {
@@ -247,6 +247,7 @@ type gatedServer struct {
 	ready    <-chan struct{}
 	drain    time.Duration
 	draining atomic.Bool
+	after    func(time.Duration) <-chan time.Time // time.After; tests end the drain themselves
 }
 
 // Register wraps hook so that, while draining, its connection is closed
@@ -283,7 +284,7 @@ func (g *gatedServer) Start(ctx context.Context) error {
 			g.draining.Store(true)
 			log.Info("draining the webhook server's connections before stopping it", "for", g.drain.String())
 			select {
-			case <-time.After(g.drain):
+			case <-g.after(g.drain):
 			case <-inner.Done():
 			}
 		}

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // syncBuffer is a bytes.Buffer safe for the spinner goroutine.
@@ -30,7 +33,12 @@ func TestProgressTerminal(t *testing.T) {
 	var buf syncBuffer
 	p := startProgress(&buf, true, 0)
 	p.Set("listing %s", "pods")
-	time.Sleep(300 * time.Millisecond)
+	// The spinner draws the step on its next tick: wait for it.
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true,
+		func(context.Context) (bool, error) { return strings.Contains(buf.String(), "listing pods"), nil })
+	if err != nil {
+		t.Fatalf("the spinner never drew the step: %q", buf.String())
+	}
 	p.Done()
 	out := buf.String()
 	if !strings.Contains(out, "listing pods") || !strings.HasSuffix(out, "\r\033[K") {

