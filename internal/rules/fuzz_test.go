@@ -59,7 +59,7 @@ func FuzzReviewPodAgainstReference(f *testing.F) {
 			t.Fatalf("Evaluate disagrees with the reference\npolicies: %s\npod: %s\n got %v\nwant %v", dump(valid), dump(pod), got, want)
 		}
 
-		d := rules.Review(env, rules.ReviewRequest{Operation: rules.OperationCreate, Object: pod}, rules.Cluster{})
+		d := rules.Review(rules.ReviewRequest{Operation: rules.OperationCreate, Object: pod}, rules.Snapshot{Env: env})
 		var action v1alpha1.EnforcementAction
 		for _, w := range want {
 			action = stricter(action, w.action)
