@@ -194,6 +194,9 @@ func install(t *testing.T) {
 	waitServedThroughService(t, t0)
 }
 
+// probeNamespace holds the policy that makes the webhook registered.
+const probeNamespace = "incluster-probe"
+
 // waitServedThroughService waits until the API server reaches the webhook
 // through its Service. Ready replicas are not enough: the EndpointSlice
 // controller and then kube-proxy must catch up, and until they do the
@@ -210,10 +213,25 @@ func waitServedThroughService(t *testing.T, t0 time.Time) {
 		}
 		return ""
 	})
+	// The manager registers its webhooks only where a policy applies: a
+	// policy in a namespace of the probe's own makes the dry-runs below
+	// reach the webhook (and fills the configuration the certificate tests
+	// read). It selects nothing.
+	if kubectl(t, "get", "namespace", probeNamespace).Err != nil {
+		mustKubectl(t, "create", "namespace", probeNamespace)
+	}
+	mustKubectl(t, "apply", "-n", probeNamespace, "-f", filepath.Join(repoRoot(), "test", "incluster", "testdata", "probe-policy.yaml"))
+	eventually(t, 60*time.Second, func() string {
+		r := kubectl(t, "get", "lbs", "probe", "-n", probeNamespace, "-o", "jsonpath={.status.conditions[?(@.type=='Enforced')].status}")
+		if strings.TrimSpace(r.Stdout) != "True" {
+			return "the probe policy is not Enforced: " + r.String()
+		}
+		return ""
+	})
 	const pod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"reachability-probe"},"spec":{"containers":[{"name":"c","image":"` + listenerImage + `"}]}}`
 	streak := 0
 	eventually(t, 60*time.Second, func() string {
-		r := kubectlIn(t, pod, "create", "--dry-run=server", "-n", "default", "-f", "-")
+		r := kubectlIn(t, pod, "create", "--dry-run=server", "-n", probeNamespace, "-f", "-")
 		if r.Err != nil {
 			streak = 0
 			return "dry-run through the webhook: " + r.String()
@@ -245,6 +263,7 @@ func uninstall(t *testing.T) {
 // configuration first (failurePolicy Fail must never point at nothing).
 func removeInstall(t *testing.T) {
 	t.Helper()
+	kubectl(t, "delete", "namespace", probeNamespace, "--ignore-not-found", "--wait=false")
 	kubectl(t, "delete", "validatingwebhookconfiguration", webhookConfig, "--ignore-not-found")
 	kubectl(t, "delete", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/part-of=loopguard", "--ignore-not-found")
 	if r := kubectl(t, "delete", "namespace", ns, "--ignore-not-found", "--timeout=120s"); r.Err != nil {
