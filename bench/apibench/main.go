@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loopguard/loopguard/bench/internal/benchobj"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -123,16 +124,6 @@ func median(ss []stats, f func(stats) float64) float64 {
 	return vals[len(vals)/2]
 }
 
-func benchPod(ns string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "apibench-", Namespace: ns, Labels: map[string]string{"app": "cart"}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "app", Image: "registry.invalid/app:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}},
-			{Name: "envoy", Image: "registry.invalid/envoy:1", Ports: []corev1.ContainerPort{{ContainerPort: 9901}}},
-		}},
-	}
-}
-
 func run(ctx context.Context, cs *kubernetes.Clientset, ns string, n, concurrency int) (stats, error) {
 	lat := make([]time.Duration, n)
 	var (
@@ -155,7 +146,7 @@ func run(ctx context.Context, cs *kubernetes.Clientset, ns string, n, concurrenc
 					return
 				}
 				t0 := time.Now()
-				_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, benchobj.Pod("apibench-", ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 				lat[i] = time.Since(t0)
 				if err != nil {
 					mu.Lock()
@@ -194,31 +185,13 @@ func setup(ctx context.Context, cs *kubernetes.Clientset, dyn dynamic.Interface)
 	if _, err := dyn.Resource(lbsGVR).Namespace(loopguardNS).Create(ctx, lbs, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	// The same rule in CEL: pods labelled app=cart may not declare 15000/TCP
-	// in any container, init container or ephemeral container.
-	fail := admissionregistrationv1.Fail
-	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: vapName},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: &fail,
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}},
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-				}}},
-			},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: `(object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : [])).all(c, !has(c.ports) || c.ports.all(p, p.containerPort != 15000 || (has(p.protocol) && p.protocol != "TCP")))`,
-				Message:    "port 15000/TCP is loopback-only",
-			}},
-		},
-	}
+	// The same rule in CEL (benchobj.LoopbackPortVAP).
+	vap := benchobj.LoopbackPortVAP(vapName)
 	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	return waitFor(func() (bool, error) {
-		p := benchPod(loopguardNS)
+		p := benchobj.Pod("apibench-", loopguardNS)
 		p.Spec.Containers[1].Ports[0].ContainerPort = 15000
 		_, err := cs.CoreV1().Pods(loopguardNS).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return apierrors.IsForbidden(err), err
@@ -236,7 +209,7 @@ func setVAPBinding(ctx context.Context, cs *kubernetes.Clientset, on bool) error
 		// The API server drops the binding asynchronously: wait until the
 		// pod it refuses is admitted again.
 		return waitFor(func() (bool, error) {
-			p := benchPod(plainNS)
+			p := benchobj.Pod("apibench-", plainNS)
 			p.Spec.Containers[1].Ports[0].ContainerPort = 15000
 			_, err := cs.CoreV1().Pods(plainNS).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			return err == nil, err
@@ -255,7 +228,7 @@ func setVAPBinding(ctx context.Context, cs *kubernetes.Clientset, on bool) error
 		return err
 	}
 	return waitFor(func() (bool, error) {
-		p := benchPod(plainNS)
+		p := benchobj.Pod("apibench-", plainNS)
 		p.Spec.Containers[1].Ports[0].ContainerPort = 15000
 		_, err := cs.CoreV1().Pods(plainNS).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err), err

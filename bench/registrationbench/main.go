@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loopguard/loopguard/bench/internal/benchobj"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -164,20 +165,10 @@ func (e *env) otherPolicies(ctx context.Context) string {
 	return strings.Join(out, ", ")
 }
 
-func benchPod(ns string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "rb-", Namespace: ns, Labels: map[string]string{"app": "cart"}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "app", Image: "registry.invalid/app:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}},
-			{Name: "envoy", Image: "registry.invalid/envoy:1", Ports: []corev1.ContainerPort{{ContainerPort: 9901}}},
-		}},
-	}
-}
-
 // refused reports whether a pod declaring 15000 is refused in ns (the
 // configuration reached the API server).
 func (e *env) refused(ctx context.Context, ns string) bool {
-	p := benchPod(ns)
+	p := benchobj.Pod("rb-", ns)
 	p.Spec.Containers[1].Ports[0].ContainerPort = 15000
 	_, err := e.cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
@@ -280,24 +271,7 @@ func (e *env) setup(ctx context.Context) error {
 }
 
 func (e *env) createVAP(ctx context.Context) error {
-	fail := admissionregistrationv1.Fail
-	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: &fail,
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}},
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-				}}},
-			},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: `(object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : [])).all(c, !has(c.ports) || c.ports.all(p, p.containerPort != 15000 || (has(p.protocol) && p.protocol != "TCP")))`,
-				Message:    "port 15000/TCP is loopback-only",
-			}},
-		},
-	}
+	vap := benchobj.LoopbackPortVAP(name)
 	_, err := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
@@ -322,7 +296,7 @@ type stats struct{ p50, p99, rps float64 }
 func (e *env) run(ctx context.Context, nss []string, n int) []stats {
 	create := func(ns string) float64 {
 		t0 := time.Now()
-		_, err := e.cs.CoreV1().Pods(ns).Create(ctx, benchPod(ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err := e.cs.CoreV1().Pods(ns).Create(ctx, benchobj.Pod("rb-", ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		check(err)
 		return float64(time.Since(t0)) / float64(time.Millisecond)
 	}
