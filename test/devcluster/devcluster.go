@@ -119,6 +119,16 @@ func Namespace(t testing.TB, prefix string, labels ...string) string {
 		MustKubectl(t, "", append([]string{"label", "namespace", name}, labels...)...)
 	}
 	t.Cleanup(func() { Kubectl(t, "", "delete", "namespace", name, "--wait=false") })
+	// The ServiceAccount admission plugin refuses pods until
+	// kube-controller-manager has created the namespace's default
+	// ServiceAccount, which can take seconds after an API server restart;
+	// a test's first pod must meet loopguard, not that race.
+	Eventually(t, 90*time.Second, func() string {
+		if r := Kubectl(t, "", "get", "serviceaccount", "default", "-n", name, "-o", "name"); r.Err != nil {
+			return "kube-controller-manager has not created ServiceAccount " + name + "/default: " + r.String()
+		}
+		return ""
+	})
 	return name
 }
 
