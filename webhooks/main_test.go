@@ -9,7 +9,8 @@ import (
 )
 
 // env is the control plane of this package's integration tests: a real
-// etcd and kube-apiserver with loopguard's manager serving the webhook.
+// etcd and kube-apiserver with loopguard's manager serving the webhook and
+// registering it where policies apply, as a deployed manager does.
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
@@ -20,5 +21,5 @@ func TestMain(m *testing.M) {
 		// when the fuzzer stops it, and hang the coordinator.
 		os.Exit(m.Run())
 	}
-	testenv.Main(m, testenv.Options{Manager: true}, &env)
+	testenv.Main(m, testenv.Options{Manager: true, Registration: true}, &env)
 }
