@@ -268,10 +268,13 @@ func TestQuietWhenNothingChanges(t *testing.T) {
 	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
 	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionReady), timeout, poll).
 		Should(HaveField("Status", metav1.ConditionTrue))
-	// Both controllers that write status have written: the policy
-	// reconciler (Ready) and the runtime controller (RuntimeVerified).
+	// Every controller that writes status has written: the policy
+	// reconciler (Ready), the runtime controller (RuntimeVerified) and the
+	// webhook registration (Enforced).
 	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionRuntimeVerified), timeout, poll).
 		ShouldNot(BeNil())
+	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionEnforced), timeout, poll).
+		Should(HaveField("Status", metav1.ConditionTrue))
 	np := managedNP(g, ns, "loopguard-quiet")
 	rv, npRV := policy.ResourceVersion, np.ResourceVersion
 	// An unrelated change in the namespace triggers a reconcile: wait until

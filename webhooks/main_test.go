@@ -21,5 +21,5 @@ func TestMain(m *testing.M) {
 		// when the fuzzer stops it, and hang the coordinator.
 		os.Exit(m.Run())
 	}
-	testenv.Main(m, testenv.Options{Manager: true, Registration: true}, &env)
+	testenv.Main(m, testenv.Options{Manager: true}, &env)
 }

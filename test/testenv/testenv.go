@@ -55,20 +55,16 @@ type Options struct {
 	// webhook (an AdmissionConfiguration) and runs the manager's webhook
 	// with its CA as --webhook-client-ca would (docs/webhook-auth.md).
 	WebhookClientAuth bool
-	// Registration installs loopguard's ValidatingWebhookConfiguration
-	// empty, as config/webhook does, and lets the manager register its
-	// scoped webhooks (controllers/webhookconfig_controller.go), with
-	// the same excluded namespaces as config/default. Without it the
-	// generated templates are installed as they are, cluster-wide.
-	Registration bool
 }
 
 // WebhookConfigName is the ValidatingWebhookConfiguration the manager
-// registers into with Options.Registration.
+// registers its scoped webhooks into (controllers/webhookconfig_controller.go),
+// installed empty as config/webhook does: tests meet the registration a
+// deployed manager makes, never a static cluster-wide configuration.
 const WebhookConfigName = "loopguard-validating-webhook-configuration"
 
-// ManagerNamespace is the namespace excluded as the manager's own with
-// Options.Registration.
+// ManagerNamespace is the namespace the registration excludes as the
+// manager's own, as config/default does.
 const ManagerNamespace = "loopguard-system"
 
 // Env is a running test control plane.
@@ -153,12 +149,8 @@ func Start(opts Options) (*Env, error) {
 	if opts.Manager {
 		// Without a manager nothing serves the webhook, and with
 		// failurePolicy Fail the API server would refuse every pod.
-		if opts.Registration {
-			e.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
-				{ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigName}}}
-		} else {
-			e.env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
-		}
+		e.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
+			{ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigName}}}
 	}
 	if opts.WebhookClientAuth {
 		if !opts.Manager {
@@ -216,21 +208,18 @@ func (e *Env) startManager(opts Options) error {
 			return err
 		}
 	}
-	var reg *controllers.WebhookRegistration
-	if opts.Registration {
-		templates, err := webhookmanifests.Templates()
-		if err != nil {
-			return err
-		}
-		url := "https://" + net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort))
-		ca := wh.LocalServingCAData
-		reg = &controllers.WebhookRegistration{
-			Name: WebhookConfigName,
-			Options: webhookconfig.Options{Templates: templates,
-				ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
-				Excluded:     []string{"kube-system", "kube-public", "kube-node-lease", ManagerNamespace}},
-			CABundle: func() ([]byte, error) { return ca, nil },
-		}
+	templates, err := webhookmanifests.Templates()
+	if err != nil {
+		return err
+	}
+	url := "https://" + net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort))
+	ca := wh.LocalServingCAData
+	reg := &controllers.WebhookRegistration{
+		Name: WebhookConfigName,
+		Options: webhookconfig.Options{Templates: templates,
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+			Excluded:     []string{"kube-system", "kube-public", "kube-node-lease", ManagerNamespace}},
+		CABundle: func() ([]byte, error) { return ca, nil },
 	}
 	if e.Index, err = wiring.Setup(ctx, mgr, wiring.Options{AuditInterval: opts.AuditInterval, Registration: reg}); err != nil {
 		return err

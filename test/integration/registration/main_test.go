@@ -13,5 +13,5 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	testenv.Main(m, testenv.Options{Manager: true, Registration: true}, &env)
+	testenv.Main(m, testenv.Options{Manager: true}, &env)
 }
