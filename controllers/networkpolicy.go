@@ -114,4 +114,3 @@ func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Obje
 	}
 	return true, nil
 }
-
