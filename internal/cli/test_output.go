@@ -42,9 +42,9 @@ type testReportCase struct {
 	Line     int          `json:"line"`
 	Resource reportObject `json:"resource"`
 	// Policy and Rule are the expectation's, when it names them.
-	Policy   string       `json:"policy,omitempty"`
-	Rule     string       `json:"rule,omitempty"`
-	Expected string       `json:"expected"`
+	Policy   string `json:"policy,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Expected string `json:"expected"`
 	// Actual is the strictest action of the findings that count, or
 	// allow; absent on error.
 	Actual string `json:"actual,omitempty"`
