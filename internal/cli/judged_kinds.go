@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/loopguard/loopguard/internal/kinds"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // judgedKindNames are the kinds the rules judge, in the kinds table's
@@ -19,8 +20,15 @@ func judgedKindNames() []string {
 // judgedKindsText lists them for help texts: "Pod, Service, ... and
 // Endpoints".
 func judgedKindsText() string {
-	names := judgedKindNames()
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	return joinWords(judgedKindNames(), "and")
+}
+
+// joinWords joins "a, b and c".
+func joinWords(words []string, conj string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
 }
 
 // judgedKindByName finds a judged kind by its name or plural resource,
@@ -33,4 +41,34 @@ func judgedKindByName(s string) *kinds.Kind {
 		}
 	}
 	return nil
+}
+
+// checkIntroHelp is the first paragraph of check --help, made from the
+// kinds table and the engine's reasons so that it lists them all.
+func checkIntroHelp() string {
+	return wrapWords("check evaluates every "+judgedKindsText()+" of the input against the "+
+		"LoopbackService and ClusterLoopbackService objects of the input and of "+
+		"--policies, with the rules the admission webhook runs. Each finding has one "+
+		"of the reasons "+joinWords(rules.ObjectReasons, "or")+" (docs/cli.md explains them).", 76)
+}
+
+// wrapWords breaks text into lines of at most width characters, between
+// words.
+func wrapWords(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(text) {
+		switch {
+		case n == 0:
+		case n+1+len(w) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }

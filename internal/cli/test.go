@@ -77,7 +77,7 @@ func runTests(o *testOptions, paths []string, streams genericiooptions.IOStreams
 	var err error
 	if o.output == outputJSON {
 		err = writeJSON(streams.Out, rep)
-	} else if len(runs) > 0 || len(errs) == 0 {
+	} else {
 		err = writeTestText(streams.Out, rep)
 	}
 	if err != nil {

@@ -172,7 +172,10 @@ func writeTestText(w io.Writer, rep *testReport) error {
 	}
 	s := rep.Summary
 	verdict := map[string]string{"pass": "passed", "fail": "failed", "error": "failed"}[s.Result]
-	_, err := fmt.Fprintf(w, "\n%d passed, %d failed, %s: %s in %s from %s; test %s.\n",
+	if shown > 0 {
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintf(w, "%d passed, %d failed, %s: %s in %s from %s; test %s.\n",
 		s.Passed, s.Failed, plural(s.Errors, "error"), plural(s.Cases, "case"), plural(s.Tests, "test"), plural(s.Files, "file"), verdict)
 	return err
 }
