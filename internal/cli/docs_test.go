@@ -4,8 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -84,6 +88,37 @@ func TestDocsListReasons(t *testing.T) {
 	for _, r := range rules.AdmissionReasons {
 		if !strings.Contains(doc, "`"+r+"`") {
 			t.Errorf("docs/cli.md does not mention the admission-only reason %s", r)
+		}
+	}
+}
+
+// TestDocsAuditorRoleCoversWatchedKinds checks the ClusterRole docs/cli.md
+// gives for audit lets it list every kind audit reads from the kinds
+// table.
+func TestDocsAuditorRoleCoversWatchedKinds(t *testing.T) {
+	doc := readCLIDocs(t)
+	i := strings.Index(doc, "  name: loopguard-auditor\n")
+	if i < 0 {
+		t.Fatal("docs/cli.md has no ClusterRole loopguard-auditor")
+	}
+	start := strings.LastIndex(doc[:i], "```yaml\n") + len("```yaml\n")
+	end := start + strings.Index(doc[start:], "```")
+	var role rbacv1.ClusterRole
+	if err := sigsyaml.UnmarshalStrict([]byte(doc[start:end]), &role); err != nil {
+		t.Fatalf("the ClusterRole of docs/cli.md does not parse: %v", err)
+	}
+	allows := func(group, resource string) bool {
+		for _, r := range role.Rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) &&
+				slices.Contains(r.Verbs, "get") && slices.Contains(r.Verbs, "list") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range kinds.Watched() {
+		if !allows(k.GVK.Group, k.Resource) {
+			t.Errorf("the loopguard-auditor ClusterRole in docs/cli.md cannot get and list %s (group %q), which audit reads", k.Resource, k.GVK.Group)
 		}
 	}
 }
