@@ -16,9 +16,9 @@ func newTestCommand(streams genericiooptions.IOStreams, display string) *cobra.C
 	cmd := &cobra.Command{
 		Use:   "test [PATH|DIR/...]...",
 		Short: "Run the policy tests of a repository: expected decisions per resource, as kyverno test and gator verify do",
-		Long: fmt.Sprintf(`test runs the policy tests it finds: files with documents of apiVersion
-%[1]s and kind %[2]s. Each test names policy files, resource files
-(paths relative to the test file) and the result expected for each
+		Long: fmt.Sprintf(`test runs the policy tests it finds: documents of apiVersion
+%[1]s and kind %[2]s. Each test names policy files, resource
+files (paths relative to the test file) and the result expected for each
 resource: allow, audit, warn or deny, optionally for one rule (a finding
 reason: ContainerPort, ...) and one policy (lbs/NAME, clbs/NAME).
 

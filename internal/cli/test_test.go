@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 const ttd = "testdata/test/"
@@ -78,13 +82,17 @@ func TestTestSummaryMatchesExit(t *testing.T) {
 	}
 }
 
-// TestTestKubectlPlugin checks the plugin has the command, named as kubectl
-// shows it.
-func TestTestKubectlPlugin(t *testing.T) {
-	var out strings.Builder
+// TestTestHelp checks the command's help, as the binary and as the
+// kubectl plugin shows it.
+func TestTestHelp(t *testing.T) {
 	stdout, _, code := run(t, "", "test", "--help")
-	out.WriteString(stdout)
-	if code != ExitOK || !strings.Contains(stdout, "loopguard test") || !strings.Contains(stdout, "Examples:") {
+	if code != ExitOK || !strings.Contains(stdout, "loopguard test ./policies/...") || !strings.Contains(stdout, testAPIVersion) {
 		t.Errorf("test --help: exit %d:\n%s", code, stdout)
+	}
+	var out bytes.Buffer
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+	Execute(context.Background(), NewRootCommand("kubectl-loopguard", streams), []string{"test", "--help"}, &out)
+	if !strings.Contains(out.String(), "kubectl loopguard test ./policies/...") {
+		t.Errorf("plugin help does not say kubectl loopguard test:\n%s", out.String())
 	}
 }
