@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/loopguard/loopguard/internal/kinds"
@@ -218,13 +220,19 @@ func newLoadedTest(d *document) (*loadedTest, inputErrors) {
 	}
 	what := "Test " + t.name
 	decodeErrs, ok := d.decodeInto(&t.spec, true, what)
-	if !ok {
-		return nil, decodeErrs
-	}
 	for _, e := range decodeErrs {
 		// A test file is not sent to an API server: an unknown field is
 		// only unknown.
 		e.msg = strings.TrimSuffix(e.msg, " (the API server rejects it)")
+		// A value of the wrong type in a map is not found by its type:
+		// point at the field at least.
+		if e.line == d.line {
+			path, _, _ := strings.Cut(strings.TrimPrefix(e.msg, what+": "), ":")
+			e.line = locate(d.node, path)
+		}
+	}
+	if !ok {
+		return nil, decodeErrs
 	}
 	var fes field.ErrorList
 	dir := filepath.Dir(d.file)
@@ -252,11 +260,12 @@ func newLoadedTest(d *document) (*loadedTest, inputErrors) {
 		for i, k := range keys {
 			pairs[i] = k + "=" + l[k]
 		}
-		flag := ns + "=" + strings.Join(pairs, ",")
-		if _, err := parseNamespaceLabels([]string{flag}); err != nil {
-			fes = append(fes, field.Invalid(field.NewPath("namespaceLabels").Key(ns), l, strings.TrimPrefix(err.Error(), "--namespace-labels ")))
+		fld := field.NewPath("namespaceLabels").Key(ns)
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			fes = append(fes, field.Invalid(fld, ns, "not a namespace name: "+msg))
 		}
-		t.labels = append(t.labels, flag)
+		fes = append(fes, metav1validation.ValidateLabels(l, fld)...)
+		t.labels = append(t.labels, ns+"="+strings.Join(pairs, ","))
 	}
 	if len(t.spec.Results) == 0 {
 		fes = append(fes, field.Required(field.NewPath("results"), "a test needs at least one expected result"))
