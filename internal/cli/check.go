@@ -45,10 +45,7 @@ func newCheckCommand(streams genericiooptions.IOStreams, display string) *cobra.
 	cmd := &cobra.Command{
 		Use:   "check -f FILE|DIR|- [-f ...] [--policies FILE|DIR ...]",
 		Short: "Judge manifests against loopback-only policies, as the admission webhook would",
-		Long: `check evaluates every Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
-CronJob, ReplicationController and Service of the input against the
-LoopbackService and ClusterLoopbackService objects of the input and of
---policies, with the rules the admission webhook runs.
+		Long: checkIntroHelp() + `
 
 Input: files (any name), directories (their .yaml, .yml and .json files,
 recursively) and "-" for standard input (e.g. kustomize build output).

@@ -119,7 +119,8 @@ This command runs the same rules as loopguard's admission webhook:
 
   check   judges manifests (files, directories, kustomize output on stdin)
           against the policies in them or in --policies, e.g. in a pull request
-  audit   reports what a live cluster already exposes, with read-only calls`,
+  audit   reports what a live cluster already exposes, with read-only calls
+  test    runs policy tests: the decision expected for each resource`,
 		Example: fmt.Sprintf(`  # Judge a directory of manifests against the policies in it
   %[1]s check -f k8s/
 
@@ -141,6 +142,7 @@ This command runs the same rules as loopguard's admission webhook:
 	root.AddCommand(
 		newCheckCommand(streams, display),
 		newAuditCommand(streams, display),
+		newTestCommand(streams, display),
 		newVersionCommand(streams, name),
 	)
 	return root

@@ -125,10 +125,7 @@ type sarifProperties struct {
 
 // sarifReasons are the finding reasons check reports, in the fixed order
 // of the run's rule list; every one has a sarifRuleText.
-var sarifReasons = []string{
-	rules.ReasonContainerPort, rules.ReasonHostPort, rules.ReasonHostNetwork,
-	rules.ReasonServiceTarget, rules.ReasonSelectedByService, rules.ReasonEndpointTarget,
-}
+var sarifReasons = rules.ObjectReasons
 
 // sarifRuleText describes the rule of one reason. severity is the
 // security-severity code scanning ranks alerts by (0.1-3.9 low, 4.0-6.9
