@@ -109,8 +109,10 @@ if ((PORT_OFFSET != 0)); then
   [[ ${DEV_NODE:-auto} == require ]] && { echo "DEV_PORT_OFFSET=$PORT_OFFSET: a second cluster has no node" >&2; exit 2; }
   DEV_NODE=0
 fi
+# etcd's client and peer ports live in ranges of their own (23790-33789 and
+# 33790-43789), so clusters at offsets 10 apart do not meet on a port.
 ETCD_PORT=$((23790 + PORT_OFFSET))
-ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
+ETCD_PEER_PORT=$((33790 + PORT_OFFSET))
 APISERVER_PORT=$((6443 + PORT_OFFSET))
 KCM_PORT=$((10257 + PORT_OFFSET))
 WEBHOOK_PORT=$((9443 + PORT_OFFSET))
