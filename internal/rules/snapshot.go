@@ -171,9 +171,25 @@ func Audit(s Snapshot) Report {
 			cluster.Workloads = append(cluster.Workloads, w)
 		}
 	}
+	// Each Service is judged against the pods and workloads it may
+	// select, each pod and workload against the Services that may select
+	// it: the index finds them (the rules still match each one).
+	sel := newLabelIndex(pods, cluster.Workloads, s.Services)
 	var rep Report
 	judge := func(o runtime.Object) {
-		rep.Judged = append(rep.Judged, Judged{Object: o, Findings: Evaluate(env, o, cluster)})
+		c := cluster
+		switch o := o.(type) {
+		case *corev1.Service:
+			c.Pods, c.Workloads = sel.selectedBy(o)
+		case *corev1.Pod:
+			c.Services = sel.selecting(o.Labels)
+		case *discoveryv1.EndpointSlice, *corev1.Endpoints:
+		default:
+			if t, ok := PodTemplateOf(o); ok {
+				c.Services = sel.selecting(t.Labels)
+			}
+		}
+		rep.Judged = append(rep.Judged, Judged{Object: o, Findings: Evaluate(env, o, c)})
 	}
 	for _, p := range pods {
 		if !OwnedByWorkload(p, owners) {
