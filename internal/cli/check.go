@@ -201,10 +201,13 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 				// Most likely the command before the pipe failed.
 				es = inputErrors{{file: stdinName, msg: "no objects on standard input (did the command before the pipe fail?)"}}
 			}
-			errs = append(errs, es...)
 			for _, d := range docs {
-				errs = append(errs, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
+				es = append(es, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
 			}
+			if len(es) > 0 && looksLikeHelmTemplate(src.data) {
+				es[0].msg += helmTemplateHint
+			}
+			errs = append(errs, es...)
 		}
 		return nil
 	}

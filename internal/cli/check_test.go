@@ -400,3 +400,29 @@ func TestKrewManifest(t *testing.T) {
 		t.Error("every placeholder uri and sha256 must be marked PLACEHOLDER")
 	}
 }
+
+// TestCheckParseErrors: every YAML error has a line, the first line
+// included, and a file that is an unrendered Helm template says so and how
+// to render it.
+func TestCheckParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{td + "first-line.yaml", []string{td + "first-line.yaml:1: invalid YAML: mapping values are not allowed in this context"}},
+		{td + "malformed.yaml", []string{td + "malformed.yaml:"}},
+		{td + "helm-template.yaml", []string{td + "helm-template.yaml:1: invalid YAML: ", "an unrendered Helm template", "helm template", "Chart.yaml"}},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			_, stderr, code := run(t, "", "check", "-f", tc.file)
+			if code != ExitError {
+				t.Errorf("exit status %d, want %d", code, ExitError)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}

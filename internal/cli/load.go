@@ -172,6 +172,10 @@ func yamlError(file string, err error, fallbackLine int) inputErrors {
 			if te == nil && yamlParserProblems[m] {
 				line++
 			}
+		} else if te == nil && line == 0 {
+			// yaml.v3 leaves the line out when it is the first one (its
+			// 0-based line 0), whatever the problem.
+			line = 1
 		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		out = append(out, &inputError{file: file, line: line, msg: "invalid YAML: " + m})
