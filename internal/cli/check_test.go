@@ -91,6 +91,7 @@ var checkCases = []checkCase{
 	{"actions", []string{"-f", td + "actions.yaml", "--policies", policies}, "", ExitOK},
 	{"merged", []string{"-f", td + "merged.yaml", "--policies", policies}, "", ExitViolations},
 	{"clean", []string{"-f", td + "clean.yaml", "--policies", policies}, "", ExitOK},
+	{"kubectl-dump", []string{"-f", td + "kubectl-dump.yaml", "--policies", policies}, "", ExitViolations},
 	{"list-json", []string{"-f", td + "list.json", "--policies", policies}, "", ExitViolations},
 	{"stdin", []string{"-f", "-", "--policies", policies}, td + "kustomize-output.yaml", ExitViolations},
 	{"tree", []string{"-f", td + "tree"}, "", ExitViolations},
@@ -424,5 +425,25 @@ func TestCheckParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckKubectlDump: in a `kubectl get -o yaml` dump, the control
+// plane's Endpoints and EndpointSlices of a Service with a selector are
+// not judged (as the webhook and audit do not), hand-written ones are.
+func TestCheckKubectlDump(t *testing.T) {
+	stdout, stderr, code := run(t, "", "check", "-f", td+"kubectl-dump.yaml", "--policies", policies)
+	if code != ExitViolations {
+		t.Errorf("exit status %d, want %d\n%s", code, ExitViolations, stderr)
+	}
+	for _, not := range []string{"Endpoints shop/cart:", "EndpointSlice shop/cart-x7k2p:"} {
+		if strings.Contains(stdout, not) {
+			t.Errorf("the control plane's object is judged (%q):\n%s", not, stdout)
+		}
+	}
+	for _, want := range []string{"Service shop/cart:", "Pod shop/cart-5d8f7:", "EndpointSlice shop/cart-direct-1:"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no finding %q:\n%s", want, stdout)
+		}
 	}
 }
