@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,12 @@ type checkOptions struct {
 	namespace       string
 	namespaceLabels []string
 	output          string
+	// strict: a file of a directory that holds no Kubernetes object is an
+	// error, not skipped.
+	strict     bool
+	exclude    []string
+	valueFiles []string
+	setValues  []string
 }
 
 func newCheckCommand(streams genericiooptions.IOStreams, display string) *cobra.Command {
@@ -91,6 +98,10 @@ file and line.`,
 	f.StringVarP(&o.namespace, "namespace", "n", o.namespace, "namespace of the objects that have none")
 	f.StringArrayVar(&o.namespaceLabels, "namespace-labels", nil, "labels of a namespace for cluster policies: NAMESPACE=KEY=VALUE[,KEY=VALUE...]; repeatable")
 	f.StringVarP(&o.output, "output", "o", o.output, "output format: text, json or sarif")
+	f.BoolVar(&o.strict, "strict", false, "fail on a file of a directory that holds no Kubernetes object, instead of skipping it")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out the paths of a directory that match this glob (e.g. 'testdata', '*.tmpl.yaml', 'charts/*/ci'), relative to the directory or by base name; repeatable")
+	f.StringArrayVar(&o.valueFiles, "values", nil, "a values file for the Helm charts of the input, as helm template --values; repeatable")
+	f.StringArrayVar(&o.setValues, "set", nil, "a value for the Helm charts of the input, as helm template --set (key=value,key2=value2); repeatable")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("policies", "yaml", "yml", "json")
@@ -109,7 +120,10 @@ type checkInput struct {
 	clusterPolicies []*rules.Policy
 	nsLabels        map[string]map[string]string
 	skipped         int
-	warnings        []string
+	// skippedFiles are the files of directories without any Kubernetes
+	// object.
+	skippedFiles []string
+	warnings     []string
 }
 
 // judgedObject is one object of a kind the rules judge.
@@ -189,14 +203,23 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 	nsObjects := map[string]map[string]string{}
 
 	readStdin := false
+	walk := walkOptions{namespace: o.namespace, values: helmValues{files: o.valueFiles, set: o.setValues}, exclude: o.exclude}
 	load := func(paths []string, policiesOnly bool) error {
-		srcs, err := readSources(paths, stdin, &readStdin)
+		srcs, err := readSources(paths, stdin, &readStdin, walk)
 		if err != nil {
 			return err
 		}
 		in.files += len(srcs)
 		for _, src := range srcs {
 			docs, es := parseDocuments(src)
+			if src.inDir && len(docs) == 0 && len(es) > 0 && allNotObjects(es) {
+				// A directory holds other files too (CI configs, values).
+				in.skippedFiles = append(in.skippedFiles, src.name)
+				if o.strict {
+					errs = append(errs, &inputError{file: src.name, line: es[0].line, msg: es[0].msg + " (--strict)"})
+				}
+				continue
+			}
 			if src.name == stdinName && len(docs) == 0 && len(es) == 0 {
 				// Most likely the command before the pipe failed.
 				es = inputErrors{{file: stdinName, msg: "no objects on standard input (did the command before the pipe fail?)"}}
@@ -237,6 +260,10 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 		for k, v := range l {
 			m[k] = v
 		}
+	}
+	if n := len(in.skippedFiles); n > 0 {
+		in.warnings = append(in.warnings, fmt.Sprintf("skipped %s of the directories given that hold no Kubernetes object (--strict fails on them): %s",
+			plural(n, "file"), strings.Join(firstN(in.skippedFiles, 5), ", ")))
 	}
 	if in.policies == 0 {
 		in.warnings = append(in.warnings, "no LoopbackService or ClusterLoopbackService in the input or --policies: nothing is protected")
@@ -423,4 +450,23 @@ func evaluateInput(in *checkInput) []checkResult {
 		}
 	}
 	return out
+}
+
+// allNotObjects reports whether every error is a document that is valid
+// YAML but no Kubernetes object.
+func allNotObjects(es inputErrors) bool {
+	for _, e := range es {
+		if !e.notObject {
+			return false
+		}
+	}
+	return true
+}
+
+// firstN is the first n items, and how many more.
+func firstN(items []string, n int) []string {
+	if len(items) <= n {
+		return items
+	}
+	return append(slices.Clone(items[:n]), fmt.Sprintf("and %d more", len(items)-n))
 }

@@ -92,6 +92,16 @@ var checkCases = []checkCase{
 	{"merged", []string{"-f", td + "merged.yaml", "--policies", policies}, "", ExitViolations},
 	{"clean", []string{"-f", td + "clean.yaml", "--policies", policies}, "", ExitOK},
 	{"kubectl-dump", []string{"-f", td + "kubectl-dump.yaml", "--policies", policies}, "", ExitViolations},
+	// A repository: a Helm chart rendered (with --values, --set), a
+	// kustomize overlay built (its base not judged twice), files that are
+	// not Kubernetes objects skipped (--strict fails), --exclude.
+	{"repo", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken"}, "", ExitViolations},
+	{"repo-values", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--values", td + "repo-values.yaml"}, "", ExitViolations},
+	{"repo-set", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--set", "admin.expose=true,admin.port=15000"}, "", ExitViolations},
+	{"repo-strict", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--exclude", ".github", "--strict"}, "", ExitError},
+	{"repo-unexcluded", []string{"-f", td + "repo", "-n", "shop"}, "", ExitError},
+	{"chart", []string{"-f", td + "repo/chart", "-n", "shop", "--set", "admin.expose=true", "--policies", td + "repo/plain/policy.yaml"}, "", ExitViolations},
+	{"kustomization", []string{"-f", td + "repo/kustomize/overlays/prod", "--policies", td + "repo/plain/policy.yaml"}, "", ExitViolations},
 	{"list-json", []string{"-f", td + "list.json", "--policies", policies}, "", ExitViolations},
 	{"stdin", []string{"-f", "-", "--policies", policies}, td + "kustomize-output.yaml", ExitViolations},
 	{"tree", []string{"-f", td + "tree"}, "", ExitViolations},
@@ -110,7 +120,7 @@ var checkCases = []checkCase{
 // them they cover every reason and every action.
 var formatted = map[string]bool{
 	"containers": true, "hostport": true, "hostnetwork": true, "services": true, "race": true, "endpoints": true,
-	"actions": true, "clean": true, "stdin": true, "workloads": true, "cluster": true,
+	"actions": true, "clean": true, "stdin": true, "workloads": true, "cluster": true, "repo-values": true,
 }
 
 // TestCheck runs every case and compares the transcript (stdout, stderr,
