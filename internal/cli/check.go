@@ -57,10 +57,17 @@ CronJob, ReplicationController and Service of the input against the
 LoopbackService and ClusterLoopbackService objects of the input and of
 --policies, with the rules the admission webhook runs.
 
-Input: files (any name), directories (their .yaml, .yml and .json files,
-recursively) and "-" for standard input (e.g. kustomize build output).
-Multi-document YAML, JSON and List kinds are read. --policies reads only
-policies and Namespaces.
+Input: files (any name), directories and "-" for standard input (e.g.
+kustomize build output). Multi-document YAML, JSON and List kinds are
+read. --policies reads only policies and Namespaces.
+
+A directory is read as a repository: a Helm chart (a directory with
+Chart.yaml) is rendered as helm template would (--values, --set), a
+kustomization (kustomization.yaml) is built as kustomize build would (a
+base that another kustomization uses is judged through it only), and the
+files of either are not read again; its other .yaml, .yml and .json files
+are read, those that hold no Kubernetes object are skipped with a count
+(--strict: an error), and --exclude leaves out paths by glob.
 
 Namespaces come from the objects, or --namespace for those without one.
 A ClusterLoopbackService's namespaceSelector sees the labels of Namespace
@@ -77,6 +84,9 @@ reported but do not fail), 1 when an object would be denied, 2 on bad input
 file and line.`,
 		Example: fmt.Sprintf(`  # A directory of manifests with the policies in it
   %[1]s check -f deploy/
+
+  # A repository: its charts rendered with these values, its kustomizations built
+  %[1]s check -f . --values prod-values.yaml --set image.tag=1.2 --exclude testdata
 
   # kustomize output on stdin, policies kept in another directory
   kustomize build overlays/prod | %[1]s check -f - --policies platform/policies/
@@ -226,6 +236,9 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 			}
 			for _, d := range docs {
 				es = append(es, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
+				// Decoded: only the node tree (for the lines of
+				// findings) is kept.
+				d.raw = nil
 			}
 			if len(es) > 0 && looksLikeHelmTemplate(src.data) {
 				es[0].msg += helmTemplateHint
