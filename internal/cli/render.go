@@ -16,6 +16,24 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
+// The suffixes of the names of rendered sources: the file the output
+// comes from, then how it was rendered. Their lines are the output's.
+const (
+	helmRendered      = " (helm template)"
+	kustomizeRendered = " (kustomize build)"
+)
+
+// renderedFrom splits a source name into the file in the repository and
+// whether it was rendered (its lines are the output's, not the file's).
+func renderedFrom(name string) (file string, rendered bool) {
+	for _, suffix := range []string{helmRendered, kustomizeRendered} {
+		if f, ok := strings.CutSuffix(name, suffix); ok {
+			return f, true
+		}
+	}
+	return name, false
+}
+
 // helmReleaseName is the release name `helm template` uses when given none.
 const helmReleaseName = "release-name"
 
@@ -53,7 +71,7 @@ func renderKustomization(dir string) (source, error) {
 	if err != nil {
 		return source{}, &inputError{file: name, msg: "kustomize build failed: " + err.Error()}
 	}
-	return source{name: name + " (kustomize build)", data: out}, nil
+	return source{name: name + kustomizeRendered, data: out}, nil
 }
 
 // helmValues are the values given to every chart, as helm template
@@ -144,7 +162,7 @@ func renderChart(dir, namespace string, values helmValues) ([]source, error) {
 		// name is <chart>/templates/x.yaml, or
 		// <chart>/charts/<sub>/templates/x.yaml for a subchart.
 		_, rel, _ := strings.Cut(name, "/")
-		out = append(out, source{name: filepath.Join(dir, rel) + " (helm template)", data: []byte(files[name])})
+		out = append(out, source{name: filepath.Join(dir, rel) + helmRendered, data: []byte(files[name])})
 	}
 	return out, nil
 }
