@@ -64,12 +64,16 @@ var runs = []struct {
 	// The agent and the operator run with hostNetwork: their 127.0.0.1
 	// ports are on the node's loopback (Audit, as the policies ask).
 	{"cilium", []string{"-f", corpus + "/cilium"}, cli.ExitOK},
+	// Typha (hostNetwork) has its health port on the node's loopback
+	// (Audit).
+	{"calico", []string{"-f", corpus + "/calico"}, cli.ExitOK},
+	// Envoy's admin 9001 is not declared; hostPort 80/443 are not
+	// protected: nothing to report.
+	{"contour", []string{"-f", corpus + "/contour"}, cli.ExitOK},
 	// No policy of ours applies to these: each is read whole, without an
 	// error.
 	{"argocd", []string{"-f", corpus + "/argocd"}, cli.ExitOK},
-	{"calico", []string{"-f", corpus + "/calico"}, cli.ExitOK},
 	{"cert-manager", []string{"-f", corpus + "/cert-manager"}, cli.ExitOK},
-	{"contour", []string{"-f", corpus + "/contour"}, cli.ExitOK},
 	{"guestbook", []string{"-f", corpus + "/guestbook", "-f", corpus + "/guestbook-go"}, cli.ExitOK},
 	{"ingress-nginx", []string{"-f", corpus + "/ingress-nginx"}, cli.ExitOK},
 	// A Helm template as committed: an error with its line and the hint.
