@@ -9,7 +9,9 @@
 
 TEST_SUITES := unit images enforcer bench observe release helm e2e node netpol helm-cluster incluster quickstart ha
 
-# Unit and integration tests (envtest) of the main module.
+# Unit and integration tests (envtest) of the main module. test/corpus runs
+# loopguard check over ../shared/corpus beside the repository (a worktree
+# elsewhere sets LOOPGUARD_CORPUS=<dir>/shared/corpus); it fails without it.
 TS_unit_DIR := .
 TS_unit_PKGS := ./...
 

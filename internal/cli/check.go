@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,12 @@ type checkOptions struct {
 	namespace       string
 	namespaceLabels []string
 	output          string
+	// strict: a file of a directory that holds no Kubernetes object is an
+	// error, not skipped.
+	strict     bool
+	exclude    []string
+	valueFiles []string
+	setValues  []string
 }
 
 func newCheckCommand(streams genericiooptions.IOStreams, display string) *cobra.Command {
@@ -47,10 +54,17 @@ func newCheckCommand(streams genericiooptions.IOStreams, display string) *cobra.
 		Short: "Judge manifests against loopback-only policies, as the admission webhook would",
 		Long: checkIntroHelp() + `
 
-Input: files (any name), directories (their .yaml, .yml and .json files,
-recursively) and "-" for standard input (e.g. kustomize build output).
-Multi-document YAML, JSON and List kinds are read. --policies reads only
-policies and Namespaces.
+Input: files (any name), directories and "-" for standard input (e.g.
+kustomize build output). Multi-document YAML, JSON and List kinds are
+read. --policies reads only policies and Namespaces.
+
+A directory is read as a repository: a Helm chart (a directory with
+Chart.yaml) is rendered as helm template would (--values, --set), a
+kustomization (kustomization.yaml) is built as kustomize build would (a
+base that another kustomization uses is judged through it only), and the
+files of either are not read again; its other .yaml, .yml and .json files
+are read, those that hold no Kubernetes object are skipped with a count
+(--strict: an error), and --exclude leaves out paths by glob.
 
 Namespaces come from the objects, or --namespace for those without one.
 A ClusterLoopbackService's namespaceSelector sees the labels of Namespace
@@ -67,6 +81,9 @@ reported but do not fail), 1 when an object would be denied, 2 on bad input
 file and line.`,
 		Example: fmt.Sprintf(`  # A directory of manifests with the policies in it
   %[1]s check -f deploy/
+
+  # A repository: its charts rendered with these values, its kustomizations built
+  %[1]s check -f . --values prod-values.yaml --set image.tag=1.2 --exclude testdata
 
   # kustomize output on stdin, policies kept in another directory
   kustomize build overlays/prod | %[1]s check -f - --policies platform/policies/
@@ -88,6 +105,10 @@ file and line.`,
 	f.StringVarP(&o.namespace, "namespace", "n", o.namespace, "namespace of the objects that have none")
 	f.StringArrayVar(&o.namespaceLabels, "namespace-labels", nil, "labels of a namespace for cluster policies: NAMESPACE=KEY=VALUE[,KEY=VALUE...]; repeatable")
 	f.StringVarP(&o.output, "output", "o", o.output, "output format: text, json or sarif")
+	f.BoolVar(&o.strict, "strict", false, "fail on a file of a directory that holds no Kubernetes object, instead of skipping it")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out the paths of a directory that match this glob (e.g. 'testdata', '*.tmpl.yaml', 'charts/*/ci'), relative to the directory or by base name; repeatable")
+	f.StringArrayVar(&o.valueFiles, "values", nil, "a values file for the Helm charts of the input, as helm template --values; repeatable")
+	f.StringArrayVar(&o.setValues, "set", nil, "a value for the Helm charts of the input, as helm template --set (key=value,key2=value2); repeatable")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("policies", "yaml", "yml", "json")
@@ -106,7 +127,10 @@ type checkInput struct {
 	clusterPolicies []*rules.Policy
 	nsLabels        map[string]map[string]string
 	skipped         int
-	warnings        []string
+	// skippedFiles are the files of directories without any Kubernetes
+	// object.
+	skippedFiles []string
+	warnings     []string
 }
 
 // judgedObject is one object of a kind the rules judge.
@@ -186,22 +210,37 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 	nsObjects := map[string]map[string]string{}
 
 	readStdin := false
+	walk := walkOptions{namespace: o.namespace, values: helmValues{files: o.valueFiles, set: o.setValues}, exclude: o.exclude}
 	load := func(paths []string, policiesOnly bool) error {
-		srcs, err := readSources(paths, stdin, &readStdin)
+		srcs, err := readSources(paths, stdin, &readStdin, walk)
 		if err != nil {
 			return err
 		}
 		in.files += len(srcs)
 		for _, src := range srcs {
 			docs, es := parseDocuments(src)
+			if src.inDir && len(docs) == 0 && len(es) > 0 && allNotObjects(es) {
+				// A directory holds other files too (CI configs, values).
+				in.skippedFiles = append(in.skippedFiles, src.name)
+				if o.strict {
+					errs = append(errs, &inputError{file: src.name, line: es[0].line, msg: es[0].msg + " (--strict)"})
+				}
+				continue
+			}
 			if src.name == stdinName && len(docs) == 0 && len(es) == 0 {
 				// Most likely the command before the pipe failed.
 				es = inputErrors{{file: stdinName, msg: "no objects on standard input (did the command before the pipe fail?)"}}
 			}
-			errs = append(errs, es...)
 			for _, d := range docs {
-				errs = append(errs, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
+				es = append(es, in.add(d, o.namespace, policiesOnly, defs, nsObjects)...)
+				// Decoded: only the node tree (for the lines of
+				// findings) is kept.
+				d.raw = nil
 			}
+			if len(es) > 0 && looksLikeHelmTemplate(src.data) {
+				es[0].msg += helmTemplateHint
+			}
+			errs = append(errs, es...)
 		}
 		return nil
 	}
@@ -231,6 +270,10 @@ func loadCheckInput(o *checkOptions, stdin io.Reader) (*checkInput, error) {
 		for k, v := range l {
 			m[k] = v
 		}
+	}
+	if n := len(in.skippedFiles); n > 0 {
+		in.warnings = append(in.warnings, fmt.Sprintf("skipped %s of the directories given that hold no Kubernetes object (--strict fails on them): %s",
+			plural(n, "file"), strings.Join(firstN(in.skippedFiles, 5), ", ")))
 	}
 	if in.policies == 0 {
 		in.warnings = append(in.warnings, "no LoopbackService or ClusterLoopbackService in the input or --policies: nothing is protected")
@@ -417,4 +460,23 @@ func evaluateInput(in *checkInput) []checkResult {
 		}
 	}
 	return out
+}
+
+// allNotObjects reports whether every error is a document that is valid
+// YAML but no Kubernetes object.
+func allNotObjects(es inputErrors) bool {
+	for _, e := range es {
+		if !e.notObject {
+			return false
+		}
+	}
+	return true
+}
+
+// firstN is the first n items, and how many more.
+func firstN(items []string, n int) []string {
+	if len(items) <= n {
+		return items
+	}
+	return append(slices.Clone(items[:n]), fmt.Sprintf("and %d more", len(items)-n))
 }

@@ -91,6 +91,17 @@ var checkCases = []checkCase{
 	{"actions", []string{"-f", td + "actions.yaml", "--policies", policies}, "", ExitOK},
 	{"merged", []string{"-f", td + "merged.yaml", "--policies", policies}, "", ExitViolations},
 	{"clean", []string{"-f", td + "clean.yaml", "--policies", policies}, "", ExitOK},
+	{"kubectl-dump", []string{"-f", td + "kubectl-dump.yaml", "--policies", policies}, "", ExitViolations},
+	// A repository: a Helm chart rendered (with --values, --set), a
+	// kustomize overlay built (its base not judged twice), files that are
+	// not Kubernetes objects skipped (--strict fails), --exclude.
+	{"repo", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken"}, "", ExitViolations},
+	{"repo-values", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--values", td + "repo-values.yaml"}, "", ExitViolations},
+	{"repo-set", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--set", "admin.expose=true,admin.port=15000"}, "", ExitViolations},
+	{"repo-strict", []string{"-f", td + "repo", "-n", "shop", "--exclude", "broken", "--exclude", ".github", "--strict"}, "", ExitError},
+	{"repo-unexcluded", []string{"-f", td + "repo", "-n", "shop"}, "", ExitError},
+	{"chart", []string{"-f", td + "repo/chart", "-n", "shop", "--set", "admin.expose=true", "--policies", td + "repo/plain/policy.yaml"}, "", ExitViolations},
+	{"kustomization", []string{"-f", td + "repo/kustomize/overlays/prod", "--policies", td + "repo/plain/policy.yaml"}, "", ExitViolations},
 	{"list-json", []string{"-f", td + "list.json", "--policies", policies}, "", ExitViolations},
 	{"stdin", []string{"-f", "-", "--policies", policies}, td + "kustomize-output.yaml", ExitViolations},
 	{"tree", []string{"-f", td + "tree"}, "", ExitViolations},
@@ -109,7 +120,7 @@ var checkCases = []checkCase{
 // them they cover every reason and every action.
 var formatted = map[string]bool{
 	"containers": true, "hostport": true, "hostnetwork": true, "services": true, "race": true, "endpoints": true,
-	"actions": true, "clean": true, "stdin": true, "workloads": true, "cluster": true,
+	"actions": true, "clean": true, "stdin": true, "workloads": true, "cluster": true, "repo-values": true,
 }
 
 // TestCheck runs every case and compares the transcript (stdout, stderr,
@@ -398,5 +409,51 @@ func TestKrewManifest(t *testing.T) {
 	}
 	if strings.Count(string(data), "PLACEHOLDER") < len(m.Spec.Platforms) {
 		t.Error("every placeholder uri and sha256 must be marked PLACEHOLDER")
+	}
+}
+
+// TestCheckParseErrors: every YAML error has a line, the first line
+// included, and a file that is an unrendered Helm template says so and how
+// to render it.
+func TestCheckParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{td + "first-line.yaml", []string{td + "first-line.yaml:1: invalid YAML: mapping values are not allowed in this context"}},
+		{td + "malformed.yaml", []string{td + "malformed.yaml:"}},
+		{td + "helm-template.yaml", []string{td + "helm-template.yaml:1: invalid YAML: ", "an unrendered Helm template", "helm template", "Chart.yaml"}},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			_, stderr, code := run(t, "", "check", "-f", tc.file)
+			if code != ExitError {
+				t.Errorf("exit status %d, want %d", code, ExitError)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckKubectlDump: in a `kubectl get -o yaml` dump, the control
+// plane's Endpoints and EndpointSlices of a Service with a selector are
+// not judged (as the webhook and audit do not), hand-written ones are.
+func TestCheckKubectlDump(t *testing.T) {
+	stdout, stderr, code := run(t, "", "check", "-f", td+"kubectl-dump.yaml", "--policies", policies)
+	if code != ExitViolations {
+		t.Errorf("exit status %d, want %d\n%s", code, ExitViolations, stderr)
+	}
+	for _, not := range []string{"Endpoints shop/cart:", "EndpointSlice shop/cart-x7k2p:"} {
+		if strings.Contains(stdout, not) {
+			t.Errorf("the control plane's object is judged (%q):\n%s", not, stdout)
+		}
+	}
+	for _, want := range []string{"Service shop/cart:", "Pod shop/cart-5d8f7:", "EndpointSlice shop/cart-direct-1:"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no finding %q:\n%s", want, stdout)
+		}
 	}
 }

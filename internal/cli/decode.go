@@ -167,3 +167,17 @@ func jsonTypeOf(n *yaml.Node) string {
 	}
 	return ""
 }
+
+// helmTemplateHint follows the first error of a file that looks like an
+// unrendered Helm template.
+const helmTemplateHint = " (this file looks like an unrendered Helm template, with {{ ... }} actions: " +
+	"render the chart first, helm template CHART | loopguard check -f -, or give check the chart's directory, " +
+	"the one with Chart.yaml, and it renders the chart itself)"
+
+// helmAction matches a Go template action as Helm charts write them.
+var helmAction = regexp.MustCompile(`\{\{-?\s*(?:\.|include |if |end|range |with |toYaml |template |define |-|\$)`)
+
+// looksLikeHelmTemplate reports whether data holds Go template actions.
+func looksLikeHelmTemplate(data []byte) bool {
+	return helmAction.Match(data)
+}

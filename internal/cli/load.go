@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // stdinName is how findings and errors name standard input.
@@ -24,6 +26,9 @@ const stdinName = "<stdin>"
 type source struct {
 	name string
 	data []byte
+	// inDir: found by walking a directory, where a file that holds no
+	// Kubernetes object is skipped (counted; --strict fails on it).
+	inDir bool
 }
 
 // document is one Kubernetes object of the input: a YAML or JSON document,
@@ -46,6 +51,8 @@ type inputError struct {
 	file string
 	line int
 	msg  string
+	// notObject: valid YAML that is not a Kubernetes object.
+	notObject bool
 }
 
 func (e *inputError) Error() string {
@@ -70,11 +77,36 @@ func (es inputErrors) Error() string {
 // kubectl apply -R.
 var manifestExtensions = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
+// walkOptions are how check reads directories.
+type walkOptions struct {
+	// namespace is the release namespace of the charts rendered.
+	namespace string
+	values    helmValues
+	// exclude are glob patterns (path.Match) of paths to leave out,
+	// matched against each path relative to the directory given and
+	// against its base name; a directory that matches is left out whole.
+	exclude []string
+}
+
+// excluded reports whether rel (slash-separated, relative to the
+// directory walked) matches a pattern of --exclude.
+func (w walkOptions) excluded(rel string) bool {
+	for _, p := range w.exclude {
+		if ok, _ := path.Match(p, rel); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, path.Base(rel)); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // readSources reads every path: "-" is standard input (once: *readStdin
-// records that it was read), a directory contributes its .yaml, .yml and
-// .json files recursively in lexical order, a file is read whatever its
-// name.
-func readSources(paths []string, stdin io.Reader, readStdin *bool) ([]source, error) {
+// records that it was read), a file is read whatever its name, and a
+// directory contributes (walkDir) its charts rendered, its kustomizations
+// built and its other .yaml, .yml and .json files, in lexical order.
+func readSources(paths []string, stdin io.Reader, readStdin *bool, w walkOptions) ([]source, error) {
 	var out []source
 	for _, p := range paths {
 		if p == "-" {
@@ -101,29 +133,117 @@ func readSources(paths []string, stdin io.Reader, readStdin *bool) ([]source, er
 			out = append(out, source{name: p, data: data})
 			continue
 		}
-		var files []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return &inputError{file: path, msg: describeFSError(err)}
-			}
-			if !d.IsDir() && manifestExtensions[strings.ToLower(filepath.Ext(path))] {
-				files = append(files, path)
-			}
-			return nil
-		})
+		srcs, err := walkDir(p, w)
 		if err != nil {
 			return nil, err
 		}
-		sort.Strings(files)
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				return nil, &inputError{file: f, msg: describeFSError(err)}
+		out = append(out, srcs...)
+	}
+	return out, nil
+}
+
+// walkDir reads a directory as a repository: a Helm chart (a directory
+// with Chart.yaml) is rendered as helm template would, a kustomization
+// (kustomization.yaml) is built as kustomize build would, unless another
+// kustomization of the tree uses it as a base or component (it is then
+// judged through that one), and the files inside either are not read
+// again on their own. Any other .yaml, .yml or .json file is read, marked
+// inDir: one that holds no Kubernetes object is skipped, not an error.
+func walkDir(root string, w walkOptions) ([]source, error) {
+	type entry struct {
+		path string
+		kind string // "file", "chart" or "kustomization"
+	}
+	var entries []entry
+	used := map[string]bool{} // kustomization dirs another one refers to
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return &inputError{file: p, msg: describeFSError(err)}
+		}
+		if p != root {
+			rel, _ := filepath.Rel(root, p)
+			if w.excluded(filepath.ToSlash(rel)) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
-			out = append(out, source{name: f, data: data})
+		}
+		if d.IsDir() {
+			switch {
+			case isChart(p):
+				entries = append(entries, entry{p, "chart"})
+				return filepath.SkipDir
+			case kustomization(p) != "":
+				entries = append(entries, entry{p, "kustomization"})
+				for _, ref := range kustomizationRefs(p) {
+					used[filepath.Clean(ref)] = true
+				}
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if manifestExtensions[strings.ToLower(filepath.Ext(p))] {
+			entries = append(entries, entry{p, "file"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].path < entries[j].path })
+	var out []source
+	for _, e := range entries {
+		switch e.kind {
+		case "chart":
+			srcs, err := renderChart(e.path, w.namespace, w.values)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, srcs...)
+		case "kustomization":
+			if used[filepath.Clean(e.path)] {
+				continue
+			}
+			src, err := renderKustomization(e.path)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, src)
+		default:
+			data, err := os.ReadFile(e.path)
+			if err != nil {
+				return nil, &inputError{file: e.path, msg: describeFSError(err)}
+			}
+			out = append(out, source{name: e.path, data: data, inDir: true})
 		}
 	}
 	return out, nil
+}
+
+// kustomizationRefs are the local directories a kustomization names in
+// resources, bases and components (a URL or a file is not one).
+func kustomizationRefs(dir string) []string {
+	data, err := os.ReadFile(kustomization(dir))
+	if err != nil {
+		return nil
+	}
+	var k struct {
+		Resources  []string `json:"resources"`
+		Bases      []string `json:"bases"`
+		Components []string `json:"components"`
+	}
+	if sigsyaml.Unmarshal(data, &k) != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range append(append(k.Resources, k.Bases...), k.Components...) {
+		p := filepath.Join(dir, r)
+		if info, err := os.Stat(p); err == nil && info.IsDir() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func describeFSError(err error) string {
@@ -172,6 +292,10 @@ func yamlError(file string, err error, fallbackLine int) inputErrors {
 			if te == nil && yamlParserProblems[m] {
 				line++
 			}
+		} else if te == nil && line == 0 {
+			// yaml.v3 leaves the line out when it is the first one (its
+			// 0-based line 0), whatever the problem.
+			line = 1
 		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		out = append(out, &inputError{file: file, line: line, msg: "invalid YAML: " + m})
@@ -212,7 +336,7 @@ func parseDocuments(src source) ([]*document, inputErrors) {
 // objectsOf decodes one object node, expanding Lists.
 func objectsOf(file string, node *yaml.Node) ([]*document, inputErrors) {
 	if node.Kind != yaml.MappingNode {
-		return nil, inputErrors{{file: file, line: node.Line, msg: "not a Kubernetes object: expected a mapping with apiVersion and kind"}}
+		return nil, inputErrors{{file: file, line: node.Line, msg: "not a Kubernetes object: expected a mapping with apiVersion and kind", notObject: true}}
 	}
 	var v any
 	if err := node.Decode(&v); err != nil {
@@ -227,7 +351,7 @@ func objectsOf(file string, node *yaml.Node) ([]*document, inputErrors) {
 	d.apiVersion, _ = obj["apiVersion"].(string)
 	d.kind, _ = obj["kind"].(string)
 	if d.kind == "" || d.apiVersion == "" {
-		return nil, inputErrors{{file: file, line: node.Line, msg: "not a Kubernetes object: apiVersion and kind are required"}}
+		return nil, inputErrors{{file: file, line: node.Line, msg: "not a Kubernetes object: apiVersion and kind are required", notObject: true}}
 	}
 	if items := lookup(node, "items"); items != nil && isListKind(d.kind) {
 		if items.Kind != yaml.SequenceNode {

@@ -250,6 +250,12 @@ func writeSARIF(w io.Writer, results []checkResult) error {
 	for _, r := range results {
 		f := r.finding
 		ns := r.object.namespace
+		// A rendered manifest points at its template or kustomization as
+		// a whole: the line is the rendered output's, not the file's.
+		file, line := r.file, r.line
+		if f, rendered := renderedFrom(r.file); rendered {
+			file, line = f, 1
+		}
 		sum := sha256.Sum256([]byte(strings.Join([]string{f.Object.Kind, ns, f.Object.Name, f.Field, f.Reason, f.Related}, "\x00")))
 		run.Results = append(run.Results, sarifResult{
 			RuleID:    f.Reason,
@@ -257,8 +263,8 @@ func writeSARIF(w io.Writer, results []checkResult) error {
 			Level:     sarifLevel(f.Action),
 			Message:   sarifMessage{Text: f.Message()},
 			Locations: []sarifLocation{{PhysicalLocation: sarifPhysicalLocation{
-				ArtifactLocation: sarifArtifactLocation{URI: sarifURI(r.file)},
-				Region:           &sarifRegion{StartLine: r.line},
+				ArtifactLocation: sarifArtifactLocation{URI: sarifURI(file)},
+				Region:           &sarifRegion{StartLine: line},
 			}}},
 			PartialFingerprints: map[string]string{"loopguardFinding/v1": hex.EncodeToString(sum[:16])},
 			Properties: sarifProperties{

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -313,5 +315,65 @@ func TestReviewHostileEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
 	d := review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})
 	if d.Action != v1alpha1.ActionDeny {
 		t.Fatalf("Review of a slice beyond the work limit in a namespace without policies: got action %q, want Deny", d.Action)
+	}
+}
+
+func TestControllerWrittenEndpoints(t *testing.T) {
+	svc := service("cart", selector("app", "cart"))
+	eps := func(name string) *corev1.Endpoints {
+		return &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: name}}
+	}
+	other := service("cart", selector("app", "cart"))
+	other.Namespace = "billing"
+	tests := []struct {
+		name string
+		eps  *corev1.Endpoints
+		svc  *corev1.Service
+		want bool
+	}{
+		{"named after a Service with a selector: the endpoints controller's", eps("cart"), svc, true},
+		{"no such Service", eps("cart"), nil, false},
+		{"a Service without a selector (hand-written endpoints)", eps("cart"), service("cart"), false},
+		{"an ExternalName Service", eps("cart"), service("cart", selector("app", "cart"), externalName("example.com")), false},
+		{"another name", eps("cart-admin"), svc, false},
+		{"another namespace", eps("cart"), other, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ControllerWrittenEndpoints(tt.eps, tt.svc); got != tt.want {
+				t.Errorf("ControllerWrittenEndpoints = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAuditSkipsTheControlPlanesEndpoints: a snapshot read from a dump
+// holds the Service's own Endpoints and EndpointSlice; Audit judges the
+// Service and the hand-written slice, not the controllers' copies.
+func TestAuditSkipsTheControlPlanesEndpoints(t *testing.T) {
+	env := shopEnv(nsPolicy(t, testNamespace, "envoy-admin", protects(15000)))
+	cart := pod("cart-1", withLabels("app", "cart"), withIP("10.244.0.7"))
+	svc := service("cart", selector("app", "cart"), servicePort(9000, targetPort(15000)))
+	svc.UID = "svc-uid"
+	ep := discoveryv1.Endpoint{Addresses: []string{"10.244.0.7"}}
+	owned := slice("cart-abcde", []discoveryv1.EndpointPort{slicePort(15000, corev1.ProtocolTCP)}, ep)
+	owned.Labels = map[string]string{discoveryv1.LabelManagedBy: EndpointSliceControllerName, discoveryv1.LabelServiceName: "cart"}
+	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "cart", UID: "svc-uid", Controller: ptr.To(true)}}
+	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "cart"},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.7"}}, Ports: []corev1.EndpointPort{{Port: 15000}}}}}
+	handWritten := slice("cart-direct", []discoveryv1.EndpointPort{slicePort(15000, corev1.ProtocolTCP)}, ep)
+	s := Snapshot{Env: env}
+	for _, o := range []runtime.Object{cart, svc, owned, eps, handWritten} {
+		s.Add(o)
+	}
+	var judged []string
+	for _, j := range Audit(s).Judged {
+		if len(j.Findings) > 0 {
+			judged = append(judged, j.Findings[0].Object.String())
+		}
+	}
+	want := []string{`pod "cart-1"`, `service "cart"`, `endpointslice "cart-direct"`}
+	if !reflect.DeepEqual(judged, want) {
+		t.Errorf("findings on %q, want %q", judged, want)
 	}
 }

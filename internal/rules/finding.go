@@ -82,7 +82,26 @@ func (f Finding) Message() string {
 	if n := len(f.Policies) - len(shown); n > 0 {
 		refs = append(refs, fmt.Sprintf("%d more policies", n))
 	}
-	return f.Object.String() + " " + strings.Replace(f.format, policiesMark, strings.Join(refs, " and "), 1)
+	msg := strings.Replace(f.format, policiesMark, strings.Join(refs, " and "), 1)
+	msg = strings.Replace(msg, hostNetworkHintMark, HostNetworkHint(f.Action), 1)
+	return f.Object.String() + " " + msg
+}
+
+// hostNetworkHintMark stands for HostNetworkHint of the finding's action:
+// the policies of a merged finding decide it together.
+const hostNetworkHintMark = "\x00hostnetwork-hint\x00"
+
+// HostNetworkHint is what a host-network finding tells the user to do, by
+// its action: the one text that check, audit, the webhook and the reports
+// show. Audit (the policies' hostNetwork: Audit, or their
+// enforcementAction) admits the pod: the hint says so instead of asking
+// for a fix no policy requires.
+func HostNetworkHint(action v1alpha1.EnforcementAction) string {
+	if action == v1alpha1.ActionAudit {
+		return "admitted and only reported, as the policy's hostNetwork: Audit (or enforcementAction: Audit) asks: " +
+			"these ports stay open to every process and hostNetwork pod of the node"
+	}
+	return "set hostNetwork: false"
 }
 
 // maxPoliciesInMessage bounds the policies one message names: a port that

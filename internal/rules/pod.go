@@ -140,7 +140,7 @@ func evaluateHostNetwork(env *Env, pod PodTemplate, podLabels labels.Set, c *col
 		}
 		f := Finding{
 			Object: pod.Object, Field: path, Reason: ReasonHostNetwork,
-			format: fmt.Sprintf("uses the node's network (hostNetwork: true at %s), so its loopback-only ports %s, declared by \x00policies\x00, live on the node's loopback, shared with every hostNetwork pod and node process, and no NetworkPolicy applies; set hostNetwork: false",
+			format: fmt.Sprintf("uses the node's network (hostNetwork: true at %s), so its loopback-only ports %s, declared by \x00policies\x00, live on the node's loopback, shared with every hostNetwork pod and node process, and no NetworkPolicy applies; "+hostNetworkHintMark,
 				path, strings.Join(ports, ", ")),
 		}
 		action := p.Action

@@ -205,7 +205,16 @@ func TestEvaluatePod(t *testing.T) {
 			name:     "hostNetwork, hostNetwork Audit: Audit whatever the action",
 			policies: []*Policy{envoy(enforce(deny), hostNetworkAction(v1alpha1.HostNetworkAudit))},
 			pod:      cart(withHostNetwork()),
-			want:     []wantFinding{{Field: "spec.hostNetwork", Reason: ReasonHostNetwork, Action: audit, Policies: []string{envoyAdmin}}},
+			want: []wantFinding{{Field: "spec.hostNetwork", Reason: ReasonHostNetwork, Action: audit, Policies: []string{envoyAdmin},
+				// What Audit means, not a fix the policy does not ask for.
+				Contains: []string{"admitted and only reported"}, Excludes: []string{"set hostNetwork: false"}}},
+		},
+		{
+			name:     "hostNetwork, Deny: the fix",
+			policies: []*Policy{envoy(enforce(deny))},
+			pod:      cart(withHostNetwork()),
+			want: []wantFinding{{Field: "spec.hostNetwork", Reason: ReasonHostNetwork, Action: deny, Policies: []string{envoyAdmin},
+				Contains: []string{"; set hostNetwork: false"}, Excludes: []string{"only reported"}}},
 		},
 		{
 			name:     "hostNetwork and a protected containerPort: both, hostNetwork last",

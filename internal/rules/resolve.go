@@ -144,3 +144,16 @@ func ControllerWrittenSlice(slice *discoveryv1.EndpointSlice, svc *corev1.Servic
 	ref := metav1.GetControllerOfNoCopy(slice)
 	return ref != nil && ref.Kind == "Service" && ref.APIVersion == "v1" && ref.Name == svc.Name && ref.UID == svc.UID && svc.UID != ""
 }
+
+// ControllerWrittenEndpoints reports whether eps is the Endpoints object
+// the endpoints controller keeps for svc: named after a Service of its
+// namespace that has a selector (and is not ExternalName). The controller
+// replaces whatever anyone writes there with the Service's selection, so
+// what it routes is the Service's finding, as for ControllerWrittenSlice;
+// the Endpoints of a Service without a selector are hand-written and
+// judged. (The webhook tells them apart by who writes them: the
+// controller's writes never reach it.)
+func ControllerWrittenEndpoints(eps *corev1.Endpoints, svc *corev1.Service) bool {
+	return svc != nil && eps.Name == svc.Name && eps.Namespace == svc.Namespace &&
+		len(svc.Spec.Selector) > 0 && svc.Spec.Type != corev1.ServiceTypeExternalName
+}

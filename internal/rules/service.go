@@ -218,10 +218,9 @@ func evaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workload
 		return nil
 	}
 	obj := ObjectRef{Kind: "Service", Namespace: svc.Namespace, Name: objectName(svc.Name, svc.GenerateName)}
-	svcSel := labels.SelectorFromValidatedSet(svc.Spec.Selector)
 	var members []*selectedMember
 	for _, pod := range pods {
-		if pod.DeletionTimestamp == nil && svcSel.Matches(labels.Set(pod.Labels)) {
+		if pod.DeletionTimestamp == nil && selectorMatches(svc.Spec.Selector, pod.Labels) {
 			members = append(members, &selectedMember{pod: pod.Name, labels: pod.Labels, spec: &pod.Spec})
 		}
 	}
@@ -229,7 +228,7 @@ func evaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workload
 	slices.SortFunc(members, func(a, b *selectedMember) int { return strings.Compare(a.pod, b.pod) })
 	for _, w := range workloads {
 		tmpl, ok := PodTemplateOf(w)
-		if !ok || tmpl.Object.Kind == "Pod" || !svcSel.Matches(labels.Set(tmpl.Labels)) {
+		if !ok || tmpl.Object.Kind == "Pod" || !selectorMatches(svc.Spec.Selector, tmpl.Labels) {
 			continue
 		}
 		members = append(members, &selectedMember{template: strings.ToLower(tmpl.Object.Kind) + " " + tmpl.Object.Name, labels: tmpl.Labels, spec: tmpl.Spec})
@@ -305,7 +304,7 @@ func evaluatePodServices(env *Env, pod PodTemplate, services []*corev1.Service, 
 	names := newPortNames(pod.Spec)
 	var c collector
 	for _, svc := range services {
-		if !inScope(svc) || !labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(podLabels) {
+		if !inScope(svc) || !selectorMatches(svc.Spec.Selector, podLabels) {
 			continue
 		}
 		for i := range svc.Spec.Ports {

@@ -131,8 +131,9 @@ type Report struct {
 	// Judged are the objects judged, each with its findings (often none):
 	// the pods not judged through their owner, the Services, the
 	// workloads not judged through their owner, the EndpointSlices and
-	// the Endpoints, in that order and in the snapshot's order within
-	// each.
+	// the Endpoints that the control plane did not write for a Service of
+	// the snapshot (ControllerWrittenSlice, ControllerWrittenEndpoints),
+	// in that order and in the snapshot's order within each.
 	Judged []Judged
 	// Conflicts are the NetworkPolicies that re-open a protected port of
 	// a selected pod, by NetworkPolicy in the snapshot's order, then by
@@ -171,9 +172,25 @@ func Audit(s Snapshot) Report {
 			cluster.Workloads = append(cluster.Workloads, w)
 		}
 	}
+	// Each Service is judged against the pods and workloads it may
+	// select, each pod and workload against the Services that may select
+	// it: the index finds them (the rules still match each one).
+	sel := newLabelIndex(pods, cluster.Workloads, s.Services)
 	var rep Report
 	judge := func(o runtime.Object) {
-		rep.Judged = append(rep.Judged, Judged{Object: o, Findings: Evaluate(env, o, cluster)})
+		c := cluster
+		switch o := o.(type) {
+		case *corev1.Service:
+			c.Pods, c.Workloads = sel.selectedBy(o)
+		case *corev1.Pod:
+			c.Services = sel.selecting(o.Labels)
+		case *discoveryv1.EndpointSlice, *corev1.Endpoints:
+		default:
+			if t, ok := PodTemplateOf(o); ok {
+				c.Services = sel.selecting(t.Labels)
+			}
+		}
+		rep.Judged = append(rep.Judged, Judged{Object: o, Findings: Evaluate(env, o, c)})
 	}
 	for _, p := range pods {
 		if !OwnedByWorkload(p, owners) {
@@ -186,11 +203,21 @@ func Audit(s Snapshot) Report {
 	for _, w := range cluster.Workloads {
 		judge(w)
 	}
+	// The control plane's own endpoints of the snapshot's Services (a
+	// dump of a namespace holds them) are those Services' findings.
+	services := make(map[string]*corev1.Service, len(s.Services))
+	for _, svc := range s.Services {
+		services[svc.Name] = svc
+	}
 	for _, e := range s.EndpointSlices {
-		judge(e)
+		if !ControllerWrittenSlice(e, services[e.Labels[discoveryv1.LabelServiceName]]) {
+			judge(e)
+		}
 	}
 	for _, e := range s.Endpoints {
-		judge(e)
+		if !ControllerWrittenEndpoints(e, services[e.Name]) {
+			judge(e)
+		}
 	}
 	if len(s.NetworkPolicies) == 0 {
 		return rep

@@ -1,0 +1,3 @@
+{{- define "cart.labels" -}}
+app: {{ .Release.Name }}-cart
+{{- end }}
