@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/addrindex"
@@ -54,7 +55,7 @@ type OpenReportsReconciler struct {
 	client    client.Client
 	reader    client.Reader // the cache
 	apiReader client.Reader // uncached: Reports are not watched
-	mapper    meta.RESTMapper
+	api       *reportsAPI
 	index     *policyindex.Index
 	interval  time.Duration
 }
@@ -63,11 +64,8 @@ type OpenReportsReconciler struct {
 
 // Reconcile implements reconcile.Reconciler for one namespace.
 func (r *OpenReportsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if _, err := r.mapper.RESTMapping(reportGK, openreportsv1alpha1.GroupVersion.Version); err != nil {
-		if meta.IsNoMatchError(err) {
-			return ctrl.Result{}, nil // OpenReports not installed: status, Events and metrics only
-		}
-		return ctrl.Result{}, fmt.Errorf("failed to look up the Report kind: %w", err)
+	if !r.api.served.Load() {
+		return ctrl.Result{}, nil // OpenReports not installed: status, Events and metrics only
 	}
 	s := &reportScope{log: ctrl.LoggerFrom(ctx), namespace: req.Name}
 	phases := []reportPhase{
@@ -92,6 +90,10 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 	cur := &openreportsv1alpha1.Report{}
 	err := r.apiReader.Get(ctx, key, cur)
 	exists := err == nil
+	if meta.IsNoMatchError(err) {
+		r.api.served.Store(false) // uninstalled since the last look
+		return nil
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to get Report %s: %w", key, err)
 	}
@@ -146,12 +148,17 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 func setupOpenReports(mgr ctrl.Manager, index *policyindex.Index, interval time.Duration) error {
 	r := &OpenReportsReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		mapper: mgr.GetRESTMapper(), index: index, interval: interval,
+		api: newReportsAPI(mgr.GetRESTMapper()), index: index, interval: interval,
+	}
+	r.api.check(context.Background())
+	if err := mgr.Add(r.api); err != nil {
+		return fmt.Errorf("failed to add the OpenReports API watch: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).Named(OpenReportsControllerName).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceItself)).
 		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(ownNamespace)).
-		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.selectedNamespaces))
+		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.selectedNamespaces)).
+		WatchesRawSource(source.Channel(r.api.appear, handler.EnqueueRequestsFromMapFunc(r.everyNamespace)))
 	guarded := builder.WithPredicates(r.policiesApply(), relevantChange())
 	for _, o := range watched() {
 		if _, ok := o.(*discoveryv1.EndpointSlice); ok {

@@ -1,6 +1,7 @@
 // Package noreports runs the manager on an API server without the
 // OpenReports CRDs: the Report controller reconciles without error and
-// writes nothing, and the policies are enforced as ever.
+// writes nothing, and the policies are enforced as ever; once the CRDs are
+// installed, the Reports appear without any other change.
 package noreports
 
 import (
@@ -9,11 +10,13 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -78,4 +81,22 @@ func TestWithoutOpenReportsCRDs(t *testing.T) {
 		return counter(g, "controller_runtime_reconcile_total", controllers.OpenReportsControllerName)
 	}, 20*time.Second, 50*time.Millisecond).Should(BeNumerically(">", before))
 	g.Expect(counter(g, "controller_runtime_reconcile_errors_total", controllers.OpenReportsControllerName)).To(BeZero())
+
+	// Installing the CRDs: the namespace's Report appears (the manager
+	// looks every 30s), though nothing in the namespace changed.
+	dir, err := testenv.OpenReportsCRDs()
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{Paths: []string{dir}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() []string {
+		rep := &openreportsv1alpha1.Report{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ReportName}, rep); err != nil {
+			return []string{err.Error()}
+		}
+		var out []string
+		for _, r := range rep.Results {
+			out = append(out, string(r.Result)+" "+r.Rule+" "+r.Subjects[0].Name)
+		}
+		return out
+	}, 2*time.Minute, 200*time.Millisecond).Should(ContainElement("fail container-port cart"))
 }
