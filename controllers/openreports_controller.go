@@ -109,6 +109,8 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 		}
 		return nil
 	}
+	now := metav1.Now()
+	openreport.KeepTimestamps(cur.Results, c.Results, metav1.Timestamp{Seconds: now.Unix()})
 	omitted := ""
 	if c.Omitted > 0 {
 		omitted = strconv.Itoa(c.Omitted)

@@ -180,7 +180,11 @@ func (s *reportScope) addJudged(p *rules.Policy, j rules.Judged) error {
 		if failed[reason] {
 			continue
 		}
-		msg := fmt.Sprintf("%s complies with %s (%s)", strings.ToLower(subject.Kind)+" "+strconv.Quote(subject.Name), p.Ref, reason)
+		c, err := openreport.Classify(reason, openreport.Compliant, p.Action)
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", p.Ref, err)
+		}
+		msg := fmt.Sprintf("%s %q passes rule %s of %s", strings.ToLower(subject.Kind), subject.Name, c.Rule, p.Ref)
 		if err := s.add(reason, openreport.Compliant, p.Action, p, subject, msg, nil); err != nil {
 			return err
 		}

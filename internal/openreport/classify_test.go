@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/gomega"
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -112,4 +113,20 @@ func TestBuild(t *testing.T) {
 	}
 	g.Expect(Build(rev, 10)).To(Equal(Build(in, 10)))
 	g.Expect(PolicyName(rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: "platform"})).To(Equal("platform"))
+}
+
+func TestKeepTimestamps(t *testing.T) {
+	g := NewWithT(t)
+	ref := rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: "shop", Name: "admin"}
+	res := func(name string, ts int64) openreportsv1alpha1.ReportResult {
+		r := NewResult(Classification{RuleContainerPort, ResultFail, SeverityHigh}, ref,
+			corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: name}, name, nil)
+		r.Timestamp = metav1.Timestamp{Seconds: ts}
+		return r
+	}
+	prev := []openreportsv1alpha1.ReportResult{res("a", 100), res("b", 200)}
+	next := []openreportsv1alpha1.ReportResult{res("b", 0), res("c", 0)}
+	KeepTimestamps(prev, next, metav1.Timestamp{Seconds: 300})
+	g.Expect(next[0].Timestamp.Seconds).To(BeEquivalentTo(200), "a result held before keeps its date")
+	g.Expect(next[1].Timestamp.Seconds).To(BeEquivalentTo(300), "a new result is dated now")
 }

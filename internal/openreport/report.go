@@ -2,10 +2,12 @@ package openreport
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -105,4 +107,29 @@ func subjectKey(r openreportsv1alpha1.ReportResult) string {
 	}
 	s := r.Subjects[0]
 	return s.Namespace + "/" + s.Kind + "/" + s.Name
+}
+
+// KeepTimestamps dates each result of next: a result that prev already
+// held (the same in all but its timestamp) keeps prev's timestamp, a new
+// one gets now. So a result says since when it holds, and an unchanged
+// Report stays equal to the one stored (no write).
+func KeepTimestamps(prev, next []openreportsv1alpha1.ReportResult, now metav1.Timestamp) {
+	seen := make(map[string]metav1.Timestamp, len(prev))
+	for _, r := range prev {
+		seen[resultKey(r)] = r.Timestamp
+	}
+	for i := range next {
+		if ts, ok := seen[resultKey(next[i])]; ok {
+			next[i].Timestamp = ts
+		} else {
+			next[i].Timestamp = now
+		}
+	}
+}
+
+// resultKey is a result but for its timestamp.
+func resultKey(r openreportsv1alpha1.ReportResult) string {
+	r.Timestamp = metav1.Timestamp{}
+	b, _ := json.Marshal(r) // a struct of strings, maps and slices: cannot fail
+	return string(b)
 }
