@@ -124,9 +124,10 @@ func TestKeepTimestamps(t *testing.T) {
 		r.Timestamp = metav1.Timestamp{Seconds: ts}
 		return r
 	}
-	prev := []openreportsv1alpha1.ReportResult{res("a", 100), res("b", 200)}
-	next := []openreportsv1alpha1.ReportResult{res("b", 0), res("c", 0)}
+	prev := []openreportsv1alpha1.ReportResult{res("a", 100), res("b", 200), res("d", 0)}
+	next := []openreportsv1alpha1.ReportResult{res("b", 0), res("c", 0), res("d", 0)}
 	KeepTimestamps(prev, next, metav1.Timestamp{Seconds: 300})
 	g.Expect(next[0].Timestamp.Seconds).To(BeEquivalentTo(200), "a result held before keeps its date")
 	g.Expect(next[1].Timestamp.Seconds).To(BeEquivalentTo(300), "a new result is dated now")
+	g.Expect(next[2].Timestamp.Seconds).To(BeEquivalentTo(300), "an undated one is dated now")
 }

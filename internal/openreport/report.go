@@ -111,7 +111,7 @@ func subjectKey(r openreportsv1alpha1.ReportResult) string {
 
 // KeepTimestamps dates each result of next: a result that prev already
 // held (the same in all but its timestamp) keeps prev's timestamp, a new
-// one gets now. So a result says since when it holds, and an unchanged
+// one (or one prev held undated) gets now. So a result says since when it holds, and an unchanged
 // Report stays equal to the one stored (no write).
 func KeepTimestamps(prev, next []openreportsv1alpha1.ReportResult, now metav1.Timestamp) {
 	seen := make(map[string]metav1.Timestamp, len(prev))
@@ -119,7 +119,7 @@ func KeepTimestamps(prev, next []openreportsv1alpha1.ReportResult, now metav1.Ti
 		seen[resultKey(r)] = r.Timestamp
 	}
 	for i := range next {
-		if ts, ok := seen[resultKey(next[i])]; ok {
+		if ts, ok := seen[resultKey(next[i])]; ok && ts != (metav1.Timestamp{}) {
 			next[i].Timestamp = ts
 		} else {
 			next[i].Timestamp = now
