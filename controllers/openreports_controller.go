@@ -79,6 +79,9 @@ func (r *OpenReportsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.write(ctx, s.namespace, openreport.Build(s.results, openreport.MaxResults)); err != nil {
 		return ctrl.Result{}, err
 	}
+	if len(s.policies) == 0 {
+		return ctrl.Result{}, nil // no Report to keep; a policy's event brings it back
+	}
 	// Repairs a Report someone edited: Reports are not watched.
 	return ctrl.Result{RequeueAfter: r.interval}, nil
 }
