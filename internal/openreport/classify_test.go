@@ -61,12 +61,15 @@ func TestClassifyRefusesUnknown(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("unknown enforcement action")))
 }
 
-// TestEveryRuleHasAReason checks every rule the Report documents is reached
-// by a reason, and every reason a pod or an audit is judged by classifies.
+// TestEveryRuleHasAReason checks every reason the engine reports about an
+// object (rules.ObjectReasons: a new one fails here until it has a rule)
+// and every other finding loopguard reports classifies, and every rule the
+// Report documents is reached.
 func TestEveryRuleHasAReason(t *testing.T) {
 	g := NewWithT(t)
 	reached := map[string]bool{}
-	for _, r := range append(append([]string{}, AuditReasons...), rules.ReasonSelectedByService, v1alpha1.ReasonListeningBeyondLoopback, v1alpha1.ReasonNodeMate) {
+	reasons := append(append([]string{}, rules.ObjectReasons...), AuditReasons...)
+	for _, r := range append(reasons, ReasonNetworkPolicyConflict, v1alpha1.ReasonListeningBeyondLoopback, v1alpha1.ReasonNodeMate) {
 		c, err := Classify(r, Violation, v1alpha1.ActionDeny)
 		g.Expect(err).NotTo(HaveOccurred())
 		reached[c.Rule] = true
