@@ -123,6 +123,10 @@ func TestRuntimeFindings(t *testing.T) {
 	// rescan (it hands the policies only the pods whose listeners changed).
 	// scannedAt moves by whole seconds (its resolution), else the rescan is the
 	// same object, no write and no event.
+	// The registration controller's Enforced condition is the last write
+	// that is not the rescans': wait for it, else it lands in the loop.
+	g.Eventually(condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionEnforced), timeout, poll).
+		ShouldNot(BeNil())
 	rv := policy.ResourceVersion
 	for i := range 3 {
 		before := reconciles(g, controllers.NodeBindReportControllerName)

@@ -27,6 +27,9 @@ type observation struct {
 	hostNetworkPods []v1alpha1.HostNetworkPod
 	// matched are the selected pods, for the node-mates.
 	matched []*corev1.Pod
+	// judged are the objects the audit judged, with their findings (the
+	// namespace's OpenReports Report lists the compliant ones too).
+	judged []rules.Judged
 }
 
 // observe audits a namespace against one policy with the same rules the
@@ -70,7 +73,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 		return nil, err
 	}
 	rep := rules.Audit(snap)
-	obs.findings, obs.conflicts = rep.Findings(), rep.Conflicts
+	obs.findings, obs.conflicts, obs.judged = rep.Findings(), rep.Conflicts, rep.Judged
 	obs.matchedPods = int32(len(obs.matched))
 	for _, pod := range obs.matched {
 		if pod.Spec.HostNetwork {

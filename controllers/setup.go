@@ -112,6 +112,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupRuntime(mgr, opts, rt, clbs.allPolicies); err != nil {
 		return err
 	}
+	if err := setupOpenReports(mgr, opts.Index, opts.AuditInterval); err != nil {
+		return fmt.Errorf("failed to set up %s controller: %w", OpenReportsControllerName, err)
+	}
 	return nil
 }
 

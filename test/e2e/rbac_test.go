@@ -56,6 +56,13 @@ func TestLeastPrivilege(t *testing.T) {
 		{"create", "events", "loopguard-system", true},
 		{"watch", "nodebindreports.loopguard.io", "", true},
 		{"watch", "endpointslices.discovery.k8s.io", "", true},
+		// A namespace's OpenReports Report, read and written one by one
+		// (never listed: a reconcile reads its own by name).
+		{"create", "reports.openreports.io", "shop", true},
+		{"update", "reports.openreports.io", "shop", true},
+		{"delete", "reports.openreports.io", "shop", true},
+		{"list", "reports.openreports.io", "", false},
+		{"update", "clusterreports.openreports.io", "", true},
 		{"create", "endpointslices.discovery.k8s.io", "shop", false},
 		// Its own webhook registration, by name, and nothing else: never
 		// create one (the install does), never another's.

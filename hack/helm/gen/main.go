@@ -37,8 +37,10 @@ func main() {
 	agentPath := flag.String("agent", "", "kustomize build config/agent output")
 	netpolPath := flag.String("webhook-netpol", "", "kustomize build config/overlays/webhook-networkpolicy output")
 	out := flag.String("out", "dist/chart", "chart directory (replaced)")
+	dashboard := flag.String("dashboard", "config/grafana/loopguard-dashboard.json", "the Grafana dashboard the chart ships")
+	rules := flag.String("rules", "config/prometheus/loopguard-rules.yaml", "the PrometheusRule the chart ships")
 	flag.Parse()
-	if err := run(*defaultPath, *cmPath, *agentPath, *netpolPath, *out); err != nil {
+	if err := run(*defaultPath, *cmPath, *agentPath, *netpolPath, *dashboard, *rules, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -48,7 +50,7 @@ type chart struct {
 	files map[string]string // path relative to the chart -> content
 }
 
-func run(defaultPath, cmPath, agentPath, netpolPath, out string) error {
+func run(defaultPath, cmPath, agentPath, netpolPath, dashboardPath, rulesPath, out string) error {
 	if defaultPath == "" || cmPath == "" || agentPath == "" || netpolPath == "" {
 		return fmt.Errorf("-default, -cert-manager, -agent and -webhook-netpol are required")
 	}
@@ -195,6 +197,9 @@ func run(defaultPath, cmPath, agentPath, netpolPath, out string) error {
 	if err := staticFiles(&c, &v); err != nil {
 		return err
 	}
+	if err := observabilityFiles(&c, dashboardPath, rulesPath); err != nil {
+		return err
+	}
 	applyFullname(&c, fullnameRE(defObjs, cmObjs, []object{netpol}))
 	return write(out, c)
 }
@@ -231,7 +236,7 @@ type valuesDefaults struct {
 }
 
 func write(out string, c chart) error {
-	for _, d := range []string{"templates", "crds", "README.md", "values.schema.json"} {
+	for _, d := range []string{"templates", "crds", "files", "README.md", "values.schema.json"} {
 		if err := os.RemoveAll(filepath.Join(out, d)); err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ var freeForm = map[string]map[string]any{
 	"agent.resources":                  {"type": "object"},
 	"metrics.serviceMonitor.labels":    stringMap(),
 	"metrics.serviceMonitor.tlsConfig": {"type": "object"},
+	"prometheusRule.labels":            stringMap(),
+	"grafana.dashboards.annotations":   stringMap(),
 }
 
 func stringMap() map[string]any {
@@ -51,6 +53,9 @@ var schemaOverrides = map[string]map[string]any{
 	"agent.namespace":        {"type": "string", "minLength": 1},
 	"webhook.failurePolicy":  {"type": "string", "enum": []string{"Fail", "Ignore"}},
 	"webhook.timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 30},
+	// A label key (qualified name, optional DNS prefix) and value.
+	"grafana.dashboards.label":      {"type": "string", "pattern": `^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`, "maxLength": 316},
+	"grafana.dashboards.labelValue": {"type": "string", "pattern": `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`, "maxLength": 63},
 	"imagePullSecrets": {"type": "array", "items": map[string]any{
 		"type": "object", "required": []string{"name"},
 		"properties": map[string]any{"name": map[string]any{"type": "string"}},

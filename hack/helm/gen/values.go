@@ -165,6 +165,31 @@ metrics:
     # without verifying (not recommended).
     tlsConfig: {}
 
+prometheusRule:
+  # A prometheus-operator PrometheusRule with loopguard's alerts
+  # (config/prometheus, docs/observability.md); its CRD must be installed.
+  enabled: false
+  # More labels of the PrometheusRule (e.g. the one your Prometheus'
+  # ruleSelector selects).
+  labels: {}
+
+grafana:
+  dashboards:
+    # A ConfigMap holding loopguard's Grafana dashboard (config/grafana),
+    # which the Grafana sidecar loads (kube-prometheus-stack:
+    # grafana.sidecar.dashboards.enabled).
+    enabled: false
+    # The label the sidecar looks for (its sidecar.dashboards.label).
+    label: grafana_dashboard
+    # The label's value (its sidecar.dashboards.labelValue).
+    labelValue: "1"
+    # The ConfigMap's namespace (one the sidecar searches); empty: the
+    # release namespace.
+    namespace: ""
+    # Annotations of the ConfigMap, e.g. {grafana_folder: loopguard} (the
+    # sidecar's folderAnnotation).
+    annotations: {}
+
 podDisruptionBudget:
   # A PodDisruptionBudget keeping one manager replica up.
   enabled: true

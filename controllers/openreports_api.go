@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// reportsAPIPoll is how often the manager looks whether the OpenReports
+// Report kind is served: once installed, the Reports appear within it.
+const reportsAPIPoll = 30 * time.Second
+
+// reportsAPI tells the Report controller whether the Report kind is served,
+// from one look at the API's discovery per reportsAPIPoll, not one per
+// reconcile (the RESTMapper asks discovery again on every miss). When the
+// kind appears, it sends an event that reconciles every namespace, so a
+// cluster that installs the CRDs after loopguard gets its Reports without
+// waiting for a change. It is a manager Runnable; every replica runs it.
+type reportsAPI struct {
+	mapper meta.RESTMapper
+	served atomic.Bool
+	appear chan event.GenericEvent
+}
+
+func newReportsAPI(mapper meta.RESTMapper) *reportsAPI {
+	return &reportsAPI{mapper: mapper, appear: make(chan event.GenericEvent, 1)}
+}
+
+// check looks once and reports whether the kind has just appeared.
+func (a *reportsAPI) check(ctx context.Context) bool {
+	_, err := a.mapper.RESTMapping(reportGK, openreportsv1alpha1.GroupVersion.Version)
+	switch {
+	case err == nil:
+		return !a.served.Swap(true)
+	case meta.IsNoMatchError(err):
+		a.served.Store(false)
+	default:
+		ctrl.LoggerFrom(ctx).Error(err, "failed to look up the OpenReports Report kind")
+	}
+	return false
+}
+
+// Start implements manager.Runnable. The first look is setupOpenReports',
+// before any reconcile.
+func (a *reportsAPI) Start(ctx context.Context) error {
+	t := time.NewTicker(reportsAPIPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if a.check(ctx) {
+				select {
+				case a.appear <- event.GenericEvent{Object: &corev1.Namespace{}}:
+				default: // one pending is enough
+				}
+			}
+		}
+	}
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: the
+// controller's replicas each need to know.
+func (a *reportsAPI) NeedLeaderElection() bool { return false }
+
+// everyNamespace maps the kind's appearance to every namespace where a
+// policy applies (one list of the cache, once).
+func (r *OpenReportsReconciler) everyNamespace(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list corev1.NamespaceList
+	if err := r.reader.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "failed to list namespaces")
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ns := range list.Items {
+		if !r.index.Env(ns.Name).Empty() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: ns.Name}})
+		}
+	}
+	return out
+}
