@@ -45,7 +45,7 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 		st.Conditions = slices.Clone(prev.Conditions)
 	}
 	ready := metav1.Condition{Type: conditionReady, Status: metav1.ConditionTrue, Reason: reasonScanSucceeded,
-		Message: fmt.Sprintf("checked %d pods protected by a policy", len(o.targets))}
+		Message: fmt.Sprintf("checked %d pods protected by a policy", protectedCount(o.targets))}
 	if o.err != nil {
 		ready.Status, ready.Reason = metav1.ConditionFalse, reasonScanFailed
 		ready.Message = truncate(o.err.Error(), 1024)
@@ -56,6 +56,9 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 	for i, t := range o.targets {
 		if i >= len(o.results) {
 			break
+		}
+		if !t.protected {
+			continue
 		}
 		pr := podReport(t, o.results[i])
 		if pr.Unchecked == "" {
@@ -78,6 +81,16 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return st
+}
+
+func protectedCount(targets []podTarget) int {
+	n := 0
+	for _, t := range targets {
+		if t.protected {
+			n++
+		}
+	}
+	return n
 }
 
 // bool compare helper: cmp.Compare has no bool instance.

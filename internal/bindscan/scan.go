@@ -46,6 +46,9 @@ type Target struct {
 	// that the pod's own processes hold are the pod's.
 	HostNetwork bool
 	Ranges      []PortRange
+	// Discover asks for every other listening socket of the pod too (on
+	// loopback as well, outside Ranges), in Result.Discovered.
+	Discover bool
 }
 
 // Listener is a socket in a protected range beyond loopback, with its
@@ -61,6 +64,9 @@ type Listener struct {
 type Result struct {
 	UID       string
 	Listeners []Listener
+	// Discovered are, when the target asked for discovery, the pod's
+	// listening sockets outside its ranges, loopback ones included.
+	Discovered []Listener
 	// Unchecked says why the pod could not be checked; empty when checked.
 	Unchecked string
 }
@@ -93,29 +99,44 @@ func (s *Scanner) scanPod(t Target, procs []Process, tables map[string][]Socket)
 		r.Unchecked = err.Error()
 		return r
 	}
-	var hits []Socket
+	var hits, found []Socket
 	for _, so := range sockets {
-		if so.BeyondLoopback() && inRanges(so, t.Ranges) {
-			hits = append(hits, so)
+		switch {
+		case inRanges(so, t.Ranges):
+			if so.BeyondLoopback() {
+				hits = append(hits, so)
+			}
+		case t.Discover:
+			found = append(found, so)
 		}
 	}
-	if len(hits) == 0 {
+	if len(hits) == 0 && len(found) == 0 {
 		return r
 	}
-	owners := s.owners(procs, hits)
-	for _, so := range hits {
+	owners := s.owners(procs, append(slices.Clip(hits), found...))
+	r.Listeners = attribute(hits, owners, t.HostNetwork)
+	r.Discovered = attribute(found, owners, t.HostNetwork)
+	return r
+}
+
+// attribute gives sockets their owners, sorted by protocol, port, address
+// and PID; in a hostNetwork pod a socket no process of the pod holds is
+// another pod's or the node's, and left out.
+func attribute(sockets []Socket, owners map[uint64]owner, hostNetwork bool) []Listener {
+	var out []Listener
+	for _, so := range sockets {
 		l := Listener{Socket: so}
 		if o, ok := owners[so.Inode]; ok {
 			l.PID, l.Process, l.ContainerID = o.PID, o.Process, o.ContainerID
-		} else if t.HostNetwork {
+		} else if hostNetwork {
 			continue // another pod's or the node's socket
 		}
-		r.Listeners = append(r.Listeners, l)
+		out = append(out, l)
 	}
-	slices.SortFunc(r.Listeners, func(a, b Listener) int {
+	slices.SortFunc(out, func(a, b Listener) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port), a.Addr.Compare(b.Addr), cmp.Compare(a.PID, b.PID))
 	})
-	return r
+	return out
 }
 
 func inRanges(so Socket, ranges []PortRange) bool {

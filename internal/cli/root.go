@@ -141,6 +141,7 @@ This command runs the same rules as loopguard's admission webhook:
 	root.AddCommand(
 		newCheckCommand(streams, display),
 		newAuditCommand(streams, display),
+		newDiscoverCommand(streams, display),
 		newVersionCommand(streams, name),
 	)
 	return root
