@@ -49,6 +49,9 @@ type Target struct {
 	// Discover asks for every other listening socket of the pod too (on
 	// loopback as well, outside Ranges), in Result.Discovered.
 	Discover bool
+	// Clients asks for the client ends of the established connections to
+	// the TCP ports of Ranges on loopback, in Result.Clients.
+	Clients bool
 }
 
 // Listener is a socket in a protected range beyond loopback, with its
@@ -67,6 +70,9 @@ type Result struct {
 	// Discovered are, when the target asked for discovery, the pod's
 	// listening sockets outside its ranges, loopback ones included.
 	Discovered []Listener
+	// Clients are, when the target asked for them, the connections to its
+	// protected TCP ports on loopback and who holds their client end.
+	Clients []Client
 	// Unchecked says why the pod could not be checked; empty when checked.
 	Unchecked string
 }
@@ -80,7 +86,7 @@ func (s *Scanner) Scan(targets []Target) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tables := map[string][]Socket{}
+	tables := map[string]*nsTables{}
 	results := make([]Result, 0, len(targets))
 	for _, t := range targets {
 		results = append(results, s.scanPod(t, pods[t.UID], tables))
@@ -88,16 +94,20 @@ func (s *Scanner) Scan(targets []Target) ([]Result, error) {
 	return results, nil
 }
 
-func (s *Scanner) scanPod(t Target, procs []Process, tables map[string][]Socket) Result {
+func (s *Scanner) scanPod(t Target, procs []Process, tables map[string]*nsTables) Result {
 	r := Result{UID: t.UID}
 	if len(procs) == 0 {
 		r.Unchecked = "no process in the pod's cgroups (not started yet, or exited)"
 		return r
 	}
-	sockets, err := s.netnsSockets(t.UID, procs, tables)
+	tb, err := s.netnsSockets(t.UID, procs, tables)
 	if err != nil {
 		r.Unchecked = err.Error()
 		return r
+	}
+	sockets := tb.sockets
+	if t.Clients && !t.HostNetwork {
+		r.Clients = s.clients(procs, tb.conns, t.Ranges)
 	}
 	var hits, found []Socket
 	for _, so := range sockets {
@@ -153,7 +163,7 @@ func inRanges(so Socket, ranges []PortRange) bool {
 // by namespace for the rest of the scan. A process that exited and whose
 // PID was reused since the pods were found would show another namespace:
 // the process's cgroup is checked again after the read.
-func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]Socket) ([]Socket, error) {
+func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string]*nsTables) (*nsTables, error) {
 	var lastErr error
 	for _, p := range procs {
 		pidDir := filepath.Join(s.procRoot(), strconv.Itoa(p.PID))
@@ -163,7 +173,7 @@ func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]
 				return cached, nil
 			}
 		}
-		sockets, err := s.readTables(filepath.Join(pidDir, "net"))
+		tb, err := s.readTables(filepath.Join(pidDir, "net"))
 		if err != nil {
 			lastErr = err
 			continue
@@ -173,9 +183,9 @@ func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]
 			continue
 		}
 		if ns != "" {
-			tables[ns] = sockets
+			tables[ns] = tb
 		}
-		return sockets, nil
+		return tb, nil
 	}
 	return nil, fmt.Errorf("failed to read the network namespace of any of the pod's %d processes: %w", len(procs), lastErr)
 }
@@ -190,6 +200,13 @@ func (s *Scanner) stillInPod(pidDir, uid string) bool {
 	return ok && pc.PodUID == uid
 }
 
+// nsTables are what a namespace's tables hold: listening and bound
+// sockets, and established TCP connections.
+type nsTables struct {
+	sockets []Socket
+	conns   []Conn
+}
+
 // socketTables are the per-namespace tables of <proc>/<pid>/net.
 var socketTables = []struct {
 	file  string
@@ -199,8 +216,9 @@ var socketTables = []struct {
 // readTables reads the namespace's TCP and UDP tables (tcp6 and udp6 are
 // missing when IPv6 is disabled) and SCTP's endpoints when the module is
 // loaded.
-func (s *Scanner) readTables(netDir string) ([]Socket, error) {
+func (s *Scanner) readTables(netDir string) (*nsTables, error) {
 	var out []Socket
+	var conns []Conn
 	for _, tb := range socketTables {
 		data, err := s.read(filepath.Join(netDir, tb.file))
 		if err != nil {
@@ -212,6 +230,11 @@ func (s *Scanner) readTables(netDir string) ([]Socket, error) {
 		if out, err = parseTable(data, tb.proto, out); err != nil {
 			return nil, err
 		}
+		if tb.proto == TCP {
+			if conns, err = parseConns(data, conns); err != nil {
+				return nil, err
+			}
+		}
 	}
 	data, err := s.read(filepath.Join(netDir, "sctp", "eps"))
 	switch {
@@ -222,7 +245,7 @@ func (s *Scanner) readTables(netDir string) ([]Socket, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("failed to read %s: %w", filepath.Join(netDir, "sctp", "eps"), err)
 	}
-	return out, nil
+	return &nsTables{sockets: out, conns: conns}, nil
 }
 
 // owner is the process that holds a socket.
