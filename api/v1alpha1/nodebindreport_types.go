@@ -172,6 +172,39 @@ type BindListener struct {
 	Process string `json:"process,omitempty"`
 }
 
+// MaxReportClients bounds status.pods[].clients.
+const MaxReportClients = 32
+
+// BindClient is the client end of an established TCP connection to a
+// protected port of the pod on loopback, as the agent sampled it: a
+// process of one of the pod's containers, or one outside them (outside:
+// a kubectl port-forward, whose connection the container runtime opens
+// from the node, or an nsenter from the node). One entry per distinct
+// client (port, container or outside, process) while it lasts.
+type BindClient struct {
+	// port is the protected port the client is connected to.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Port int32 `json:"port"`
+
+	// container is the name of the pod's container whose process holds the
+	// client end; empty when outside is true or unknown.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Container string `json:"container,omitempty"`
+
+	// outside is true when no process of the pod's containers holds the
+	// client end.
+	// +optional
+	Outside bool `json:"outside,omitempty"`
+
+	// process is the client process's command name, empty when unknown.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Process string `json:"process,omitempty"`
+}
+
 // PodBindReport is what the agent found in one pod's network namespace.
 type PodBindReport struct {
 	// namespace of the pod.
@@ -203,6 +236,14 @@ type PodBindReport struct {
 	// +listType=atomic
 	// +optional
 	Listeners []BindListener `json:"listeners,omitempty"`
+
+	// clients are the clients connected to the pod's protected TCP ports on
+	// loopback at the scan, sorted by port, container and process (at most
+	// 32). A connection shorter than the scan interval is not seen.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Clients []BindClient `json:"clients,omitempty"`
 
 	// unchecked says why the pod could not be checked (no running process
 	// yet, network namespace gone, ...); empty when it was checked.

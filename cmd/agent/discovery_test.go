@@ -110,3 +110,23 @@ func TestDiscoveryBounds(t *testing.T) {
 		t.Errorf("pods %d (truncated %v), listeners of the first %d", len(d.Pods), d.Truncated, len(d.Pods[0].Listeners))
 	}
 }
+
+// TestClientReports: one entry per distinct client (several connections
+// and PIDs of one client are one), the pod's container by name, outside
+// without one, sorted.
+func TestClientReports(t *testing.T) {
+	tg := selectTargets([]corev1.Pod{testPod("shop", "cart-1", "u1", map[string]string{"app": "cart"})}, policyEnv(t), false)[0]
+	if !tg.target.Clients {
+		t.Fatal("a protected pod's target does not ask for clients")
+	}
+	got := clientReports(tg, []bindscan.Client{
+		{Port: 15000, PID: 7, Process: "containerd", Outside: true},
+		{Port: 15000, PID: 42, Process: "curl", ContainerID: "c-u1"},
+		{Port: 15000, PID: 43, Process: "curl", ContainerID: "c-u1"},
+		{Port: 15000, PID: 8, Process: "containerd", Outside: true},
+	})
+	want := []v1alpha1.BindClient{{Port: 15000, Container: "app", Process: "curl"}, {Port: 15000, Outside: true, Process: "containerd"}}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("clients = %+v, want %+v", got, want)
+	}
+}

@@ -125,7 +125,34 @@ func podReport(t podTarget, r bindscan.Result) v1alpha1.PodBindReport {
 		}
 		pr.Listeners = append(pr.Listeners, bl)
 	}
+	pr.Clients = clientReports(t, r.Clients)
 	return pr
+}
+
+// clientReports are the distinct clients (port, container or outside,
+// process): several connections of one client are one entry, and PIDs are
+// left out, so the report changes when a client comes or goes, not with
+// each connection.
+func clientReports(t podTarget, clients []bindscan.Client) []v1alpha1.BindClient {
+	var out []v1alpha1.BindClient
+	for _, c := range clients {
+		bc := v1alpha1.BindClient{Port: int32(c.Port), Outside: c.Outside, Process: truncate(c.Process, 256)}
+		if !c.Outside {
+			bc.Container = t.containers[c.ContainerID]
+		}
+		if slices.Contains(out, bc) {
+			continue
+		}
+		if len(out) == v1alpha1.MaxReportClients {
+			break
+		}
+		out = append(out, bc)
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.BindClient) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(boolRank(a.Outside), boolRank(b.Outside)),
+			cmp.Compare(a.Container, b.Container), cmp.Compare(a.Process, b.Process))
+	})
+	return out
 }
 
 // sameFindings reports whether two statuses say the same apart from when

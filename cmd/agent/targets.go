@@ -44,7 +44,7 @@ func selectTargets(pods []corev1.Pod, env envFor, discover bool) []podTarget {
 			continue
 		}
 		t := podTarget{pod: pod, containers: containerNames(pod), protected: len(ranges) > 0}
-		t.target = bindscan.Target{UID: string(pod.UID), HostNetwork: pod.Spec.HostNetwork, Ranges: scanRanges(ranges), Discover: discover}
+		t.target = bindscan.Target{UID: string(pod.UID), HostNetwork: pod.Spec.HostNetwork, Ranges: scanRanges(ranges), Discover: discover, Clients: len(ranges) > 0}
 		out = append(out, t)
 	}
 	return out
