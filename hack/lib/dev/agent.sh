@@ -21,7 +21,7 @@ AGENT_READY_TIMEOUT=${DEV_AGENT_READY_TIMEOUT:-120}
 agent_build() {
   local log
   [[ $NODE == 1 && $DEV_AGENT == 1 ]] || return 0
-  log=$("$IMAGES_TOOL" build --repo "$ROOT" --out "$IMAGES_OUT" --only agent 2>&1) ||
+  log=$("$IMAGES_TOOL" build --repo "$ROOT" --out "$IMAGES_OUT" --only agent --timeout 20m 2>&1) ||
     { node_fail "building the agent image failed: $log"; return 0; }
   indent <<<"$log"
 }
