@@ -12,6 +12,9 @@
 //
 //	listener probe [--timeout 2s] [--udp] HOST:PORT
 //
+// (listener hold HOST:PORT connects and holds the connection open until
+// SIGTERM: a long-lived client.)
+//
 // exits 0 when it can connect (UDP: when a datagram it sends is answered)
 // and prints the answer, 1 when not, 2 on a usage error.
 package main
@@ -35,6 +38,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "probe" {
 		os.Exit(runProbe(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "hold" {
+		os.Exit(runHold(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(runServe(os.Args[1:], os.Stderr))
 }
