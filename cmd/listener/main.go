@@ -57,6 +57,7 @@ func runServe(args []string, stderr io.Writer) int {
 	var listens listFlag
 	fs.Var(&listens, "listen", "address to listen on, tcp://HOST:PORT or udp://HOST:PORT (repeatable)")
 	name := fs.String("name", "", "name to answer with (default: $POD_NAME, else the hostname, which is the pod name in a pod)")
+	keepOpen := fs.Bool("keep-open", false, "after the answer, keep each TCP connection open until the client closes it (long-lived clients, as the node agent samples them)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,6 +75,7 @@ func runServe(args []string, stderr io.Writer) int {
 		logger.Printf("listener: %v", err)
 		return 1
 	}
+	srv.keepOpen = *keepOpen
 	for _, a := range srv.addrs() {
 		logger.Printf("listening on %s, answering %q", a, answer)
 	}
@@ -99,9 +101,10 @@ func defaultName() string {
 // server holds the bound sockets; listen binds them all before anything is
 // served, so a bad address fails the start instead of a later request.
 type server struct {
-	answer  []byte
-	streams []net.Listener
-	packets []net.PacketConn
+	answer   []byte
+	keepOpen bool
+	streams  []net.Listener
+	packets  []net.PacketConn
 }
 
 // parseListen splits "tcp://0.0.0.0:8080" into a network and an address
@@ -201,6 +204,10 @@ func (s *server) serveStream(l net.Listener, logger *log.Logger) {
 			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if _, err := c.Write(s.answer); err != nil {
 				logger.Printf("answer %s on %s: %v", c.RemoteAddr(), l.Addr(), err)
+				return
+			}
+			if s.keepOpen {
+				_, _ = io.Copy(io.Discard, c) // until the client closes
 			}
 		}()
 	}

@@ -41,7 +41,7 @@ metadata: {name: clients, namespace: %[1]s, labels: {app: clients}}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
-  - {name: app, image: %[2]s, imagePullPolicy: Never, args: ["--listen", "tcp4://127.0.0.1:15000"]}
+  - {name: app, image: %[2]s, imagePullPolicy: Never, args: ["--listen", "tcp4://127.0.0.1:15000", "--keep-open"]}
   - {name: sidecar, image: %[2]s, imagePullPolicy: Never, command: [/listener, hold, "127.0.0.1:15000"]}
   - {name: debug, image: %[2]s, imagePullPolicy: Never, command: [/listener, hold, "127.0.0.1:15000"]}
 `, ns, listenerImage), "apply", "-f", "-")
