@@ -9,7 +9,8 @@
 # Layout: this file holds the configuration (the environment below) and the
 # dispatcher; each subcommand is hack/dev/<subcommand>.sh, the parts they
 # share are hack/lib/dev/*.sh (tools, pki, controlplane, manager, lifecycle),
-# the node is hack/lib/node.sh with hack/lib/node/*.sh, and the output and
+# the node is hack/lib/node.sh with hack/lib/node/*.sh, the node agent on
+# it hack/lib/dev/agent.sh, and the output and
 # process helpers are hack/lib/common.sh. All of them only define functions.
 #
 # Addresses: without a node everything listens on 127.0.0.1. With a node the
@@ -41,6 +42,8 @@
 #                          missing; if it cannot start, say why and go on
 #                          without it. 1: try also when not root. require: no
 #                          node is a failure (tests). 0: no node.
+#   DEV_AGENT              1 (default): with a node, run the node agent on it
+#                          (config/overlays/agent-dev, discovery on); 0: not
 #   DEV_NODE_PROXY_MODE    kube-proxy mode (default nftables; or iptables)
 #   MANAGER_BIN            manager binary to run instead of building
 #                          ./cmd/manager into bin/manager
@@ -137,6 +140,8 @@ source "$ROOT/hack/lib/dev/pki.sh"
 source "$ROOT/hack/lib/dev/controlplane.sh"
 # shellcheck source=hack/lib/dev/manager.sh
 source "$ROOT/hack/lib/dev/manager.sh"
+# shellcheck source=hack/lib/dev/agent.sh
+source "$ROOT/hack/lib/dev/agent.sh"
 # shellcheck source=hack/lib/dev/lifecycle.sh
 source "$ROOT/hack/lib/dev/lifecycle.sh"
 # shellcheck source=hack/dev/up.sh

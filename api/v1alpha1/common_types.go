@@ -151,6 +151,20 @@ type LoopbackPort struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
 	Name string `json:"name,omitempty"`
+
+	// clients, for a TCP port, are the names of the pod's containers
+	// expected to connect to it on loopback. When the node agent samples a
+	// connection from another container, or from a process outside the
+	// pod's containers (a kubectl port-forward, an nsenter from the node),
+	// the policy reports an unexpected-client finding. Unset: any container
+	// of the pod; a client outside them is a finding all the same. The
+	// agent samples at each scan: a connection shorter than its interval
+	// is not seen (docs/design.md).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=63
+	// +listType=set
+	// +optional
+	Clients []string `json:"clients,omitempty"`
 }
 
 // LoopbackServiceSpec declares which pods serve which ports on loopback only,

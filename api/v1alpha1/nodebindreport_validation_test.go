@@ -37,6 +37,12 @@ func TestNodeBindReportStatusRejects(t *testing.T) {
 			[]string{"status.pods[1]", "Duplicate value"}},
 		{"pod without namespace", `{pods: [{name: a, uid: u1}]}`,
 			[]string{"status.pods[0].namespace", "Required value"}},
+		{"unknown address class", `{discovery: {pods: [{namespace: a, name: a, uid: u1, listeners: [{protocol: TCP, addressClass: Public, address: "1.2.3.4", port: 1}]}]}}`,
+			[]string{"status.discovery.pods[0].listeners[0].addressClass", `Unsupported value: "Public"`}},
+		{"discovered listener without address class", `{discovery: {pods: [{namespace: a, name: a, uid: u1, listeners: [{protocol: UDP, address: "::1", port: 5353}]}]}}`,
+			[]string{"status.discovery.pods[0].listeners[0].addressClass", "Required value"}},
+		{"duplicate discovered pod uid", `{discovery: {pods: [{namespace: a, name: a, uid: u1}, {namespace: b, name: b, uid: u1}]}}`,
+			[]string{"status.discovery.pods[1]", "Duplicate value"}},
 		{"negative count", `{podsChecked: -1}`,
 			[]string{"status.podsChecked", "should be greater than or equal to 0"}},
 	}

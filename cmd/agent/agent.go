@@ -34,14 +34,16 @@ type agent struct {
 	scanner  *bindscan.Scanner
 	writer   *reportWriter
 	interval time.Duration
+	// discover: also record every pod's listeners on unprotected ports.
+	discover bool
 
 	trigger  chan struct{}
 	scanned  atomic.Bool // a scan succeeded: ready
 	previous *v1alpha1.NodeBindReportStatus
 }
 
-func newAgent(log logr.Logger, pods client.Reader, index *policyindex.Index, scanner *bindscan.Scanner, writer *reportWriter, interval time.Duration) *agent {
-	return &agent{log: log, pods: pods, index: index, scanner: scanner, writer: writer, interval: interval, trigger: make(chan struct{}, 1)}
+func newAgent(log logr.Logger, pods client.Reader, index *policyindex.Index, scanner *bindscan.Scanner, writer *reportWriter, interval time.Duration, discover bool) *agent {
+	return &agent{log: log, pods: pods, index: index, scanner: scanner, writer: writer, interval: interval, discover: discover, trigger: make(chan struct{}, 1)}
 }
 
 // NeedLeaderElection: every node's agent runs.
@@ -99,7 +101,7 @@ func (a *agent) scanAndReport(ctx context.Context, why string) {
 		a.log.Error(err, "failed to list the node's pods")
 		return
 	}
-	targets := selectTargets(pods.Items, a.index.Env)
+	targets := selectTargets(pods.Items, a.index.Env, a.discover)
 	scanTargets := make([]bindscan.Target, len(targets))
 	for i, t := range targets {
 		scanTargets[i] = t.target
@@ -113,6 +115,9 @@ func (a *agent) scanAndReport(ctx context.Context, why string) {
 		a.log.Error(err, "scan failed", "trigger", why)
 	}
 	status := buildStatus(o, a.interval, a.writer.refresh, a.previous)
+	if a.discover {
+		status.Discovery = buildDiscovery(o)
+	}
 	observeScan(o, status)
 	wrote, werr := a.writer.write(ctx, status, time.Now())
 	if werr != nil {
@@ -125,7 +130,7 @@ func (a *agent) scanAndReport(ctx context.Context, why string) {
 	if err == nil {
 		a.scanned.Store(true)
 	}
-	log := a.log.WithValues("trigger", why, "pods", len(targets), "podsChecked", status.PodsChecked,
+	log := a.log.WithValues("trigger", why, "pods", len(targets), "podsDiscovered", discoveredPods(status), "podsChecked", status.PodsChecked,
 		"podsBeyondLoopback", status.PodsBeyondLoopback, "duration", o.duration.Round(time.Microsecond), "wrote", wrote)
 	if wrote {
 		log.Info("scanned")
@@ -149,7 +154,7 @@ func (a *agent) kick() {
 }
 
 // watchStarts kicks a scan when a pod that a policy protects starts
-// running, and when a policy changes.
+// running (any pod with discovery on), and when a policy changes.
 func (a *agent) watchStarts(ctx context.Context, c cache.Cache) error {
 	inf, err := c.GetInformer(ctx, &corev1.Pod{})
 	if err != nil {
@@ -162,7 +167,7 @@ func (a *agent) watchStarts(ctx context.Context, c cache.Cache) error {
 		if old != nil && old.Status.Phase == corev1.PodRunning && startedCount(old) == startedCount(pod) {
 			return false
 		}
-		return len(rules.ProtectedRanges(a.index.Env(pod.Namespace), pod.Labels)) > 0
+		return a.discover || len(rules.ProtectedRanges(a.index.Env(pod.Namespace), pod.Labels)) > 0
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) {

@@ -37,6 +37,7 @@ type options struct {
 	nodeName, procRoot, cgroupRoot string
 	metricsAddr, probeAddr         string
 	scanInterval, reportRefresh    time.Duration
+	discovery                      bool
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	flag.StringVar(&o.cgroupRoot, "cgroup-root", "", "The host's cgroup tree (e.g. /sys/fs/cgroup, mounted read-only) to find pods in by their pod UID; empty (the default, cheaper on a cgroup v1 node and needs no mount): through <proc-root>/<pid>/cgroup.")
 	flag.DurationVar(&o.scanInterval, "scan-interval", time.Minute, "Period between scans; a protected pod that starts is scanned at once besides.")
 	flag.DurationVar(&o.reportRefresh, "report-refresh", 5*time.Minute, "A report whose findings did not change is rewritten (to refresh status.scannedAt) after this long; changes are written at once.")
+	flag.BoolVar(&o.discovery, "discovery", false, "Also record what every pod listens on, on ports no policy protects for it (loopback included), in status.discovery of the node's report: what `loopguard discover` proposes policies from.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "Metrics address, loopback by default (plain HTTP, read with kubectl port-forward); \"0\" disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz for the kubelet's probes, on the pod IP (they say ok or not, nothing else).")
 	zapOpts := zap.Options{}
@@ -102,7 +104,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		return fmt.Errorf("failed to watch the policies: %w", err)
 	}
 	writer := &reportWriter{c: mgr.GetClient(), reader: mgr.GetAPIReader(), node: &node, refresh: o.reportRefresh}
-	a := newAgent(log, mgr.GetCache(), index, &bindscan.Scanner{ProcRoot: o.procRoot, CgroupRoot: o.cgroupRoot}, writer, o.scanInterval)
+	a := newAgent(log, mgr.GetCache(), index, &bindscan.Scanner{ProcRoot: o.procRoot, CgroupRoot: o.cgroupRoot}, writer, o.scanInterval, o.discovery)
 	if err := a.watchStarts(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
@@ -115,7 +117,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if err := mgr.AddReadyzCheck("scanned", a.readyCheck); err != nil {
 		return fmt.Errorf("failed to add the readiness check: %w", err)
 	}
-	log.Info("starting", "procRoot", o.procRoot, "cgroupRoot", o.cgroupRoot, "scanInterval", o.scanInterval, "reportRefresh", o.reportRefresh)
+	log.Info("starting", "procRoot", o.procRoot, "cgroupRoot", o.cgroupRoot, "scanInterval", o.scanInterval, "reportRefresh", o.reportRefresh, "discovery", o.discovery)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager stopped: %w", err)
 	}

@@ -45,7 +45,7 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 		st.Conditions = slices.Clone(prev.Conditions)
 	}
 	ready := metav1.Condition{Type: conditionReady, Status: metav1.ConditionTrue, Reason: reasonScanSucceeded,
-		Message: fmt.Sprintf("checked %d pods protected by a policy", len(o.targets))}
+		Message: fmt.Sprintf("checked %d pods protected by a policy", protectedCount(o.targets))}
 	if o.err != nil {
 		ready.Status, ready.Reason = metav1.ConditionFalse, reasonScanFailed
 		ready.Message = truncate(o.err.Error(), 1024)
@@ -56,6 +56,9 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 	for i, t := range o.targets {
 		if i >= len(o.results) {
 			break
+		}
+		if !t.protected {
+			continue
 		}
 		pr := podReport(t, o.results[i])
 		if pr.Unchecked == "" {
@@ -78,6 +81,16 @@ func buildStatus(o scanOutcome, interval, refresh time.Duration, prev *v1alpha1.
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return st
+}
+
+func protectedCount(targets []podTarget) int {
+	n := 0
+	for _, t := range targets {
+		if t.protected {
+			n++
+		}
+	}
+	return n
 }
 
 // bool compare helper: cmp.Compare has no bool instance.
@@ -112,7 +125,34 @@ func podReport(t podTarget, r bindscan.Result) v1alpha1.PodBindReport {
 		}
 		pr.Listeners = append(pr.Listeners, bl)
 	}
+	pr.Clients = clientReports(t, r.Clients)
 	return pr
+}
+
+// clientReports are the distinct clients (port, container or outside,
+// process): several connections of one client are one entry, and PIDs are
+// left out, so the report changes when a client comes or goes, not with
+// each connection.
+func clientReports(t podTarget, clients []bindscan.Client) []v1alpha1.BindClient {
+	var out []v1alpha1.BindClient
+	for _, c := range clients {
+		bc := v1alpha1.BindClient{Port: int32(c.Port), Outside: c.Outside, Process: truncate(c.Process, 256)}
+		if !c.Outside {
+			bc.Container = t.containers[c.ContainerID]
+		}
+		if slices.Contains(out, bc) {
+			continue
+		}
+		if len(out) == v1alpha1.MaxReportClients {
+			break
+		}
+		out = append(out, bc)
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.BindClient) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(boolRank(a.Outside), boolRank(b.Outside)),
+			cmp.Compare(a.Container, b.Container), cmp.Compare(a.Process, b.Process))
+	})
+	return out
 }
 
 // sameFindings reports whether two statuses say the same apart from when

@@ -54,7 +54,7 @@ func TestSelectTargets(t *testing.T) {
 		testPod("shop", "cart-pending", "u4", cart, func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
 		testPod("shop", "cart-host", "u5", cart, func(p *corev1.Pod) { p.Spec.HostNetwork = true }),
 	}
-	got := selectTargets(pods, policyEnv(t))
+	got := selectTargets(pods, policyEnv(t), false)
 	var names []string
 	for _, tg := range got {
 		names = append(names, tg.pod.Name)
@@ -76,7 +76,7 @@ func TestSelectTargets(t *testing.T) {
 func TestBuildStatus(t *testing.T) {
 	cart := map[string]string{"app": "cart"}
 	pods := []corev1.Pod{testPod("shop", "b", "u1", cart), testPod("shop", "a", "u2", cart), testPod("shop", "c", "u3", cart)}
-	targets := selectTargets(pods, policyEnv(t))
+	targets := selectTargets(pods, policyEnv(t), false)
 	results := []bindscan.Result{
 		{UID: "u1", Listeners: []bindscan.Listener{{
 			Socket: bindscan.Socket{Protocol: bindscan.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 15000},
@@ -130,7 +130,7 @@ func TestBuildStatusTruncates(t *testing.T) {
 		}
 		results = append(results, r)
 	}
-	st := buildStatus(scanOutcome{targets: selectTargets(pods, policyEnv(t)), results: results}, time.Minute, 5*time.Minute, nil)
+	st := buildStatus(scanOutcome{targets: selectTargets(pods, policyEnv(t), false), results: results}, time.Minute, 5*time.Minute, nil)
 	if len(st.Pods) != v1alpha1.MaxReportPods || !st.Truncated || st.PodsBeyondLoopback != 1 {
 		t.Fatalf("pods %d truncated %v beyond %d", len(st.Pods), st.Truncated, st.PodsBeyondLoopback)
 	}

@@ -16,6 +16,9 @@ type podTarget struct {
 	// containers maps runtime container IDs (without the "containerd://"
 	// scheme) to container names.
 	containers map[string]string
+	// protected: a policy protects some of the pod's ports (the pod is in
+	// status.pods); a pod scanned only for discovery is not.
+	protected bool
 }
 
 // envFor returns the policies that may apply in a namespace (the policy
@@ -26,8 +29,10 @@ type envFor func(namespace string) *rules.Env
 // protects, with the ranges it protects. A hostNetwork pod is checked in
 // the node's namespace for the ports its own policies protect, and only
 // its own processes' sockets count: the node's namespace is shared with
-// every other hostNetwork pod and with the node's daemons.
-func selectTargets(pods []corev1.Pod, env envFor) []podTarget {
+// every other hostNetwork pod and with the node's daemons. With discover,
+// every running pod is a target, and its listeners outside the protected
+// ranges are asked for too.
+func selectTargets(pods []corev1.Pod, env envFor, discover bool) []podTarget {
 	var out []podTarget
 	for i := range pods {
 		pod := &pods[i]
@@ -35,11 +40,11 @@ func selectTargets(pods []corev1.Pod, env envFor) []podTarget {
 			continue
 		}
 		ranges := rules.ProtectedRanges(env(pod.Namespace), pod.Labels)
-		if len(ranges) == 0 {
+		if len(ranges) == 0 && !discover {
 			continue
 		}
-		t := podTarget{pod: pod, containers: containerNames(pod)}
-		t.target = bindscan.Target{UID: string(pod.UID), HostNetwork: pod.Spec.HostNetwork, Ranges: scanRanges(ranges)}
+		t := podTarget{pod: pod, containers: containerNames(pod), protected: len(ranges) > 0}
+		t.target = bindscan.Target{UID: string(pod.UID), HostNetwork: pod.Spec.HostNetwork, Ranges: scanRanges(ranges), Discover: discover, Clients: len(ranges) > 0}
 		out = append(out, t)
 	}
 	return out

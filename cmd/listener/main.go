@@ -12,6 +12,9 @@
 //
 //	listener probe [--timeout 2s] [--udp] HOST:PORT
 //
+// (listener hold HOST:PORT connects and holds the connection open until
+// SIGTERM: a long-lived client.)
+//
 // exits 0 when it can connect (UDP: when a datagram it sends is answered)
 // and prints the answer, 1 when not, 2 on a usage error.
 package main
@@ -36,6 +39,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "probe" {
 		os.Exit(runProbe(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "hold" {
+		os.Exit(runHold(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(runServe(os.Args[1:], os.Stderr))
 }
 
@@ -51,6 +57,7 @@ func runServe(args []string, stderr io.Writer) int {
 	var listens listFlag
 	fs.Var(&listens, "listen", "address to listen on, tcp://HOST:PORT or udp://HOST:PORT (repeatable)")
 	name := fs.String("name", "", "name to answer with (default: $POD_NAME, else the hostname, which is the pod name in a pod)")
+	keepOpen := fs.Bool("keep-open", false, "after the answer, keep each TCP connection open until the client closes it (long-lived clients, as the node agent samples them)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -68,6 +75,7 @@ func runServe(args []string, stderr io.Writer) int {
 		logger.Printf("listener: %v", err)
 		return 1
 	}
+	srv.keepOpen = *keepOpen
 	for _, a := range srv.addrs() {
 		logger.Printf("listening on %s, answering %q", a, answer)
 	}
@@ -93,9 +101,10 @@ func defaultName() string {
 // server holds the bound sockets; listen binds them all before anything is
 // served, so a bad address fails the start instead of a later request.
 type server struct {
-	answer  []byte
-	streams []net.Listener
-	packets []net.PacketConn
+	answer   []byte
+	keepOpen bool
+	streams  []net.Listener
+	packets  []net.PacketConn
 }
 
 // parseListen splits "tcp://0.0.0.0:8080" into a network and an address
@@ -195,6 +204,10 @@ func (s *server) serveStream(l net.Listener, logger *log.Logger) {
 			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if _, err := c.Write(s.answer); err != nil {
 				logger.Printf("answer %s on %s: %v", c.RemoteAddr(), l.Addr(), err)
+				return
+			}
+			if s.keepOpen {
+				_, _ = io.Copy(io.Discard, c) // until the client closes
 			}
 		}()
 	}

@@ -160,3 +160,29 @@ func TestProbeOfASilentTCPServerSucceedsWithinTheReadWindow(t *testing.T) {
 	}
 	t.Logf("probe of a silent server returned after %s (read window %s)", time.Since(start).Round(time.Millisecond), tcpReadWindow)
 }
+
+// TestHold: hold connects, stays connected until its peer closes, and
+// says what it holds.
+func TestHold(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- runHold([]string{ln.Addr().String()}, &out, io.Discard) }()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("hold returned %d while connected", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.Close()
+	if code := <-done; code != 0 || !strings.Contains(out.String(), "holding ") {
+		t.Errorf("hold: %d, %q", code, out.String())
+	}
+}

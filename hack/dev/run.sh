@@ -46,6 +46,7 @@ cmd_run() {
   command_fingerprint content "${MANAGER_CMD[@]}" >"$RUN/manager.fingerprint"
   wait_manager_ready
   register_webhooks
+  agent_up
   ok "up in $(elapsed "$t0")"
   usage_hint
   wait "$pid" || rc=$?

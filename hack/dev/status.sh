@@ -39,5 +39,6 @@ cmd_status() {
     [[ -z $hooks ]] || printf '  %-24s %s\n' "leader" "$hooks"
   fi
   node_status || all=1
+  agent_status
   return "$all"
 }

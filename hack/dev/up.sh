@@ -10,6 +10,7 @@ cmd_up() {
   node_up
   install_crds
   start_manager_bg
+  agent_up
   ok "up in $(elapsed "$t0")"
   usage_hint
 }

@@ -37,14 +37,21 @@ func benchPods(b *testing.B, n int, ownEhash bool) []Target {
 // tables, map the findings' inodes to processes. The kernel walks its
 // whole TCP established table for every read of tcp and tcp6, and that
 // table is shared by all namespaces unless tcp_child_ehash_entries gives
-// each its own: both are measured.
+// each its own: both are measured; and discovery over unprotected pods
+// (every socket mapped to its process).
 func BenchmarkScan(b *testing.B) {
 	for _, v := range []struct {
 		name     string
 		ownEhash bool
-	}{{"pods=100/ehash=global", false}, {"pods=100/ehash=per-netns", true}} {
+		discover bool
+	}{{"pods=100/ehash=global", false, false}, {"pods=100/ehash=per-netns", true, false}, {"pods=100/ehash=global/discovery", false, true}} {
 		b.Run(v.name, func(b *testing.B) {
 			targets := benchPods(b, 100, v.ownEhash)
+			if v.discover { // unprotected pods, as discovery sees them
+				for i := range targets {
+					targets[i].Discover, targets[i].Ranges = true, nil
+				}
+			}
 			s := &Scanner{ProcRoot: "/proc"}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -53,7 +60,11 @@ func BenchmarkScan(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, r := range results {
-					if len(r.Listeners) != 2 {
+					if v.discover {
+						if len(r.Discovered) != 3 || len(r.Listeners) != 0 {
+							b.Fatalf("pod %s: discovered %v, listeners %v (%s), want 3 discovered", r.UID, r.Discovered, r.Listeners, r.Unchecked)
+						}
+					} else if len(r.Listeners) != 2 {
 						b.Fatalf("pod %s: %d listeners (%s), want 2", r.UID, len(r.Listeners), r.Unchecked)
 					}
 				}

@@ -104,6 +104,8 @@ func runListener() {
 			c, err = net.ListenPacket(proto, addr)
 		case "mapped6": // an AF_INET6 socket bound to a v4-mapped address, which Go's net refuses
 			c, err = listenMapped(addr)
+		case "connect": // a TCP connection, held open
+			c, err = net.Dial("tcp", addr)
 		case "udpconn": // local>remote: a connected UDP socket
 			local, remote, _ := strings.Cut(addr, ">")
 			la, _ := net.ResolveUDPAddr("udp", local)

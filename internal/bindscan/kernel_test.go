@@ -85,6 +85,29 @@ func TestScanRealNamespaces(t *testing.T) {
 					if !slices.Equal(got, w) {
 						t.Errorf("listeners beyond loopback:\n got %s\nwant %s", strings.Join(got, ", "), strings.Join(w, ", "))
 					}
+					if len(r.Discovered) != 0 {
+						t.Errorf("discovered %v without discovery", r.Discovered)
+					}
+
+					// Discovery: the same findings, and every listening
+					// socket outside the ranges, whatever its address.
+					results, err = s.Scan([]Target{{UID: uid, Ranges: ranges, Discover: true}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var found []string
+					for _, li := range results[0].Discovered {
+						found = append(found, li.Socket.String())
+						if li.PID != c.PID || li.ContainerID != appID || li.Process == "" {
+							t.Errorf("discovered %s owned by pid %d (%q) in %q, want pid %d in %s", li.Socket, li.PID, li.Process, li.ContainerID, c.PID, appID)
+						}
+					}
+					if wantFound := []string{"TCP 0.0.0.0:9999", "TCP 0.0.0.0:15020"}; !slices.Equal(found, wantFound) {
+						t.Errorf("discovered %v, want %v", found, wantFound)
+					}
+					if len(results[0].Listeners) != len(want) {
+						t.Errorf("with discovery: %d listeners beyond loopback, want %d", len(results[0].Listeners), len(want))
+					}
 				})
 			}
 		})

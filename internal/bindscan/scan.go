@@ -46,6 +46,12 @@ type Target struct {
 	// that the pod's own processes hold are the pod's.
 	HostNetwork bool
 	Ranges      []PortRange
+	// Discover asks for every other listening socket of the pod too (on
+	// loopback as well, outside Ranges), in Result.Discovered.
+	Discover bool
+	// Clients asks for the client ends of the established connections to
+	// the TCP ports of Ranges on loopback, in Result.Clients.
+	Clients bool
 }
 
 // Listener is a socket in a protected range beyond loopback, with its
@@ -61,6 +67,12 @@ type Listener struct {
 type Result struct {
 	UID       string
 	Listeners []Listener
+	// Discovered are, when the target asked for discovery, the pod's
+	// listening sockets outside its ranges, loopback ones included.
+	Discovered []Listener
+	// Clients are, when the target asked for them, the connections to its
+	// protected TCP ports on loopback and who holds their client end.
+	Clients []Client
 	// Unchecked says why the pod could not be checked; empty when checked.
 	Unchecked string
 }
@@ -74,7 +86,7 @@ func (s *Scanner) Scan(targets []Target) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tables := map[string][]Socket{}
+	tables := map[string]*nsTables{}
 	results := make([]Result, 0, len(targets))
 	for _, t := range targets {
 		results = append(results, s.scanPod(t, pods[t.UID], tables))
@@ -82,40 +94,59 @@ func (s *Scanner) Scan(targets []Target) ([]Result, error) {
 	return results, nil
 }
 
-func (s *Scanner) scanPod(t Target, procs []Process, tables map[string][]Socket) Result {
+func (s *Scanner) scanPod(t Target, procs []Process, tables map[string]*nsTables) Result {
 	r := Result{UID: t.UID}
 	if len(procs) == 0 {
 		r.Unchecked = "no process in the pod's cgroups (not started yet, or exited)"
 		return r
 	}
-	sockets, err := s.netnsSockets(t.UID, procs, tables)
+	tb, err := s.netnsSockets(t.UID, procs, tables)
 	if err != nil {
 		r.Unchecked = err.Error()
 		return r
 	}
-	var hits []Socket
+	sockets := tb.sockets
+	if t.Clients && !t.HostNetwork {
+		r.Clients = s.clients(procs, tb.conns, t.Ranges)
+	}
+	var hits, found []Socket
 	for _, so := range sockets {
-		if so.BeyondLoopback() && inRanges(so, t.Ranges) {
-			hits = append(hits, so)
+		switch {
+		case inRanges(so, t.Ranges):
+			if so.BeyondLoopback() {
+				hits = append(hits, so)
+			}
+		case t.Discover:
+			found = append(found, so)
 		}
 	}
-	if len(hits) == 0 {
+	if len(hits) == 0 && len(found) == 0 {
 		return r
 	}
-	owners := s.owners(procs, hits)
-	for _, so := range hits {
+	owners := s.owners(procs, append(slices.Clip(hits), found...))
+	r.Listeners = attribute(hits, owners, t.HostNetwork)
+	r.Discovered = attribute(found, owners, t.HostNetwork)
+	return r
+}
+
+// attribute gives sockets their owners, sorted by protocol, port, address
+// and PID; in a hostNetwork pod a socket no process of the pod holds is
+// another pod's or the node's, and left out.
+func attribute(sockets []Socket, owners map[uint64]owner, hostNetwork bool) []Listener {
+	var out []Listener
+	for _, so := range sockets {
 		l := Listener{Socket: so}
 		if o, ok := owners[so.Inode]; ok {
 			l.PID, l.Process, l.ContainerID = o.PID, o.Process, o.ContainerID
-		} else if t.HostNetwork {
+		} else if hostNetwork {
 			continue // another pod's or the node's socket
 		}
-		r.Listeners = append(r.Listeners, l)
+		out = append(out, l)
 	}
-	slices.SortFunc(r.Listeners, func(a, b Listener) int {
+	slices.SortFunc(out, func(a, b Listener) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port), a.Addr.Compare(b.Addr), cmp.Compare(a.PID, b.PID))
 	})
-	return r
+	return out
 }
 
 func inRanges(so Socket, ranges []PortRange) bool {
@@ -132,7 +163,7 @@ func inRanges(so Socket, ranges []PortRange) bool {
 // by namespace for the rest of the scan. A process that exited and whose
 // PID was reused since the pods were found would show another namespace:
 // the process's cgroup is checked again after the read.
-func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]Socket) ([]Socket, error) {
+func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string]*nsTables) (*nsTables, error) {
 	var lastErr error
 	for _, p := range procs {
 		pidDir := filepath.Join(s.procRoot(), strconv.Itoa(p.PID))
@@ -142,7 +173,7 @@ func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]
 				return cached, nil
 			}
 		}
-		sockets, err := s.readTables(filepath.Join(pidDir, "net"))
+		tb, err := s.readTables(filepath.Join(pidDir, "net"))
 		if err != nil {
 			lastErr = err
 			continue
@@ -152,9 +183,9 @@ func (s *Scanner) netnsSockets(uid string, procs []Process, tables map[string][]
 			continue
 		}
 		if ns != "" {
-			tables[ns] = sockets
+			tables[ns] = tb
 		}
-		return sockets, nil
+		return tb, nil
 	}
 	return nil, fmt.Errorf("failed to read the network namespace of any of the pod's %d processes: %w", len(procs), lastErr)
 }
@@ -169,6 +200,13 @@ func (s *Scanner) stillInPod(pidDir, uid string) bool {
 	return ok && pc.PodUID == uid
 }
 
+// nsTables are what a namespace's tables hold: listening and bound
+// sockets, and established TCP connections.
+type nsTables struct {
+	sockets []Socket
+	conns   []Conn
+}
+
 // socketTables are the per-namespace tables of <proc>/<pid>/net.
 var socketTables = []struct {
 	file  string
@@ -178,8 +216,9 @@ var socketTables = []struct {
 // readTables reads the namespace's TCP and UDP tables (tcp6 and udp6 are
 // missing when IPv6 is disabled) and SCTP's endpoints when the module is
 // loaded.
-func (s *Scanner) readTables(netDir string) ([]Socket, error) {
+func (s *Scanner) readTables(netDir string) (*nsTables, error) {
 	var out []Socket
+	var conns []Conn
 	for _, tb := range socketTables {
 		data, err := s.read(filepath.Join(netDir, tb.file))
 		if err != nil {
@@ -191,6 +230,11 @@ func (s *Scanner) readTables(netDir string) ([]Socket, error) {
 		if out, err = parseTable(data, tb.proto, out); err != nil {
 			return nil, err
 		}
+		if tb.proto == TCP {
+			if conns, err = parseConns(data, conns); err != nil {
+				return nil, err
+			}
+		}
 	}
 	data, err := s.read(filepath.Join(netDir, "sctp", "eps"))
 	switch {
@@ -201,7 +245,7 @@ func (s *Scanner) readTables(netDir string) ([]Socket, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("failed to read %s: %w", filepath.Join(netDir, "sctp", "eps"), err)
 	}
-	return out, nil
+	return &nsTables{sockets: out, conns: conns}, nil
 }
 
 // owner is the process that holds a socket.

@@ -120,7 +120,8 @@ This command runs the same rules as loopguard's admission webhook:
   check   judges manifests (files, directories, kustomize output on stdin)
           against the policies in them or in --policies, e.g. in a pull request
   audit   reports what a live cluster already exposes, with read-only calls
-  test    runs policy tests: the decision expected for each resource`,
+  test    runs policy tests: the decision expected for each resource
+  discover proposes policies from what the node agents saw listen on loopback`,
 		Example: fmt.Sprintf(`  # Judge a directory of manifests against the policies in it
   %[1]s check -f k8s/
 
@@ -143,6 +144,7 @@ This command runs the same rules as loopguard's admission webhook:
 		newCheckCommand(streams, display),
 		newAuditCommand(streams, display),
 		newTestCommand(streams, display),
+		newDiscoverCommand(streams, display),
 		newVersionCommand(streams, name),
 	)
 	return root

@@ -316,6 +316,17 @@ func TestAgentOverrides(t *testing.T) {
 	if _, ok := template(t, "team-ops")["DaemonSet/loopguard-agent"]; ok {
 		t.Error("agent rendered with agent.enabled unset (default false)")
 	}
+	// Discovery: off by default, --discovery with agent.discovery.enabled.
+	hasDiscovery := func(ds obj) bool {
+		return slices.Contains(containers(ds)[0].(obj)["args"].([]any), any("--discovery"))
+	}
+	if hasDiscovery(ds) {
+		t.Error("agent runs with --discovery while agent.discovery.enabled is unset (default false)")
+	}
+	on := template(t, "team-ops", "--set", "agent.enabled=true,agent.discovery.enabled=true")["DaemonSet/loopguard-agent"]
+	if on == nil || !hasDiscovery(on) {
+		t.Error("agent.discovery.enabled=true: no --discovery in the agent's args")
+	}
 }
 
 // TestWebhookNetworkPolicy: webhook.networkPolicy renders the component's

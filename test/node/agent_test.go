@@ -182,34 +182,73 @@ spec:
 	})
 }
 
-// deployAgent deploys the agent with a short scan interval.
+// Where hack/dev.sh up runs the node agent (hack/lib/dev/agent.sh).
+const (
+	agentNamespace = "loopguard-agent"
+	agentDaemonSet = "loopguard-agent"
+)
+
+// deployAgent uses the agent that the dev cluster runs, with a short scan
+// interval.
 func deployAgent(t *testing.T) {
 	t.Helper()
 	deployAgentWith(t, agentScanInterval)
 }
 
-// deployAgentWith builds and imports loopguard-agent:dev, applies
-// config/overlays/agent-dev with the given scan interval, waits for the
-// agent to be ready (its first report written) and removes it at cleanup.
+// deployAgentWith uses the agent that hack/dev.sh up runs on the node
+// (config/overlays/agent-dev, not a second install): when its scan
+// interval is not the one asked for, it sets it on the DaemonSet and puts
+// the old one back at cleanup. It returns once an agent with that interval
+// wrote the node's report (the agent's readiness is its first report).
 func deployAgentWith(t *testing.T, scanInterval string) {
 	t.Helper()
-	if r := run(10*time.Minute, nil, "make", "image-agent"); r.Err != nil {
-		t.Fatalf("make image-agent: %s", r)
+	r := kubectl(t, "-n", agentNamespace, "get", "daemonset", agentDaemonSet, "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+	if r.Err != nil {
+		t.Fatalf("the dev cluster runs no node agent (hack/dev.sh up does, unless DEV_AGENT=0): %s", r)
 	}
-	manifests := mustKubectl(t, "kustomize", "config/overlays/agent-dev").Stdout
-	if !strings.Contains(manifests, "--scan-interval=1m") {
-		t.Fatal("config/agent no longer sets --scan-interval=1m; update the test")
+	var args []string
+	if err := json.Unmarshal([]byte(r.Stdout), &args); err != nil {
+		t.Fatalf("agent args %q: %v", r.Stdout, err)
 	}
-	manifests = strings.Replace(manifests, "--scan-interval=1m", "--scan-interval="+scanInterval, 1)
-	t.Cleanup(func() {
-		// Waits for the namespace to go: the next test deploys it again.
-		devcluster.Kubectl(t, manifests, "delete", "-f", "-", "--ignore-not-found", "--timeout=50s")
-		kubectl(t, "delete", "nodebindreport", nodeName, "--ignore-not-found")
-	})
-	devcluster.MustKubectl(t, manifests, "apply", "--server-side", "-f", "-")
-	if r := kubectl(t, "-n", "loopguard-agent", "rollout", "status", "daemonset/loopguard-agent", "--timeout=120s"); r.Err != nil {
+	i := slices.IndexFunc(args, func(a string) bool { return strings.HasPrefix(a, "--scan-interval=") })
+	if i < 0 {
+		t.Fatalf("the agent has no --scan-interval flag in %q; update the test", args)
+	}
+	setInterval := func(from, to string) result {
+		patch := fmt.Sprintf(`[{"op":"test","path":"/spec/template/spec/containers/0/args/%[1]d","value":%[2]q},`+
+			`{"op":"replace","path":"/spec/template/spec/containers/0/args/%[1]d","value":%[3]q}]`, i, "--scan-interval="+from, "--scan-interval="+to)
+		return kubectl(t, "-n", agentNamespace, "patch", "daemonset", agentDaemonSet, "--type=json", "-p", patch)
+	}
+	if current := strings.TrimPrefix(args[i], "--scan-interval="); current != scanInterval {
+		if r := setInterval(current, scanInterval); r.Err != nil {
+			t.Fatalf("set the agent's scan interval to %s: %s", scanInterval, r)
+		}
+		t.Cleanup(func() {
+			if r := setInterval(scanInterval, current); r.Err != nil {
+				t.Errorf("put the agent's scan interval back to %s: %s", current, r)
+				return
+			}
+			kubectl(t, "-n", agentNamespace, "rollout", "status", "daemonset/"+agentDaemonSet, "--timeout=120s")
+		})
+	}
+	if r := kubectl(t, "-n", agentNamespace, "rollout", "status", "daemonset/"+agentDaemonSet, "--timeout=120s"); r.Err != nil {
 		t.Fatalf("agent not ready: %s\n%s\n%s", r,
-			kubectl(t, "-n", "loopguard-agent", "describe", "pods").Stdout,
-			kubectl(t, "-n", "loopguard-agent", "logs", "daemonset/loopguard-agent", "--tail=15").String())
+			kubectl(t, "-n", agentNamespace, "describe", "pods").Stdout,
+			kubectl(t, "-n", agentNamespace, "logs", "daemonset/"+agentDaemonSet, "--tail=15").String())
 	}
+	want, err := time.ParseDuration(scanInterval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() string {
+		r := kubectl(t, "get", "nodebindreport", nodeName, "-o", "jsonpath={.status.scanInterval}")
+		if r.Err != nil {
+			return r.String()
+		}
+		got, err := time.ParseDuration(strings.TrimSpace(r.Stdout))
+		if err != nil || got != want {
+			return fmt.Sprintf("report's scanInterval %q, want %s (an agent with the new interval has not written yet)", r.Stdout, want)
+		}
+		return ""
+	})
 }

@@ -66,6 +66,16 @@ func editAgent(p *placeholders, m *yaml.Node, v *valuesDefaults) error {
 		ind := strings.Repeat(" ", indentOf(prefix))
 		return "{{- with .Values.agent.image.pullPolicy }}\n" + ind + "imagePullPolicy: {{ . }}\n{{- end }}"
 	}), scalar(""))
+	// Discovery (status.discovery, what `loopguard discover` reads) is
+	// agent.discovery.enabled, off by default.
+	args := get(ctr, "args")
+	if args == nil {
+		return fmt.Errorf("the agent container has no args")
+	}
+	args.Content = append(args.Content, scalar(p.Block(func(prefix string) string {
+		ind := strings.Repeat(" ", indentOf(prefix))
+		return "{{- if .Values.agent.discovery.enabled }}\n" + ind + "- --discovery\n{{- end }}"
+	})))
 	d, err := podValues(p, tmpl, ctr, ".Values.agent")
 	if err != nil {
 		return err

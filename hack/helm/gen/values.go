@@ -209,6 +209,13 @@ agent:
   # Security "privileged", which a cluster should opt into. Without it,
   # policies have no status.runtime and everything else works.
   enabled: false
+  discovery:
+    # Also record what every pod listens on, on ports no policy protects
+    # (the NodeBindReports' status.discovery), for "loopguard discover" to
+    # propose LoopbackServices from. Off by default: the reports then name
+    # every pod's listeners and processes, which only readers of
+    # nodebindreports see.
+    enabled: false
   # The agent's namespace, created by the chart, for the agent alone.
   namespace: {{ printf "%q" .AgentNamespace }}
   image:

@@ -62,6 +62,7 @@ EOF
     cat <<EOF
   kubectl get nodes        # $NODE_NAME, pods on $POD_CIDR (bridge $NODE_BRIDGE)
   kubectl run web --image=$LISTENER_IMAGE --image-pull-policy=Never
+  kubectl get nodebindreports   # the node agent's view (DEV_AGENT=0: no agent)
 EOF
   else
     echo "  (no node: pods stay Pending)"
@@ -81,6 +82,7 @@ prepare() {
   step "node"
   node_decide
   node_build
+  agent_build
   node_host_up
   ensure_pki
   preflight_ports
