@@ -58,7 +58,11 @@ func (b *bench) waitRunning(ctx context.Context) {
 		}
 		if running < b.size.Pods {
 			b.logf("… %d/%d pods Running", running, b.size.Pods)
-			time.Sleep(5 * time.Second)
+			wait := 5 * time.Second
+			if b.size.Pods > 10000 {
+				wait = 30 * time.Second // each round lists every pod
+			}
+			time.Sleep(wait)
 		}
 		return running >= b.size.Pods
 	})

@@ -17,10 +17,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -110,6 +113,11 @@ func main() {
 		atExit = append(atExit, func() { b.cleanup(context.Background()) })
 	}
 	defer runAtExit()
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		fail(fmt.Errorf("%s", <-sig))
+	}()
 	b.setupAdmission(ctx)
 	nodeUIDs := b.createNodes(ctx)
 	b.createNamespaces(ctx)
@@ -192,21 +200,36 @@ func startKwok(bin, config, devDir string, lease int) func() {
 	if err := cmd.Start(); err != nil {
 		fail(fmt.Errorf("start kwok: %w", err))
 	}
+	var stopping atomic.Bool
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(exited)
+		if !stopping.Load() {
+			fail(fmt.Errorf("kwok exited (%v): see %s", err, logf.Name()))
+		}
+	}()
 	return func() {
+		stopping.Store(true)
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 		_ = logf.Close()
 	}
 }
 
-// atExit runs on the way out, failed or not (kwok, the cleanup), last first.
-var atExit []func()
+// atExit runs once on the way out, failed, interrupted or not (kwok, the
+// cleanup), last first.
+var (
+	atExit   []func()
+	exitOnce sync.Once
+)
 
 func runAtExit() {
-	for i := len(atExit) - 1; i >= 0; i-- {
-		atExit[i]()
-	}
-	atExit = nil
+	exitOnce.Do(func() {
+		for i := len(atExit) - 1; i >= 0; i-- {
+			atExit[i]()
+		}
+	})
 }
 
 func fail(err error) {
