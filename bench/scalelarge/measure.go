@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -152,19 +153,22 @@ func (b *bench) fingerprint(ctx context.Context) map[string]string {
 	return fp
 }
 
-func changed(a, b map[string]string) int {
-	n := 0
+// changed lists the objects whose resourceVersion differs, appeared or
+// went between two fingerprints.
+func changed(a, b map[string]string) []string {
+	var out []string
 	for k, v := range b {
 		if a[k] != v {
-			n++
+			out = append(out, k)
 		}
 	}
 	for k := range a {
 		if _, ok := b[k]; !ok {
-			n++
+			out = append(out, k+" (gone)")
 		}
 	}
-	return n
+	slices.Sort(out)
+	return out
 }
 
 // writeRequests sums the API server's apiserver_request_total for write
