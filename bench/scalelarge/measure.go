@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+const managedBy = "app.kubernetes.io/managed-by=loopguard"
+
+// policyState is what the tool checks of every policy it made.
+type policyState struct {
+	current, total int
+	nps            []string // status.networkPolicies of all policies
+	byName         map[string]*unstructured.Unstructured
+}
+
+// policies lists the bench's policies and counts those whose status is
+// current: observedGeneration is the generation and matchedPods what the
+// layout says (want overrides the layout for changed policies).
+func (b *bench) policies(ctx context.Context, want map[string]int) (policyState, error) {
+	st := policyState{byName: map[string]*unstructured.Unstructured{}}
+	expect := map[string]int{}
+	for j := 0; j < b.size.Policies; j++ {
+		p := b.size.Policy(j)
+		expect[p.NS+"/"+p.Name] = p.Matched
+	}
+	for c := 0; c < b.size.ClusterPolicies; c++ {
+		p := b.size.ClusterPolicy(c)
+		expect["/"+p.Name] = p.Matched
+	}
+	for k, v := range want {
+		expect[k] = v
+	}
+	lbs, err := b.dyn.Resource(lbsGVR).Namespace("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return st, err
+	}
+	clbs, err := b.dyn.Resource(clbsGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return st, err
+	}
+	for _, list := range [][]unstructured.Unstructured{lbs.Items, clbs.Items} {
+		for i := range list {
+			it := &list[i]
+			key := it.GetNamespace() + "/" + it.GetName()
+			n, ok := expect[key]
+			if !ok {
+				continue
+			}
+			st.total++
+			st.byName[key] = it
+			og, _, _ := unstructured.NestedInt64(it.Object, "status", "observedGeneration")
+			mp, _, _ := unstructured.NestedInt64(it.Object, "status", "matchedPods")
+			if og == it.GetGeneration() && mp == int64(n) {
+				st.current++
+			}
+			nps, _, _ := unstructured.NestedStringSlice(it.Object, "status", "networkPolicies")
+			st.nps = append(st.nps, nps...)
+		}
+	}
+	return st, nil
+}
+
+// converge waits until every managed NetworkPolicy exists and every
+// status is current; it prints when each happened, counted from since.
+func (b *bench) converge(ctx context.Context, since time.Time, timeout time.Duration) {
+	want := b.size.ExpectedNetworkPolicies()
+	var npsAt time.Duration
+	last := time.Now()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(b.poll(time.Second)) {
+		nps, err := b.cs.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{LabelSelector: managedBy})
+		if err != nil {
+			continue
+		}
+		have := map[string]bool{}
+		for _, np := range nps.Items {
+			if strings.HasPrefix(np.Namespace, "scale-") && np.Namespace != admissionNS {
+				have[np.Namespace+"/"+np.Name] = true
+			}
+		}
+		if npsAt == 0 && len(have) >= want {
+			npsAt = time.Since(since)
+			b.logf("every managed NetworkPolicy exists (%d) %s after the last policy's creation (target < 60s)", len(have), npsAt.Round(time.Millisecond))
+		}
+		st, err := b.policies(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if time.Since(last) > 15*time.Second {
+			b.logf("… %d/%d NetworkPolicies, %d/%d statuses current", len(have), want, st.current, b.size.Policies+b.size.ClusterPolicies)
+			last = time.Now()
+		}
+		if npsAt != 0 && st.current == b.size.Policies+b.size.ClusterPolicies {
+			b.logf("every status current (observedGeneration, matchedPods) %s after the last policy's creation (target < 60s)", time.Since(since).Round(time.Millisecond))
+			return
+		}
+	}
+	fail(fmt.Errorf("not converged after %s", timeout))
+}
+
+// poll is how often to list everything: every d, but at least 2 s above
+// 10,000 pods (listing 10,000 policies and 13,000 NetworkPolicies is work
+// for the API server too).
+func (b *bench) poll(d time.Duration) time.Duration {
+	if b.size.Pods > 10000 {
+		return max(d, 2*time.Second)
+	}
+	return d
+}
+
+// waitFor polls cond every 200ms and returns how long it took.
+func waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fail(fmt.Errorf("%s: not seen after %s", what, timeout))
+	return 0
+}
+
+// fingerprint maps every object the manager writes (policies, managed
+// NetworkPolicies) to its resourceVersion.
+func (b *bench) fingerprint(ctx context.Context) map[string]string {
+	fp := map[string]string{}
+	lbs, _ := b.dyn.Resource(lbsGVR).Namespace("").List(ctx, metav1.ListOptions{})
+	clbs, _ := b.dyn.Resource(clbsGVR).List(ctx, metav1.ListOptions{})
+	for _, l := range []*unstructured.UnstructuredList{lbs, clbs} {
+		if l == nil {
+			continue
+		}
+		for _, it := range l.Items {
+			fp[it.GetKind()+":"+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+		}
+	}
+	nps, _ := b.cs.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{LabelSelector: managedBy})
+	if nps != nil {
+		for _, np := range nps.Items {
+			fp["np:"+np.Namespace+"/"+np.Name] = np.ResourceVersion
+		}
+	}
+	return fp
+}
+
+// changed lists the objects whose resourceVersion differs, appeared or
+// went between two fingerprints.
+func changed(a, b map[string]string) []string {
+	var out []string
+	for k, v := range b {
+		if a[k] != v {
+			out = append(out, k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, k+" (gone)")
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// writeRequests sums the API server's apiserver_request_total for write
+// verbs on the resources only the manager writes during the quiet window
+// (policies and their status, NetworkPolicies). The metric has no user or
+// user-agent label, so this counts every client's writes to them: in the
+// quiet window the bench writes none.
+func (b *bench) writeRequests(ctx context.Context) float64 {
+	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return -1
+	}
+	sum := 0.0
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "apiserver_request_total{") {
+			continue
+		}
+		res := strings.Contains(l, `resource="loopbackservices"`) || strings.Contains(l, `resource="clusterloopbackservices"`) ||
+			strings.Contains(l, `resource="networkpolicies"`)
+		write := false
+		for _, v := range []string{"POST", "PUT", "PATCH", "DELETE", "APPLY"} {
+			write = write || strings.Contains(l, `verb="`+v+`"`)
+		}
+		if !res || !write {
+			continue
+		}
+		if f, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
+			sum += f
+		}
+	}
+	return sum
+}
+
+// rss reads a process's RSS and peak RSS (KiB) from its PID file.
+func rss(pidFile string) (now, peak int64) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return -1, -1
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	if err != nil {
+		return -1, -1
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			now = v
+		case "VmHWM:":
+			peak = v
+		}
+	}
+	return now, peak
+}
+
+func mb(kib int64) string { return fmt.Sprintf("%.1f MB", float64(kib)/1024) }
