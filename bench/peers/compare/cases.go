@@ -279,7 +279,7 @@ func portForward(ctx context.Context, e *env) error {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "denied the request"):
+	case strings.Contains(msg, "denied the request"), strings.Contains(msg, "ValidatingAdmissionPolicy"):
 		return apierrors.NewForbidden(corev1.Resource("pods/portforward"), "existing", errors.New(msg))
 	case strings.Contains(msg, "failed calling webhook"):
 		return errors.New(msg)

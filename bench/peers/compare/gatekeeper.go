@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,7 +176,7 @@ func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, n int) error {
 	if err := yaml.Unmarshal(b, &base); err != nil {
 		return err
 	}
-	return setNumbered(ctx, g.e, constraintGVR, "", n, func(i int) *unstructured.Unstructured {
+	return setNumbered(ctx, g.e, constraintGVR, "", "bench-", n, func(i int) *unstructured.Unstructured {
 		o := deepCopyMap(base)
 		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
 		params := o["spec"].(map[string]any)["parameters"].(map[string]any)
@@ -207,9 +208,9 @@ func (g *gatekeeperEngine) Stop(ctx context.Context) {
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "namespace", gatekeeperNS)
 }
 
-// setNumbered makes objects bench-0000..bench-(n-1) exist and no others
-// named bench-*, creating with 8 workers.
-func setNumbered(ctx context.Context, e *env, gvr schema.GroupVersionResource, ns string, n int, mk func(int) *unstructured.Unstructured) error {
+// setNumbered makes objects <prefix>0000..<prefix>(n-1) exist and no other
+// <prefix>N, creating with 8 workers.
+func setNumbered(ctx context.Context, e *env, gvr schema.GroupVersionResource, ns, prefix string, n int, mk func(int) *unstructured.Unstructured) error {
 	ri := e.dyn.Resource(gvr)
 	var client interface {
 		Create(context.Context, *unstructured.Unstructured, metav1.CreateOptions, ...string) (*unstructured.Unstructured, error)
@@ -225,11 +226,11 @@ func setNumbered(ctx context.Context, e *env, gvr schema.GroupVersionResource, n
 	}
 	have := map[string]bool{}
 	for _, o := range list.Items {
-		if !strings.HasPrefix(o.GetName(), "bench-") {
+		i, ok := numbered(o.GetName(), prefix)
+		if !ok {
 			continue
 		}
-		var i int
-		if _, err := fmt.Sscanf(o.GetName(), "bench-%d", &i); err == nil && i < n {
+		if i < n {
 			have[o.GetName()] = true
 			continue
 		}
@@ -269,13 +270,23 @@ func setNumbered(ctx context.Context, e *env, gvr schema.GroupVersionResource, n
 		}()
 	}
 	for i := 0; i < n; i++ {
-		if !have[fmt.Sprintf("bench-%04d", i)] {
+		if !have[fmt.Sprintf("%s%04d", prefix, i)] {
 			work <- i
 		}
 	}
 	close(work)
 	wg.Wait()
 	return firstErr
+}
+
+// numbered parses <prefix><digits>.
+func numbered(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || rest == "" {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	return i, err == nil
 }
 
 // pointWebhooksAt rewrites every webhook of a configuration to a URL on

@@ -144,16 +144,10 @@ func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, n int) error {
 	if err := yaml.Unmarshal(b, &base); err != nil {
 		return err
 	}
-	return setNumbered(ctx, k.e, validatingPolicyGVR, "", n, func(i int) *unstructured.Unstructured {
+	return setNumbered(ctx, k.e, validatingPolicyGVR, "", "bench-", n, func(i int) *unstructured.Unstructured {
 		o := deepCopyMap(base)
 		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
-		for _, v := range o["spec"].(map[string]any)["variables"].([]any) {
-			vm := v.(map[string]any)
-			if vm["name"] == "ports" {
-				p := benchPort(i)
-				vm["expression"] = fmt.Sprintf("[{'port': dyn(%d), 'endPort': dyn(%d), 'protocol': dyn('TCP'), 'name': dyn('')}]", p, p)
-			}
-		}
+		setPortsVariable(o, benchPort(i))
 		return &unstructured.Unstructured{Object: o}
 	})
 }

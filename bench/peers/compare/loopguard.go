@@ -62,7 +62,7 @@ func (l *loopguardEngine) RemoveCasePolicies(ctx context.Context) error {
 
 // SetBenchPolicies uses namespaced LoopbackServices, the common form.
 func (l *loopguardEngine) SetBenchPolicies(ctx context.Context, n int) error {
-	return setNumbered(ctx, l.e, lbsGVR, benchNS, n, func(i int) *unstructured.Unstructured {
+	return setNumbered(ctx, l.e, lbsGVR, benchNS, "bench-", n, func(i int) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "loopguard.io/v1alpha1", "kind": "LoopbackService",
 			"metadata": map[string]any{"name": fmt.Sprintf("bench-%04d", i), "namespace": benchNS},

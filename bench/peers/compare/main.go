@@ -47,6 +47,16 @@ type env struct {
 	kubectl string
 	kubecfg string
 	logf    func(format string, args ...any)
+	// notes are what an engine said while it was set up (an API server
+	// refusing a policy, for example), for the report.
+	notes map[string][]string
+}
+
+// note records an observation about an engine's setup for the report.
+func (e *env) note(engine, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e.logf("%s: %s", engine, msg)
+	e.notes[engine] = append(e.notes[engine], msg)
 }
 
 func main() {
@@ -102,6 +112,7 @@ func run(ctx context.Context, o options) error {
 		dyn:     dynamic.NewForConfigOrDie(cfg),
 		kubectl: filepath.Join(root, "bin/k8s/current/kubectl"),
 		kubecfg: kubecfg,
+		notes:   map[string][]string{},
 		logf: func(format string, args ...any) {
 			fmt.Printf("[%s] %s\n", time.Since(o.startedAt).Round(time.Second), fmt.Sprintf(format, args...))
 		},
@@ -186,6 +197,7 @@ func full(ctx context.Context, e *env) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		res.notes = e.notes[name]
 		rep.engines = append(rep.engines, res)
 		if err := e.measureBaseline(ctx, rep); err != nil {
 			return err

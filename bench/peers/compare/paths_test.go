@@ -14,7 +14,7 @@ func TestPolicyFilesAndTools(t *testing.T) {
 		"loopguard":  {"loopback-ports.yaml"},
 		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml"},
 		"kyverno":    {"validatingpolicy.yaml", "portforward.yaml"},
-		"vap":        {"policy.yaml"},
+		"vap":        {"policy.yaml", "race.yaml", "access.yaml"},
 	} {
 		for _, name := range names {
 			if b, err := e.policyFile(engine, name); err != nil || len(b) == 0 {

@@ -96,25 +96,6 @@ func describeCommit(commit, porcelain, out, root string) string {
 // quickText says what COMPARE_QUICK=1 changes (main sets the sizes).
 const quickText = "2,000 filler pods, up to 100 policies, 2 rounds"
 
-// reasons explains a miss or a special outcome; keyed by engine, then by
-// case name. Computed outcomes that have no entry say so.
-var reasons = map[string]map[string]string{
-	"vap": {
-		"race, Service second: selects an existing protected pod by another label (tier=api), targetPort 6062": "a ValidatingAdmissionPolicy sees only the object under review (and params); it cannot list the pods a Service selects. Not expressible.",
-		"race, pod second: a pod an existing Service (role=admin, targetPort 15000) selects":                   "same: it cannot list the Services that select a new pod. Not expressible.",
-		"kubectl port-forward to a protected pod":                                                              "the CONNECT request names the pod but carries none of its labels, and a VAP cannot read the pod; it could only refuse every port-forward in the namespace. Not expressible per pod.",
-	},
-	"gatekeeper": {
-		"kubectl port-forward to a protected pod": "Gatekeeper's shipped webhook registers CREATE and UPDATE only; the harness adds CONNECT as Gatekeeper's docs describe (customize-admission.md) and the template looks the pod up in the synced inventory.",
-	},
-	"kyverno": {
-		"kubectl port-forward to a protected pod": "Kyverno registers CONNECT for a policy that matches pods/portforward; the policy reads the pod with resource.Get.",
-	},
-	"*": {
-		"ephemeral container with a port (pods/ephemeralcontainers)": "the API server's validation refuses ports on ephemeral containers before any validating admission runs, whatever the engine.",
-	},
-}
-
 func (r *report) markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -182,37 +163,7 @@ func (r *report) markdown() string {
 	}
 	w("\n\n")
 
-	w("### Why each miss, and what it would take\n\n")
-	any := false
-	for _, e := range r.engines {
-		for _, c := range cases() {
-			res := e.cases[c.name]
-			if res.outcome == caught || res.outcome == admitted || res.outcome == apiRefused {
-				continue
-			}
-			any = true
-			why := reasons[e.name][c.name]
-			if why == "" {
-				why = reasons["*"][c.name]
-			}
-			if why == "" {
-				why = "not explained by the harness; the engine's answer was: " + orNone(res.detail)
-			}
-			w("- **%s**, %s (%s): %s\n", e.name, c.name, res.outcome, why)
-		}
-	}
-	if !any {
-		w("No engine missed a case.\n")
-	}
-	w("- *refused by the API server* (every engine): %s\n", reasons["*"]["ephemeral container with a port (pods/ephemeralcontainers)"])
-	w("\n")
-	for _, e := range r.engines {
-		if why, ok := reasons[e.name]["kubectl port-forward to a protected pod"]; ok && e.cases["kubectl port-forward to a protected pod"].outcome == caught {
-			w("- Note on **%s** and port-forward: %s\n", e.name, why)
-		}
-	}
-	w("\n")
-
+	b.WriteString(r.observations())
 	w("## Cost\n\n")
 	w("Added latency of a server-side dry-run create of a pod every policy selects and admits (containerPorts 8080 and 9901), over the same create with no policy at all, measured on the same API server in the same run. *N policies*: N objects of the engine's policy kind, each protecting one port (loopguard: N LoopbackServices in the namespace; Gatekeeper: N constraints of one template; Kyverno: N ValidatingPolicies; VAP: N policies and N bindings), each a copy of the case policy with another port. Each configuration ran %d rounds (%s); the figures are the median round and, in brackets, the range over rounds. Ratios are to loopguard's added latency (median p50 minus the baseline's median p50) and throughput at the same N and concurrency: above 1 means slower than loopguard.\n\n", r.opts.rounds, r.budgetText())
 	for _, c := range []int{1, 16} {
@@ -293,6 +244,68 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
+// observations is what the run saw behind every cell that is not a plain
+// caught or admitted, then every engine's own answer to every case, and
+// what the engines said while their policies were installed: no verdict in
+// it is written by the harness.
+func (r *report) observations() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("### Why each miss\n\n")
+	w("What the run observed for every case an engine did not catch (or wrongly refused): the API server's answer, or the fact that it admitted the request.\n\n")
+	any := false
+	for _, e := range r.engines {
+		for _, c := range cases() {
+			res := e.cases[c.name]
+			if res.outcome == caught || res.outcome == admitted {
+				continue
+			}
+			any = true
+			w("- **%s**, %s (%s): %s\n", e.name, c.name, res.outcome, observed(res))
+		}
+	}
+	if !any {
+		w("No engine missed a case.\n")
+	}
+	w("\n")
+	noted := false
+	for _, e := range r.engines {
+		for _, n := range e.notes {
+			if !noted {
+				w("Observed while the engines' policies were installed:\n\n")
+				noted = true
+			}
+			w("- **%s**: %s\n", e.name, n)
+		}
+	}
+	if noted {
+		w("\n")
+	}
+	w("<details><summary>Every engine's answer to every case</summary>\n\n| case | engine | outcome | answer |\n|---|---|---|---|\n")
+	for _, c := range cases() {
+		for _, e := range r.engines {
+			res := e.cases[c.name]
+			w("| %s | %s | %s | %s |\n", c.name, e.name, res.outcome, observed(res))
+		}
+	}
+	w("\n</details>\n\n")
+	return b.String()
+}
+
+// observed is the evidence behind one outcome.
+func observed(res caseResult) string {
+	if res.detail != "" {
+		return "`" + strings.ReplaceAll(oneLine(res.detail), "`", "'") + "`"
+	}
+	switch res.outcome {
+	case missed, admitted:
+		return "admitted (the request returned no error)"
+	case "":
+		return "not run"
+	}
+	return "(no message)"
+}
+
 func (r *report) budgetText() string {
 	o := env{opts: r.opts}
 	b1, b16 := o.budget(1), o.budget(16)
@@ -350,13 +363,6 @@ func rpsSpread(ss []stats) string {
 
 func ms(d time.Duration) string     { return msBare(d) + " ms" }
 func msBare(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return oneLine(s)
-}
 
 var quotedURL = regexp.MustCompile(`"https?://[^"]*"`)
 
