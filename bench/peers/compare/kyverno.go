@@ -32,9 +32,40 @@ type kyvernoEngine struct {
 	e    *env
 	proc *process
 	crds []byte
+	// apicall is the earlier configuration, kept as an extra row: every
+	// policy reads the Services through the API server (resource.List) at
+	// each admission, through Kyverno's default client rate limit. Without
+	// it, the Services come from a GlobalContextEntry and the client rate
+	// limit is raised as production deployments of Kyverno do.
+	apicall bool
 }
 
-func (k *kyvernoEngine) Name() string { return "kyverno" }
+func (k *kyvernoEngine) Name() string {
+	if k.apicall {
+		return "kyverno-apicall"
+	}
+	return "kyverno"
+}
+
+// policyFile is the ValidatingPolicy of this configuration.
+func (k *kyvernoEngine) policyFile() string {
+	if k.apicall {
+		return "validatingpolicy-apicall.yaml"
+	}
+	return "validatingpolicy.yaml"
+}
+
+// rateLimitArgs: Kyverno's client rate limit (--clientRateLimitQPS/Burst)
+// caps its calls to the API server; deployments that call the API server
+// from policies raise it (1000/1000, for example, in
+// redhat-appstudio/infra-deployments#6577). The apicall configuration keeps
+// the binary's default.
+func (k *kyvernoEngine) rateLimitArgs() []string {
+	if k.apicall {
+		return nil
+	}
+	return []string{"--clientRateLimitQPS=1000", "--clientRateLimitBurst=1000"}
+}
 func (k *kyvernoEngine) PID() int     { return k.proc.pid() }
 
 func (k *kyvernoEngine) Start(ctx context.Context) error {
@@ -82,7 +113,20 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 	if err := e.apply(ctx, k.crds); err != nil {
 		return fmt.Errorf("failed to install Kyverno's CRDs: %w", err)
 	}
-	work := filepath.Join(e.opts.devDir, "peers/kyverno")
+	work := filepath.Join(e.opts.devDir, "peers", k.Name())
+	args := append([]string{
+		"--kubeconfig=" + e.kubecfg,
+		fmt.Sprintf("--serverIP=127.0.0.1:%d", kyvernoPort),
+		"--webhookServerHost=127.0.0.1", fmt.Sprintf("--webhookServerPort=%d", kyvernoPort),
+		"--caSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-ca",
+		"--tlsSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-pair",
+		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoPort+1),
+		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoPort+2),
+		"--tlsKeyAlgorithm=ECDSA",
+	}, k.rateLimitArgs()...)
+	if len(k.rateLimitArgs()) > 0 {
+		e.note(k.Name(), "started with %s", strings.Join(k.rateLimitArgs(), " "))
+	}
 	k.proc, err = startProcess(filepath.Join(work, "kyverno.log"),
 		[]string{
 			"KYVERNO_NAMESPACE=" + kyvernoNS, "KYVERNO_SERVICEACCOUNT_NAME=kyverno-admission-controller",
@@ -90,15 +134,7 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 			"KYVERNO_POD_NAME=kyverno-compare", "KYVERNO_SVC=" + kyvernoSvc,
 			"INIT_CONFIG=kyverno", "METRICS_CONFIG=kyverno-metrics",
 		},
-		bin,
-		"--kubeconfig="+e.kubecfg,
-		fmt.Sprintf("--serverIP=127.0.0.1:%d", kyvernoPort),
-		"--webhookServerHost=127.0.0.1", fmt.Sprintf("--webhookServerPort=%d", kyvernoPort),
-		"--caSecretName="+kyvernoSvc+"."+kyvernoNS+".svc.kyverno-tls-ca",
-		"--tlsSecretName="+kyvernoSvc+"."+kyvernoNS+".svc.kyverno-tls-pair",
-		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoPort+1),
-		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoPort+2),
-		"--tlsKeyAlgorithm=ECDSA")
+		bin, args...)
 	if err != nil {
 		return err
 	}
@@ -113,7 +149,11 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 }
 
 func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
-	for _, f := range []string{"validatingpolicy.yaml", "portforward.yaml"} {
+	files := []string{k.policyFile(), "portforward.yaml"}
+	if !k.apicall {
+		files = append([]string{"globalcontext.yaml"}, files...)
+	}
+	for _, f := range files {
 		b, err := k.e.policyFile("kyverno", f)
 		if err != nil {
 			return err
@@ -136,7 +176,7 @@ func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
 }
 
 func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, n int) error {
-	b, err := k.e.policyFile("kyverno", "validatingpolicy.yaml")
+	b, err := k.e.policyFile("kyverno", k.policyFile())
 	if err != nil {
 		return err
 	}
@@ -160,6 +200,7 @@ func (k *kyvernoEngine) Kill(context.Context) error {
 func (k *kyvernoEngine) Stop(ctx context.Context) {
 	e := k.e
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "validatingpolicies.policies.kyverno.io", "--all")
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "globalcontextentries.kyverno.io", "--all")
 	k.proc.stop()
 	deleteWebhooksNamed(ctx, e, "kyverno-")
 	if k.crds != nil {

@@ -69,7 +69,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", os.Getenv("COMPARE_QUICK") == "1", "smaller run: 2,000 pods, up to 100 policies, 2 rounds")
 	flag.BoolVar(&o.smoke, "smoke", false, "only load each peer's policies and check that each refuses one case")
 	flag.BoolVar(&o.keepFill, "keep-fill", false, "leave the filler pods in place at the end (for a rerun)")
-	flag.StringVar(&engines, "engines", "loopguard,gatekeeper,kyverno,vap", "engines to run, in order")
+	flag.StringVar(&engines, "engines", "loopguard,gatekeeper,kyverno,kyverno-apicall,vap", "engines to run (kyverno-apicall: the earlier Kyverno configuration, an extra row)")
 	flag.Parse()
 	o.engines = strings.Split(engines, ",")
 	o.fillPods, o.counts, o.rounds = 10000, []int{1, 10, 100, 1000}, 3
@@ -222,8 +222,10 @@ func (e *env) engine(name string) (engine, error) {
 		return &gatekeeperEngine{e: e}, nil
 	case "kyverno":
 		return &kyvernoEngine{e: e}, nil
+	case "kyverno-apicall":
+		return &kyvernoEngine{e: e, apicall: true}, nil
 	case "vap":
 		return &vapEngine{e: e}, nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want loopguard, gatekeeper, kyverno or vap)", name)
+	return nil, fmt.Errorf("unknown engine %q (want loopguard, gatekeeper, kyverno, kyverno-apicall or vap)", name)
 }

@@ -13,7 +13,7 @@ func TestPolicyFilesAndTools(t *testing.T) {
 	for engine, names := range map[string][]string{
 		"loopguard":  {"loopback-ports.yaml"},
 		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml"},
-		"kyverno":    {"validatingpolicy.yaml", "portforward.yaml"},
+		"kyverno":    {"validatingpolicy.yaml", "validatingpolicy-apicall.yaml", "globalcontext.yaml", "portforward.yaml"},
 		"vap":        {"policy.yaml", "race.yaml", "access.yaml"},
 	} {
 		for _, name := range names {
