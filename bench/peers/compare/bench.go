@@ -123,17 +123,44 @@ func (e *env) measureBaseline(ctx context.Context, rep *report) error {
 	return nil
 }
 
+// auxRSS is the memory of one of an engine's other processes.
+type auxRSS struct {
+	name         string
+	cases, atMax float64
+}
+
+// auxProcesses is implemented by engines with more than one process.
+type auxProcesses interface {
+	Aux() map[string]int
+}
+
+func readAux(eng engine) []auxRSS {
+	a, ok := eng.(auxProcesses)
+	if !ok {
+		return nil
+	}
+	var out []auxRSS
+	for name, pid := range a.Aux() {
+		out = append(out, auxRSS{name: name, cases: rssMiB(pid)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
 // engineResult is everything measured for one engine.
 type engineResult struct {
 	name             string
 	cases            map[string]caseResult
 	rssCases, rssMax float64
 	rssMaxPolicies   int
-	points           []point
-	killed           caseResult
-	startup          time.Duration
-	policyInstall    map[int]time.Duration
-	notes            []string
+	// aux are the engine's other processes (Gatekeeper's audit), their
+	// RSS read at the same two moments.
+	aux           []auxRSS
+	points        []point
+	killed        caseResult
+	startup       time.Duration
+	policyInstall map[int]time.Duration
+	notes         []string
 }
 
 func (e *env) runEngine(ctx context.Context, eng engine) (res engineResult, err error) {
@@ -164,6 +191,7 @@ func (e *env) runEngine(ctx context.Context, eng engine) (res engineResult, err 
 	// Let informers and the engines' caches settle before reading memory.
 	time.Sleep(5 * time.Second)
 	res.rssCases = rssMiB(eng.PID())
+	res.aux = readAux(eng)
 	if err := eng.RemoveCasePolicies(ctx); err != nil {
 		return res, err
 	}
@@ -211,6 +239,11 @@ func (e *env) runEngine(ctx context.Context, eng engine) (res engineResult, err 
 			}
 		}
 		res.rssMax, res.rssMaxPolicies = rssMiB(eng.PID()), n
+		for i, a := range readAux(eng) {
+			if i < len(res.aux) && res.aux[i].name == a.name {
+				res.aux[i].atMax = a.cases
+			}
+		}
 	}
 	// Down: the case policy again, the engine stopped, its webhooks left.
 	if err := eng.SetBenchPolicies(ctx, 0); err != nil {

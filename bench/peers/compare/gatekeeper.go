@@ -20,22 +20,28 @@ import (
 )
 
 const (
-	gatekeeperModule = "github.com/open-policy-agent/gatekeeper/v3"
-	gatekeeperNS     = "gatekeeper-system"
-	gatekeeperPort   = 9643 // webhook on 127.0.0.1 (loopguard's compare webhook is 9543)
-	gatekeeperHealth = "127.0.0.1:9690"
-	gatekeeperVWC    = "gatekeeper-validating-webhook-configuration"
+	gatekeeperModule      = "github.com/open-policy-agent/gatekeeper/v3"
+	gatekeeperNS          = "gatekeeper-system"
+	gatekeeperPort        = 9643             // webhook on 127.0.0.1 (loopguard's compare webhook is 9543)
+	gatekeeperHealth      = "127.0.0.1:9690" // the webhook process
+	gatekeeperAuditHealth = "127.0.0.1:9691"
+	gatekeeperVWC         = "gatekeeper-validating-webhook-configuration"
 )
 
 var constraintGVR = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "k8sloopbackports"}
 
 // gatekeeperEngine runs the gatekeeper binary built from
-// bench/peers/tools/gatekeeper as one host process doing webhook, audit and
-// status, with the CRDs and webhook configuration its release manifest
-// (deploy/gatekeeper.yaml) ships, the webhook pointed at 127.0.0.1.
+// bench/peers/tools/gatekeeper as two host processes, as its release
+// manifest (deploy/gatekeeper.yaml) runs two Deployments: the webhook
+// (gatekeeper-controller-manager: --operation=webhook
+// --operation=mutation-webhook) and the audit (gatekeeper-audit:
+// --operation=audit --operation=status --operation=mutation-status
+// --operation=generate), with the CRDs and webhook configuration the
+// manifest ships, the webhook pointed at 127.0.0.1.
 type gatekeeperEngine struct {
 	e       *env
-	proc    *process
+	proc    *process // the webhook
+	audit   *process
 	modDir  string
 	crds    []byte
 	webhook []byte
@@ -43,6 +49,11 @@ type gatekeeperEngine struct {
 
 func (g *gatekeeperEngine) Name() string { return "gatekeeper" }
 func (g *gatekeeperEngine) PID() int     { return g.proc.pid() }
+
+// Aux is the audit process, measured apart from the webhook.
+func (g *gatekeeperEngine) Aux() map[string]int {
+	return map[string]int{"audit": g.audit.pid()}
+}
 
 func (g *gatekeeperEngine) Start(ctx context.Context) error {
 	e := g.e
@@ -100,22 +111,26 @@ func (g *gatekeeperEngine) Start(ctx context.Context) error {
 	}
 	// Gatekeeper owns its status objects through its own Pod (POD_NAME); a
 	// Pod object that never runs (no node) stands for the host process.
-	self := fmt.Sprintf(`apiVersion: v1
+	for _, pod := range []string{"gatekeeper-controller-manager-compare", "gatekeeper-audit-compare"} {
+		self := fmt.Sprintf(`apiVersion: v1
 kind: Pod
-metadata: {name: gatekeeper-compare, namespace: %s, labels: {loopguard-compare/role: host-process-stand-in}}
+metadata: {name: %s, namespace: %s, labels: {loopguard-compare/role: host-process-stand-in}}
 spec:
   containers: [{name: manager, image: registry.invalid/gatekeeper:host-process}]
-`, gatekeeperNS)
-	if err := e.apply(ctx, []byte(self)); err != nil {
-		return err
+`, pod, gatekeeperNS)
+		if err := e.apply(ctx, []byte(self)); err != nil {
+			return err
+		}
 	}
 	if err := e.apply(ctx, g.crds); err != nil {
 		return fmt.Errorf("failed to install Gatekeeper's CRDs: %w", err)
 	}
-	g.proc, err = startProcess(filepath.Join(work, "gatekeeper.log"),
-		[]string{"KUBECONFIG=" + e.kubecfg, "POD_NAMESPACE=" + gatekeeperNS, "POD_NAME=gatekeeper-compare", "NAMESPACE=" + gatekeeperNS, "CONTAINER_NAME=manager"},
+	envFor := func(pod string) []string {
+		return []string{"KUBECONFIG=" + e.kubecfg, "POD_NAMESPACE=" + gatekeeperNS, "POD_NAME=" + pod, "NAMESPACE=" + gatekeeperNS, "CONTAINER_NAME=manager"}
+	}
+	g.proc, err = startProcess(filepath.Join(work, "gatekeeper-webhook.log"), envFor("gatekeeper-controller-manager-compare"),
 		bin,
-		"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate",
+		"--operation=webhook", "--operation=mutation-webhook",
 		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort),
 		"--cert-dir="+filepath.Join(work, "certs"), "--disable-cert-rotation",
 		"--health-addr="+gatekeeperHealth, "--metrics-addr=0",
@@ -124,9 +139,23 @@ spec:
 	if err != nil {
 		return err
 	}
+	g.audit, err = startProcess(filepath.Join(work, "gatekeeper-audit.log"), envFor("gatekeeper-audit-compare"),
+		bin,
+		"--operation=audit", "--operation=status", "--operation=mutation-status", "--operation=generate",
+		"--disable-opa-builtin={http.send}", "--disable-cert-rotation",
+		"--health-addr="+gatekeeperAuditHealth, "--metrics-addr=0",
+		// The audit serves no webhook; its port must only not clash.
+		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort+1), "--cert-dir="+filepath.Join(work, "certs"),
+		"--shutdown-delay=0")
+	if err != nil {
+		return err
+	}
 	err = waitUntil(ctx, 3*time.Minute, "Gatekeeper /readyz", func() (bool, error) {
 		if g.proc.exited() {
-			return false, fmt.Errorf("gatekeeper exited:\n%s", g.proc.tail())
+			return false, fmt.Errorf("gatekeeper's webhook process exited:\n%s", g.proc.tail())
+		}
+		if g.audit.exited() {
+			return false, fmt.Errorf("gatekeeper's audit process exited:\n%s", g.audit.tail())
 		}
 		resp, err := http.Get("http://" + gatekeeperHealth + "/readyz")
 		if err != nil {
@@ -202,6 +231,7 @@ func (g *gatekeeperEngine) Stop(ctx context.Context) {
 	// compiling.
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--timeout=90s", "crd", "k8sloopbackports.constraints.gatekeeper.sh")
 	g.proc.stop()
+	g.audit.stop()
 	if g.crds != nil {
 		e.deleteYAML(ctx, g.crds)
 	}

@@ -66,7 +66,7 @@ func (k *kyvernoEngine) rateLimitArgs() []string {
 	}
 	return []string{"--clientRateLimitQPS=1000", "--clientRateLimitBurst=1000"}
 }
-func (k *kyvernoEngine) PID() int     { return k.proc.pid() }
+func (k *kyvernoEngine) PID() int { return k.proc.pid() }
 
 func (k *kyvernoEngine) Start(ctx context.Context) error {
 	e := k.e

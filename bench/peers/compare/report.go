@@ -219,14 +219,21 @@ func (r *report) markdown() string {
 		w("\n")
 	}
 	w("\n### Memory\n\n")
-	w("Resident memory (VmRSS) of each engine's process with %d filler pods in the cluster (Pending, in a namespace no policy selects), read after the coverage cases and after the largest benchmark the engine enforced (up to %d policies); loopguard's manager was already running (hack/dev.sh started it), so its time to enforce after start is that of its webhook registration. loopguard's manager caches every pod (it judges Services against them); Gatekeeper holds the pods its Config syncs into OPA's inventory; Kyverno caches every Service in its GlobalContextEntry and reads a Service's pods through the API server (kyverno-apicall caches none); a VAP runs inside kube-apiserver, whose param informers hold the Pods and Services its race bindings select.\n\n", r.opts.fillPods, r.opts.counts[len(r.opts.counts)-1])
+	w("Resident memory (VmRSS) of each engine's process with %d filler pods in the cluster (Pending, in a namespace no policy selects), read after the coverage cases and after the largest benchmark the engine enforced (up to %d policies); loopguard's manager was already running (hack/dev.sh started it), so its time to enforce after start is that of its webhook registration. loopguard's manager caches every pod (it judges Services against them); Gatekeeper runs as its release does, a webhook process and an audit process (each with the pods its Config syncs into OPA's inventory), measured apart; Kyverno caches every Service in its GlobalContextEntry and reads a Service's pods through the API server (kyverno-apicall caches none); a VAP runs inside kube-apiserver, whose param informers hold the Pods and Services its race bindings select.\n\n", r.opts.fillPods, r.opts.counts[len(r.opts.counts)-1])
 	w("| engine | RSS after the cases | RSS with the most policies enforced | time to enforce after start |\n|---|---:|---:|---:|\n")
 	for _, e := range r.engines {
 		if e.rssCases == 0 {
 			w("| %s | n/a (inside kube-apiserver) | n/a | %s |\n", e.name, e.startup.Round(time.Second))
 			continue
 		}
-		w("| %s | %.0f MiB | %.0f MiB (%d policies) | %s |\n", e.name, e.rssCases, e.rssMax, e.rssMaxPolicies, e.startup.Round(time.Second))
+		label := e.name
+		if len(e.aux) > 0 {
+			label += " (webhook process)"
+		}
+		w("| %s | %.0f MiB | %.0f MiB (%d policies) | %s |\n", label, e.rssCases, e.rssMax, e.rssMaxPolicies, e.startup.Round(time.Second))
+		for _, a := range e.aux {
+			w("| %s (%s process) | %.0f MiB | %.0f MiB (%d policies) | |\n", e.name, a.name, a.cases, a.atMax, e.rssMaxPolicies)
+		}
 	}
 	w("\n## What these numbers do and do not show\n\n")
 	w(`- They compare engines on one machine, in one run, against one API server, one after the other: the ratios are meaningful, the absolute times are not (a 2-core machine shared with other work; every request also pays kube-apiserver's own work, which the baseline measures).
@@ -234,6 +241,7 @@ func (r *report) markdown() string {
 - Only the validating path of a pod create is timed. Service creates, the referential lookups' effect on Service admission, audit/background scans and policy-report writing are not.
 - Peers run as host processes with the cluster-admin kubeconfig, not as pods behind a Service; that removes a network hop all three would pay in a real cluster (loopguard too, which hack/dev.sh also runs on the host).
 - **kyverno** is Kyverno as its documentation advises for data every admission needs: the Services come from a GlobalContextEntry (an informer cache in Kyverno shared by every policy) and the client rate limit is raised (the note above gives the flags). **kyverno-apicall** is the earlier configuration, kept as an extra row: every policy lists the namespace's Services through the API server (resource.List) at each pod admission, through Kyverno's default client rate limit.
+- Audits: Gatekeeper's audit process runs as released (every 60 s over everything its Config syncs) and competes for the same cores while the others are measured. loopguard's audit runs in its manager on every policy change and every hour (--audit-interval); the on-change pass is over before the engine is idle, which the harness waits for before each round, so it does not run while a round is timed. Kyverno's background scans (its reports controller, a separate binary) run on policy change and periodically too, and are not started here for the same reason: neither engine's audit is in the timed window, and neither's memory is in the table.
 - Each peer runs with its release defaults otherwise (Gatekeeper: failurePolicy Ignore, as its manifest ships; Kyverno: failurePolicy Fail, as set in the policy). The "engine process stopped" row shows what that means.
 - Memory is one process's RSS at two moments, not a profile; Go's garbage collector makes it move by tens of MiB between reads.
 

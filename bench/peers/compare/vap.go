@@ -22,6 +22,7 @@ func (v *vapEngine) Name() string                { return "vap" }
 func (v *vapEngine) PID() int                    { return 0 }
 func (v *vapEngine) Start(context.Context) error { return nil }
 func (v *vapEngine) Kill(context.Context) error  { return nil }
+
 // vapFiles are the VAP policy files: the object-only policy, the race
 // policies (params: the request namespace's Pods or Services) and the
 // access policy (CONNECT; the API server may refuse it).
