@@ -23,9 +23,9 @@ type engine interface {
 	InstallCasePolicies(ctx context.Context) error
 	RemoveCasePolicies(ctx context.Context) error
 	// SetBenchPolicies makes exactly n benchmark policies exist, policy i
-	// protecting port benchPort(i) of pods labelled app=cart in the bench
-	// namespace.
-	SetBenchPolicies(ctx context.Context, n int) error
+	// protecting port benchPort(i) of pods labelled app=cart in the
+	// engine's bench namespace ns.
+	SetBenchPolicies(ctx context.Context, ns string, n int) error
 	// PID is the engine's process (0: it runs inside the API server).
 	PID() int
 	// Kill stops the process but leaves its webhooks registered: what the

@@ -89,6 +89,7 @@ func (g *gatekeeperEngine) Start(ctx context.Context) error {
 			if err := pointWebhooksAt(d, fmt.Sprintf("https://127.0.0.1:%d", gatekeeperPort), ca); err != nil {
 				return err
 			}
+			excludeOtherBenchNamespaces(d, g.Name())
 			// Gatekeeper's documented way to see kubectl exec and
 			// port-forward: add CONNECT to its validating webhook
 			// (website/docs/customize-admission.md).
@@ -196,7 +197,7 @@ func (g *gatekeeperEngine) RemoveCasePolicies(ctx context.Context) error {
 	return nil
 }
 
-func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, n int) error {
+func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, _ string, n int) error {
 	b, err := g.e.policyFile("gatekeeper", "constraint.yaml")
 	if err != nil {
 		return err
@@ -317,6 +318,22 @@ func numbered(name, prefix string) (int, bool) {
 	}
 	i, err := strconv.Atoi(rest)
 	return i, err == nil
+}
+
+// excludeOtherBenchNamespaces adds to every webhook of a configuration the
+// condition that keeps it out of the other engines' bench namespaces.
+func excludeOtherBenchNamespaces(cfg map[string]any, engine string) {
+	hooks, _ := cfg["webhooks"].([]any)
+	for _, h := range hooks {
+		hook := h.(map[string]any)
+		sel, _ := hook["namespaceSelector"].(map[string]any)
+		if sel == nil {
+			sel = map[string]any{}
+		}
+		exprs, _ := sel["matchExpressions"].([]any)
+		sel["matchExpressions"] = append(exprs, map[string]any{"key": notLabelPrefix + engine, "operator": "DoesNotExist"})
+		hook["namespaceSelector"] = sel
+	}
 }
 
 // pointWebhooksAt rewrites every webhook of a configuration to a URL on

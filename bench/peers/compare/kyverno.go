@@ -93,7 +93,7 @@ func (k *kyvernoEngine) Start(ctx context.Context) error {
 	k.crds = joinYAML(crds)
 	// The namespace and the two ConfigMaps its Helm chart creates; the
 	// webhooks leave the kyverno and kube-system namespaces alone, as the
-	// chart's defaults do.
+	// chart's defaults do, and the other engines' bench namespaces.
 	if err := e.ensureNamespace(ctx, kyvernoNS); err != nil {
 		return err
 	}
@@ -101,12 +101,12 @@ func (k *kyvernoEngine) Start(ctx context.Context) error {
 kind: ConfigMap
 metadata: {name: kyverno, namespace: %[1]s}
 data:
-  webhooks: '[{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","%[1]s"]}]}}]'
+  webhooks: '[{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","%[1]s"]},{"key":"%[2]s","operator":"DoesNotExist"}]}}]'
 ---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: kyverno-metrics, namespace: %[1]s}
-`, kyvernoNS)
+`, kyvernoNS, notLabelPrefix+k.Name())
 	if err := e.apply(ctx, []byte(base)); err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
 	return nil
 }
 
-func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, n int) error {
+func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, _ string, n int) error {
 	b, err := k.e.policyFile("kyverno", k.policyFile())
 	if err != nil {
 		return err

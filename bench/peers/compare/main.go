@@ -185,23 +185,44 @@ func full(ctx context.Context, e *env) error {
 	if !e.opts.keepFill {
 		defer e.deleteFillPods(ctx)
 	}
-	if err := e.measureBaseline(ctx, rep); err != nil {
-		return err
-	}
+	// Coverage: one engine at a time, alone on the cluster.
+	results := map[string]*engineResult{}
 	for _, name := range e.opts.engines {
 		eng, err := e.engine(name)
 		if err != nil {
 			return err
 		}
-		res, err := e.runEngine(ctx, eng)
+		res, err := e.runCoverage(ctx, eng)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		res.notes = e.notes[name]
-		rep.engines = append(rep.engines, res)
-		if err := e.measureBaseline(ctx, rep); err != nil {
+		results[name] = res
+	}
+	// Cost: every engine at once, rounds interleaved. Two Kyverno
+	// configurations cannot run side by side (one set of webhook
+	// configurations, one kyverno namespace): kyverno-apicall gets a block
+	// of its own, interleaved with the baseline only.
+	var together, apart []string
+	for _, name := range e.opts.engines {
+		if name == "kyverno-apicall" {
+			apart = append(apart, name)
+		} else {
+			together = append(together, name)
+		}
+	}
+	if len(together) > 0 {
+		if err := e.runCost(ctx, rep, together, results); err != nil {
 			return err
 		}
+	}
+	for _, name := range apart {
+		if err := e.runCost(ctx, rep, []string{name}, results); err != nil {
+			return err
+		}
+	}
+	for _, name := range e.opts.engines {
+		results[name].notes = e.notes[name]
+		rep.engines = append(rep.engines, *results[name])
 	}
 	rep.duration = time.Since(e.opts.startedAt)
 	if e.opts.out == "" {

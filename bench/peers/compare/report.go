@@ -17,6 +17,9 @@ type report struct {
 	baseline map[int][]stats
 	engines  []engineResult
 	duration time.Duration
+	// idleTimeouts are the rounds that started although some process was
+	// still busy after the idle wait's timeout.
+	idleTimeouts []string
 	versions map[string]string
 	machine  string
 }
@@ -105,7 +108,7 @@ func (r *report) markdown() string {
 	if r.opts.quick {
 		w("> **Quick run** (`COMPARE_QUICK=1`): %s. It checks that the harness works end to end; its figures are not the published comparison, which `make compare` (no `COMPARE_QUICK`) produces.\n\n", quickText)
 	}
-	w("Each engine ran alone against the same kube-apiserver (a node-less dev control plane, `DEV_DIR=.dev-compare DEV_PORT_OFFSET=100 hack/dev.sh up`), one after the other, with the strongest policy it can express for the same rule: pods labelled `app=cart`, in namespaces labelled `%s=true`, serve 15000/TCP (named `envoy-admin`), 6060-6069/TCP, 5353/UDP and 9000/SCTP on loopback only. The policies are in `bench/peers/policies/` and `docs/migrating.md` walks through them. Peers run as host processes on 127.0.0.1 with their own certificates and URL-based webhook configurations; loopguard's own webhook is unregistered while they run, so exactly one engine judges each request.\n\n", enforceLabel)
+	w("Every engine ran against the same kube-apiserver (a node-less dev control plane, `DEV_DIR=.dev-compare DEV_PORT_OFFSET=100 hack/dev.sh up`) with the strongest policy it can express for the same rule: pods labelled `app=cart`, in namespaces labelled `%s=true`, serve 15000/TCP (named `envoy-admin`), 6060-6069/TCP, 5353/UDP and 9000/SCTP on loopback only. The policies are in `bench/peers/policies/` and `docs/migrating.md` walks through them. Peers run as host processes on 127.0.0.1 with their own certificates and URL-based webhook configurations. For the coverage cases each engine ran alone (loopguard's own webhook is unregistered while a peer runs); for the cost, every engine ran at once, each judging only its own bench namespace (`%s<engine>`: each peer's webhook namespaceSelector, or the VAP bindings, leave the others' namespaces alone; loopguard registers its webhooks only where its policies are), so that the rounds could be interleaved.\n\n", enforceLabel, benchPrefix)
 
 	w("## Versions and machine\n\n")
 	for _, k := range []string{"loopguard", "Gatekeeper", "Kyverno", "Kubernetes (kube-apiserver)", "Go"} {
@@ -165,11 +168,18 @@ func (r *report) markdown() string {
 
 	b.WriteString(r.observations())
 	w("## Cost\n\n")
-	w("Added latency of a server-side dry-run create of a pod every policy selects and admits (containerPorts 8080 and 9901), over the same create with no policy at all, measured on the same API server in the same run. *N policies*: N objects of the engine's policy kind, each protecting one port (loopguard: N LoopbackServices in the namespace; Gatekeeper: N constraints of one template; Kyverno: N ValidatingPolicies; VAP: N policies and N bindings), each a copy of the case policy with another port. Each configuration ran %d rounds (%s); the figures are the median round and, in brackets, the range over rounds. Ratios are to loopguard's added latency (median p50 minus the baseline's median p50) and throughput at the same N and concurrency: above 1 means slower than loopguard.\n\n", r.opts.rounds, r.budgetText())
+	w("Added latency of a server-side dry-run create of a pod every policy selects and admits (containerPorts 8080 and 9901), over the same create with no policy at all, measured on the same API server in the same run. *N policies*: N objects of the engine's policy kind, each protecting one port (loopguard: N LoopbackServices in the namespace; Gatekeeper: N constraints of one template; Kyverno: N ValidatingPolicies; VAP: N policies and N bindings), each a copy of the case policy with another port. Each configuration ran %d rounds (%s); the rounds were interleaved (round 1 of the baseline and of every engine, then round 2, ...; engines marked † could not run beside the others and were interleaved with the baseline only), and each round started only once every engine's process and kube-apiserver used less than %.0f%% of a core over %s (read from /proc/<pid>/stat). The figures are the median round and, in brackets, the range over rounds; a p99 is printed only for rounds of at least %d requests (below that it is one of the worst few samples). Ratios are to loopguard's added latency (median p50 minus the baseline's median p50) and throughput at the same N and concurrency: above 1 means slower than loopguard.\n\n", r.opts.rounds, r.budgetText(), idleThreshold*100, idleWindow, minForP99)
+	if len(r.idleTimeouts) > 0 {
+		w("Rounds that started although a process was still busy after the idle wait's timeout:\n\n")
+		for _, t := range r.idleTimeouts {
+			w("- %s\n", t)
+		}
+		w("\n")
+	}
 	for _, c := range []int{1, 16} {
 		base := r.baseline[c]
 		w("### Concurrency %d\n\n", c)
-		w("Baseline (no policy, %d rounds spread over the run): p50 %s, p99 %s, %s req/s.\n\n", len(base), durSpread(base, func(s stats) time.Duration { return s.p50 }), durSpread(base, func(s stats) time.Duration { return s.p99 }), rpsSpread(base))
+		w("Baseline (no policy, %d rounds interleaved with the engines'): p50 %s, p99 %s, %s req/s.\n\n", len(base), durSpread(base, func(s stats) time.Duration { return s.p50 }), p99Spread(base), rpsSpread(base))
 		w("| engine | policies | p50 | p99 | req/s | added p50 | added p50 / loopguard | req/s loopguard / engine |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range r.opts.counts {
 			lgAdded, lgRPS := r.added("loopguard", n, c)
@@ -190,9 +200,13 @@ func (r *report) markdown() string {
 				if lgRPS > 0 && rps > 0 {
 					rpsRatio = fmt.Sprintf("%.2f", lgRPS/rps)
 				}
-				w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", e.name, n,
+				name := e.name
+				if !e.interleaved {
+					name += " †"
+				}
+				w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", name, n,
 					durSpread(p.rounds, func(s stats) time.Duration { return s.p50 }),
-					durSpread(p.rounds, func(s stats) time.Duration { return s.p99 }),
+					p99Spread(p.rounds),
 					rpsSpread(p.rounds), ms(added), ratio, rpsRatio)
 			}
 		}
@@ -236,7 +250,7 @@ func (r *report) markdown() string {
 		}
 	}
 	w("\n## What these numbers do and do not show\n\n")
-	w(`- They compare engines on one machine, in one run, against one API server, one after the other: the ratios are meaningful, the absolute times are not (a 2-core machine shared with other work; every request also pays kube-apiserver's own work, which the baseline measures).
+	w(`- They compare engines on one machine, in one run, against one API server, in interleaved rounds: the ratios are meaningful, the absolute times are not (a 2-core machine shared with other work; every request also pays kube-apiserver's own work, which the baseline measures).
 - At concurrency 16 the 2 cores are saturated and runs differ a lot: two full runs on this machine measured loopguard's 1-policy p50 at 91 ms and 36 ms. Differences below about 2× at concurrency 16 are within the noise; the trends with N are not.
 - Only the validating path of a pod create is timed. Service creates, the referential lookups' effect on Service admission, audit/background scans and policy-report writing are not.
 - Peers run as host processes with the cluster-admin kubeconfig, not as pods behind a Service; that removes a network hop all three would pay in a real cluster (loopguard too, which hack/dev.sh also runs on the host).
@@ -317,7 +331,27 @@ func observed(res caseResult) string {
 func (r *report) budgetText() string {
 	o := env{opts: r.opts}
 	b1, b16 := o.budget(1), o.budget(16)
-	return fmt.Sprintf("each round up to %d requests or %s at concurrency 1, up to %d or %s at concurrency 16, never fewer than %d and %d", b1.max, b1.time, b16.max, b16.time, b1.min, b16.min)
+	return fmt.Sprintf("each round %d requests at concurrency 1 and %d at concurrency 16, cut short after %s", b1.n, b16.n, b1.time)
+}
+
+// p99Spread is durSpread of the p99 over the rounds with enough samples.
+func p99Spread(ss []stats) string {
+	var ok []stats
+	for _, s := range ss {
+		if s.n >= minForP99 {
+			ok = append(ok, s)
+		}
+	}
+	if len(ok) == 0 {
+		fewest := 0
+		for i, s := range ss {
+			if i == 0 || s.n < fewest {
+				fewest = s.n
+			}
+		}
+		return fmt.Sprintf("— (%d requests)", fewest)
+	}
+	return durSpread(ok, func(s stats) time.Duration { return s.p99 })
 }
 
 func (e *engineResult) point(n, c int) *point {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestDescribeCommit(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,5 +20,42 @@ func TestDescribeCommit(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestInterleave(t *testing.T) {
+	got := interleave([]string{"a", "b"}, 2, []int{1, 16})
+	want := []slot{{"a", 0, 1}, {"b", 0, 1}, {"a", 0, 16}, {"b", 0, 16}, {"a", 1, 1}, {"b", 1, 1}, {"a", 1, 16}, {"b", 1, 16}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("slot %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestCPUTicks(t *testing.T) {
+	// A command name with a space and a parenthesis, as /proc allows.
+	stat := "4242 (kube apiserver)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 12 0 100 0 0"
+	got, err := cpuTicks(stat)
+	if err != nil || got != 1234+567 {
+		t.Errorf("cpuTicks = %d, %v; want %d", got, err, 1234+567)
+	}
+	if _, err := cpuTicks("4242 (x) S 1"); err == nil {
+		t.Error("a short line must be an error")
+	}
+}
+
+func TestBusiest(t *testing.T) {
+	before := map[string]uint64{"a": 100, "b": 100, "gone": 5}
+	after := map[string]uint64{"a": 105, "b": 150, "new": 900}
+	name, use := busiest(before, after, 2*time.Second)
+	if name != "b" || use != 0.25 {
+		t.Errorf("busiest = %s %.2f, want b 0.25", name, use)
+	}
+	if _, use := busiest(before, map[string]uint64{"a": 101}, 2*time.Second); use >= idleThreshold {
+		t.Errorf("0.5%% of a core must be idle, got %.3f", use)
 	}
 }

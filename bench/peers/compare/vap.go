@@ -20,6 +20,9 @@ type vapEngine struct{ e *env }
 
 func (v *vapEngine) Name() string                { return "vap" }
 func (v *vapEngine) PID() int                    { return 0 }
+
+// Aux is the API server, where the policies run.
+func (v *vapEngine) Aux() map[string]int { return map[string]int{"kube-apiserver": v.e.apiServerPID()} }
 func (v *vapEngine) Start(context.Context) error { return nil }
 func (v *vapEngine) Kill(context.Context) error  { return nil }
 
@@ -60,8 +63,8 @@ func (v *vapEngine) InstallCasePolicies(ctx context.Context) error {
 
 // SetBenchPolicies creates n copies of every policy that has a ports
 // variable (the object-only policy and both race policies), each protecting
-// one port, each with its binding.
-func (v *vapEngine) SetBenchPolicies(ctx context.Context, n int) error {
+// one port, each with its binding to the bench namespace ns.
+func (v *vapEngine) SetBenchPolicies(ctx context.Context, ns string, n int) error {
 	type pair struct{ policy, binding map[string]any }
 	var pairs []pair
 	for _, f := range vapFiles {
@@ -105,7 +108,10 @@ func (v *vapEngine) SetBenchPolicies(ctx context.Context, n int) error {
 			o := deepCopyMap(p.binding)
 			name := fmt.Sprintf("%s%04d", prefix, i)
 			o["metadata"] = map[string]any{"name": name}
-			o["spec"].(map[string]any)["policyName"] = name
+			spec := o["spec"].(map[string]any)
+			spec["policyName"] = name
+			spec["matchResources"] = map[string]any{"namespaceSelector": map[string]any{
+				"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}}}
 			return &unstructured.Unstructured{Object: o}
 		})
 		if err != nil {
