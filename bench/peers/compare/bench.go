@@ -124,7 +124,7 @@ func summarize(lat []time.Duration, elapsed time.Duration) stats {
 
 // auxRSS is the memory of one of an engine's other processes.
 type auxRSS struct {
-	name          string
+	name         string
 	cases, atMax float64
 }
 
@@ -193,6 +193,13 @@ func (e *env) runCoverage(ctx context.Context, eng engine) (res *engineResult, e
 		eng.Stop(ctx)
 		_ = eng.RemoveCasePolicies(ctx)
 	}()
+	if err := e.cleanCases(ctx); err != nil {
+		return res, err
+	}
+	if err := e.setupPrePolicy(ctx); err != nil {
+		return res, err
+	}
+	t0 = time.Now()
 	if err := eng.Start(ctx); err != nil {
 		return res, err
 	}

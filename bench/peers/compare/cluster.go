@@ -54,7 +54,7 @@ func (e *env) prepareNamespaces(ctx context.Context) error {
 		name   string
 		labels map[string]string
 	}
-	nss := []nsDef{{casesNS, map[string]string{enforceLabel: "true"}}, {fillNS, nil}, {benchNSFor(baselineName), benchNamespaceLabels(baselineName)}}
+	nss := []nsDef{{casesNS, map[string]string{enforceLabel: "true"}}, {fillNS, nil}, {otherNS, nil}, {benchNSFor(baselineName), benchNamespaceLabels(baselineName)}}
 	for _, n := range allEngines {
 		nss = append(nss, nsDef{benchNSFor(n), benchNamespaceLabels(n)})
 	}
@@ -90,6 +90,7 @@ func (e *env) ensureNamespace(ctx context.Context, name string) error {
 // cleanCases deletes what a case run created for real (pods without a node
 // go away at once).
 func (e *env) cleanCases(ctx context.Context) error {
+	e.releaseTerminating(ctx)
 	if err := e.cs.CoreV1().Pods(casesNS).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
 		return fmt.Errorf("failed to delete the case pods: %w", err)
 	}

@@ -181,18 +181,25 @@ func (g *gatekeeperEngine) InstallCasePolicies(ctx context.Context) error {
 			return err
 		}
 	}
-	b, err := g.e.policyFile("gatekeeper", "constraint.yaml")
-	if err != nil {
-		return err
-	}
 	// The constraint's CRD appears once Gatekeeper compiled the template.
-	return g.e.applyRetry(ctx, b, 2*time.Minute)
+	for _, f := range []string{"constraint.yaml", "endpointslices-constraint.yaml"} {
+		b, err := g.e.policyFile("gatekeeper", f)
+		if err != nil {
+			return err
+		}
+		if err := g.e.applyRetry(ctx, b, 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (g *gatekeeperEngine) RemoveCasePolicies(ctx context.Context) error {
-	err := g.e.dyn.Resource(constraintGVR).Delete(ctx, "cart-loopback", metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+	for _, n := range []string{"cart-loopback", "cart-loopback-endpointslices"} {
+		err := g.e.dyn.Resource(constraintGVR).Delete(ctx, n, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 	}
 	return nil
 }

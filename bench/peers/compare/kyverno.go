@@ -149,7 +149,7 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 }
 
 func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
-	files := []string{k.policyFile(), "portforward.yaml"}
+	files := []string{k.policyFile(), "portforward.yaml", "endpointslices.yaml"}
 	if !k.apicall {
 		files = append([]string{"globalcontext.yaml"}, files...)
 	}
@@ -166,7 +166,7 @@ func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
 }
 
 func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
-	for _, n := range []string{"cart-loopback", "cart-loopback-portforward"} {
+	for _, n := range []string{"cart-loopback", "cart-loopback-portforward", "cart-loopback-endpointslices"} {
 		err := k.e.dyn.Resource(validatingPolicyGVR).Delete(ctx, n, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err

@@ -12,8 +12,8 @@ func TestPolicyFilesAndTools(t *testing.T) {
 	e := &env{opts: options{root: filepath.Join("..", "..", "..")}}
 	for engine, names := range map[string][]string{
 		"loopguard":  {"loopback-ports.yaml"},
-		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml"},
-		"kyverno":    {"validatingpolicy.yaml", "validatingpolicy-apicall.yaml", "globalcontext.yaml", "portforward.yaml"},
+		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml", "endpointslices-constraint.yaml"},
+		"kyverno":    {"validatingpolicy.yaml", "validatingpolicy-apicall.yaml", "globalcontext.yaml", "portforward.yaml", "endpointslices.yaml"},
 		"vap":        {"policy.yaml", "race.yaml", "access.yaml"},
 	} {
 		for _, name := range names {

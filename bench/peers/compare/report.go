@@ -20,8 +20,8 @@ type report struct {
 	// idleTimeouts are the rounds that started although some process was
 	// still busy after the idle wait's timeout.
 	idleTimeouts []string
-	versions map[string]string
-	machine  string
+	versions     map[string]string
+	machine      string
 }
 
 func (r *report) collectVersions(e *env) {

@@ -18,11 +18,11 @@ var (
 // start, nothing to kill.
 type vapEngine struct{ e *env }
 
-func (v *vapEngine) Name() string                { return "vap" }
-func (v *vapEngine) PID() int                    { return 0 }
+func (v *vapEngine) Name() string { return "vap" }
+func (v *vapEngine) PID() int     { return 0 }
 
 // Aux is the API server, where the policies run.
-func (v *vapEngine) Aux() map[string]int { return map[string]int{"kube-apiserver": v.e.apiServerPID()} }
+func (v *vapEngine) Aux() map[string]int         { return map[string]int{"kube-apiserver": v.e.apiServerPID()} }
 func (v *vapEngine) Start(context.Context) error { return nil }
 func (v *vapEngine) Kill(context.Context) error  { return nil }
 
