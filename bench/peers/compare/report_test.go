@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,5 +58,50 @@ func TestBusiest(t *testing.T) {
 	}
 	if _, use := busiest(before, map[string]uint64{"a": 101}, 2*time.Second); use >= idleThreshold {
 		t.Errorf("0.5%% of a core must be idle, got %.3f", use)
+	}
+}
+
+// TestReportFromObservations: every verdict and every "why" in the report
+// comes from what the run recorded, never from text of the harness.
+func TestReportFromObservations(t *testing.T) {
+	all := cases()
+	lg := engineResult{name: "loopguard", cases: map[string]caseResult{}, interleaved: true}
+	vap := engineResult{name: "vap", cases: map[string]caseResult{}, interleaved: true,
+		notes: []string{"the API server refused bench/peers/policies/vap/access.yaml: CONNECT is not allowed"}}
+	for _, c := range all {
+		res := caseResult{outcome: admitted}
+		if c.wantDeny {
+			res = caseResult{outcome: caught, detail: "admission webhook denied the request: " + c.name}
+		}
+		lg.cases[c.name] = res
+		vap.cases[c.name] = res
+	}
+	race := all[0].name
+	for _, c := range all {
+		if strings.HasPrefix(c.name, "race, pod second") {
+			race = c.name
+		}
+	}
+	vap.cases[race] = caseResult{outcome: missed}
+	vap.cases["ephemeral container with a port (pods/ephemeralcontainers)"] = caseResult{outcome: apiRefused, detail: "Pod \"existing\" is invalid: spec.ephemeralContainers[0].ports: Forbidden"}
+	lg.points = []point{{policies: 1, concurrency: 1, rounds: []stats{{n: 1000, p50: 3e6, p99: 9e6, rps: 300}}}, {policies: 1, concurrency: 16, rounds: []stats{{n: 40, p50: 3e6, p99: 9e6, rps: 300}}}}
+	rep := &report{opts: options{counts: []int{1}, rounds: 1, fillPods: 10}, versions: map[string]string{"loopguard": "commit abc1234"},
+		baseline: map[int][]stats{1: {{n: 1000, p50: 2e6, p99: 5e6, rps: 400}}}, engines: []engineResult{lg, vap}}
+	md := rep.markdown()
+	for _, want := range []string{
+		"- **vap**, " + race + " (missed): admitted (the request returned no error)",
+		"spec.ephemeralContainers[0].ports: Forbidden",
+		"- **vap**: the API server refused bench/peers/policies/vap/access.yaml: CONNECT is not allowed",
+		"at loopguard commit abc1234",
+		"— (40 requests)", // a p99 from too few samples is not printed
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, never := range []string{"Not expressible", "not expressible", "cannot list"} {
+		if strings.Contains(md, never) {
+			t.Errorf("report carries the harness's own verdict %q", never)
+		}
 	}
 }
