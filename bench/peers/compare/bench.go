@@ -216,7 +216,7 @@ func (e *env) runCoverage(ctx context.Context, eng engine) (res *engineResult, e
 	}
 	res.cases = e.runCases(ctx)
 	// Read memory once the engine's caches settled: its CPU use says so.
-	if _, err := waitIdle(ctx, pidsOf(eng), 2*time.Minute); err != nil {
+	if _, err := waitIdle(ctx, pidsOf(eng), e.idleTimeout()); err != nil {
 		e.note(eng.Name(), "not idle before the memory read after the cases: %v", err)
 	}
 	res.rssCases = rssMiB(eng.PID())
@@ -305,7 +305,7 @@ func (e *env) runCost(ctx context.Context, rep *report, names []string, results 
 			if s.engine != baselineName && points[s.engine][s.concurrency].err != "" {
 				continue
 			}
-			waited, err := waitIdle(ctx, pids(), 2*time.Minute)
+			waited, err := waitIdle(ctx, pids(), e.idleTimeout())
 			if err != nil {
 				rep.idleTimeouts = append(rep.idleTimeouts, fmt.Sprintf("before %s, %d policies, concurrency %d, round %d: %v", s.engine, n, s.concurrency, s.round+1, err))
 			}

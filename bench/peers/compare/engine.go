@@ -165,6 +165,15 @@ func (e *env) deleteYAML(ctx context.Context, yaml []byte) {
 	_, _ = e.kubectlRun(ctx, yaml, "delete", "--ignore-not-found", "--wait=false", "-f", "-")
 }
 
+// deleteCRDs deletes a peer's CRDs and waits until they are gone: the
+// same peer (or its other configuration) may start again at once, and a
+// CRD still terminating would be deleted under it.
+func (e *env) deleteCRDs(ctx context.Context, yaml []byte) {
+	if _, err := e.kubectlRun(ctx, yaml, "delete", "--ignore-not-found", "--timeout=180s", "-f", "-"); err != nil {
+		e.logf("deleting CRDs: %v", err)
+	}
+}
+
 func (e *env) policyFile(engine, name string) ([]byte, error) {
 	p := filepath.Join(e.opts.root, "bench/peers/policies", engine, name)
 	b, err := os.ReadFile(p)

@@ -204,7 +204,7 @@ func (g *gatekeeperEngine) RemoveCasePolicies(ctx context.Context) error {
 	return nil
 }
 
-func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, _ string, n int) error {
+func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, ns string, n int) error {
 	b, err := g.e.policyFile("gatekeeper", "constraint.yaml")
 	if err != nil {
 		return err
@@ -216,6 +216,9 @@ func (g *gatekeeperEngine) SetBenchPolicies(ctx context.Context, _ string, n int
 	return setNumbered(ctx, g.e, constraintGVR, "", "bench-", n, func(i int) *unstructured.Unstructured {
 		o := deepCopyMap(base)
 		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
+		match := o["spec"].(map[string]any)["match"].(map[string]any)
+		delete(match, "namespaceSelector")
+		match["namespaces"] = []any{ns}
 		params := o["spec"].(map[string]any)["parameters"].(map[string]any)
 		params["ports"] = []any{map[string]any{"port": int64(benchPort(i))}}
 		return &unstructured.Unstructured{Object: o}
@@ -241,7 +244,7 @@ func (g *gatekeeperEngine) Stop(ctx context.Context) {
 	g.proc.stop()
 	g.audit.stop()
 	if g.crds != nil {
-		e.deleteYAML(ctx, g.crds)
+		e.deleteCRDs(ctx, g.crds)
 	}
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "namespace", gatekeeperNS)
 }

@@ -175,7 +175,7 @@ func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
 	return nil
 }
 
-func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, _ string, n int) error {
+func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, ns string, n int) error {
 	b, err := k.e.policyFile("kyverno", k.policyFile())
 	if err != nil {
 		return err
@@ -188,6 +188,10 @@ func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, _ string, n int) e
 		o := deepCopyMap(base)
 		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
 		setPortsVariable(o, benchPort(i))
+		// Only the engine's own bench namespace, whatever Kyverno derives
+		// its webhooks' namespaceSelector from.
+		o["spec"].(map[string]any)["matchConstraints"].(map[string]any)["namespaceSelector"] = map[string]any{
+			"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}}
 		return &unstructured.Unstructured{Object: o}
 	})
 }
@@ -204,7 +208,7 @@ func (k *kyvernoEngine) Stop(ctx context.Context) {
 	k.proc.stop()
 	deleteWebhooksNamed(ctx, e, "kyverno-")
 	if k.crds != nil {
-		e.deleteYAML(ctx, k.crds)
+		e.deleteCRDs(ctx, k.crds)
 	}
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "namespace", kyvernoNS)
 }

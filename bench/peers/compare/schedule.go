@@ -126,6 +126,15 @@ func waitIdle(ctx context.Context, pids map[string]int, timeout time.Duration) (
 	}
 }
 
+// idleTimeout bounds one wait for idleness; a round that starts after it
+// is listed in the report.
+func (e *env) idleTimeout() time.Duration {
+	if e.opts.quick {
+		return 15 * time.Second
+	}
+	return time.Minute
+}
+
 // apiServerPID is the compare cluster's kube-apiserver (hack/dev.sh's pid
 // file), which runs the VAPs and every request.
 func (e *env) apiServerPID() int {
