@@ -107,6 +107,7 @@ func (g *gatekeeperEngine) Start(ctx context.Context) error {
 		}
 	}
 	g.crds, g.webhook = joinYAML(crds), joinYAML(hooks)
+	e.note(g.Name(), "runs as its release manifest's two Deployments: a webhook process (--operation=webhook --operation=mutation-webhook) and an audit process (--operation=audit --operation=status --operation=mutation-status --operation=generate); the harness added CONNECT to the operations of webhook validation.gatekeeper.sh (Gatekeeper's documented way to see port-forward, exec and attach) and pointed it at 127.0.0.1")
 	if err := e.ensureNamespace(ctx, gatekeeperNS); err != nil {
 		return err
 	}

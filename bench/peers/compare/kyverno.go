@@ -125,7 +125,9 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 		"--tlsKeyAlgorithm=ECDSA",
 	}, k.rateLimitArgs()...)
 	if len(k.rateLimitArgs()) > 0 {
-		e.note(k.Name(), "started with %s", strings.Join(k.rateLimitArgs(), " "))
+		e.note(k.Name(), "started with %s; the Services come from GlobalContextEntry loopguard-compare-services", strings.Join(k.rateLimitArgs(), " "))
+	} else {
+		e.note(k.Name(), "started with Kyverno's default client rate limit; every pod admission lists the namespace's Services through the API server (resource.List)")
 	}
 	k.proc, err = startProcess(filepath.Join(work, "kyverno.log"),
 		[]string{
