@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,9 @@ type env struct {
 func (e *env) note(engine, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	e.logf("%s: %s", engine, msg)
-	e.notes[engine] = append(e.notes[engine], msg)
+	if !slices.Contains(e.notes[engine], msg) { // an engine starts twice: coverage, cost
+		e.notes[engine] = append(e.notes[engine], msg)
+	}
 }
 
 func main() {
