@@ -135,7 +135,7 @@ spec:
 		"--operation=webhook", "--operation=mutation-webhook",
 		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort),
 		"--cert-dir="+filepath.Join(work, "certs"), "--disable-cert-rotation",
-		"--health-addr="+gatekeeperHealth, "--metrics-addr=0",
+		"--health-addr="+gatekeeperHealth, "--metrics-addr=0", "--prometheus-port=9692",
 		"--disable-opa-builtin={http.send}", "--exempt-namespace="+gatekeeperNS,
 		"--shutdown-delay=0")
 	if err != nil {
@@ -145,7 +145,9 @@ spec:
 		bin,
 		"--operation=audit", "--operation=status", "--operation=mutation-status", "--operation=generate",
 		"--disable-opa-builtin={http.send}", "--disable-cert-rotation",
-		"--health-addr="+gatekeeperAuditHealth, "--metrics-addr=0",
+		// Its own Prometheus port: two processes on one host cannot share
+		// the default 8888 (two pods can).
+		"--health-addr="+gatekeeperAuditHealth, "--metrics-addr=0", "--prometheus-port=9693",
 		// The audit serves no webhook; its port must only not clash.
 		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort+1), "--cert-dir="+filepath.Join(work, "certs"),
 		"--shutdown-delay=0")
