@@ -228,7 +228,7 @@ func (e *env) runCoverage(ctx context.Context, eng engine) (res *engineResult, e
 		}
 		_, err := e.cs.CoreV1().Pods(casesNS).Create(ctx, casePod(casesNS, "while-down", 15000, ""), dryRun)
 		res.killed = classifyDown(err)
-		e.logf("%s: engine down: %s", eng.Name(), res.killed.outcome)
+		e.logf("%s: engine down: %s %s", eng.Name(), res.killed.outcome, res.killed.detail)
 	}
 	return res, nil
 }
@@ -257,6 +257,18 @@ func (e *env) runCost(ctx context.Context, rep *report, names []string, results 
 		}
 		engines = append(engines, eng)
 		results[name].interleaved = len(names) > 1
+		// What the bench policies rest on (Gatekeeper's template and its
+		// constraint CRD, Kyverno's GlobalContextEntry) comes with the
+		// case policies; the case policies themselves go again.
+		if err := eng.InstallCasePolicies(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := eng.RemoveCasePolicies(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if err := e.waitAdmits(ctx, casesNS, 15000, 2*time.Minute); err != nil {
+		return fmt.Errorf("a case policy is still enforced after removal: %w", err)
 	}
 	pids := func() map[string]int {
 		out := map[string]int{"kube-apiserver": e.apiServerPID()}

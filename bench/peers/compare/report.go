@@ -303,6 +303,14 @@ func (r *report) observations() string {
 	if noted {
 		w("\n")
 	}
+	w("With the engine's process stopped and its webhooks left registered, a pod with containerPort 15000 met:\n\n")
+	for _, e := range r.engines {
+		if e.killed.outcome == "" {
+			continue
+		}
+		w("- **%s**: %s, %s\n", e.name, e.killed.outcome, observed(e.killed))
+	}
+	w("\n")
 	w("<details><summary>Every engine's answer to every case</summary>\n\n| case | engine | outcome | answer |\n|---|---|---|---|\n")
 	for _, c := range cases() {
 		for _, e := range r.engines {
