@@ -50,9 +50,9 @@ const minForP99 = 1000
 func (e *env) budget(concurrency int) budget {
 	if e.opts.quick {
 		if concurrency == 1 {
-			return budget{n: 1000, time: 20 * time.Second}
+			return budget{n: 1000, time: 15 * time.Second}
 		}
-		return budget{n: 2000, time: 20 * time.Second}
+		return budget{n: 1000, time: 10 * time.Second}
 	}
 	if concurrency == 1 {
 		return budget{n: 1000, time: 60 * time.Second}

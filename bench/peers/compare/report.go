@@ -97,7 +97,7 @@ func describeCommit(commit, porcelain, out, root string) string {
 }
 
 // quickText says what COMPARE_QUICK=1 changes (main sets the sizes).
-const quickText = "2,000 filler pods, up to 100 policies, 2 rounds"
+const quickText = "2,000 filler pods, up to 100 policies, 2 rounds, rounds cut short after 15 s (concurrency 1) and 10 s (concurrency 16), idle waits of at most 15 s"
 
 func (r *report) markdown() string {
 	var b strings.Builder
@@ -339,7 +339,7 @@ func observed(res caseResult) string {
 func (r *report) budgetText() string {
 	o := env{opts: r.opts}
 	b1, b16 := o.budget(1), o.budget(16)
-	return fmt.Sprintf("each round %d requests at concurrency 1 and %d at concurrency 16, cut short after %s", b1.n, b16.n, b1.time)
+	return fmt.Sprintf("each round %d requests at concurrency 1 and %d at concurrency 16, cut short after %s and %s", b1.n, b16.n, b1.time, b16.time)
 }
 
 // p99Spread is durSpread of the p99 over the rounds with enough samples.
