@@ -252,10 +252,10 @@ func (e *env) runCost(ctx context.Context, rep *report, names []string, results 
 			return err
 		}
 		e.logf("%s: starting (cost)", name)
+		engines = append(engines, eng) // stopped by the deferred teardown even if Start fails
 		if err := eng.Start(ctx); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		engines = append(engines, eng)
 		results[name].interleaved = len(names) > 1
 		// What the bench policies rest on (Gatekeeper's template and its
 		// constraint CRD, Kyverno's GlobalContextEntry) comes with the

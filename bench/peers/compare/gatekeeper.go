@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,6 +154,17 @@ spec:
 		"--shutdown-delay=0")
 	if err != nil {
 		return err
+	}
+	// A Gatekeeper left over from an earlier run would answer /readyz for
+	// a process that could not bind its ports.
+	if conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", gatekeeperPort), time.Second); err == nil {
+		conn.Close()
+		if !g.proc.exited() {
+			time.Sleep(2 * time.Second)
+		}
+		if g.proc.exited() {
+			return fmt.Errorf("127.0.0.1:%d is taken by another process (a Gatekeeper of an earlier run?):\n%s", gatekeeperPort, g.proc.tail())
+		}
 	}
 	err = waitUntil(ctx, 3*time.Minute, "Gatekeeper /readyz", func() (bool, error) {
 		if g.proc.exited() {

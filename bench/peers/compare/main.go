@@ -147,10 +147,12 @@ func smoke(ctx context.Context, e *env) error {
 		}
 		err = func() error {
 			e.logf("%s: starting", name)
+			// Stopped even when Start fails half-way: a process it started
+			// must not outlive the run (it would keep its port).
+			defer eng.Stop(ctx)
 			if err := eng.Start(ctx); err != nil {
 				return err
 			}
-			defer eng.Stop(ctx)
 			if err := eng.InstallCasePolicies(ctx); err != nil {
 				return err
 			}
