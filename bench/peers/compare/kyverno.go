@@ -113,6 +113,17 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 	if err := e.apply(ctx, k.crds); err != nil {
 		return fmt.Errorf("failed to install Kyverno's CRDs: %w", err)
 	}
+	if !k.apicall {
+		// Before Kyverno runs: its GlobalContextEntry webhook is not
+		// served with a CA the API server trusts at once after start.
+		b, err := e.policyFile("kyverno", "globalcontext.yaml")
+		if err != nil {
+			return err
+		}
+		if err := e.applyRetry(ctx, b, time.Minute); err != nil {
+			return fmt.Errorf("failed to create the GlobalContextEntry: %w", err)
+		}
+	}
 	work := filepath.Join(e.opts.devDir, "peers", k.Name())
 	args := append([]string{
 		"--kubeconfig=" + e.kubecfg,
@@ -152,9 +163,6 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 
 func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
 	files := []string{k.policyFile(), "portforward.yaml", "endpointslices.yaml"}
-	if !k.apicall {
-		files = append([]string{"globalcontext.yaml"}, files...)
-	}
 	for _, f := range files {
 		b, err := k.e.policyFile("kyverno", f)
 		if err != nil {

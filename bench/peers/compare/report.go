@@ -97,7 +97,7 @@ func describeCommit(commit, porcelain, out, root string) string {
 }
 
 // quickText says what COMPARE_QUICK=1 changes (main sets the sizes).
-const quickText = "2,000 filler pods, up to 100 policies, 2 rounds, rounds cut short after 15 s (concurrency 1) and 10 s (concurrency 16), idle waits of at most 15 s"
+const quickText = "2,000 filler pods, 1 and 10 policies, 2 rounds, rounds cut short after 15 s (concurrency 1) and 10 s (concurrency 16), idle waits of at most 15 s"
 
 func (r *report) markdown() string {
 	var b strings.Builder
