@@ -21,12 +21,16 @@ import (
 )
 
 const (
-	gatekeeperModule      = "github.com/open-policy-agent/gatekeeper/v3"
-	gatekeeperNS          = "gatekeeper-system"
-	gatekeeperPort        = 9643             // webhook on 127.0.0.1 (loopguard's compare webhook is 9543)
-	gatekeeperHealth      = "127.0.0.1:9690" // the webhook process
-	gatekeeperAuditHealth = "127.0.0.1:9691"
-	gatekeeperVWC         = "gatekeeper-validating-webhook-configuration"
+	gatekeeperModule = "github.com/open-policy-agent/gatekeeper/v3"
+	gatekeeperNS     = "gatekeeper-system"
+	gatekeeperVWC    = "gatekeeper-validating-webhook-configuration"
+)
+
+// Ports on 127.0.0.1, chosen free at each start: fixed ones collide with
+// the dev clusters of other DEV_PORT_OFFSETs (9443+offset).
+var (
+	gatekeeperPort, gatekeeperAuditPort, gatekeeperProm, gatekeeperAuditProm int
+	gatekeeperHealth, gatekeeperAuditHealth                                  string
 )
 
 var constraintGVR = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "k8sloopbackports"}
@@ -67,6 +71,9 @@ func (g *gatekeeperEngine) Start(ctx context.Context) error {
 		return err
 	}
 	g.modDir = dir
+	gatekeeperPort, gatekeeperAuditPort = freePort(), freePort()
+	gatekeeperProm, gatekeeperAuditProm = freePort(), freePort()
+	gatekeeperHealth, gatekeeperAuditHealth = fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
 	manifest, err := os.ReadFile(filepath.Join(dir, "deploy/gatekeeper.yaml"))
 	if err != nil {
 		return fmt.Errorf("failed to read Gatekeeper's release manifest: %w", err)
@@ -136,7 +143,7 @@ spec:
 		"--operation=webhook", "--operation=mutation-webhook",
 		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort),
 		"--cert-dir="+filepath.Join(work, "certs"), "--disable-cert-rotation",
-		"--health-addr="+gatekeeperHealth, "--metrics-addr=0", "--prometheus-port=9692",
+		"--health-addr="+gatekeeperHealth, "--metrics-addr=0", fmt.Sprintf("--prometheus-port=%d", gatekeeperProm),
 		"--disable-opa-builtin={http.send}", "--exempt-namespace="+gatekeeperNS,
 		"--shutdown-delay=0")
 	if err != nil {
@@ -148,9 +155,9 @@ spec:
 		"--disable-opa-builtin={http.send}", "--disable-cert-rotation",
 		// Its own Prometheus port: two processes on one host cannot share
 		// the default 8888 (two pods can).
-		"--health-addr="+gatekeeperAuditHealth, "--metrics-addr=0", "--prometheus-port=9693",
+		"--health-addr="+gatekeeperAuditHealth, "--metrics-addr=0", fmt.Sprintf("--prometheus-port=%d", gatekeeperAuditProm),
 		// The audit serves no webhook; its port must only not clash.
-		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperPort+1), "--cert-dir="+filepath.Join(work, "certs"),
+		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gatekeeperAuditPort), "--cert-dir="+filepath.Join(work, "certs"),
 		"--shutdown-delay=0")
 	if err != nil {
 		return err
@@ -359,6 +366,16 @@ func excludeOtherBenchNamespaces(cfg map[string]any, engine string) {
 		sel["matchExpressions"] = append(exprs, map[string]any{"key": notLabelPrefix + engine, "operator": "DoesNotExist"})
 		hook["namespaceSelector"] = sel
 	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 a moment ago.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("no free port on 127.0.0.1: %v", err))
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // pointWebhooksAt rewrites every webhook of a configuration to a URL on

@@ -18,9 +18,11 @@ import (
 const (
 	kyvernoModule = "github.com/kyverno/kyverno"
 	kyvernoNS     = "kyverno"
-	kyvernoPort   = 9743 // webhook on 127.0.0.1
 	kyvernoSvc    = "kyverno-svc"
 )
+
+// Kyverno's ports on 127.0.0.1, chosen free at each start.
+var kyvernoPort, kyvernoMetricsPort, kyvernoCRMetricsPort int
 
 var validatingPolicyGVR = schema.GroupVersionResource{Group: "policies.kyverno.io", Version: "v1", Resource: "validatingpolicies"}
 
@@ -125,14 +127,15 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 		}
 	}
 	work := filepath.Join(e.opts.devDir, "peers", k.Name())
+	kyvernoPort, kyvernoMetricsPort, kyvernoCRMetricsPort = freePort(), freePort(), freePort()
 	args := append([]string{
 		"--kubeconfig=" + e.kubecfg,
 		fmt.Sprintf("--serverIP=127.0.0.1:%d", kyvernoPort),
 		"--webhookServerHost=127.0.0.1", fmt.Sprintf("--webhookServerPort=%d", kyvernoPort),
 		"--caSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-ca",
 		"--tlsSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-pair",
-		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoPort+1),
-		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoPort+2),
+		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoMetricsPort),
+		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoCRMetricsPort),
 		"--tlsKeyAlgorithm=ECDSA",
 	}, k.rateLimitArgs()...)
 	if len(k.rateLimitArgs()) > 0 {
