@@ -378,6 +378,9 @@ func medianDur(ss []stats, f func(stats) time.Duration) time.Duration {
 		v[i] = f(s)
 	}
 	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	if len(v)%2 == 0 { // two rounds: their mean, not the slower one
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
 	return v[len(v)/2]
 }
 
@@ -390,5 +393,8 @@ func medianF(ss []stats, f func(stats) float64) float64 {
 		v[i] = f(s)
 	}
 	sort.Float64s(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
 	return v[len(v)/2]
 }

@@ -251,7 +251,7 @@ func (r *report) markdown() string {
 	}
 	w("\n## What these numbers do and do not show\n\n")
 	w(`- They compare engines on one machine, in one run, against one API server, in interleaved rounds: the ratios are meaningful, the absolute times are not (a 2-core machine shared with other work; every request also pays kube-apiserver's own work, which the baseline measures).
-- At concurrency 16 the 2 cores are saturated and runs differ a lot: two full runs on this machine measured loopguard's 1-policy p50 at 91 ms and 36 ms. Differences below about 2× at concurrency 16 are within the noise; the trends with N are not.
+- At concurrency 16 the 2 cores are saturated and rounds differ a lot (the ranges in brackets show by how much in this run): differences below about 2× at concurrency 16 are within the noise; the trends with N are not.
 - Only the validating path of a pod create is timed. Service creates, the referential lookups' effect on Service admission, audit/background scans and policy-report writing are not.
 - Peers run as host processes with the cluster-admin kubeconfig, not as pods behind a Service; that removes a network hop all three would pay in a real cluster (loopguard too, which hack/dev.sh also runs on the host).
 - **kyverno** is Kyverno as its documentation advises for data every admission needs: the Services come from a GlobalContextEntry (an informer cache in Kyverno shared by every policy) and the client rate limit is raised (the note above gives the flags). **kyverno-apicall** is the earlier configuration, kept as an extra row: every policy lists the namespace's Services through the API server (resource.List) at each pod admission, through Kyverno's default client rate limit.

@@ -105,3 +105,26 @@ func TestReportFromObservations(t *testing.T) {
 		}
 	}
 }
+
+func TestMedian(t *testing.T) {
+	ss := func(ms ...int) []stats {
+		var out []stats
+		for _, m := range ms {
+			out = append(out, stats{p50: time.Duration(m) * time.Millisecond, rps: float64(m)})
+		}
+		return out
+	}
+	p50 := func(s stats) time.Duration { return s.p50 }
+	rps := func(s stats) float64 { return s.rps }
+	for _, tc := range []struct {
+		in   []stats
+		want int
+	}{{ss(5), 5}, {ss(9, 5, 7), 7}, {ss(6, 4), 5}, {ss(8, 2, 6, 4), 5}} {
+		if got := medianDur(tc.in, p50); got != time.Duration(tc.want)*time.Millisecond {
+			t.Errorf("medianDur(%v) = %s, want %d ms", tc.in, got, tc.want)
+		}
+		if got := medianF(tc.in, rps); got != float64(tc.want) {
+			t.Errorf("medianF(%v) = %v, want %d", tc.in, got, tc.want)
+		}
+	}
+}
