@@ -327,10 +327,10 @@ func observed(res caseResult) string {
 	if res.detail != "" {
 		return "`" + strings.ReplaceAll(oneLine(res.detail), "`", "'") + "`"
 	}
-	switch res.outcome {
-	case missed, admitted:
+	switch {
+	case res.outcome == missed, res.outcome == admitted, strings.HasPrefix(string(res.outcome), "admitted"):
 		return "admitted (the request returned no error)"
-	case "":
+	case res.outcome == "":
 		return "not run"
 	}
 	return "(no message)"
