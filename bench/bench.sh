@@ -30,6 +30,9 @@
 #   LOADGEN_CONCURRENCY  concurrencies (1 8 32)
 #   LOADGEN_ARGS     more loadgen flags, e.g. "--policies 10000 --placement one-namespace"
 #   SKIP_GO_BENCH=1, SKIP_LOADGEN=1, SKIP_CLUSTER=1
+#   BENCH_DOCS       where the raw outputs are copied at the end, as
+#                    <UTC date>-<name>.txt, for docs/benchmarks.md to cite
+#                    (docs/bench; empty: not copied)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -138,4 +141,15 @@ fi
 
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 echo "results in $OUT"
+# The raw output behind each table of docs/benchmarks.md, to be committed
+# with the figures taken from it.
+DOCS=${BENCH_DOCS-docs/bench}
+if [[ -n $DOCS ]]; then
+	mkdir -p "$DOCS"
+	day=$(date -u +%Y-%m-%d)
+	for f in machine go-bench benchstat loadgen apibench scalebench; do
+		[[ -s $OUT/$f.txt ]] && cp "$OUT/$f.txt" "$DOCS/$day-$f.txt"
+	done
+	echo "raw outputs copied to $DOCS/$day-*.txt"
+fi
 exit $status

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -119,7 +117,7 @@ func cases() []caseDef {
 	wl := func(name string, create func(ctx context.Context, e *env) error) caseDef {
 		return caseDef{group: "workload templates (containerPort 15000 in the pod template)", name: name, wantDeny: true, do: create}
 	}
-	return []caseDef{
+	base := []caseDef{
 		{group: "pods", name: "containerPort in a container", wantDeny: true, do: createPod(podWith("c", cart, envoy))},
 		{group: "pods", name: "port in a range, in an init container (6065)", wantDeny: true, do: createPod(podWith("init", cart, withInit(6065, false)))},
 		{group: "pods", name: "native sidecar (init container, restartPolicy Always)", wantDeny: true, do: createPod(podWith("sidecar", cart, withInit(15000, true)))},
@@ -206,7 +204,10 @@ func cases() []caseDef {
 			do: createSvc(svc("by-tier", map[string]string{"tier": "api"}, 80, intstr.FromInt32(6062)))},
 		{group: "Services", name: "race, pod second: a pod an existing Service (role=admin, targetPort 15000) selects", wantDeny: true, eventual: true,
 			do: createPod(podWith("newcomer", map[string]string{"app": "cart", "role": "admin"}, nil))},
-		{group: "port-forward", name: "kubectl port-forward to a protected pod", wantDeny: true, do: portForward},
+		{group: "ways into a protected pod", name: "kubectl port-forward to a protected pod", wantDeny: true, do: portForward},
+	}
+	base = append(base, moreCases()...)
+	base = append(base, []caseDef{
 		{group: "must be admitted", name: "other labels (app=web) with 15000", do: createPod(podWith("web", map[string]string{"app": "web"}, envoy))},
 		{group: "must be admitted", name: "TCP on the UDP-only port 5353", do: createPod(podWith("tcp5353", cart, withPort("dns", 5353, corev1.ProtocolTCP)))},
 		{group: "must be admitted", name: "port after the range (6070)", do: createPod(podWith("p6070", cart, withPort("debug", 6070, "")))},
@@ -214,15 +215,13 @@ func cases() []caseDef {
 		{group: "must be admitted", name: "Service whose selector selects no protected pod (role=x, 15000)", do: createSvc(svc("other", map[string]string{"role": "x"}, 80, intstr.FromInt32(15000)))},
 		{group: "must be admitted", name: "selector-less Service on 15000", do: createSvc(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: casesNS},
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 15000}}}})},
-	}
+	}...)
+	return append(base, moreAdmitted()...)
 }
 
 // setupCases creates, for real, the objects the race, update and
 // port-forward cases need; each engine must admit them.
 func (e *env) setupCases(ctx context.Context) error {
-	if err := e.cleanCases(ctx); err != nil {
-		return err
-	}
 	steps := []struct {
 		what string
 		do   func() error
@@ -256,7 +255,7 @@ func (e *env) setupCases(ctx context.Context) error {
 			return fmt.Errorf("failed to create the case fixture %s: %w", s.what, err)
 		}
 	}
-	return nil
+	return e.setupTerminating(ctx)
 }
 
 // portForward opens the port-forward stream to the protected pod "existing"
@@ -277,14 +276,7 @@ func portForward(ctx context.Context, e *env) error {
 		conn.Close()
 		return nil
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "denied the request"):
-		return apierrors.NewForbidden(corev1.Resource("pods/portforward"), "existing", errors.New(msg))
-	case strings.Contains(msg, "failed calling webhook"):
-		return errors.New(msg)
-	}
-	return nil
+	return connectError("portforward", err)
 }
 
 // runCases runs every case against the installed case policy.

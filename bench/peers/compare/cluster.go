@@ -18,16 +18,47 @@ import (
 // enforceLabel; fillNS holds the filler pods and is selected by none.
 const (
 	casesNS      = "cmp-cases"
-	benchNS      = "cmp-bench"
+	benchPrefix  = "cmp-bench-" // + engine name, or "none" for the baseline
 	fillNS       = "cmp-fill"
 	enforceLabel = "loopguard-compare/enforce"
+	// notLabelPrefix + engine marks a bench namespace another engine owns:
+	// each engine's webhooks leave it alone (namespaceSelector
+	// DoesNotExist), so that while every engine runs, exactly one judges
+	// each bench namespace.
+	notLabelPrefix = "loopguard-compare/not-"
+	baselineName   = "none"
 )
 
+// allEngines is every engine the harness knows, for the isolation labels.
+var allEngines = []string{"loopguard", "gatekeeper", "kyverno", "kyverno-apicall", "vap"}
+
+func benchNSFor(engine string) string { return benchPrefix + engine }
+
+// benchNamespaceLabels: the bench namespace of engine (or of the baseline)
+// is enforced and marked as not belonging to every other engine.
+func benchNamespaceLabels(engine string) map[string]string {
+	l := map[string]string{}
+	if engine != baselineName {
+		l[enforceLabel] = "true"
+	}
+	for _, o := range allEngines {
+		if o != engine {
+			l[notLabelPrefix+o] = "true"
+		}
+	}
+	return l
+}
+
 func (e *env) prepareNamespaces(ctx context.Context) error {
-	for _, ns := range []struct {
+	type nsDef struct {
 		name   string
 		labels map[string]string
-	}{{casesNS, map[string]string{enforceLabel: "true"}}, {benchNS, map[string]string{enforceLabel: "true"}}, {fillNS, nil}} {
+	}
+	nss := []nsDef{{casesNS, map[string]string{enforceLabel: "true"}}, {fillNS, nil}, {otherNS, nil}, {benchNSFor(baselineName), benchNamespaceLabels(baselineName)}}
+	for _, n := range allEngines {
+		nss = append(nss, nsDef{benchNSFor(n), benchNamespaceLabels(n)})
+	}
+	for _, ns := range nss {
 		_, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.name, Labels: ns.labels}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("failed to create namespace %s: %w", ns.name, err)
@@ -59,6 +90,7 @@ func (e *env) ensureNamespace(ctx context.Context, name string) error {
 // cleanCases deletes what a case run created for real (pods without a node
 // go away at once).
 func (e *env) cleanCases(ctx context.Context) error {
+	e.releaseTerminating(ctx)
 	if err := e.cs.CoreV1().Pods(casesNS).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
 		return fmt.Errorf("failed to delete the case pods: %w", err)
 	}

@@ -23,9 +23,9 @@ type engine interface {
 	InstallCasePolicies(ctx context.Context) error
 	RemoveCasePolicies(ctx context.Context) error
 	// SetBenchPolicies makes exactly n benchmark policies exist, policy i
-	// protecting port benchPort(i) of pods labelled app=cart in the bench
-	// namespace.
-	SetBenchPolicies(ctx context.Context, n int) error
+	// protecting port benchPort(i) of pods labelled app=cart in the
+	// engine's bench namespace ns.
+	SetBenchPolicies(ctx context.Context, ns string, n int) error
 	// PID is the engine's process (0: it runs inside the API server).
 	PID() int
 	// Kill stops the process but leaves its webhooks registered: what the
@@ -163,6 +163,15 @@ func (e *env) applyRetry(ctx context.Context, yaml []byte, timeout time.Duration
 
 func (e *env) deleteYAML(ctx context.Context, yaml []byte) {
 	_, _ = e.kubectlRun(ctx, yaml, "delete", "--ignore-not-found", "--wait=false", "-f", "-")
+}
+
+// deleteCRDs deletes a peer's CRDs and waits until they are gone: the
+// same peer (or its other configuration) may start again at once, and a
+// CRD still terminating would be deleted under it.
+func (e *env) deleteCRDs(ctx context.Context, yaml []byte) {
+	if _, err := e.kubectlRun(ctx, yaml, "delete", "--ignore-not-found", "--timeout=180s", "-f", "-"); err != nil {
+		e.logf("deleting CRDs: %v", err)
+	}
 }
 
 func (e *env) policyFile(engine, name string) ([]byte, error) {

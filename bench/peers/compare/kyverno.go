@@ -18,9 +18,11 @@ import (
 const (
 	kyvernoModule = "github.com/kyverno/kyverno"
 	kyvernoNS     = "kyverno"
-	kyvernoPort   = 9743 // webhook on 127.0.0.1
 	kyvernoSvc    = "kyverno-svc"
 )
+
+// Kyverno's ports on 127.0.0.1, chosen free at each start.
+var kyvernoPort, kyvernoMetricsPort, kyvernoCRMetricsPort int
 
 var validatingPolicyGVR = schema.GroupVersionResource{Group: "policies.kyverno.io", Version: "v1", Resource: "validatingpolicies"}
 
@@ -32,10 +34,41 @@ type kyvernoEngine struct {
 	e    *env
 	proc *process
 	crds []byte
+	// apicall is the earlier configuration, kept as an extra row: every
+	// policy reads the Services through the API server (resource.List) at
+	// each admission, through Kyverno's default client rate limit. Without
+	// it, the Services come from a GlobalContextEntry and the client rate
+	// limit is raised as production deployments of Kyverno do.
+	apicall bool
 }
 
-func (k *kyvernoEngine) Name() string { return "kyverno" }
-func (k *kyvernoEngine) PID() int     { return k.proc.pid() }
+func (k *kyvernoEngine) Name() string {
+	if k.apicall {
+		return "kyverno-apicall"
+	}
+	return "kyverno"
+}
+
+// policyFile is the ValidatingPolicy of this configuration.
+func (k *kyvernoEngine) policyFile() string {
+	if k.apicall {
+		return "validatingpolicy-apicall.yaml"
+	}
+	return "validatingpolicy.yaml"
+}
+
+// rateLimitArgs: Kyverno's client rate limit (--clientRateLimitQPS/Burst)
+// caps its calls to the API server; deployments that call the API server
+// from policies raise it (1000/1000, for example, in
+// redhat-appstudio/infra-deployments#6577). The apicall configuration keeps
+// the binary's default.
+func (k *kyvernoEngine) rateLimitArgs() []string {
+	if k.apicall {
+		return nil
+	}
+	return []string{"--clientRateLimitQPS=1000", "--clientRateLimitBurst=1000"}
+}
+func (k *kyvernoEngine) PID() int { return k.proc.pid() }
 
 func (k *kyvernoEngine) Start(ctx context.Context) error {
 	e := k.e
@@ -62,7 +95,7 @@ func (k *kyvernoEngine) Start(ctx context.Context) error {
 	k.crds = joinYAML(crds)
 	// The namespace and the two ConfigMaps its Helm chart creates; the
 	// webhooks leave the kyverno and kube-system namespaces alone, as the
-	// chart's defaults do.
+	// chart's defaults do, and the other engines' bench namespaces.
 	if err := e.ensureNamespace(ctx, kyvernoNS); err != nil {
 		return err
 	}
@@ -70,19 +103,46 @@ func (k *kyvernoEngine) Start(ctx context.Context) error {
 kind: ConfigMap
 metadata: {name: kyverno, namespace: %[1]s}
 data:
-  webhooks: '[{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","%[1]s"]}]}}]'
+  webhooks: '[{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","%[1]s"]},{"key":"%[2]s","operator":"DoesNotExist"}]}}]'
 ---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: kyverno-metrics, namespace: %[1]s}
-`, kyvernoNS)
+`, kyvernoNS, notLabelPrefix+k.Name())
 	if err := e.apply(ctx, []byte(base)); err != nil {
 		return err
 	}
 	if err := e.apply(ctx, k.crds); err != nil {
 		return fmt.Errorf("failed to install Kyverno's CRDs: %w", err)
 	}
-	work := filepath.Join(e.opts.devDir, "peers/kyverno")
+	if !k.apicall {
+		// Before Kyverno runs: its GlobalContextEntry webhook is not
+		// served with a CA the API server trusts at once after start.
+		b, err := e.policyFile("kyverno", "globalcontext.yaml")
+		if err != nil {
+			return err
+		}
+		if err := e.applyRetry(ctx, b, time.Minute); err != nil {
+			return fmt.Errorf("failed to create the GlobalContextEntry: %w", err)
+		}
+	}
+	work := filepath.Join(e.opts.devDir, "peers", k.Name())
+	kyvernoPort, kyvernoMetricsPort, kyvernoCRMetricsPort = freePort(), freePort(), freePort()
+	args := append([]string{
+		"--kubeconfig=" + e.kubecfg,
+		fmt.Sprintf("--serverIP=127.0.0.1:%d", kyvernoPort),
+		"--webhookServerHost=127.0.0.1", fmt.Sprintf("--webhookServerPort=%d", kyvernoPort),
+		"--caSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-ca",
+		"--tlsSecretName=" + kyvernoSvc + "." + kyvernoNS + ".svc.kyverno-tls-pair",
+		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoMetricsPort),
+		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoCRMetricsPort),
+		"--tlsKeyAlgorithm=ECDSA",
+	}, k.rateLimitArgs()...)
+	if len(k.rateLimitArgs()) > 0 {
+		e.note(k.Name(), "started with %s; the Services come from GlobalContextEntry loopguard-compare-services", strings.Join(k.rateLimitArgs(), " "))
+	} else {
+		e.note(k.Name(), "started with Kyverno's default client rate limit; every pod admission lists the namespace's Services through the API server (resource.List)")
+	}
 	k.proc, err = startProcess(filepath.Join(work, "kyverno.log"),
 		[]string{
 			"KYVERNO_NAMESPACE=" + kyvernoNS, "KYVERNO_SERVICEACCOUNT_NAME=kyverno-admission-controller",
@@ -90,15 +150,7 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 			"KYVERNO_POD_NAME=kyverno-compare", "KYVERNO_SVC=" + kyvernoSvc,
 			"INIT_CONFIG=kyverno", "METRICS_CONFIG=kyverno-metrics",
 		},
-		bin,
-		"--kubeconfig="+e.kubecfg,
-		fmt.Sprintf("--serverIP=127.0.0.1:%d", kyvernoPort),
-		"--webhookServerHost=127.0.0.1", fmt.Sprintf("--webhookServerPort=%d", kyvernoPort),
-		"--caSecretName="+kyvernoSvc+"."+kyvernoNS+".svc.kyverno-tls-ca",
-		"--tlsSecretName="+kyvernoSvc+"."+kyvernoNS+".svc.kyverno-tls-pair",
-		"--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", kyvernoPort+1),
-		fmt.Sprintf("--controllerRuntimeMetricsAddress=127.0.0.1:%d", kyvernoPort+2),
-		"--tlsKeyAlgorithm=ECDSA")
+		bin, args...)
 	if err != nil {
 		return err
 	}
@@ -113,7 +165,8 @@ metadata: {name: kyverno-metrics, namespace: %[1]s}
 }
 
 func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
-	for _, f := range []string{"validatingpolicy.yaml", "portforward.yaml"} {
+	files := []string{k.policyFile(), "portforward.yaml", "endpointslices.yaml"}
+	for _, f := range files {
 		b, err := k.e.policyFile("kyverno", f)
 		if err != nil {
 			return err
@@ -126,7 +179,7 @@ func (k *kyvernoEngine) InstallCasePolicies(ctx context.Context) error {
 }
 
 func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
-	for _, n := range []string{"cart-loopback", "cart-loopback-portforward"} {
+	for _, n := range []string{"cart-loopback", "cart-loopback-portforward", "cart-loopback-endpointslices"} {
 		err := k.e.dyn.Resource(validatingPolicyGVR).Delete(ctx, n, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
@@ -135,8 +188,8 @@ func (k *kyvernoEngine) RemoveCasePolicies(ctx context.Context) error {
 	return nil
 }
 
-func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, n int) error {
-	b, err := k.e.policyFile("kyverno", "validatingpolicy.yaml")
+func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, ns string, n int) error {
+	b, err := k.e.policyFile("kyverno", k.policyFile())
 	if err != nil {
 		return err
 	}
@@ -144,16 +197,14 @@ func (k *kyvernoEngine) SetBenchPolicies(ctx context.Context, n int) error {
 	if err := yaml.Unmarshal(b, &base); err != nil {
 		return err
 	}
-	return setNumbered(ctx, k.e, validatingPolicyGVR, "", n, func(i int) *unstructured.Unstructured {
+	return setNumbered(ctx, k.e, validatingPolicyGVR, "", "bench-", n, func(i int) *unstructured.Unstructured {
 		o := deepCopyMap(base)
 		o["metadata"] = map[string]any{"name": fmt.Sprintf("bench-%04d", i)}
-		for _, v := range o["spec"].(map[string]any)["variables"].([]any) {
-			vm := v.(map[string]any)
-			if vm["name"] == "ports" {
-				p := benchPort(i)
-				vm["expression"] = fmt.Sprintf("[{'port': dyn(%d), 'endPort': dyn(%d), 'protocol': dyn('TCP'), 'name': dyn('')}]", p, p)
-			}
-		}
+		setPortsVariable(o, benchPort(i))
+		// Only the engine's own bench namespace, whatever Kyverno derives
+		// its webhooks' namespaceSelector from.
+		o["spec"].(map[string]any)["matchConstraints"].(map[string]any)["namespaceSelector"] = map[string]any{
+			"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}}
 		return &unstructured.Unstructured{Object: o}
 	})
 }
@@ -166,10 +217,11 @@ func (k *kyvernoEngine) Kill(context.Context) error {
 func (k *kyvernoEngine) Stop(ctx context.Context) {
 	e := k.e
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "validatingpolicies.policies.kyverno.io", "--all")
+	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "globalcontextentries.kyverno.io", "--all")
 	k.proc.stop()
 	deleteWebhooksNamed(ctx, e, "kyverno-")
 	if k.crds != nil {
-		e.deleteYAML(ctx, k.crds)
+		e.deleteCRDs(ctx, k.crds)
 	}
 	_, _ = e.kubectlRun(ctx, nil, "delete", "--ignore-not-found", "--wait=false", "namespace", kyvernoNS)
 }

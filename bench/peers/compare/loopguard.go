@@ -61,11 +61,11 @@ func (l *loopguardEngine) RemoveCasePolicies(ctx context.Context) error {
 }
 
 // SetBenchPolicies uses namespaced LoopbackServices, the common form.
-func (l *loopguardEngine) SetBenchPolicies(ctx context.Context, n int) error {
-	return setNumbered(ctx, l.e, lbsGVR, benchNS, n, func(i int) *unstructured.Unstructured {
+func (l *loopguardEngine) SetBenchPolicies(ctx context.Context, ns string, n int) error {
+	return setNumbered(ctx, l.e, lbsGVR, ns, "bench-", n, func(i int) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "loopguard.io/v1alpha1", "kind": "LoopbackService",
-			"metadata": map[string]any{"name": fmt.Sprintf("bench-%04d", i), "namespace": benchNS},
+			"metadata": map[string]any{"name": fmt.Sprintf("bench-%04d", i), "namespace": ns},
 			"spec": map[string]any{
 				"podSelector": map[string]any{"matchLabels": map[string]any{"app": "cart"}},
 				"ports":       []any{map[string]any{"port": int64(benchPort(i))}},

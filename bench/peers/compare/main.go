@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,18 @@ type env struct {
 	kubectl string
 	kubecfg string
 	logf    func(format string, args ...any)
+	// notes are what an engine said while it was set up (an API server
+	// refusing a policy, for example), for the report.
+	notes map[string][]string
+}
+
+// note records an observation about an engine's setup for the report.
+func (e *env) note(engine, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e.logf("%s: %s", engine, msg)
+	if !slices.Contains(e.notes[engine], msg) { // an engine starts twice: coverage, cost
+		e.notes[engine] = append(e.notes[engine], msg)
+	}
 }
 
 func main() {
@@ -56,15 +69,15 @@ func main() {
 	flag.StringVar(&o.devDir, "dev-dir", ".dev-compare", "state directory of the dev control plane (hack/dev.sh DEV_DIR)")
 	flag.StringVar(&o.peersBin, "peers-bin", "bin/peers", "directory holding the gatekeeper and kyverno binaries")
 	flag.StringVar(&o.out, "out", "docs/comparison.md", "report to write (empty: none)")
-	flag.BoolVar(&o.quick, "quick", os.Getenv("COMPARE_QUICK") == "1", "smaller run: 2,000 pods, up to 100 policies, 2 rounds")
+	flag.BoolVar(&o.quick, "quick", os.Getenv("COMPARE_QUICK") == "1", "smaller run: 2,000 pods, 1 and 10 policies, 2 rounds, shorter rounds")
 	flag.BoolVar(&o.smoke, "smoke", false, "only load each peer's policies and check that each refuses one case")
 	flag.BoolVar(&o.keepFill, "keep-fill", false, "leave the filler pods in place at the end (for a rerun)")
-	flag.StringVar(&engines, "engines", "loopguard,gatekeeper,kyverno,vap", "engines to run, in order")
+	flag.StringVar(&engines, "engines", "loopguard,gatekeeper,kyverno,kyverno-apicall,vap", "engines to run (kyverno-apicall: the earlier Kyverno configuration, an extra row)")
 	flag.Parse()
 	o.engines = strings.Split(engines, ",")
 	o.fillPods, o.counts, o.rounds = 10000, []int{1, 10, 100, 1000}, 3
 	if o.quick {
-		o.fillPods, o.counts, o.rounds = 2000, []int{1, 10, 100}, 2
+		o.fillPods, o.counts, o.rounds = 2000, []int{1, 10}, 2
 	}
 	o.startedAt = time.Now()
 	if err := run(context.Background(), o); err != nil {
@@ -102,6 +115,7 @@ func run(ctx context.Context, o options) error {
 		dyn:     dynamic.NewForConfigOrDie(cfg),
 		kubectl: filepath.Join(root, "bin/k8s/current/kubectl"),
 		kubecfg: kubecfg,
+		notes:   map[string][]string{},
 		logf: func(format string, args ...any) {
 			fmt.Printf("[%s] %s\n", time.Since(o.startedAt).Round(time.Second), fmt.Sprintf(format, args...))
 		},
@@ -133,10 +147,12 @@ func smoke(ctx context.Context, e *env) error {
 		}
 		err = func() error {
 			e.logf("%s: starting", name)
+			// Stopped even when Start fails half-way: a process it started
+			// must not outlive the run (it would keep its port).
+			defer eng.Stop(ctx)
 			if err := eng.Start(ctx); err != nil {
 				return err
 			}
-			defer eng.Stop(ctx)
 			if err := eng.InstallCasePolicies(ctx); err != nil {
 				return err
 			}
@@ -174,22 +190,44 @@ func full(ctx context.Context, e *env) error {
 	if !e.opts.keepFill {
 		defer e.deleteFillPods(ctx)
 	}
-	if err := e.measureBaseline(ctx, rep); err != nil {
-		return err
-	}
+	// Coverage: one engine at a time, alone on the cluster.
+	results := map[string]*engineResult{}
 	for _, name := range e.opts.engines {
 		eng, err := e.engine(name)
 		if err != nil {
 			return err
 		}
-		res, err := e.runEngine(ctx, eng)
+		res, err := e.runCoverage(ctx, eng)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		rep.engines = append(rep.engines, res)
-		if err := e.measureBaseline(ctx, rep); err != nil {
+		results[name] = res
+	}
+	// Cost: every engine at once, rounds interleaved. Two Kyverno
+	// configurations cannot run side by side (one set of webhook
+	// configurations, one kyverno namespace): kyverno-apicall gets a block
+	// of its own, interleaved with the baseline only.
+	var together, apart []string
+	for _, name := range e.opts.engines {
+		if name == "kyverno-apicall" {
+			apart = append(apart, name)
+		} else {
+			together = append(together, name)
+		}
+	}
+	if len(together) > 0 {
+		if err := e.runCost(ctx, rep, together, results); err != nil {
 			return err
 		}
+	}
+	for _, name := range apart {
+		if err := e.runCost(ctx, rep, []string{name}, results); err != nil {
+			return err
+		}
+	}
+	for _, name := range e.opts.engines {
+		results[name].notes = e.notes[name]
+		rep.engines = append(rep.engines, *results[name])
 	}
 	rep.duration = time.Since(e.opts.startedAt)
 	if e.opts.out == "" {
@@ -210,8 +248,10 @@ func (e *env) engine(name string) (engine, error) {
 		return &gatekeeperEngine{e: e}, nil
 	case "kyverno":
 		return &kyvernoEngine{e: e}, nil
+	case "kyverno-apicall":
+		return &kyvernoEngine{e: e, apicall: true}, nil
 	case "vap":
 		return &vapEngine{e: e}, nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want loopguard, gatekeeper, kyverno or vap)", name)
+	return nil, fmt.Errorf("unknown engine %q (want loopguard, gatekeeper, kyverno, kyverno-apicall or vap)", name)
 }

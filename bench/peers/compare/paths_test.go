@@ -12,9 +12,9 @@ func TestPolicyFilesAndTools(t *testing.T) {
 	e := &env{opts: options{root: filepath.Join("..", "..", "..")}}
 	for engine, names := range map[string][]string{
 		"loopguard":  {"loopback-ports.yaml"},
-		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml"},
-		"kyverno":    {"validatingpolicy.yaml", "portforward.yaml"},
-		"vap":        {"policy.yaml"},
+		"gatekeeper": {"sync.yaml", "template.yaml", "constraint.yaml", "endpointslices-constraint.yaml"},
+		"kyverno":    {"validatingpolicy.yaml", "validatingpolicy-apicall.yaml", "globalcontext.yaml", "portforward.yaml", "endpointslices.yaml"},
+		"vap":        {"policy.yaml", "race.yaml", "access.yaml"},
 	} {
 		for _, name := range names {
 			if b, err := e.policyFile(engine, name); err != nil || len(b) == 0 {
