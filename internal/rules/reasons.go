@@ -12,3 +12,7 @@ var ObjectReasons = []string{
 // AdmissionReasons are the reasons only Review reports: they judge a
 // change (an UPDATE, a review cut short), not an object.
 var AdmissionReasons = []string{ReasonLeavesProtection, ReasonReviewIncomplete}
+
+// RuntimeReasons are the reasons of findings about what the node agents
+// observed, not about an object's manifest (rules.UnexpectedClients).
+var RuntimeReasons = []string{ReasonUnexpectedClient}
