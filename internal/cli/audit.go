@@ -69,15 +69,9 @@ has no loopguard CRDs.`,
   %[1]s audit --context prod -n shop -o wide`, display),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.flags.ToRESTConfig()
+			cfg, ns, err := clusterTarget(o.flags, o.allNamespaces)
 			if err != nil {
 				return withCode(ExitError, err)
-			}
-			ns := ""
-			if !o.allNamespaces {
-				if ns, _, err = o.flags.ToRawKubeConfigLoader().Namespace(); err != nil {
-					return withCode(ExitError, err)
-				}
 			}
 			return runAudit(cmd.Context(), cfg, ns, o.output, streams)
 		},
@@ -288,3 +282,14 @@ func namespaceLabels(name string, l map[string]string) labels.Set {
 
 // applicable reports whether a policy of env applies in its namespace.
 func applicable(env *rules.Env) bool { return len(env.Policies()) > 0 }
+
+// clusterTarget is the REST config and namespace the kubectl-style flags
+// name: "" for every namespace with -A, else -n or the context's namespace.
+func clusterTarget(flags *genericclioptions.ConfigFlags, allNamespaces bool) (*rest.Config, string, error) {
+	cfg, err := flags.ToRESTConfig()
+	if err != nil || allNamespaces {
+		return cfg, "", err
+	}
+	ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+	return cfg, ns, err
+}

@@ -60,15 +60,9 @@ Exit status: 0, or 2 when the cluster cannot be read.`,
   %[1]s discover -A > proposed.yaml && kubectl apply -f proposed.yaml`, display),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.flags.ToRESTConfig()
+			cfg, ns, err := clusterTarget(o.flags, o.allNamespaces)
 			if err != nil {
 				return withCode(ExitError, err)
-			}
-			ns := ""
-			if !o.allNamespaces {
-				if ns, _, err = o.flags.ToRawKubeConfigLoader().Namespace(); err != nil {
-					return withCode(ExitError, err)
-				}
 			}
 			return runDiscover(cmd.Context(), cfg, ns, streams)
 		},
