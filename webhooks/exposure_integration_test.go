@@ -276,7 +276,7 @@ func TestClusterPolicy(t *testing.T) {
 	}
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
-	waitEnforced(t, clbs)
+	env.WaitEnforced(t, clbs)
 	c, _ := userClient(t)
 	g.Eventually(func() error {
 		return c.Create(ctx, pod(in, "agent", withContainerPort("agent", 8126, "")), client.DryRunAll)

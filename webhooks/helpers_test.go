@@ -12,7 +12,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
@@ -108,28 +107,7 @@ func guard(t *testing.T, ns, name string, action v1alpha1.EnforcementAction, mut
 		}
 		return n
 	}, 10*time.Second, 20*time.Millisecond).Should(Equal(1), "policy %s/%s never reached the webhook's index", ns, name)
-	waitEnforced(t, lbs)
-}
-
-// waitEnforced waits until the manager reports policy Enforced at its
-// current generation: the webhook registration covers its namespaces, so
-// the API server sends their writes to loopguard from then on.
-func waitEnforced(t *testing.T, policy client.Object) {
-	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(policy), policy)).To(Succeed())
-		var conds []metav1.Condition
-		switch p := policy.(type) {
-		case *v1alpha1.LoopbackService:
-			conds = p.Status.Conditions
-		case *v1alpha1.ClusterLoopbackService:
-			conds = p.Status.Conditions
-		}
-		c := meta.FindStatusCondition(conds, v1alpha1.ConditionEnforced)
-		g.Expect(c).NotTo(BeNil(), "no %s condition", v1alpha1.ConditionEnforced)
-		g.Expect(c.ObservedGeneration).To(Equal(policy.GetGeneration()), c.Message)
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
-	}, 30*time.Second, 50*time.Millisecond).Should(Succeed(), "policy %s never reported Enforced", client.ObjectKeyFromObject(policy))
+	env.WaitEnforced(t, lbs)
 }
 
 // podOpt configures a test pod.

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -59,24 +58,9 @@ func createPod(pod *corev1.Pod) error {
 }
 
 func enforced(g Gomega, obj client.Object) *metav1.Condition {
-	g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-	var conds []metav1.Condition
-	switch p := obj.(type) {
-	case *v1alpha1.LoopbackService:
-		conds = p.Status.Conditions
-	case *v1alpha1.ClusterLoopbackService:
-		conds = p.Status.Conditions
-	}
-	return meta.FindStatusCondition(conds, v1alpha1.ConditionEnforced)
-}
-
-func waitEnforced(t *testing.T, obj client.Object) {
-	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		c := enforced(g, obj)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
-	}, timeout, poll).Should(Succeed())
+	c, err := env.Enforced(context.Background(), obj)
+	g.Expect(err).NotTo(HaveOccurred())
+	return c
 }
 
 func webhooks(g Gomega) []admissionregistrationv1.ValidatingWebhook {
@@ -130,7 +114,7 @@ func TestRegistrationFollowsPolicies(t *testing.T) {
 
 	policy := protect(guarded, "admin", 15000)
 	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
-	waitEnforced(t, policy)
+	env.WaitEnforced(t, policy)
 	g.Expect(enforced(g, policy).Message).To(ContainSubstring("pods.loopguard.io"))
 	g.Expect(sentToLoopguard(g, guarded, nil)).To(BeTrue())
 	g.Expect(sentToLoopguard(g, open, nil)).To(BeFalse())
@@ -147,7 +131,7 @@ func TestRegistrationFollowsPolicies(t *testing.T) {
 			NamespaceSelector:   metav1.LabelSelector{MatchLabels: map[string]string{"reg-env": "prod"}},
 			LoopbackServiceSpec: protect("", "", 16000).Spec}}
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
-	waitEnforced(t, clbs)
+	env.WaitEnforced(t, clbs)
 	later := namespace(t, "reg-prod-later", map[string]string{"reg-env": "prod"})
 	g.Expect(createPod(exposing(later, "p", 16000))).To(MatchError(ContainSubstring("denied the request")))
 	g.Expect(createPod(exposing(open, "p", 16000))).To(Succeed())
