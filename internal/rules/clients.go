@@ -12,8 +12,9 @@ import (
 
 // ReasonUnexpectedClient: a process that the policy does not expect is
 // connected to a protected port on loopback, as the node agent sampled it.
-// The same reason as the RuntimeVerified condition's and the Event's.
-const ReasonUnexpectedClient = v1alpha1.ReasonUnexpectedClient
+// The same reason as the RuntimeVerified condition's and the Event's
+// (v1alpha1.ReasonUnexpectedClient).
+const ReasonUnexpectedClient = "UnexpectedClient"
 
 // ClientFinding is one unexpected client of a protected port.
 type ClientFinding struct {

@@ -12,3 +12,8 @@ var ObjectReasons = []string{
 // AdmissionReasons are the reasons only Review reports: they judge a
 // change (an UPDATE, a review cut short), not an object.
 var AdmissionReasons = []string{ReasonLeavesProtection, ReasonReviewIncomplete}
+
+// RuntimeReasons are the reasons of what the node agents observed and the
+// engine judges (UnexpectedClients): not about an object, so neither the
+// CLI nor SARIF reports them; the runtime controller does.
+var RuntimeReasons = []string{ReasonUnexpectedClient}

@@ -12,7 +12,8 @@ import (
 )
 
 // TestReasonListsComplete fails when a Reason constant of the package is
-// in neither ObjectReasons nor AdmissionReasons (or in both), so the lists
+// in none of ObjectReasons, AdmissionReasons and RuntimeReasons (or in
+// more than one), so the lists
 // the CLI, SARIF and the documentation test read cannot miss a new reason.
 func TestReasonListsComplete(t *testing.T) {
 	fset := token.NewFileSet()
@@ -50,12 +51,17 @@ func TestReasonListsComplete(t *testing.T) {
 		t.Fatalf("found only %d Reason constants: %v", len(declared), declared)
 	}
 	for v, name := range declared {
-		inObject, inAdmission := slices.Contains(ObjectReasons, v), slices.Contains(AdmissionReasons, v)
-		if inObject == inAdmission {
-			t.Errorf("%s (%q) must be in exactly one of ObjectReasons and AdmissionReasons", name, v)
+		n := 0
+		for _, list := range [][]string{ObjectReasons, AdmissionReasons, RuntimeReasons} {
+			if slices.Contains(list, v) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s (%q) must be in exactly one of ObjectReasons, AdmissionReasons and RuntimeReasons", name, v)
 		}
 	}
-	for _, v := range append(slices.Clone(ObjectReasons), AdmissionReasons...) {
+	for _, v := range append(append(slices.Clone(ObjectReasons), AdmissionReasons...), RuntimeReasons...) {
 		if _, ok := declared[v]; !ok {
 			t.Errorf("%q is listed but no Reason constant declares it", v)
 		}
