@@ -13,8 +13,9 @@ import (
 // setCompliantCondition sets Compliant from the declared violations (this
 // reconcile's audit, in st) and the runtime findings, read from the
 // RuntimeVerified condition the runtime controller owns: a pod the agents
-// saw listening beyond loopback is a real exposure, which outranks a
-// declared one (still counted in the message).
+// saw listening beyond loopback, or an unexpected client they saw connected
+// to a protected port, is a real finding, which outranks a declared one
+// (still counted in the message).
 func setCompliantCondition(st *v1alpha1.LoopbackServiceStatus, generation int64, o *outcome) {
 	set := func(s metav1.ConditionStatus, reason, msg string) {
 		setCondition(st, generation, v1alpha1.ConditionCompliant, s, reason, msg)
@@ -29,12 +30,12 @@ func setCompliantCondition(st *v1alpha1.LoopbackServiceStatus, generation int64,
 	}
 	declared := ptr.Deref(st.ViolationCount, 0)
 	if rt := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionRuntimeVerified); rt != nil &&
-		rt.Status == metav1.ConditionFalse && rt.Reason == v1alpha1.ReasonListeningBeyondLoopback {
+		rt.Status == metav1.ConditionFalse && (rt.Reason == v1alpha1.ReasonListeningBeyondLoopback || rt.Reason == v1alpha1.ReasonUnexpectedClient) {
 		msg := rt.Message
 		if declared > 0 {
 			msg += fmt.Sprintf("; besides, %d existing objects expose protected ports (status.violations)", declared)
 		}
-		set(metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, msg)
+		set(metav1.ConditionFalse, rt.Reason, msg)
 		return
 	}
 	if declared == 0 {

@@ -10,10 +10,12 @@ import (
 
 // setRuntimeVerifiedCondition sets RuntimeVerified, the runtime
 // controller's condition, from status.runtime: False for pods the agents
-// saw listening beyond loopback (the policy reconciler carries it into
-// Compliant), True when every selected running pod was checked and none
-// does, Unknown when the agents could not tell (no report, stale reports,
-// pods not scanned yet) or the policy does not compile.
+// saw listening beyond loopback, else for unexpected clients they saw
+// connected on loopback (the policy reconciler carries either into
+// Compliant), True when every selected running pod was checked and has
+// neither, Unknown when the agents could not tell (no report, stale
+// reports, pods not scanned yet) or the policy does not compile. A finding
+// is False even when other pods are unchecked: what was seen is certain.
 func setRuntimeVerifiedCondition(st *v1alpha1.LoopbackServiceStatus, generation int64, compileErr error, rt *v1alpha1.RuntimeStatus) {
 	set := func(s metav1.ConditionStatus, reason, msg string) {
 		setCondition(st, generation, v1alpha1.ConditionRuntimeVerified, s, reason, msg)
@@ -29,7 +31,17 @@ func setRuntimeVerifiedCondition(st *v1alpha1.LoopbackServiceStatus, generation 
 		if rt.PodsBeyondLoopback > 1 {
 			msg = fmt.Sprintf("%d selected pods listen on protected ports beyond loopback; the first: ", rt.PodsBeyondLoopback)
 		}
-		set(metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, msg+describeListener(rt.Listeners[0]))
+		msg += describeListener(rt.Listeners[0])
+		if rt.UnexpectedClientCount > 0 {
+			msg += fmt.Sprintf("; besides, %d unexpected clients are connected (status.runtime.unexpectedClients)", rt.UnexpectedClientCount)
+		}
+		set(metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, msg)
+	case rt.UnexpectedClientCount > 0 && len(rt.UnexpectedClients) > 0:
+		msg := "1 unexpected client is connected to a protected port on loopback: "
+		if rt.UnexpectedClientCount > 1 {
+			msg = fmt.Sprintf("%d unexpected clients are connected to protected ports on loopback; the first: ", rt.UnexpectedClientCount)
+		}
+		set(metav1.ConditionFalse, v1alpha1.ReasonUnexpectedClient, msg+describeClient(rt.UnexpectedClients[0]))
 	case rt.PodsUnchecked > 0:
 		msg := fmt.Sprintf("%d selected running pods are not checked (not scanned yet, or their node's report is stale); none of the %d checked listens on a protected port beyond loopback",
 			rt.PodsUnchecked, rt.PodsChecked)

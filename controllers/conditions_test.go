@@ -103,6 +103,8 @@ func TestCompliantSummarizesRuntimeVerified(t *testing.T) {
 			metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, listening},
 		{"listening and two declared", &metav1.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonListeningBeyondLoopback, Message: listening}, []rules.Finding{finding, finding},
 			metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, listening + "; besides, 2 existing objects expose protected ports (status.violations)"},
+		{"unexpected client and one declared", &metav1.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonUnexpectedClient, Message: "1 unexpected client"}, []rules.Finding{finding},
+			metav1.ConditionFalse, v1alpha1.ReasonUnexpectedClient, "1 unexpected client; besides, 1 existing objects expose protected ports (status.violations)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +133,8 @@ func TestCompliantSummarizesRuntimeVerified(t *testing.T) {
 // each state of status.runtime.
 func TestRuntimeVerifiedCondition(t *testing.T) {
 	l := v1alpha1.RuntimeListener{Namespace: "shop", Pod: "cart", Node: "n1", Protocol: corev1.ProtocolTCP, Address: "0.0.0.0", Port: 15000}
+	c := v1alpha1.RuntimeClient{Namespace: "shop", Pod: "cart", Node: "n1", Port: 15000, Container: "debug", Process: "nc",
+		Field: "spec.ports[0].clients", Message: `port 15000/TCP: container "debug" (nc) is connected on loopback, but spec.ports[0].clients lists only ["app"]`}
 	cases := []struct {
 		name        string
 		compileErr  error
@@ -144,6 +148,11 @@ func TestRuntimeVerifiedCondition(t *testing.T) {
 			metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, "1 selected pod listens on a protected port beyond loopback: pod shop/cart listens on 0.0.0.0:15000/TCP beyond loopback (node n1)"},
 		{"two beyond loopback", nil, &v1alpha1.RuntimeStatus{PodsChecked: 2, PodsBeyondLoopback: 2, Listeners: []v1alpha1.RuntimeListener{l, l}},
 			metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, "2 selected pods listen on protected ports beyond loopback; the first: pod shop/cart"},
+		{"one unexpected client", nil, &v1alpha1.RuntimeStatus{PodsChecked: 2, PodsUnchecked: 1, UnexpectedClientCount: 1, UnexpectedClients: []v1alpha1.RuntimeClient{c}},
+			metav1.ConditionFalse, v1alpha1.ReasonUnexpectedClient, "1 unexpected client is connected to a protected port on loopback: pod shop/cart on node n1, port 15000/TCP: container"},
+		{"listening outranks clients, which are counted", nil, &v1alpha1.RuntimeStatus{PodsChecked: 2, PodsBeyondLoopback: 1, Listeners: []v1alpha1.RuntimeListener{l},
+			UnexpectedClientCount: 3, UnexpectedClients: []v1alpha1.RuntimeClient{c, c, c}},
+			metav1.ConditionFalse, v1alpha1.ReasonListeningBeyondLoopback, "1 selected pod listens on a protected port beyond loopback: pod shop/cart listens on 0.0.0.0:15000/TCP beyond loopback (node n1); bind it to 127.0.0.1; besides, 3 unexpected clients are connected (status.runtime.unexpectedClients)"},
 		{"stale report", nil, &v1alpha1.RuntimeStatus{PodsChecked: 1, PodsUnchecked: 1, StaleNodes: []string{"n2"}},
 			metav1.ConditionUnknown, v1alpha1.ReasonPodsUnchecked, "1 selected running pods are not checked"},
 		{"all checked", nil, &v1alpha1.RuntimeStatus{PodsChecked: 3}, metav1.ConditionTrue, v1alpha1.ReasonNotListeningBeyondLoopback, "3 selected running pods checked"},

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
@@ -139,4 +140,39 @@ func TestOpenReport(t *testing.T) {
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKeyFromObject(rep), &openreportsv1alpha1.Report{}))
 	}, timeout, poll).Should(BeTrue(), "the Report outlived the namespace's last policy")
+}
+
+// TestOpenReportUnexpectedClient checks an unexpected client that the
+// runtime view found (here, a port-forward: outside the pod's containers)
+// is an unexpected-client result on the pod in the namespace's Report,
+// failing under Deny, and that it goes when the client does.
+func TestOpenReportUnexpectedClient(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	node := ns + "-node"
+	policy := lbs(ns, "envoy-admin", v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	pod := runningPod(g, ns, "cart-1", node, false)
+	writeReport(g, node, time.Now(), clientsReport(pod,
+		v1alpha1.BindClient{Port: 15000, Container: "app", Process: "curl"},
+		v1alpha1.BindClient{Port: 15000, Outside: true, Process: "containerd"}))
+
+	results := reportResults(g, ns)
+	want := reportResult{ns + "/envoy-admin", "unexpected-client", "fail", "critical", "Pod", "cart-1"}
+	g.Eventually(results, timeout, poll).Should(ContainElement(want))
+	rep := &openreportsv1alpha1.Report{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ReportName}, rep)).To(Succeed())
+	for _, r := range rep.Results {
+		if r.Rule == "unexpected-client" {
+			g.Expect(r.Description).To(Equal("pod " + ns + "/cart-1 on node " + node + ", port 15000/TCP: containerd outside the pod's containers is connected on loopback (a port-forward or a process of the node)"))
+			g.Expect(r.Properties).To(And(HaveKeyWithValue("port", "15000"), HaveKeyWithValue("process", "containerd"),
+				HaveKeyWithValue("outside", "true"), HaveKeyWithValue("field", "spec.ports[0].clients"), HaveKeyWithValue("reason", "UnexpectedClient")))
+		}
+	}
+
+	// The port-forward ends: the result goes.
+	writeReport(g, node, time.Now(), clientsReport(pod, v1alpha1.BindClient{Port: 15000, Container: "app", Process: "curl"}))
+	g.Eventually(results, timeout, poll).ShouldNot(ContainElement(HaveField("Rule", "unexpected-client")))
+	g.Expect(results()).To(ContainElement(HaveField("Rule", "container-port")), "the Report is still there, with its other results")
 }

@@ -208,7 +208,8 @@ func objectReference(o runtime.Object) (corev1.ObjectReference, bool) {
 
 // runtimeReport is the runtime phase: what the node agents observed and
 // the runtime controller put in each policy's status (listeners beyond
-// loopback, and the selected pods on nodes whose agent report is stale,
+// loopback, unexpected clients of protected ports (rule
+// unexpected-client), and the selected pods on nodes whose agent report is stale,
 // which could not be checked), and the node-mates the policy controller
 // found, for the pods of this namespace.
 func runtimeReport(_ context.Context, s *reportScope) error {
@@ -222,6 +223,16 @@ func runtimeReport(_ context.Context, s *reportScope) error {
 				props := map[string]string{"node": l.Node, "container": l.Container, "process": l.Process,
 					"address": l.Address, "port": strconv.Itoa(int(l.Port)), "protocol": string(l.Protocol)}
 				if err := s.add(v1alpha1.ReasonListeningBeyondLoopback, openreport.Violation, p.Action, p, podRef(s.namespace, l.Pod), describeListener(l), props); err != nil {
+					return err
+				}
+			}
+			for _, c := range rt.UnexpectedClients {
+				if c.Namespace != s.namespace {
+					continue
+				}
+				props := map[string]string{"node": c.Node, "container": c.Container, "process": c.Process,
+					"port": strconv.Itoa(int(c.Port)), "field": c.Field, "outside": strconv.FormatBool(c.Outside)}
+				if err := s.add(v1alpha1.ReasonUnexpectedClient, openreport.Violation, p.Action, p, podRef(s.namespace, c.Pod), describeClient(c), props); err != nil {
 					return err
 				}
 			}

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -32,9 +31,10 @@ const (
 )
 
 // RuntimeReconciler keeps the runtime view of the policies of one kind:
-// what the node agents' NodeBindReports say of the selected running pods,
-// in status.runtime and the RuntimeVerified condition, with a Warning
-// Event per new finding and the pods-beyond-loopback gauge. It writes
+// what the node agents' NodeBindReports say of the selected running pods
+// (listeners beyond loopback, unexpected clients of protected ports), in
+// status.runtime and the RuntimeVerified condition, with a Warning Event
+// per new finding and the runtime gauges. It writes
 // nothing else of a policy's status, and it is the only reader of
 // NodeBindReports for policies: the policy reconcilers see its findings
 // only through RuntimeVerified, which Compliant summarizes.
@@ -58,8 +58,7 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	obj := r.newPolicy()
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.PodsListeningBeyondLoopback.Delete(r.metricLabels(req.Namespace, req.Name))
-			metrics.RuntimeStaleNodes.Delete(r.metricLabels(req.Namespace, req.Name))
+			deleteRuntimeMetrics(r.metricLabels(req.Namespace, req.Name))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get %s: %w", r.kind, err)
@@ -111,6 +110,7 @@ func (r *RuntimeReconciler) patchStatus(ctx context.Context, obj, before policyO
 		}
 	}
 	r.announceRuntime(obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
+	r.announceClients(obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
 	return res, reterr
 }
 
@@ -131,7 +131,7 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 		if err != nil {
 			return nil, err
 		}
-		if err := view.observe(ctx, p, pods, &ro); err != nil {
+		if err := view.observe(ctx, p, obj.PolicySpec().Ports, pods, &ro); err != nil {
 			return nil, fmt.Errorf("in namespace %s: %w", ns.name, err)
 		}
 	}

@@ -113,6 +113,9 @@ func digest(p *v1alpha1.PodBindReport) string {
 	for _, l := range p.Listeners {
 		fmt.Fprintf(&b, "|%s/%d/%s/%s/%s", l.Protocol, l.Port, l.Address, l.Container, l.Process)
 	}
+	for _, c := range p.Clients {
+		fmt.Fprintf(&b, "|client/%d/%t/%q/%q", c.Port, c.Outside, c.Container, c.Process)
+	}
 	return b.String()
 }
 

@@ -78,14 +78,18 @@ type runtimeObservation struct {
 	unchecked  int32
 	beyond     int32
 	listeners  []v1alpha1.RuntimeListener
+	clients    []v1alpha1.RuntimeClient
 	staleNodes map[string]bool
 }
 
 // observe judges the running pods that p selects, adding to ro, by their
-// node's report. A report speaks only of pods on its own node, matched by
-// UID: an agent that lists another node's pod is not believed (its report
-// is the only one it may write, see config/agent-policy).
-func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, selected []*corev1.Pod, ro *runtimeObservation) error {
+// node's report: the listeners beyond loopback on p's ports, and the
+// clients of its ports (judged against ports, p's spec.ports, which say
+// which containers are expected). A report speaks only of pods on its own
+// node, matched by UID: an agent that lists another node's pod is not
+// believed (its report is the only one it may write, see
+// config/agent-policy).
+func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*corev1.Pod, ro *runtimeObservation) error {
 	for _, pod := range selected {
 		if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
 			continue
@@ -123,6 +127,7 @@ func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, selected []*
 		if found {
 			ro.beyond++
 		}
+		ro.observeClients(ports, pod, pr)
 	}
 	return nil
 }
@@ -137,6 +142,7 @@ func (a *runtimeObservation) status() *v1alpha1.RuntimeStatus {
 	if len(a.listeners) > 0 {
 		st.Listeners = a.listeners[:min(len(a.listeners), v1alpha1.MaxStatusViolations)]
 	}
+	a.setClients(st)
 	for n := range a.staleNodes {
 		st.StaleNodes = append(st.StaleNodes, n)
 	}
@@ -242,15 +248,23 @@ func describePodListeners(ls []v1alpha1.RuntimeListener) string {
 }
 
 // recordRuntimeMetrics sets the policy's count of pods listening beyond
-// loopback; a policy without reports has no series.
+// loopback, of stale nodes and of unexpected clients; a policy without
+// reports has no series.
 func recordRuntimeMetrics(l prometheus.Labels, st *v1alpha1.RuntimeStatus) {
 	if st != nil {
 		metrics.PodsListeningBeyondLoopback.With(l).Set(float64(st.PodsBeyondLoopback))
 		metrics.RuntimeStaleNodes.With(l).Set(float64(len(st.StaleNodes)))
+		metrics.RuntimeUnexpectedClients.With(l).Set(float64(st.UnexpectedClientCount))
 		return
 	}
+	deleteRuntimeMetrics(l)
+}
+
+// deleteRuntimeMetrics removes the policy's runtime series.
+func deleteRuntimeMetrics(l prometheus.Labels) {
 	metrics.PodsListeningBeyondLoopback.Delete(l)
 	metrics.RuntimeStaleNodes.Delete(l)
+	metrics.RuntimeUnexpectedClients.Delete(l)
 }
 
 // listeningHostNetworkPods returns a ClusterReport result for each

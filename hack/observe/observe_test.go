@@ -191,7 +191,7 @@ func TestRulesParse(t *testing.T) {
 	for _, want := range []string{
 		"LoopguardWebhookDown", "LoopguardWebhookFailingClosed", "LoopguardAdmissionErrors",
 		"LoopguardDenyPolicyViolated", "LoopguardListeningBeyondLoopback", "LoopguardStaleNodeReports",
-		"LoopguardWebhookCertificateExpiresSoon",
+		"LoopguardWebhookCertificateExpiresSoon", "LoopguardUnexpectedClient",
 	} {
 		if _, ok := alerts[want]; !ok {
 			t.Errorf("no alert %s", want)

@@ -36,6 +36,16 @@ var (
 		Name: "loopguard_runtime_stale_nodes",
 		Help: "Nodes running pods a policy selects whose node agent report is stale or missing (capped as status.runtime.staleNodes is).",
 	}, []string{"policy_kind", "policy_namespace", "policy"})
+
+	// RuntimeUnexpectedClients is the number of distinct unexpected clients
+	// (a container the port's clients does not list, or a process outside
+	// the pod's containers) connected to protected ports of the pods a
+	// policy selects, as the node agents sampled them (as in the policy's
+	// status.runtime.unexpectedClientCount).
+	RuntimeUnexpectedClients = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loopguard_runtime_unexpected_clients",
+		Help: "Distinct unexpected clients connected on loopback to protected ports of pods a policy selects, as the node agents sampled them.",
+	}, []string{"policy_kind", "policy_namespace", "policy"})
 )
 
 // certificateExpiryDesc describes the webhook serving certificate's expiry.
@@ -81,5 +91,5 @@ func RegisterCertificateExpiry(certFile string) error {
 }
 
 func registerObserve() {
-	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes)
+	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes, RuntimeUnexpectedClients)
 }

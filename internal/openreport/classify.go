@@ -24,6 +24,7 @@ const (
 	RuleListeningBeyondLoopback = "listening-beyond-loopback"
 	RuleNetworkPolicyConflict   = "networkpolicy-conflict"
 	RuleNodeMate                = "node-mate"
+	RuleUnexpectedClient        = "unexpected-client"
 )
 
 // ReasonNetworkPolicyConflict is the reason of a rules.Conflict (a
@@ -76,14 +77,15 @@ type Classification struct {
 }
 
 // Classify maps a finding's reason (a rules.Reason*, ReasonNetworkPolicyConflict,
-// v1alpha1.ReasonListeningBeyondLoopback or v1alpha1.ReasonNodeMate) to its
+// v1alpha1.ReasonListeningBeyondLoopback, v1alpha1.ReasonUnexpectedClient
+// or v1alpha1.ReasonNodeMate) to its
 // rule, its status and the enforcement action that applies to it (the
 // finding's own, or the policy's for those that have none) to a result and
 // a severity. A violation fails under Deny and warns under Warn and Audit;
 // a node-mate only ever warns, since admission refuses none. Severity is the
 // rule's under that action, whatever the result (as Kyverno reports it): an
-// exposure that is real (a listener, a NetworkPolicy that re-opens the port)
-// is one step above one that is declared. An unknown reason is an error, so
+// exposure that is real (a listener, a NetworkPolicy that re-opens the port,
+// a client the agents saw connected) is one step above one that is declared. An unknown reason is an error, so
 // a new reason of the engine cannot be reported under a wrong rule.
 func Classify(reason string, status Status, action v1alpha1.EnforcementAction) (Classification, error) {
 	var c Classification
@@ -105,6 +107,8 @@ func Classify(reason string, status Status, action v1alpha1.EnforcementAction) (
 		c.Rule, real = RuleListeningBeyondLoopback, true
 	case v1alpha1.ReasonNodeMate:
 		c.Rule = RuleNodeMate
+	case v1alpha1.ReasonUnexpectedClient:
+		c.Rule, real = RuleUnexpectedClient, true
 	default:
 		return c, fmt.Errorf("no report rule for reason %q", reason)
 	}

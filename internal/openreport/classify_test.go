@@ -39,6 +39,9 @@ func TestClassify(t *testing.T) {
 		{v1alpha1.ReasonListeningBeyondLoopback, Violation, deny, Classification{RuleListeningBeyondLoopback, ResultFail, SeverityCritical}},
 		{v1alpha1.ReasonListeningBeyondLoopback, Violation, warn, Classification{RuleListeningBeyondLoopback, ResultWarn, SeverityHigh}},
 		{v1alpha1.ReasonListeningBeyondLoopback, NotChecked, deny, Classification{RuleListeningBeyondLoopback, ResultError, SeverityCritical}},
+		// An unexpected client is observed, as a listener is: real.
+		{v1alpha1.ReasonUnexpectedClient, Violation, deny, Classification{RuleUnexpectedClient, ResultFail, SeverityCritical}},
+		{v1alpha1.ReasonUnexpectedClient, Violation, audit, Classification{RuleUnexpectedClient, ResultWarn, SeverityMedium}},
 		// Admission refuses no node-mate: it only ever warns.
 		{v1alpha1.ReasonNodeMate, Violation, deny, Classification{RuleNodeMate, ResultWarn, SeverityHigh}},
 		{v1alpha1.ReasonNodeMate, Violation, audit, Classification{RuleNodeMate, ResultWarn, SeverityLow}},
@@ -69,12 +72,12 @@ func TestEveryRuleHasAReason(t *testing.T) {
 	g := NewWithT(t)
 	reached := map[string]bool{}
 	reasons := append(append([]string{}, rules.ObjectReasons...), AuditReasons...)
-	for _, r := range append(reasons, ReasonNetworkPolicyConflict, v1alpha1.ReasonListeningBeyondLoopback, v1alpha1.ReasonNodeMate) {
+	for _, r := range append(reasons, ReasonNetworkPolicyConflict, v1alpha1.ReasonListeningBeyondLoopback, v1alpha1.ReasonNodeMate, v1alpha1.ReasonUnexpectedClient) {
 		c, err := Classify(r, Violation, v1alpha1.ActionDeny)
 		g.Expect(err).NotTo(HaveOccurred())
 		reached[c.Rule] = true
 	}
-	g.Expect(reached).To(HaveLen(8))
+	g.Expect(reached).To(HaveLen(9))
 	for _, r := range PodReasons {
 		g.Expect(AuditReasons).To(ContainElement(r))
 	}

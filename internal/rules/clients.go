@@ -12,7 +12,9 @@ import (
 
 // ReasonUnexpectedClient: a process that the policy does not expect is
 // connected to a protected port on loopback, as the node agent sampled it.
-const ReasonUnexpectedClient = "unexpected-client"
+// The same reason as the RuntimeVerified condition's and the Event's
+// (v1alpha1.ReasonUnexpectedClient).
+const ReasonUnexpectedClient = "UnexpectedClient"
 
 // ClientFinding is one unexpected client of a protected port.
 type ClientFinding struct {

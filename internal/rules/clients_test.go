@@ -9,6 +9,9 @@ import (
 )
 
 func TestUnexpectedClients(t *testing.T) {
+	if ReasonUnexpectedClient != v1alpha1.ReasonUnexpectedClient {
+		t.Fatalf("the engine's reason %q differs from the condition's %q", ReasonUnexpectedClient, v1alpha1.ReasonUnexpectedClient)
+	}
 	end := int32(15010)
 	ports := []v1alpha1.LoopbackPort{
 		{Port: 15000, Clients: []string{"app"}},

@@ -13,6 +13,7 @@ var ObjectReasons = []string{
 // change (an UPDATE, a review cut short), not an object.
 var AdmissionReasons = []string{ReasonLeavesProtection, ReasonReviewIncomplete}
 
-// RuntimeReasons are the reasons of findings about what the node agents
-// observed, not about an object's manifest (rules.UnexpectedClients).
+// RuntimeReasons are the reasons of what the node agents observed and the
+// engine judges (UnexpectedClients): not about an object, so neither the
+// CLI nor SARIF reports them; the runtime controller does.
 var RuntimeReasons = []string{ReasonUnexpectedClient}
