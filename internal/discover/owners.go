@@ -109,15 +109,7 @@ func protected(policies []v1alpha1.LoopbackService, pod *corev1.Pod, k portKey) 
 			continue
 		}
 		for _, lp := range p.Spec.Ports {
-			proto := lp.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			to := lp.Port
-			if lp.EndPort != nil {
-				to = *lp.EndPort
-			}
-			if proto == k.proto && k.port >= lp.Port && k.port <= to {
+			if lp.Covers(k.proto, k.port) {
 				return true
 			}
 		}

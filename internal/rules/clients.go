@@ -41,15 +41,7 @@ func UnexpectedClients(ports []v1alpha1.LoopbackPort, clients []v1alpha1.BindCli
 	for _, c := range clients {
 		var covering []int
 		for i, p := range ports {
-			proto := p.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			to := p.Port
-			if p.EndPort != nil {
-				to = *p.EndPort
-			}
-			if proto == corev1.ProtocolTCP && c.Port >= p.Port && c.Port <= to {
+			if p.Covers(corev1.ProtocolTCP, c.Port) {
 				covering = append(covering, i)
 			}
 		}
