@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +12,9 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	sigsyaml "sigs.k8s.io/yaml"
-)
 
-// update regenerates the golden files: go test ./internal/cli/ -run TestCheck -update
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
+	goldenfile "github.com/loopguard/loopguard/test/golden"
+)
 
 // run executes the command tree with args and returns stdout, stderr and
 // the exit code.
@@ -31,23 +29,7 @@ func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, cod
 // golden compares got with testdata/<name>, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("missing golden file %s (run go test ./internal/cli/ -update): %v", path, err)
-	}
-	if string(want) != got {
-		t.Errorf("output differs from %s (run go test ./internal/cli/ -update to accept):\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got, "./internal/cli/")
 }
 
 // transcript renders a run for a golden file.

@@ -9,19 +9,18 @@ package corpus
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/loopguard/loopguard/test/golden"
+
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/loopguard/loopguard/internal/cli"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden with the current output")
 
 // corpus is ../shared/corpus/manifests from the repository root;
 // LOOPGUARD_CORPUS names another shared/corpus (a git worktree elsewhere).
@@ -112,23 +111,7 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("exit status %d, want %d\n%s%s", code, r.code, out.String(), errOut.String())
 			}
 			got := strings.ReplaceAll(fmt.Sprintf("$ loopguard %s\n%s--- stderr\n%s--- exit status %d\n", strings.Join(args, " "), out.String(), errOut.String(), code), corpus, "$CORPUS")
-			path := filepath.Join("testdata", "golden", r.name+".golden")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("missing golden %s (go test ./test/corpus/ -update): %v", path, err)
-			}
-			if string(want) != got {
-				t.Errorf("output differs from %s (go test ./test/corpus/ -update to accept):\n--- want\n%s\n--- got\n%s", path, want, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", r.name+".golden"), got, "./test/corpus/")
 		})
 	}
 }
