@@ -85,8 +85,9 @@ type Classification struct {
 // a node-mate only ever warns, since admission refuses none. Severity is the
 // rule's under that action, whatever the result (as Kyverno reports it): an
 // exposure that is real (a listener, a NetworkPolicy that re-opens the port,
-// a client the agents saw connected) is one step above one that is declared. An unknown reason is an error, so
-// a new reason of the engine cannot be reported under a wrong rule.
+// a client the agents saw connected) is one step above one that is
+// declared. An unknown reason is an error, so a new reason of the engine
+// cannot be reported under a wrong rule.
 func Classify(reason string, status Status, action v1alpha1.EnforcementAction) (Classification, error) {
 	var c Classification
 	real := false
