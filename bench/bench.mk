@@ -22,6 +22,11 @@ bench-scale: ## Controller at scale on the dev control plane: 1,000 policies, 10
 	$(GO) -C bench build -o $(CURDIR)/bin/scalebench ./scalebench
 	bin/scalebench
 
+.PHONY: bench-agent-node
+bench-agent-node: ## The node agent on a full node: the dev node at the kubelet default of 110 pods, discovery and protected scans (brings make dev up with DEV_NODE_MAX_PODS=110; raw output in docs/bench/).
+	DEV_NODE=require DEV_NODE_MAX_PODS=110 hack/dev.sh up
+	bench/agentnode.sh | tee docs/bench/$$(date -u +%Y-%m-%d)-agent-node.txt
+
 # The peers are built from the Go module proxy by their own tool modules
 # (bench/peers/tools/*), never dependencies of loopguard; rebuilt only when a
 # tool module changes. The comparison runs on a second, node-less control
@@ -62,7 +67,7 @@ compare-smoke: k8s build peers compare-harness ## Load each peer's policy and ch
 SCALE ?= large
 SCALE_ARGS ?=
 SCALE_PORT_OFFSET ?= 200
-SCALE_ENV := DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0
+SCALE_ENV := DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592
 
 bin/kwok: bench/tools/kwok/go.mod bench/tools/kwok/go.sum
 	cd bench/tools/kwok && nice $(GO) build -trimpath -o $(abspath $@) sigs.k8s.io/kwok/cmd/kwok

@@ -62,19 +62,11 @@ func newClients(old, cur *v1alpha1.RuntimeStatus) []v1alpha1.RuntimeClient {
 	if cur == nil {
 		return nil
 	}
-	seen := map[string]bool{}
+	var before []v1alpha1.RuntimeClient
 	if old != nil {
-		for _, c := range old.UnexpectedClients {
-			seen[clientKey(c)] = true
-		}
+		before = old.UnexpectedClients
 	}
-	var out []v1alpha1.RuntimeClient
-	for _, c := range cur.UnexpectedClients {
-		if !seen[clientKey(c)] {
-			out = append(out, c)
-		}
-	}
-	return out
+	return notIn(before, cur.UnexpectedClients, clientKey)
 }
 
 // announceClients emits one Warning Event per unexpected client new since

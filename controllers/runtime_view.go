@@ -194,16 +194,23 @@ func newListeners(old, cur *v1alpha1.RuntimeStatus) []v1alpha1.RuntimeListener {
 	if cur == nil {
 		return nil
 	}
-	seen := map[string]bool{}
+	var before []v1alpha1.RuntimeListener
 	if old != nil {
-		for _, l := range old.Listeners {
-			seen[listenerKey(l)] = true
-		}
+		before = old.Listeners
 	}
-	var out []v1alpha1.RuntimeListener
-	for _, l := range cur.Listeners {
-		if !seen[listenerKey(l)] {
-			out = append(out, l)
+	return notIn(before, cur.Listeners, listenerKey)
+}
+
+// notIn returns the items of cur whose key no item of old has, in order.
+func notIn[T any](old, cur []T, key func(T) string) []T {
+	seen := make(map[string]bool, len(old))
+	for _, o := range old {
+		seen[key(o)] = true
+	}
+	var out []T
+	for _, c := range cur {
+		if !seen[key(c)] {
+			out = append(out, c)
 		}
 	}
 	return out

@@ -45,6 +45,7 @@
 #   DEV_AGENT              1 (default): with a node, run the node agent on it
 #                          (config/overlays/agent-dev, discovery on); 0: not
 #   DEV_NODE_PROXY_MODE    kube-proxy mode (default nftables; or iptables)
+#   DEV_NODE_MAX_PODS      the kubelet's maxPods (default 30; 110 is the kubelet default)
 #   MANAGER_BIN            manager binary to run instead of building
 #                          ./cmd/manager into bin/manager
 #   MANAGER_ARGS           extra manager flags (split on whitespace)

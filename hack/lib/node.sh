@@ -44,6 +44,8 @@ SCHEDULER_PORT=10259
 PROXY_METRICS_PORT=10249
 PROXY_HEALTHZ_PORT=10256
 NODE_PROXY_MODE=${DEV_NODE_PROXY_MODE:-nftables}
+# 30 keeps a runaway test small; the agent bench raises it to the kubelet default, 110.
+NODE_MAX_PODS=${DEV_NODE_MAX_PODS:-30}
 NODE_READY_TIMEOUT=${DEV_NODE_READY_TIMEOUT:-90}
 # Stop order: nothing may start a pod while the runtime goes away; the
 # NetworkPolicy enforcer first (it removes its iptables hook as it exits).

@@ -70,9 +70,17 @@ func renderProposal(w io.Writer, p discover.Proposal) {
 		fmt.Fprintf(w, "      %s: %s\n", scalarYAML(k), scalarYAML(p.Selector[k]))
 	}
 	fmt.Fprintln(w, "  enforcementAction: Audit")
+	// portForward alone defaults to a refusal (Deny): a proposal must change
+	// nothing before the team has read it.
+	fmt.Fprintln(w, "  portForward: # Deny by default; Audit records each session instead")
+	fmt.Fprintln(w, "    action: Audit")
 	fmt.Fprintln(w, "  ports:")
 	for _, port := range p.Ports {
-		fmt.Fprintf(w, "  - port: %d # %s\n", port.From, strings.Join(port.Processes, ", "))
+		fmt.Fprintf(w, "  - port: %d", port.From)
+		if len(port.Processes) > 0 {
+			fmt.Fprintf(w, " # %s", strings.Join(port.Processes, ", "))
+		}
+		fmt.Fprintln(w)
 		if port.To != port.From {
 			fmt.Fprintf(w, "    endPort: %d\n", port.To)
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/test/devcluster"
@@ -99,4 +101,51 @@ spec:
 	if len(findings) != 2 || findings[0].Container != "debug" || !findings[1].Outside {
 		t.Errorf("findings %+v, want the debug container and the port-forward", findings)
 	}
+
+	// What the user sees: the policy's status (the runtime controller),
+	// its RuntimeVerified condition and a Warning Event naming the port.
+	eventually(t, 60*time.Second, func() string {
+		r := kubectl(t, "get", "loopbackservice", "admin", "-n", ns, "-o", "json")
+		if r.Err != nil {
+			return r.String()
+		}
+		var lbs v1alpha1.LoopbackService
+		if err := json.Unmarshal([]byte(r.Stdout), &lbs); err != nil {
+			return err.Error()
+		}
+		if lbs.Status.Runtime == nil {
+			return "no status.runtime yet"
+		}
+		var got []string
+		for _, c := range lbs.Status.Runtime.UnexpectedClients {
+			who := "container " + c.Container
+			if c.Outside {
+				who = "outside"
+			}
+			got = append(got, fmt.Sprintf("%s %d %s %s", c.Pod, c.Port, who, c.Field))
+		}
+		if want := []string{"clients 15000 container debug spec.ports[0].clients", "clients 15000 outside spec.ports[0].clients"}; !slices.Equal(got, want) {
+			return fmt.Sprintf("status.runtime.unexpectedClients %q, want %q", got, want)
+		}
+		i := slices.IndexFunc(lbs.Status.Conditions, func(c metav1.Condition) bool { return c.Type == "RuntimeVerified" })
+		if i < 0 || lbs.Status.Conditions[i].Status != metav1.ConditionFalse || lbs.Status.Conditions[i].Reason != "UnexpectedClient" {
+			return fmt.Sprintf("conditions %+v, want RuntimeVerified False UnexpectedClient", lbs.Status.Conditions)
+		}
+		t.Logf("RuntimeVerified: %s", lbs.Status.Conditions[i].Message)
+		return ""
+	})
+	eventually(t, 30*time.Second, func() string {
+		r := kubectl(t, "get", "events", "-n", ns, "--field-selector", "type=Warning,involvedObject.kind=LoopbackService,involvedObject.name=admin",
+			"-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
+		if r.Err != nil {
+			return r.String()
+		}
+		// The events API folds Events that differ only in their note, so
+		// the two clients may show as one series: one is enough here.
+		if !strings.Contains(r.Stdout, "UnexpectedClient: ") || !strings.Contains(r.Stdout, "15000") {
+			return fmt.Sprintf("Warning Events %q, want an UnexpectedClient naming port 15000", r.Stdout)
+		}
+		t.Logf("Events:\n%s", r.Stdout)
+		return ""
+	})
 }

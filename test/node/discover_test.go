@@ -105,6 +105,8 @@ spec:
       app: web
       tier: front
   enforcementAction: Audit
+  portForward: # Deny by default; Audit records each session instead
+    action: Audit
   ports:
   - port: 15020 # sidecar/listener
     endPort: 15022
@@ -120,6 +122,8 @@ spec:
     matchLabels:
       app: dns
   enforcementAction: Audit
+  portForward: # Deny by default; Audit records each session instead
+    action: Audit
   ports:
   - port: 5353 # cache/listener
     protocol: UDP

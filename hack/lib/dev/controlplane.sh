@@ -8,6 +8,7 @@ start_etcd() {
   chmod 700 "$DEV/etcd"
   # Peer traffic is plain HTTP but bound to loopback and there is one member.
   # --unsafe-no-fsync: the data is thrown away by 'down' anyway.
+  # DEV_ETCD_QUOTA_BYTES: etcd's default 2 GiB unless a large bench needs more.
   ensure_started etcd "$ETCD_PORT $ETCD_PEER_PORT" "$K8S_BIN/etcd" \
     --name=loopguard-dev \
     --data-dir="$DEV/etcd" \
@@ -21,7 +22,8 @@ start_etcd() {
     --key-file="$PKI/etcd-server.key" \
     --trusted-ca-file="$PKI/ca.crt" \
     --client-cert-auth=true \
-    --unsafe-no-fsync=true
+    --unsafe-no-fsync=true \
+    --quota-backend-bytes="${DEV_ETCD_QUOTA_BYTES:-2147483648}"
   wait_until "etcd /health" 60 etcd \
     "$DEVTOOL" probe --url "https://127.0.0.1:$ETCD_PORT/health" --ca "$PKI/ca.crt" \
     --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" --status 200

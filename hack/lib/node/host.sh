@@ -91,7 +91,7 @@ node_render_configs() {
   render "$src/cni.conflist" "$NODE_STATE/cni/net.d/10-loopguard-dev.conflist" STATE="$NODE_STATE" \
     BRIDGE="$NODE_BRIDGE" POD_CIDR="$POD_CIDR" POD_GATEWAY="$POD_GATEWAY"
   render "$src/kubelet.yaml" "$NODE_CONF/kubelet.yaml" NODE_IP="$NODE_IP" PKI="$PKI" SOCK="$CONTAINERD_SOCK" \
-    CGROUP_ROOT="$NODE_CGROUP" STATE="$NODE_STATE"
+    CGROUP_ROOT="$NODE_CGROUP" STATE="$NODE_STATE" MAX_PODS="$NODE_MAX_PODS"
   render "$src/kube-proxy.yaml" "$NODE_CONF/kube-proxy.yaml" KUBECONFIG="$PROXY_KUBECONFIG" NODE_NAME="$NODE_NAME" \
     NODE_IP="$NODE_IP" PROXY_MODE="$NODE_PROXY_MODE" POD_CIDR="$POD_CIDR"
 }
