@@ -67,7 +67,8 @@ compare-smoke: k8s build peers compare-harness ## Load each peer's policy and ch
 SCALE ?= large
 SCALE_ARGS ?=
 SCALE_PORT_OFFSET ?= 200
-SCALE_ENV := DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592
+SCALE_PPROF = 127.0.0.1:$(shell echo $$((6065 + $(SCALE_PORT_OFFSET))))
+SCALE_ENV = DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592 MANAGER_ARGS=--pprof-bind-address=$(SCALE_PPROF)
 
 bin/kwok: bench/tools/kwok/go.mod bench/tools/kwok/go.sum
 	cd bench/tools/kwok && nice $(GO) build -trimpath -o $(abspath $@) sigs.k8s.io/kwok/cmd/kwok
@@ -79,4 +80,4 @@ bin/kwok-config: bench/tools/kwok/go.mod bench/tools/kwok/go.sum bench/tools/kwo
 bench-scale-large: k8s bin/kwok bin/kwok-config ## The scalability envelope: 5,000 kwok nodes, 150,000 pods (SCALE=small: 50 nodes, 1,500 pods); its own control plane; estimated 30 to 60 minutes on 2 quiet cores.
 	$(GO) -C bench build -o $(CURDIR)/bin/scalelarge ./scalelarge
 	$(SCALE_ENV) hack/dev.sh up
-	$(SCALE_ENV) bin/scalelarge -scale $(SCALE) -dev-dir .dev-scale -cleanup=false $(SCALE_ARGS); rc=$$?; $(SCALE_ENV) hack/dev.sh down; exit $$rc
+	$(SCALE_ENV) bin/scalelarge -scale $(SCALE) -dev-dir .dev-scale -manager-pprof $(SCALE_PPROF) -cleanup=false $(SCALE_ARGS); rc=$$?; $(SCALE_ENV) hack/dev.sh down; exit $$rc

@@ -201,6 +201,9 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named(HostNetworkControllerName).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podNodes), builder.WithPredicates(hostNetworkPods, relevantChange())).
+		// Every policy event, its status updates included: the policy
+		// index is fed by a handler of its own, and a later event is what
+		// guarantees a node's reconcile sees the policy indexed.
 		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
@@ -224,12 +227,19 @@ func podNodes(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.Spec.NodeName}}}
 }
 
-// allNodes maps a policy or namespace change to every node that runs a
-// hostNetwork pod or a pod that can enter other pods' network namespaces,
-// found through their indexes.
-func (r *HostNetworkReconciler) allNodes(ctx context.Context, _ client.Object) []reconcile.Request {
+// allNodes maps a policy or namespace change to the nodes whose reports it
+// can change, found through the pod indexes: those that run a pod that can
+// enter other pods' network namespaces, and those that run a hostNetwork
+// pod, of the policy's namespace for a LoopbackService (10,000 of them
+// would otherwise each reach every hostNetwork node), of any namespace
+// otherwise.
+func (r *HostNetworkReconciler) allNodes(ctx context.Context, o client.Object) []reconcile.Request {
 	var pods, risky corev1.PodList
-	if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexHostNetwork: "true"}); err != nil {
+	opts := []client.ListOption{client.MatchingFields{IndexHostNetwork: "true"}}
+	if lbs, ok := o.(*v1alpha1.LoopbackService); ok {
+		opts = append(opts, client.InNamespace(lbs.Namespace))
+	}
+	if err := r.reader.List(ctx, &pods, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to list hostNetwork pods")
 		return nil
 	}

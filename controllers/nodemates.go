@@ -20,6 +20,7 @@ import (
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
@@ -42,18 +43,22 @@ func hasNodeMateRisk(o client.Object) bool {
 }
 
 // registerNodeMateIndexes adds the pod indexes node-mates are found with.
+// Pods by node is dense (every pod) and only looked up across namespaces:
+// clusterindex keeps one key a pod, not two.
 func registerNodeMateIndexes(mgr ctrl.Manager) error {
 	ctx := context.Background()
+	if err := clusterindex.Register(ctx, mgr.GetCache(), &corev1.Pod{}, IndexPodNode, func(o client.Object) []string {
+		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+			return []string{p.Spec.NodeName}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("failed to index pods by %s: %w", IndexPodNode, err)
+	}
 	for _, ix := range []struct {
 		name string
 		f    client.IndexerFunc
 	}{
-		{IndexPodNode, func(o client.Object) []string {
-			if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-				return []string{p.Spec.NodeName}
-			}
-			return nil
-		}},
 		{IndexNodeMateNode, func(o client.Object) []string {
 			if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" && hasNodeMateRisk(p) {
 				return []string{p.Spec.NodeName}

@@ -49,6 +49,9 @@
 #   MANAGER_BIN            manager binary to run instead of building
 #                          ./cmd/manager into bin/manager
 #   MANAGER_ARGS           extra manager flags (split on whitespace)
+#   MANAGER_GOMEMLIMIT     the manager's Go soft memory limit (e.g. 576MiB),
+#                          what it sets itself in a pod from 0.9 of its
+#                          container's memory limit; default none
 #   REPLICAS               manager processes (default 1). With 2 or more
 #                          they elect a leader (Lease loopguard.loopguard.io
 #                          in loopguard-system); replica i serves its webhook
@@ -94,6 +97,7 @@ KCM_KUBECONFIG=$DEV/controller-manager.kubeconfig
 K8S_BIN=$ROOT/bin/k8s/current
 DEVTOOL=$ROOT/bin/devtool
 MANAGER_ARGS=${MANAGER_ARGS:-}
+MANAGER_GOMEMLIMIT=${MANAGER_GOMEMLIMIT:-}
 MANAGER_KUBECONFIG=$DEV/manager.kubeconfig
 MANAGER_TOKEN=$DEV/manager.token
 MANAGER_NAMESPACE=loopguard-system

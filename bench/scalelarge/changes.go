@@ -40,7 +40,7 @@ func (b *bench) changes(ctx context.Context, ag *agents) {
 // waitRunning waits until kwok has every bench pod Running, paging through
 // the pods (500 per page is what the API server serves cheaply).
 func (b *bench) waitRunning(ctx context.Context) {
-	d := waitFor("pods Running", 30*time.Minute, func() bool {
+	d := waitFor("pods Running", 60*time.Minute, func() bool {
 		running, cont := 0, ""
 		for {
 			l, err := b.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 5000, Continue: cont, FieldSelector: "status.phase=Running"})

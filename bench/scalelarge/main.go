@@ -66,6 +66,7 @@ func main() {
 	admissionN := flag.Int("admission-requests", 1000, "dry-run pod creations per admission measurement (at least 1,000)")
 	workers := flag.Int("workers", 16, "parallel creations")
 	timeout := flag.Duration("timeout", 30*time.Minute, "longest wait for convergence")
+	pprof := flag.String("manager-pprof", "127.0.0.1:6265", "the manager's --pprof-bind-address, to read its live heap (empty: RSS only)")
 	cleanup := flag.Bool("cleanup", true, "delete what the run made (make bench-scale-large skips it: the control plane goes down)")
 	flag.Parse()
 
@@ -140,8 +141,9 @@ func main() {
 		if slices.Contains(b.size.Checkpoints(), at) {
 			time.Sleep(10 * time.Second) // let the manager's informers take them in
 			now, _ := rss(filepath.Join(run, "manager.pid"))
-			curve = append(curve, Sample{Pods: at, RSSKiB: now})
-			b.logf("manager RSS at %d pods: %s", at, mb(now))
+			live := liveHeap(ctx, *pprof)
+			curve = append(curve, Sample{Pods: at, RSSKiB: now, LiveKiB: live})
+			b.logf("manager RSS at %d pods: %s, live heap %s", at, mb(now), mb(live))
 		}
 	}
 	b.waitRunning(ctx)
@@ -174,8 +176,9 @@ func main() {
 		float64(p50)/float64(max(p50small, 1)), float64(p99)/float64(max(p99small, 1)))
 
 	now, peak := rss(filepath.Join(run, "manager.pid"))
+	live := liveHeap(ctx, *pprof) // after the RSS: its forced collection would lower it
 	fmt.Printf("manager memory with pods only (before any bench policy):\n%s", Curve(curve))
-	b.logf("manager RSS steady (after the quiet window, %d pods and %d policies) %s, peak %s (target < 600 MB at 150,000 pods)", b.size.Pods, b.size.Policies+b.size.ClusterPolicies, mb(now), mb(peak))
+	b.logf("manager RSS steady (after the quiet window, %d pods and %d policies) %s, peak %s (target < 600 MB at 150,000 pods); live heap %s", b.size.Pods, b.size.Policies+b.size.ClusterPolicies, mb(now), mb(peak), mb(live))
 	for _, c := range []string{"kube-apiserver", "etcd"} {
 		now, peak := rss(filepath.Join(run, c+".pid"))
 		b.logf("%s RSS %s, peak %s", c, mb(now), mb(peak))
@@ -199,7 +202,8 @@ func startKwok(bin, config, devDir string, lease int) func() {
 		fail(err)
 	}
 	cmd := exec.Command(bin, "--kubeconfig", filepath.Join(devDir, "kubeconfig"), "--config", cfgFile,
-		"--manage-nodes-with-annotation-selector", kwokAnnotation+"=fake", "--node-ip", "10.63.255.1")
+		"--manage-nodes-with-annotation-selector", kwokAnnotation+"=fake", "--node-ip", "10.63.255.1",
+		"-v", "WARN") // INFO logs every pod patch: 150,000 lines the run pays for
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		fail(fmt.Errorf("start kwok: %w", err))

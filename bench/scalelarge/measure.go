@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -229,6 +230,37 @@ func rss(pidFile string) (now, peak int64) {
 		}
 	}
 	return now, peak
+}
+
+// liveHeap reads the manager's live Go heap (KiB) from its profiler at
+// addr (--pprof-bind-address), forcing a collection first (gc=1), so that
+// what the cache holds is told from what the collector has not yet
+// returned; -1 when addr is empty or unreachable.
+func liveHeap(ctx context.Context, addr string) int64 {
+	if addr == "" {
+		return -1
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n / 1024
+		}
+	}
+	return -1
 }
 
 func mb(kib int64) string { return fmt.Sprintf("%.1f MB", float64(kib)/1024) }

@@ -22,6 +22,8 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 type Sample struct {
 	Pods   int
 	RSSKiB int64
+	// LiveKiB is the Go heap after a forced collection (0: not read).
+	LiveKiB int64
 }
 
 // Curve renders memory samples and the growth between consecutive ones in
@@ -30,6 +32,9 @@ func Curve(samples []Sample) string {
 	var b strings.Builder
 	for i, s := range samples {
 		fmt.Fprintf(&b, "  %7d pods: RSS %7.1f MB", s.Pods, float64(s.RSSKiB)/1024)
+		if s.LiveKiB > 0 {
+			fmt.Fprintf(&b, ", live heap %6.1f MB", float64(s.LiveKiB)/1024)
+		}
 		if i > 0 {
 			fmt.Fprintf(&b, "  (%+.2f MB per 1,000 pods since %d)", PerThousand(samples[i-1], s), samples[i-1].Pods)
 		}

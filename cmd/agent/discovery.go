@@ -91,4 +91,3 @@ func discoveredPods(st v1alpha1.NodeBindReportStatus) int {
 	}
 	return len(st.Discovery.Pods)
 }
-

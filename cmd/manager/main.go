@@ -13,6 +13,7 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -40,6 +41,7 @@ func main() {
 		webhookDrain               time.Duration
 		leaderElectionNamespace    string
 		pprofAddr                  string
+		concurrentReconciles       int
 		webhookClientCA            string
 		webhookClientNames         string
 		metricsCertDir             string
@@ -62,6 +64,7 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (empty: the in-cluster namespace; required with --leader-elect outside a cluster).")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the Go profiler's /debug/pprof endpoints, plain HTTP and unauthenticated: bind it to loopback (127.0.0.1:6065) and only while profiling; empty disables it.")
+	flag.IntVar(&concurrentReconciles, "concurrent-reconciles", app.ConcurrentReconciles, "Workers of each controller (policies, NetworkPolicies, reports); one object is never reconciled by two at once.")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
 	var regFlags registrationFlags
 	regFlags.bind(flag.CommandLine)
@@ -71,6 +74,10 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("loopguard manager", version.KeysAndValues()...)
+	if concurrentReconciles < 1 || concurrentReconciles > 64 {
+		log.Error(fmt.Errorf("--concurrent-reconciles=%d: want 1 to 64", concurrentReconciles), "invalid flag")
+		os.Exit(2)
+	}
 	if soft, err := memlimit.Set("/sys/fs/cgroup"); err != nil {
 		log.Error(err, "no soft memory limit set; the garbage collector runs by GOGC alone")
 	} else if soft > 0 {
@@ -151,6 +158,7 @@ func main() {
 		WebhookServer:                 webhookServer,
 		Cache:                         app.CacheOptions(),
 		PprofBindAddress:              pprofAddr,
+		Controller:                    config.Controller{MaxConcurrentReconciles: concurrentReconciles},
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")

@@ -14,8 +14,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -54,19 +56,18 @@ func SlicePods(o client.Object) []string {
 	return out
 }
 
-// Register adds the indexes to the cache.
-func Register(ctx context.Context, idx client.FieldIndexer) error {
+// Register adds the indexes to the cache: the pods' cluster-wide only (a
+// pod is looked up by IP across namespaces; clusterindex says why).
+func Register(ctx context.Context, c cache.Cache) error {
+	if err := clusterindex.Register(ctx, c, &corev1.Pod{}, PodIP, PodIPs); err != nil {
+		return fmt.Errorf("failed to index pods by %s: %w", PodIP, err)
+	}
 	for _, ix := range []struct {
-		obj     client.Object
 		name    string
 		extract client.IndexerFunc
-	}{
-		{&corev1.Pod{}, PodIP, PodIPs},
-		{&discoveryv1.EndpointSlice{}, SliceIP, SliceIPs},
-		{&discoveryv1.EndpointSlice{}, SlicePod, SlicePods},
-	} {
-		if err := idx.IndexField(ctx, ix.obj, ix.name, ix.extract); err != nil {
-			return fmt.Errorf("failed to index %T by %s: %w", ix.obj, ix.name, err)
+	}{{SliceIP, SliceIPs}, {SlicePod, SlicePods}} {
+		if err := c.IndexField(ctx, &discoveryv1.EndpointSlice{}, ix.name, ix.extract); err != nil {
+			return fmt.Errorf("failed to index EndpointSlices by %s: %w", ix.name, err)
 		}
 	}
 	return nil

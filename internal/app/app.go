@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
@@ -19,6 +20,14 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/slim"
 )
+
+// ConcurrentReconciles is each controller's default number of workers
+// (controller-runtime's is 1). A policy's reconcile waits on one or two
+// API writes: one worker converged 2,000 policies over 30,000 pods at
+// about 15 a second; a few in parallel keep the API server, not the
+// round trips, the limit. One object is still never reconciled twice at
+// once.
+const ConcurrentReconciles = 4
 
 // Scheme returns the scheme with the built-in kinds and loopguard's API.
 func Scheme() *runtime.Scheme {
@@ -36,7 +45,12 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: slim.StripManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Transform: slim.Pod},
+			// Pods are read, never written, by the manager, and the
+			// controllers list thousands of them per reconcile: a deep
+			// copy of each was half the manager's CPU while 2,000
+			// policies converged over 30,000 pods. Code that reads a
+			// pod from the cache must not modify it.
+			&corev1.Pod{}: {Transform: slim.Pod, UnsafeDisableDeepCopy: ptr.To(true)},
 			// Every slice: the audit judges hand-written ones (and those
 			// mirrored from hand-written Endpoints), and only the
 			// Service a slice claims tells them from the EndpointSlice

@@ -153,4 +153,3 @@ func (s *Scanner) ownersAnywhere(inodes []uint64, pod []Process) map[uint64]owne
 	}
 	return s.owners(procs, socks)
 }
-

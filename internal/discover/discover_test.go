@@ -88,7 +88,9 @@ func TestPropose(t *testing.T) {
 	webProposal := func(ports ...Port) Proposal {
 		return Proposal{Workload: Workload{"Deployment", ns, "web"}, Name: "web-loopback", Selector: web, Ports: ports, Pods: []string{"web-5d9c-a", "web-5d9c-b"}}
 	}
-	tcp := func(from, to int32, procs ...string) Port { return Port{Protocol: "TCP", From: from, To: to, Processes: procs} }
+	tcp := func(from, to int32, procs ...string) Port {
+		return Port{Protocol: "TCP", From: from, To: to, Processes: procs}
+	}
 
 	tests := []struct {
 		name string
@@ -130,7 +132,7 @@ func TestPropose(t *testing.T) {
 	}, {
 		name: "ports a policy protects are not proposed again; gone and hostNetwork pods are ignored; nodes without discovery listed",
 		in: Input{
-			Pods: []corev1.Pod{web1, func() corev1.Pod { p := pod("host", web, nil); p.Spec.HostNetwork = true; return p }()},
+			Pods:   []corev1.Pod{web1, func() corev1.Pod { p := pod("host", web, nil); p.Spec.HostNetwork = true; return p }()},
 			Owners: owners, Policies: []v1alpha1.LoopbackService{{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
 				Spec: v1alpha1.LoopbackServiceSpec{PodSelector: metav1.LabelSelector{MatchLabels: web}, Ports: []v1alpha1.LoopbackPort{{Port: 15000, EndPort: ptr(int32(15001))}}}}},
 			Reports: []v1alpha1.NodeBindReport{

@@ -83,7 +83,6 @@ var spec = []string{"spec", "template"}
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="",resources=replicationcontrollers,verbs=create;update,versions=v1,name=replicationcontrollers.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-exposure,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,groups="";discovery.k8s.io,resources=endpoints;endpointslices,verbs=create;update,versions=v1,name=endpoints.loopguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
-
 // All is every judged kind, in a fixed order: pods, Services, workloads,
 // endpoints.
 var All = []Kind{

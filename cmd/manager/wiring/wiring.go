@@ -39,7 +39,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	index := policyindex.New()
 	// Pods by IP and EndpointSlices by address, cluster-wide: an address
 	// in any namespace is judged by its pod's policies.
-	if err := addrindex.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := addrindex.Register(ctx, mgr.GetCache()); err != nil {
 		return nil, fmt.Errorf("failed to set up the address indexes: %w", err)
 	}
 	if err := policyindex.Register(ctx, mgr.GetCache(), index, ctrl.Log.WithName("policyindex")); err != nil {

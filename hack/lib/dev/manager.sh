@@ -192,7 +192,7 @@ start_manager_bg() {
     backends+=("127.0.0.1:$(replica_webhook_port "$i")")
     manager_args "$i"
     # By content: 'up' after a rebuild restarts the manager, otherwise not.
-    fp=$(command_fingerprint content "${MANAGER_CMD[@]}")
+    fp=$(command_fingerprint content "${MANAGER_CMD[@]}" "GOMEMLIMIT=$MANAGER_GOMEMLIMIT")
     if pid=$(pid_of "$n"); then
       if [[ $(cat "$RUN/$n.fingerprint" 2>/dev/null) == "$fp" ]]; then
         ok "$n already running (pid $pid), binary and arguments unchanged"
@@ -224,8 +224,11 @@ start_manager_bg() {
     manager_args "$i"
     stop_proc "$n" 20
     require_ports_free "$n" "$(replica_webhook_port "$i")" "$(replica_metrics_port "$i")" "$(replica_probe_port "$i")"
-    start_bg "$n" "${MANAGER_CMD[@]}"
-    command_fingerprint content "${MANAGER_CMD[@]}" >"$RUN/$n.fingerprint"
+    # A process on the host has no container memory limit for the manager
+    # to derive its soft limit from (internal/memlimit): it is given as the
+    # Go runtime reads it, to the manager only.
+    (if [[ -n $MANAGER_GOMEMLIMIT ]]; then export GOMEMLIMIT=$MANAGER_GOMEMLIMIT; fi; start_bg "$n" "${MANAGER_CMD[@]}")
+    command_fingerprint content "${MANAGER_CMD[@]}" "GOMEMLIMIT=$MANAGER_GOMEMLIMIT" >"$RUN/$n.fingerprint"
     info "started $n (pid $(<"$RUN/$n.pid"))"
     # One at a time: with the proxy, the others answer meanwhile.
     wait_manager_ready "$i"

@@ -28,7 +28,7 @@ func main() {
 		lease = n
 	}
 	docs := []string{
-		fmt.Sprintf("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n  nodeLeaseDurationSeconds: %d\n  nodeLeaseParallelism: 4\n  nodePlayStageParallelism: 4\n  podPlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 1\n  cidr: 10.0.0.0/24\n", lease),
+		fmt.Sprintf("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n  nodeLeaseDurationSeconds: %d\n  nodeLeaseParallelism: 4\n  nodePlayStageParallelism: 4\n  podPlayStageParallelism: 16\n  podsOnNodeSyncParallelism: 1\n  cidr: 10.0.0.0/24\n", lease),
 		nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
 		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete,
 	}
