@@ -10,12 +10,15 @@
 # loopguard_agent_scan_duration_seconds histogram, read on its loopback-only
 # metrics address inside its own network namespace), the agent process's CPU
 # (utime+stime from /proc), pods checked and the NodeBindReport's size.
+# EHASH=N sets net.ipv4.tcp_child_ehash_entries to N on this host (the dev
+# node's kernel) before the pods start, so each pod's network namespace gets
+# its own TCP established table, and restores it at exit.
 # Run by `make bench-agent-node` on `DEV_NODE_MAX_PODS=110 make dev-up`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEV=${DEV_DIR:-$ROOT/.dev}
-KUBECTL=${KUBECTL:-$ROOT/bin/k8s/kubectl}
+KUBECTL=${KUBECTL:-$ROOT/bin/k8s/current/kubectl}
 WINDOW=${WINDOW:-60}
 NS=agent-bench
 IMAGE=${LISTENER_IMAGE:-loopguard-listener:dev}
@@ -71,8 +74,18 @@ measure() {
         phase, running, pods, disc, n, 1000 * s / n, c / hz, w, 100 * c / hz / w, 100 * c / hz / w * 5 / 60, size }'
 }
 
-cleanup() { k delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || :; }
+EHASH=${EHASH:-}
+ehash_before=$(cat /proc/sys/net/ipv4/tcp_child_ehash_entries 2>/dev/null || echo unsupported)
+cleanup() {
+  # Waits for the pods to go, so a second run starts on an empty node.
+  k delete namespace "$NS" --ignore-not-found --timeout=300s >/dev/null 2>&1 || :
+  [[ -z $EHASH ]] || sysctl -qw "net.ipv4.tcp_child_ehash_entries=$ehash_before" || :
+}
 trap cleanup EXIT
+if [[ -n $EHASH ]]; then
+  [[ $EHASH =~ ^[0-9]+$ && $ehash_before != unsupported ]] || die "EHASH=$EHASH: want a number, on a kernel with tcp_child_ehash_entries (5.19+)"
+  sysctl -qw "net.ipv4.tcp_child_ehash_entries=$EHASH" || die "cannot set net.ipv4.tcp_child_ehash_entries (root?)"
+fi
 
 running=$(k get pods -A --field-selector "spec.nodeName=$node" --no-headers | wc -l)
 want=$((max - running))
@@ -100,7 +113,16 @@ EOF
 k -n "$NS" rollout status deployment/listeners --timeout=600s >&2
 log "$(k get pods -A --field-selector "spec.nodeName=$node,status.phase=Running" --no-headers | wc -l) pods running on $node"
 
-echo "# bench/agentnode.sh on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (dirty)'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# Measure from a scan that saw every bench pod: the report's discovery
+# lists them all (the pods' start-up is not part of the window).
+for _ in $(seq 1 120); do
+  got=$(k get nodebindreport "$node" -o jsonpath="{.status.discovery.pods[?(@.namespace==\"$NS\")].name}" | wc -w)
+  ((got >= want)) && break
+  sleep 1
+done
+((got >= want)) || die "the report's discovery lists $got of $want bench pods after 120 s"
+
+echo "# bench/agentnode.sh on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (dirty)'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), net.ipv4.tcp_child_ehash_entries=$(cat /proc/sys/net/ipv4/tcp_child_ehash_entries 2>/dev/null || echo unsupported)"
 measure discovery
 k apply -f - >/dev/null <<EOF
 apiVersion: loopguard.io/v1alpha1
