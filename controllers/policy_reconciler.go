@@ -58,6 +58,9 @@ type policyReconciler struct {
 	// index is the webhook's policy index, a compile cache for the
 	// policies a managed NetworkPolicy must keep the ports of closed.
 	index *policyindex.Index
+	// registration gives the Enforced condition this reconciler writes
+	// with the rest of status (nil: the registration controller writes it).
+	registration *RegistrationView
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -81,6 +84,9 @@ func (r *policyReconciler) reconcile(ctx context.Context, s *policyScope, phases
 func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctrl.Result, error) {
 	obj, before := s.policy, s.before
 	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), &s.outcome)
+	if c, ok := r.registration.condition(obj, &status); ok {
+		meta.SetStatusCondition(&status.Conditions, c)
+	}
 	r.recordMetrics(s)
 	if !equality.Semantic.DeepEqual(*before.PolicyStatus(), status) {
 		*obj.PolicyStatus() = status

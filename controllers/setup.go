@@ -33,6 +33,10 @@ type Options struct {
 	// Index is the webhook's policy index, which the hostNetwork report
 	// reads instead of listing policies.
 	Index *policyindex.Index
+	// Registration, when set, is the webhook registration's view
+	// (WebhookRegistration.View): each policy's status write carries the
+	// Enforced condition it gives.
+	Registration *RegistrationView
 }
 
 // watched are the objects whose changes can change a policy's audit: the
@@ -54,7 +58,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	base := policyReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
-		index: opts.Index, auditInterval: opts.AuditInterval,
+		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration,
 	}
 	rt := newRuntimeEvents()
 

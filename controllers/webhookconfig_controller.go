@@ -46,6 +46,10 @@ type WebhookRegistration struct {
 	// TLS handshake (its StartedChecker): nothing is registered before,
 	// so a manager that never serves blocks nothing.
 	Serving func() error
+	// View, when set, is shared with the policy reconcilers
+	// (controllers.Options.Registration), which then carry the Enforced
+	// condition in their own status writes.
+	View *RegistrationView
 }
 
 // fieldOwner is the field manager of the registration's writes.

@@ -14,20 +14,22 @@ import (
 	"github.com/loopguard/loopguard/internal/webhookconfig"
 )
 
-// The Enforced condition is this controller's alone. It is written by a
-// merge patch of the status at the cached resourceVersion (optimistic
-// lock), like the policy reconciler's status writes, which start from the
-// cached status and so carry Enforced along unchanged: whichever writes
-// second on a stale cache gets a conflict and retries, neither drops the
-// other's conditions.
+// The Enforced condition is computed here from what the written
+// configuration covers. The policy reconcilers carry it in their own
+// status write (RegistrationView); this controller patches it only where
+// a policy's last status does not hold it yet, by a merge patch at the
+// cached resourceVersion (optimistic lock): whichever writes second on a
+// stale cache gets a conflict and retries, neither drops the other's
+// conditions. A policy its reconciler has not written yet
+// (observedGeneration 0) is left to that first write, which reads the view.
 
-// enforcedCondition is the Enforced condition of obj for its coverage
-// (nil: the policy is missing from the registration's view). A policy
+// enforcedCondition is the Enforced condition, for the policy's
+// generation, of a policy whose status is st for its coverage. A policy
 // whose selector does not compile is judged by nothing, registered or not.
-func enforcedCondition(obj enforcedObject, cov webhookconfig.Coverage) metav1.Condition {
-	c := metav1.Condition{Type: v1alpha1.ConditionEnforced, ObservedGeneration: obj.GetGeneration(),
+func enforcedCondition(generation int64, st *v1alpha1.LoopbackServiceStatus, cov webhookconfig.Coverage) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionEnforced, ObservedGeneration: generation,
 		Status: metav1.ConditionFalse, Reason: cov.Reason, Message: cov.Message}
-	if ready := meta.FindStatusCondition(obj.PolicyStatus().Conditions, v1alpha1.ConditionReady); ready != nil &&
+	if ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); ready != nil &&
 		ready.Reason == v1alpha1.ReasonInvalidSelector {
 		c.Reason, c.Message = v1alpha1.ReasonInvalidSelector, ready.Message
 		return c
@@ -43,33 +45,38 @@ func enforcedCondition(obj enforcedObject, cov webhookconfig.Coverage) metav1.Co
 	return c
 }
 
-// setEnforced writes each policy's Enforced condition for the coverage of
-// the configuration just written (or found equal).
+// setEnforced records the coverage of the configuration just written (or
+// found equal) and writes each policy's Enforced condition where its
+// status lags.
 func (r *WebhookConfigReconciler) setEnforced(ctx context.Context, objs map[webhookconfig.Key]enforcedObject, coverage map[webhookconfig.Key]webhookconfig.Coverage) error {
+	r.reg.View.setCoverage(coverage)
 	var errs []error
 	for k, obj := range objs {
 		cov, ok := coverage[k]
-		if !ok {
+		if !ok || r.leftToReconciler(obj) {
 			continue
 		}
-		errs = append(errs, r.patchEnforced(ctx, obj, enforcedCondition(obj, cov)))
+		errs = append(errs, r.patchEnforced(ctx, obj, enforcedCondition(obj.GetGeneration(), obj.PolicyStatus(), cov)))
 	}
 	return errors.Join(errs...)
 }
 
-// setPending reports why nothing was registered: on every policy when
-// the configuration is missing (nothing is judged), otherwise only on
-// those not already Enforced (a new leader whose server does not serve
-// yet leaves what its predecessor registered in place).
+// leftToReconciler: the policy reconciler has not written this policy's
+// status yet; its first write carries Enforced from the view. Without a
+// view (no policy reconciler shares it) nothing is left to it.
+func (r *WebhookConfigReconciler) leftToReconciler(obj enforcedObject) bool {
+	return r.reg.View != nil && obj.PolicyStatus().ObservedGeneration == 0
+}
+
+// setPending records and reports why nothing was registered
+// (pendingCondition says on which policies).
 func (r *WebhookConfigReconciler) setPending(ctx context.Context, objs map[webhookconfig.Key]enforcedObject, reason, msg string) error {
+	r.reg.View.setPending(reason, msg)
 	var errs []error
 	for _, obj := range objs {
-		if reason != v1alpha1.ReasonWebhookConfigurationMissing &&
-			meta.IsStatusConditionTrue(obj.PolicyStatus().Conditions, v1alpha1.ConditionEnforced) {
-			continue
+		if c, ok := pendingCondition(obj, obj.PolicyStatus(), reason, msg); ok && !r.leftToReconciler(obj) {
+			errs = append(errs, r.patchEnforced(ctx, obj, c))
 		}
-		errs = append(errs, r.patchEnforced(ctx, obj, metav1.Condition{Type: v1alpha1.ConditionEnforced,
-			Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: obj.GetGeneration()}))
 	}
 	err := errors.Join(errs...)
 	if err != nil && apierrors.IsConflict(err) {

@@ -167,9 +167,12 @@ func main() {
 	b.logf("quiet window of %s (agents keep writing reports)…", *quiet)
 	time.Sleep(*quiet)
 	fp1, req1 := b.fingerprint(ctx), b.writeRequests(ctx)
-	diff := changed(fp0, fp1)
+	diff, fields := changed(fp0, fp1)
 	b.logf("quiet window: objects the manager changed: %d (target 0) %v; API write requests to policies and NetworkPolicies: %.0f; agent report writes meanwhile: %d",
 		len(diff), diff[:min(len(diff), 10)], req1-req0, ag.writes.Load()-w0)
+	if len(fields) > 0 {
+		b.logf("quiet window: fields that changed (objects): %v", fields)
+	}
 
 	p50, p99 := b.admission(ctx, fmt.Sprintf("%d pods", b.size.Pods), *admissionN)
 	b.logf("admission %d pods vs %d pods: p50 %.2fx, p99 %.2fx (target within 1.2x)", b.size.Pods, adm1k,

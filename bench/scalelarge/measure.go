@@ -132,9 +132,11 @@ func waitFor(what string, timeout time.Duration, cond func() bool) time.Duration
 }
 
 // fingerprint maps every object the manager writes (policies, managed
-// NetworkPolicies) to its resourceVersion.
-func (b *bench) fingerprint(ctx context.Context) map[string]string {
-	fp := map[string]string{}
+// NetworkPolicies) to its resourceVersion and the fields the manager
+// writes (a policy's status, a NetworkPolicy's spec), so that a change in
+// the quiet window can say what changed.
+func (b *bench) fingerprint(ctx context.Context) map[string]written {
+	fp := map[string]written{}
 	lbs, _ := b.dyn.Resource(lbsGVR).Namespace("").List(ctx, metav1.ListOptions{})
 	clbs, _ := b.dyn.Resource(clbsGVR).List(ctx, metav1.ListOptions{})
 	for _, l := range []*unstructured.UnstructuredList{lbs, clbs} {
@@ -142,25 +144,66 @@ func (b *bench) fingerprint(ctx context.Context) map[string]string {
 			continue
 		}
 		for _, it := range l.Items {
-			fp[it.GetKind()+":"+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+			st, _, _ := unstructured.NestedMap(it.Object, "status")
+			fp[it.GetKind()+":"+it.GetNamespace()+"/"+it.GetName()] = written{rv: it.GetResourceVersion(), fields: statusFields(st)}
 		}
 	}
 	nps, _ := b.cs.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{LabelSelector: managedBy})
 	if nps != nil {
 		for _, np := range nps.Items {
-			fp["np:"+np.Namespace+"/"+np.Name] = np.ResourceVersion
+			fp["np:"+np.Namespace+"/"+np.Name] = written{rv: np.ResourceVersion, fields: map[string]string{"spec": fmt.Sprint(np.Spec)}}
 		}
 	}
 	return fp
 }
 
+// written is an object's resourceVersion and its written fields, each
+// rendered as a string.
+type written struct {
+	rv     string
+	fields map[string]string
+}
+
+// statusFields renders a policy's status by field, each condition a field
+// of its own (conditions.<type>, its lastTransitionTime included).
+func statusFields(st map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range st {
+		if k != "conditions" {
+			out["status."+k] = fmt.Sprint(v)
+			continue
+		}
+		conds, _ := v.([]any)
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok {
+				out[fmt.Sprintf("status.conditions[%v]", m["type"])] = fmt.Sprint(m)
+			}
+		}
+	}
+	return out
+}
+
 // changed lists the objects whose resourceVersion differs, appeared or
-// went between two fingerprints.
-func changed(a, b map[string]string) []string {
+// went between two fingerprints, and counts, over the changed objects,
+// how many times each field differs.
+func changed(a, b map[string]written) ([]string, map[string]int) {
 	var out []string
+	fields := map[string]int{}
 	for k, v := range b {
-		if a[k] != v {
-			out = append(out, k)
+		old, ok := a[k]
+		if ok && old.rv == v.rv {
+			continue
+		}
+		out = append(out, k)
+		for f, s := range v.fields {
+			if old.fields[f] != s {
+				fields[f]++
+			}
+		}
+		for f := range old.fields {
+			if _, ok := v.fields[f]; !ok {
+				fields[f]++
+			}
 		}
 	}
 	for k := range a {
@@ -169,7 +212,7 @@ func changed(a, b map[string]string) []string {
 		}
 	}
 	slices.Sort(out)
-	return out
+	return out, fields
 }
 
 // writeRequests sums the API server's apiserver_request_total for write

@@ -55,10 +55,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.AccessGuard{
 		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("access"),
 	}})
-	if err := controllers.Setup(mgr, controllers.Options{AuditInterval: opts.AuditInterval, Index: index}); err != nil {
+	copts := controllers.Options{AuditInterval: opts.AuditInterval, Index: index}
+	reg := opts.Registration
+	if reg != nil {
+		reg.View = controllers.NewRegistrationView()
+		copts.Registration = reg.View
+	}
+	if err := controllers.Setup(mgr, copts); err != nil {
 		return nil, fmt.Errorf("failed to set up controllers: %w", err)
 	}
-	if reg := opts.Registration; reg != nil {
+	if reg != nil {
 		started := mgr.GetWebhookServer().StartedChecker()
 		reg.Serving = func() error { return started(nil) }
 		if err := controllers.SetupWebhookRegistration(mgr, *reg); err != nil {
