@@ -275,6 +275,15 @@ func (o Options) webhook(t admissionregistrationv1.ValidatingWebhook, k Kind, su
 	w.ClientConfig = cc
 	w.NamespaceSelector = sel.DeepCopy()
 	w.ObjectSelector = &metav1.LabelSelector{} // the API server's default
+	// Every rule's scope defaults to "*": unset here, the stored
+	// configuration never equals Desired and each reconcile rewrites it
+	// (TestDesiredIsWhatTheAPIServerStores).
+	for i := range w.Rules {
+		if w.Rules[i].Scope == nil {
+			all := admissionregistrationv1.AllScopes
+			w.Rules[i].Scope = &all
+		}
+	}
 	if o.FailurePolicy != nil {
 		fp := *o.FailurePolicy
 		w.FailurePolicy = &fp
