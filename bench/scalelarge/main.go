@@ -153,8 +153,12 @@ func main() {
 	go ag.run(ctx)
 	b.logf("simulated agents: one report per node every %s (%.1f writes/s), at once on a change", reportRefresh, float64(b.size.Nodes)/reportRefresh.Seconds())
 
+	writes0, _ := b.writesBy(ctx)
 	last := b.createPolicies(ctx)
 	b.converge(ctx, last, *timeout)
+	if writes1, err := b.writesBy(ctx); err == nil {
+		b.logf("API writes from the first policy's creation to convergence (apiserver_request_total; creates by the bench included): %s", writesSince(writes0, writes1))
+	}
 	_, peak := rss(filepath.Join(run, "manager.pid"))
 	b.logf("manager peak RSS so far: %s", mb(peak))
 

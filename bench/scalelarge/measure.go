@@ -221,32 +221,89 @@ func changed(a, b map[string]written) ([]string, map[string]int) {
 // user-agent label, so this counts every client's writes to them: in the
 // quiet window the bench writes none.
 func (b *bench) writeRequests(ctx context.Context) float64 {
-	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	by, err := b.writesBy(ctx)
 	if err != nil {
 		return -1
 	}
 	sum := 0.0
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	for k, v := range by {
+		if !strings.Contains(k, "validatingwebhookconfigurations") {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// writesBy reads the API server's apiserver_request_total for write verbs
+// on what only the manager writes once the bench's policies exist
+// (policies and their status, NetworkPolicies, the webhook
+// configuration), by "VERB resource[/subresource] code".
+func (b *bench) writesBy(ctx context.Context) (map[string]float64, error) {
+	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parseWrites(string(raw)), nil
+}
+
+var writeResources = []string{"loopbackservices", "clusterloopbackservices", "networkpolicies", "validatingwebhookconfigurations"}
+
+// parseWrites sums apiserver_request_total samples of write verbs on
+// writeResources by verb, resource, subresource and code.
+func parseWrites(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	label := func(l, name string) string {
+		i := strings.Index(l, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := l[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
 	for sc.Scan() {
 		l := sc.Text()
 		if !strings.HasPrefix(l, "apiserver_request_total{") {
 			continue
 		}
-		res := strings.Contains(l, `resource="loopbackservices"`) || strings.Contains(l, `resource="clusterloopbackservices"`) ||
-			strings.Contains(l, `resource="networkpolicies"`)
-		write := false
-		for _, v := range []string{"POST", "PUT", "PATCH", "DELETE", "APPLY"} {
-			write = write || strings.Contains(l, `verb="`+v+`"`)
-		}
-		if !res || !write {
+		verb, res := label(l, "verb"), label(l, "resource")
+		if !slices.Contains(writeResources, res) || !slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, verb) {
 			continue
 		}
+		if sub := label(l, "subresource"); sub != "" {
+			res += "/" + sub
+		}
 		if f, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
-			sum += f
+			out[verb+" "+res+" "+label(l, "code")] += f
 		}
 	}
-	return sum
+	return out
+}
+
+// writesSince renders the writes of by since before, largest first.
+func writesSince(before, by map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var l []kv
+	for k, v := range by {
+		if d := v - before[k]; d > 0 {
+			l = append(l, kv{k, d})
+		}
+	}
+	slices.SortFunc(l, func(a, b kv) int {
+		if a.v != b.v {
+			return int(b.v - a.v)
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	parts := make([]string, 0, len(l))
+	for _, e := range l {
+		parts = append(parts, fmt.Sprintf("%s: %.0f", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rss reads a process's RSS and peak RSS (KiB) from its PID file.

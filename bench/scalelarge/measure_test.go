@@ -27,3 +27,28 @@ func TestChangedSaysWhatChanged(t *testing.T) {
 		t.Errorf("changed fields %v, want status.conditions[RuntimeVerified] once", fields)
 	}
 }
+
+// TestParseWrites: the write requests the manager makes, by verb,
+// resource, subresource and code, from the API server's metrics.
+func TestParseWrites(t *testing.T) {
+	m := `# HELP apiserver_request_total x
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="loopguard.io",resource="loopbackservices",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 40
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="loopguard.io",resource="loopbackservices",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 2
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="networking.k8s.io",resource="networkpolicies",scope="resource",subresource="",verb="POST",version="v1"} 7
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 99
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="networking.k8s.io",resource="networkpolicies",scope="namespace",subresource="",verb="LIST",version="v1"} 5
+`
+	got := parseWrites(m)
+	want := map[string]float64{"PATCH loopbackservices/status 200": 40, "PATCH loopbackservices/status 409": 2, "POST networkpolicies 201": 7}
+	if len(got) != len(want) {
+		t.Fatalf("parseWrites = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if s := writesSince(map[string]float64{"PATCH loopbackservices/status 200": 10}, got); s != "PATCH loopbackservices/status 200: 30, POST networkpolicies 201: 7, PATCH loopbackservices/status 409: 2" {
+		t.Errorf("writesSince = %q", s)
+	}
+}
