@@ -25,8 +25,9 @@ type policyState struct {
 }
 
 // policies lists the bench's policies and counts those whose status is
-// current: observedGeneration is the generation and matchedPods what the
-// layout says (want overrides the layout for changed policies).
+// current: observedGeneration is the generation, matchedPods what the
+// layout says (want overrides the layout for changed policies) and the
+// registration covers it (Enforced True for the generation).
 func (b *bench) policies(ctx context.Context, want map[string]int) (policyState, error) {
 	st := policyState{byName: map[string]*unstructured.Unstructured{}}
 	expect := map[string]int{}
@@ -61,7 +62,7 @@ func (b *bench) policies(ctx context.Context, want map[string]int) (policyState,
 			st.byName[key] = it
 			og, _, _ := unstructured.NestedInt64(it.Object, "status", "observedGeneration")
 			mp, _, _ := unstructured.NestedInt64(it.Object, "status", "matchedPods")
-			if og == it.GetGeneration() && mp == int64(n) {
+			if og == it.GetGeneration() && mp == int64(n) && enforced(it) {
 				st.current++
 			}
 			nps, _, _ := unstructured.NestedStringSlice(it.Object, "status", "networkPolicies")
@@ -101,7 +102,7 @@ func (b *bench) converge(ctx context.Context, since time.Time, timeout time.Dura
 			last = time.Now()
 		}
 		if npsAt != 0 && st.current == b.size.Policies+b.size.ClusterPolicies {
-			b.logf("every status current (observedGeneration, matchedPods) %s after the last policy's creation (target < 60s)", time.Since(since).Round(time.Millisecond))
+			b.logf("every status current (observedGeneration, matchedPods, Enforced) %s after the last policy's creation (target < 60s)", time.Since(since).Round(time.Millisecond))
 			return
 		}
 	}
@@ -364,3 +365,16 @@ func liveHeap(ctx context.Context, addr string) int64 {
 }
 
 func mb(kib int64) string { return fmt.Sprintf("%.1f MB", float64(kib)/1024) }
+
+// enforced: the policy's Enforced condition is True for its generation.
+func enforced(p *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(p.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Enforced" {
+			og, _ := m["observedGeneration"].(int64)
+			return m["status"] == "True" && og == p.GetGeneration()
+		}
+	}
+	return false
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"slices"
 	"testing"
 )
@@ -50,5 +51,20 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="netwo
 	}
 	if s := writesSince(map[string]float64{"PATCH loopbackservices/status 200": 10}, got); s != "PATCH loopbackservices/status 200: 30, POST networkpolicies 201: 7, PATCH loopbackservices/status 409: 2" {
 		t.Errorf("writesSince = %q", s)
+	}
+}
+
+// TestEnforcedForItsGeneration: a status is current only when the
+// registration covers the policy's generation.
+func TestEnforcedForItsGeneration(t *testing.T) {
+	p := func(status string, og int64) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"conditions": []any{
+			map[string]any{"type": "Ready", "status": "True", "observedGeneration": int64(2)},
+			map[string]any{"type": "Enforced", "status": status, "observedGeneration": og}}}}}
+		u.SetGeneration(2)
+		return u
+	}
+	if !enforced(p("True", 2)) || enforced(p("True", 1)) || enforced(p("False", 2)) || enforced(&unstructured.Unstructured{Object: map[string]any{}}) {
+		t.Error("enforced: want true only for Enforced True at the policy's generation")
 	}
 }
