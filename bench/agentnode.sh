@@ -113,14 +113,21 @@ EOF
 k -n "$NS" rollout status deployment/listeners --timeout=600s >&2
 log "$(k get pods -A --field-selector "spec.nodeName=$node,status.phase=Running" --no-headers | wc -l) pods running on $node"
 
-# Measure from a scan that saw every bench pod: the report's discovery
-# lists them all (the pods' start-up is not part of the window).
-for _ in $(seq 1 120); do
-  got=$(k get nodebindreport "$node" -o jsonpath="{.status.discovery.pods[?(@.namespace==\"$NS\")].name}" | wc -w)
-  ((got >= want)) && break
-  sleep 1
-done
-((got >= want)) || die "the report's discovery lists $got of $want bench pods after 120 s"
+# wait_report FIELD WHAT: until the node's report lists every bench pod
+# under status.FIELD (a scan saw them all), at most 120 s.
+wait_report() {
+  local got=0
+  for _ in $(seq 1 120); do
+    got=$(k get nodebindreport "$node" -o jsonpath="{.status.$1[?(@.namespace==\"$NS\")].name}" | wc -w)
+    ((got >= want)) && return 0
+    sleep 1
+  done
+  die "the report lists $got of $want bench pods $2 after 120 s"
+}
+
+# Measure from a scan that saw every bench pod (the pods' start-up is not
+# part of the window).
+wait_report discovery.pods "in its discovery"
 
 echo "# bench/agentnode.sh on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' (dirty)'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), net.ipv4.tcp_child_ehash_entries=$(cat /proc/sys/net/ipv4/tcp_child_ehash_entries 2>/dev/null || echo unsupported)"
 measure discovery
@@ -133,13 +140,7 @@ spec:
   ports: [{port: 9000, endPort: 9001}]
   enforcementAction: Audit
 EOF
-# Wait for the agent to have scanned the newly protected pods: the report's
-# protected pod count reaches the bench pods.
-for _ in $(seq 1 120); do
-  got=$(k get nodebindreport "$node" -o jsonpath="{.status.pods[?(@.namespace==\"$NS\")].name}" | wc -w)
-  ((got >= want)) && break
-  sleep 1
-done
-((got >= want)) || die "the report lists $got of $want bench pods as protected after 120 s"
+# Wait for the agent to have scanned the newly protected pods.
+wait_report pods "as protected"
 measure protected
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
