@@ -43,6 +43,8 @@ func TestEveryOwnedConditionIsSet(t *testing.T) {
 			v1alpha1.ConditionReady:                  {metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector, 2},
 			v1alpha1.ConditionNetworkPolicyEffective: {metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, 2},
 			v1alpha1.ConditionCompliant:              {metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, 2},
+			// The runtime controller's condition, set as it would.
+			v1alpha1.ConditionRuntimeVerified: {metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, 2},
 		}},
 		{"failed before any observation", v1alpha1.LoopbackServiceStatus{}, &outcome{reconcileErr: errBoom}, map[string]want{
 			v1alpha1.ConditionReady:                  {metav1.ConditionFalse, v1alpha1.ReasonReconcileError, 2},
@@ -70,11 +72,13 @@ func TestEveryOwnedConditionIsSet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			st := computeStatus(tc.old, 2, tc.o)
-			g.Expect(st.Conditions).To(HaveLen(len(ownedConditions)))
 			for _, ct := range ownedConditions {
+				g.Expect(tc.want).To(HaveKey(ct))
+			}
+			g.Expect(st.Conditions).To(HaveLen(len(tc.want)))
+			for ct, w := range tc.want {
 				c := meta.FindStatusCondition(st.Conditions, ct)
 				g.Expect(c).NotTo(BeNil(), ct)
-				w := tc.want[ct]
 				g.Expect([]any{c.Status, c.Reason, c.ObservedGeneration}).To(Equal([]any{w.status, w.reason, w.generation}), ct)
 			}
 		})
@@ -127,6 +131,24 @@ func TestCompliantSummarizesRuntimeVerified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatusCarriesTheRuntimeView: a reconcile that read the runtime view
+// writes it (status.runtime, RuntimeVerified) and Compliant summarizes it
+// in the same status; one that did not keeps both as read.
+func TestStatusCarriesTheRuntimeView(t *testing.T) {
+	g := NewWithT(t)
+	rt := &v1alpha1.RuntimeStatus{PodsChecked: 1, PodsBeyondLoopback: 1, Listeners: []v1alpha1.RuntimeListener{
+		{Namespace: "shop", Pod: "cart", Node: "n1", Protocol: corev1.ProtocolTCP, Address: "0.0.0.0", Port: 15000}}}
+	st := computeStatus(v1alpha1.LoopbackServiceStatus{}, 3, &outcome{mode: v1alpha1.NetworkPolicyManaged, runtime: rt, runtimeObserved: true})
+	g.Expect(st.Runtime).To(Equal(rt))
+	g.Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionRuntimeVerified)).To(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", v1alpha1.ReasonListeningBeyondLoopback), HaveField("ObservedGeneration", int64(3))))
+	g.Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionCompliant)).To(HaveField("Reason", v1alpha1.ReasonListeningBeyondLoopback))
+
+	kept := computeStatus(st, 4, &outcome{mode: v1alpha1.NetworkPolicyManaged})
+	g.Expect(kept.Runtime).To(Equal(rt))
+	g.Expect(meta.FindStatusCondition(kept.Conditions, v1alpha1.ConditionRuntimeVerified)).To(HaveField("ObservedGeneration", int64(3)))
 }
 
 // TestRuntimeVerifiedCondition: the runtime controller's condition for

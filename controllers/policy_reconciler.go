@@ -61,6 +61,8 @@ type policyReconciler struct {
 	// registration gives the Enforced condition this reconciler writes
 	// with the rest of status (nil: the registration controller writes it).
 	registration *RegistrationView
+	// now is the clock the runtime view judges reports stale by.
+	now func() time.Time
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -199,7 +201,28 @@ func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope)
 		}
 		s.add(obs)
 	}
-	return r.observeNodeMates(ctx, &s.outcome)
+	if err := r.observeNodeMates(ctx, &s.outcome); err != nil {
+		return err
+	}
+	r.observeRuntime(ctx, s)
+	return nil
+}
+
+// observeRuntime reads the runtime view of the selected pods (the agents'
+// findings, runtimeOf) when every namespace was observed, so that a new
+// policy's first status write holds it with Compliant summarizing it; the
+// runtime controller only checks it then, and writes it on its own when a
+// report changes between two reconciles of the policy.
+func (r *policyReconciler) observeRuntime(ctx context.Context, s *policyScope) {
+	if len(s.failures) > 0 {
+		return // a namespace's pods are missing: the runtime controller's view is the whole one
+	}
+	rt, err := runtimeOf(ctx, r.reader, r.now(), s.compiled, s.policy.PolicySpec().Ports, s.matched)
+	if err != nil {
+		s.log.V(1).Info("the runtime view was not read; the runtime controller writes it", "error", err.Error())
+		return
+	}
+	s.runtime, s.runtimeObserved = rt, true
 }
 
 // announce emits Events for what changed: new violations (bounded), and
@@ -215,6 +238,10 @@ func (r *policyReconciler) announce(s *policyScope, cur *v1alpha1.LoopbackServic
 			break
 		}
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
+	}
+	if o.runtimeObserved {
+		announceRuntime(r.recorder, obj, old.Runtime, cur.Runtime)
+		announceClients(r.recorder, obj, old.Runtime, cur.Runtime)
 	}
 	r.announceFailures(obj, old, cur, o)
 	r.announceNodeMates(obj, old, cur)

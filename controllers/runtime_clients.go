@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -72,12 +73,12 @@ func newClients(old, cur *v1alpha1.RuntimeStatus) []v1alpha1.RuntimeClient {
 // announceClients emits one Warning Event per unexpected client new since
 // the last status, regarding the policy and related to the pod, bounded
 // per reconcile like violations.
-func (r *RuntimeReconciler) announceClients(obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
+func announceClients(rec events.EventRecorder, obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
 	for i, c := range newClients(old, cur) {
 		if i == maxEventsPerReconcile {
 			return
 		}
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Pod}}
-		r.recorder.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonUnexpectedClient, "Scan", "%s", describeClient(c))
+		rec.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonUnexpectedClient, "Scan", "%s", describeClient(c))
 	}
 }

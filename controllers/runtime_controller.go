@@ -34,10 +34,14 @@ const (
 // what the node agents' NodeBindReports say of the selected running pods
 // (listeners beyond loopback, unexpected clients of protected ports), in
 // status.runtime and the RuntimeVerified condition, with a Warning Event
-// per new finding and the runtime gauges. It writes
-// nothing else of a policy's status, and it is the only reader of
-// NodeBindReports for policies: the policy reconcilers see its findings
-// only through RuntimeVerified, which Compliant summarizes.
+// per new finding and the runtime gauges. It writes nothing else of a
+// policy's status. The policy reconcilers compute the same view (runtimeOf)
+// in each reconcile and write it with the rest of status, Compliant
+// summarizing RuntimeVerified; this controller leaves a generation the
+// policy reconciler has not written yet to that write (one status write
+// per new policy, not two) and is brought back by it (statusObserved),
+// then writes only what changed since: a report or a pod between two
+// reconciles of the policy.
 type RuntimeReconciler struct {
 	client        client.Client
 	reader        client.Reader
@@ -64,6 +68,11 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, fmt.Errorf("failed to get %s: %w", r.kind, err)
 	}
 	if !obj.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, nil
+	}
+	if obj.PolicyStatus().ObservedGeneration != obj.GetGeneration() {
+		// The policy reconciler's first write of this generation carries
+		// the runtime view and brings this reconcile back.
 		return ctrl.Result{}, nil
 	}
 	before := obj.DeepCopyObject().(policyObject)
@@ -109,8 +118,8 @@ func (r *RuntimeReconciler) patchStatus(ctx context.Context, obj, before policyO
 			return ctrl.Result{}, fmt.Errorf("failed to patch status: %w", err)
 		}
 	}
-	r.announceRuntime(obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
-	r.announceClients(obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
+	announceRuntime(r.recorder, obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
+	announceClients(r.recorder, obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
 	return res, reterr
 }
 
@@ -121,8 +130,7 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 	if err != nil {
 		return nil, err
 	}
-	view := newRuntimeView(r.reader, r.now())
-	var ro runtimeObservation
+	var selected []*corev1.Pod
 	for _, ns := range nss {
 		if ns.terminating {
 			continue
@@ -131,11 +139,9 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 		if err != nil {
 			return nil, err
 		}
-		if err := view.observe(ctx, p, obj.PolicySpec().Ports, pods, &ro); err != nil {
-			return nil, fmt.Errorf("in namespace %s: %w", ns.name, err)
-		}
+		selected = append(selected, pods...)
 	}
-	return ro.status(), nil
+	return runtimeOf(ctx, r.reader, r.now(), p, obj.PolicySpec().Ports, selected)
 }
 
 // selectedPods lists the pods of a namespace that p selects and that are
@@ -166,8 +172,20 @@ func (r *RuntimeReconciler) metricLabels(namespace, name string) prometheus.Labe
 	return prometheus.Labels{"policy_kind": r.kind, "policy_namespace": namespace, "policy": name}
 }
 
+// statusObserved passes a policy's status writes that record a new
+// generation (status.observedGeneration), the policy reconciler's first
+// write of a spec, which the runtime controller waits for.
+func statusObserved() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(policyObject)
+		n, ok2 := e.ObjectNew.(policyObject)
+		return ok1 && ok2 && o.PolicyStatus().ObservedGeneration != n.PolicyStatus().ObservedGeneration
+	}}
+}
+
 // setupRuntime registers the runtime controller of each policy kind. It
-// is reconciled by: the policy's spec (generation), the runtime events of
+// is reconciled by: the policy's spec (generation) and the policy
+// reconciler's first status write of it, the runtime events of
 // the NodeBindReport controller (pods whose findings changed, a report
 // gone stale), the pods it selects (scheduled, running, gone), and the
 // namespaces (selected, terminating): a namespace maps to its own
@@ -191,7 +209,7 @@ func setupRuntime(mgr ctrl.Manager, opts Options, rt *runtimeEvents, clbsOfNames
 			auditInterval: opts.AuditInterval, now: time.Now, kind: c.kind,
 		}
 		err := ctrl.NewControllerManagedBy(mgr).Named(c.name).
-			For(c.policy, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			For(c.policy, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, statusObserved()))).
 			Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(opts.Index, c.kind)), builder.WithPredicates(runtimeRelevantChange())).
 			Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.ofNamespace), builder.WithPredicates(relevantChange())).
 			WatchesRawSource(runtimeSource(c.events, policiesOfReport(mgr.GetCache(), opts.Index, c.kind))).

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -67,6 +68,18 @@ func (v *runtimeView) node(ctx context.Context, name string) (*nodeRuntime, erro
 	}
 	v.nodes[name] = n
 	return n, nil
+}
+
+// runtimeOf is the runtime view of the selected pods of p, from their
+// nodes' reports in the cache: what both the runtime controller and the
+// policy reconciler (which carries it in a policy's first status write)
+// write into status.runtime.
+func runtimeOf(ctx context.Context, reader client.Reader, now time.Time, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*corev1.Pod) (*v1alpha1.RuntimeStatus, error) {
+	var ro runtimeObservation
+	if err := newRuntimeView(reader, now).observe(ctx, p, ports, selected, &ro); err != nil {
+		return nil, err
+	}
+	return ro.status(), nil
 }
 
 // runtimeObservation is what the agents saw of one policy's selected pods.
@@ -220,7 +233,7 @@ func notIn[T any](old, cur []T, key func(T) string) []T {
 // to the pod, for the findings that are new since the last status: one per
 // pod, naming each address (the events API merges Events that differ only
 // in their note into one series), bounded per reconcile like violations.
-func (r *RuntimeReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
+func announceRuntime(rec events.EventRecorder, obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
 	fresh := newListeners(old, cur)
 	for i, n := 0, 0; i < len(fresh) && n < maxEventsPerReconcile; n++ {
 		j := i
@@ -228,7 +241,7 @@ func (r *RuntimeReconciler) announceRuntime(obj policyObject, old, cur *v1alpha1
 			j++
 		}
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: fresh[i].Namespace, Name: fresh[i].Pod}}
-		r.recorder.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonListeningBeyondLoopback, "Scan", "%s", describePodListeners(fresh[i:j]))
+		rec.Eventf(obj, pod, corev1.EventTypeWarning, v1alpha1.ReasonListeningBeyondLoopback, "Scan", "%s", describePodListeners(fresh[i:j]))
 		i = j
 	}
 }

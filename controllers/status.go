@@ -40,6 +40,10 @@ type outcome struct {
 	// that can enter their network namespaces on their node.
 	matched   []*corev1.Pod
 	nodeMates []v1alpha1.NodeMate
+	// runtime is the runtime view of the matched pods (nil: no report),
+	// when runtimeObserved.
+	runtime         *v1alpha1.RuntimeStatus
+	runtimeObserved bool
 }
 
 func (o *outcome) add(obs *observation) {
@@ -55,18 +59,25 @@ func (o *outcome) add(obs *observation) {
 // each, conditions_*.go). Every owned condition is always set; conditions
 // keep their lastTransitionTime unless their status flips, so an unchanged
 // outcome yields an equal status and no write. status.runtime and the
-// RuntimeVerified condition belong to the runtime controller and are kept
-// as read.
+// RuntimeVerified condition are the runtime controller's (the same
+// computation, runtimeOf and setRuntimeVerifiedCondition): written here
+// too when observed, so a policy's first status holds them, else kept as
+// read.
 func computeStatus(old v1alpha1.LoopbackServiceStatus, generation int64, o *outcome) v1alpha1.LoopbackServiceStatus {
 	st := *old.DeepCopy()
 	switch {
 	case o.compileErr != nil:
 		st.ObservedGeneration = generation
+		setRuntimeVerifiedCondition(&st, generation, o.compileErr, nil)
 	case o.reconcileErr != nil:
 		// Keep the last good observation.
 	default:
 		st.ObservedGeneration = generation
 		setObservation(&st, o)
+		if o.runtimeObserved {
+			st.Runtime = o.runtime
+			setRuntimeVerifiedCondition(&st, generation, nil, o.runtime)
+		}
 	}
 	setReadyCondition(&st, generation, o)
 	setNetworkPolicyEffectiveCondition(&st, generation, o)
