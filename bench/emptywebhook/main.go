@@ -18,8 +18,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	admissionv1 "k8s.io/api/admission/v1"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loopguard/loopguard/internal/certs"
@@ -34,6 +37,7 @@ func main() {
 	certDir := flag.String("cert-dir", "", "directory with tls.crt and tls.key")
 	clientCA := flag.String("webhook-client-ca", "", "as the manager's --webhook-client-ca")
 	clientNames := flag.String("webhook-client-names", "", "as the manager's --webhook-client-names")
+	metricsPort := flag.Int("metrics-port", 0, "serve controller-runtime's metrics (the handler's latency) on 127.0.0.1:<port>/metrics; 0: off")
 	flag.Parse()
 
 	tlsOpts := []func(*tls.Config){
@@ -64,6 +68,9 @@ func main() {
 	if auth != nil {
 		go func() { _ = auth.Start(ctx) }()
 	}
+	if *metricsPort > 0 {
+		go serveMetrics(*metricsPort)
+	}
 	fmt.Fprintf(os.Stderr, "emptywebhook: admitting everything at https://%s:%d%s\n", *host, *port, Path)
 	if err := srv.Start(ctx); err != nil {
 		fail(err)
@@ -81,6 +88,16 @@ func admit(w http.ResponseWriter, r *http.Request) {
 	review.Request = nil
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(&review)
+}
+
+// serveMetrics serves the registry the webhook server records its
+// handler's latency in (controller_runtime_webhook_latency_seconds), as
+// the manager's metrics do, for the benchmark's breakdown.
+func serveMetrics(port int) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	fail(srv.ListenAndServe())
 }
 
 func fail(err error) {

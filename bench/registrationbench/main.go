@@ -67,6 +67,9 @@ func main() {
 	emptyURL := flag.String("empty-url", "https://127.0.0.1:9450/validate-empty", "URL of bench/emptywebhook")
 	caFile := flag.String("ca", ".dev/pki/webhook/ca.crt", "CA of the webhooks' serving certificate")
 	metricsURL := flag.String("metrics", "https://127.0.0.1:8443/metrics", "loopguard's metrics endpoint")
+	emptyMetrics := flag.String("empty-metrics", "http://127.0.0.1:9451/metrics", "bench/emptywebhook's metrics endpoint")
+	loopguardPath := flag.String("loopguard-path", "/validate-exposure", "the path of loopguard's pods webhook")
+	emptyPath := flag.String("empty-path", "/validate-empty", "the path of bench/emptywebhook")
 	flag.Parse()
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	check(err)
@@ -96,6 +99,9 @@ func main() {
 		// that (c) - (f) is loopguard's own work.
 		{"(f) empty webhook + loopguard's matchConditions", nsEmptyMC},
 	}
+	managerMetrics := func() (string, error) { return e.metricsText(ctx, *metricsURL) }
+	before, err := e.breakdownScrape(ctx, managerMetrics, *emptyMetrics)
+	check(err)
 	res := make([][]stats, len(phases))
 	for r := range *rounds {
 		check(e.teardown(ctx))
@@ -145,6 +151,11 @@ func main() {
 	}
 	fmt.Printf("interleaved: (f) - (b) %.3f ms (the API server's matchConditions), (c) - (f) %.3f ms (loopguard's own work over an empty webhook registered alike), (c)/(f) added over (a) %.2f\n",
 		overD(5)-overD(1), overD(2)-overD(5), added(2)/added(5))
+	if after, err := e.breakdownScrape(ctx, managerMetrics, *emptyMetrics); err != nil {
+		fmt.Printf("breakdown: %v\n", err)
+	} else {
+		printBreakdown(before, after, *loopguardPath, *emptyPath)
+	}
 	if counts, err := e.reviews(ctx, *metricsURL); err != nil {
 		fmt.Printf("loopguard metrics: %v\n", err)
 	} else {
@@ -360,42 +371,11 @@ func med(ss []stats, f func(stats) float64) float64 {
 	return vals[len(vals)/2]
 }
 
-// reviews reads loopguard_admission_decisions_total per namespace with
-// the token of a ServiceAccount bound to the metrics-reader ClusterRole.
+// reviews reads loopguard_admission_decisions_total per namespace.
 func (e *env) reviews(ctx context.Context, url string) (map[string]float64, error) {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: nsOpen}}
-	if _, err := e.cs.CoreV1().ServiceAccounts(nsOpen).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
-	}
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "loopguard-metrics-reader"},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: nsOpen}}}
-	if _, err := e.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
-	}
-	tok, err := e.cs.CoreV1().ServiceAccounts(nsOpen).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	body, err := e.metricsText(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
-	var body string
-	for range 50 { // the authorizer may not see the new binding at once
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+tok.Status.Token)
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			body = string(b)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if body == "" {
-		return nil, fmt.Errorf("metrics endpoint %s refused the reader token", url)
 	}
 	out := map[string]float64{}
 	for _, line := range strings.Split(body, "\n") {
@@ -411,4 +391,44 @@ func (e *env) reviews(ctx context.Context, url string) (map[string]float64, erro
 		}
 	}
 	return out, nil
+}
+
+// metricsText reads loopguard's metrics with the token of a ServiceAccount
+// bound to the metrics-reader ClusterRole.
+func (e *env) metricsText(ctx context.Context, url string) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: nsOpen}}
+	if _, err := e.cs.CoreV1().ServiceAccounts(nsOpen).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "loopguard-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: nsOpen}}}
+	if _, err := e.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	tok, err := e.cs.CoreV1().ServiceAccounts(nsOpen).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
+	var body string
+	for range 50 { // the authorizer may not see the new binding at once
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Status.Token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			body = string(b)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body == "" {
+		return "", fmt.Errorf("metrics endpoint %s refused the reader token", url)
+	}
+	return body, nil
 }

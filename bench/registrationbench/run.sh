@@ -13,7 +13,7 @@ go -C bench build -o "$PWD/bin/registrationbench" ./registrationbench
 auth=()
 [[ -f $pki/client-ca.crt && ${DEV_WEBHOOK_AUTH:-1} == 1 ]] &&
   auth=(--webhook-client-ca="$pki/client-ca.crt" --webhook-client-names=kube-apiserver-webhook-client)
-bin/emptywebhook --port="$empty_port" --cert-dir="$pki" "${auth[@]}" 2>.dev/logs/emptywebhook.log &
+bin/emptywebhook --port="$empty_port" --metrics-port=$((empty_port + 1)) --cert-dir="$pki" "${auth[@]}" 2>.dev/logs/emptywebhook.log &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -22,4 +22,4 @@ for _ in $(seq 100); do
 done
 echo "loopguard's webhook on :$webhook_port, the empty webhook on :$empty_port" >&2
 bin/registrationbench -kubeconfig .dev/kubeconfig -empty-url "https://127.0.0.1:$empty_port/validate-empty" \
-  -metrics "https://127.0.0.1:$metrics_port/metrics" "$@"
+  -metrics "https://127.0.0.1:$metrics_port/metrics" -empty-metrics "http://127.0.0.1:$((empty_port + 1))/metrics" "$@"
