@@ -326,7 +326,12 @@ func (e *env) runCost(ctx context.Context, rep *report, names []string, results 
 				if err != nil {
 					return fmt.Errorf("baseline: %w", err)
 				}
-				rep.baseline[s.concurrency] = append(rep.baseline[s.concurrency], st)
+				// Keyed by N: every engine's N policies are installed
+				// while these rounds run, and the API server's own work
+				// (a VAP's N bindings match every request) grows with them.
+				k := baselineKey{n, s.concurrency}
+				rep.baseline[k] = append(rep.baseline[k], st)
+				e.logf("baseline: %d policies installed per engine, concurrency %d, round %d (after %s idle wait): %d requests, p50 %s", n, s.concurrency, s.round+1, waited.Round(time.Second), st.n, ms(st.p50))
 				continue
 			}
 			p := points[s.engine][s.concurrency]

@@ -13,8 +13,10 @@ import (
 )
 
 type report struct {
-	opts     options
-	baseline map[int][]stats
+	opts options
+	// baseline are the rounds without a policy, by the number of
+	// policies each engine had installed meanwhile and concurrency.
+	baseline map[baselineKey][]stats
 	engines  []engineResult
 	duration time.Duration
 	// idleTimeouts are the rounds that started although some process was
@@ -25,7 +27,7 @@ type report struct {
 }
 
 func (r *report) collectVersions(e *env) {
-	r.baseline = map[int][]stats{}
+	r.baseline = map[baselineKey][]stats{}
 	r.versions = map[string]string{}
 	if v, err := e.cs.Discovery().ServerVersion(); err == nil {
 		r.versions["Kubernetes (kube-apiserver)"] = v.GitVersion
@@ -168,7 +170,7 @@ func (r *report) markdown() string {
 
 	b.WriteString(r.observations())
 	w("## Cost\n\n")
-	w("Added latency of a server-side dry-run create of a pod every policy selects and admits (containerPorts 8080 and 9901), over the same create with no policy at all, measured on the same API server in the same run. *N policies*: N objects of the engine's policy kind, each protecting one port (loopguard: N LoopbackServices in the namespace; Gatekeeper: N constraints of one template; Kyverno: N ValidatingPolicies; VAP: N policies and N bindings), each a copy of the case policy with another port. Each configuration ran %d rounds (%s); the rounds were interleaved (round 1 of the baseline and of every engine, then round 2, ...; engines marked † could not run beside the others and were interleaved with the baseline only), and each round started only once every engine's process and kube-apiserver used less than %.0f%% of a core over %s (read from /proc/<pid>/stat). The figures are the median round and, in brackets, the range over rounds; a p99 is printed only for rounds of at least %d requests (below that it is one of the worst few samples). Ratios are to loopguard's added latency (median p50 minus the baseline's median p50) and throughput at the same N and concurrency: above 1 means slower than loopguard.\n\n", r.opts.rounds, r.budgetText(), idleThreshold*100, idleWindow, minForP99)
+	w("Added latency of a server-side dry-run create of a pod every policy selects and admits (containerPorts 8080 and 9901), over the same create with no policy at all, measured on the same API server in the same run. *N policies*: N objects of the engine's policy kind, each protecting one port (loopguard: N LoopbackServices in the namespace; Gatekeeper: N constraints of one template; Kyverno: N ValidatingPolicies; VAP: N policies and N bindings), each a copy of the case policy with another port. Each configuration ran %d rounds (%s); the rounds were interleaved (round 1 of the baseline and of every engine, then round 2, ...; engines marked † could not run beside the others and were interleaved with the baseline only), and each round started only once every engine's process and kube-apiserver used less than %.0f%% of a core over %s (read from /proc/<pid>/stat). The figures are the median round and, in brackets, the range over rounds; a p99 is printed only for rounds of at least %d requests (below that it is one of the worst few samples). Ratios are to loopguard's added latency (median p50 minus the median p50 of the baseline at the same N) and throughput at the same N and concurrency: above 1 means slower than loopguard.\n\n", r.opts.rounds, r.budgetText(), idleThreshold*100, idleWindow, minForP99)
 	if len(r.idleTimeouts) > 0 {
 		w("Rounds that started although a process was still busy after the idle wait's timeout:\n\n")
 		for _, t := range r.idleTimeouts {
@@ -177,9 +179,14 @@ func (r *report) markdown() string {
 		w("\n")
 	}
 	for _, c := range []int{1, 16} {
-		base := r.baseline[c]
 		w("### Concurrency %d\n\n", c)
-		w("Baseline (no policy, %d rounds interleaved with the engines'): p50 %s, p99 %s, %s req/s.\n\n", len(base), durSpread(base, func(s stats) time.Duration { return s.p50 }), p99Spread(base), rpsSpread(base))
+		w("Baseline (no policy, in rounds interleaved with the engines' at each N, while every engine had its N policies installed: the API server's own work grows with them, and each engine's added latency is over the baseline of its N):\n\n")
+		for _, n := range r.opts.counts {
+			if base := r.baseline[baselineKey{n, c}]; len(base) > 0 {
+				w("- %d policies: p50 %s, p99 %s, %s req/s (%d rounds)\n", n, durSpread(base, func(s stats) time.Duration { return s.p50 }), p99Spread(base), rpsSpread(base), len(base))
+			}
+		}
+		w("\n")
 		w("| engine | policies | p50 | p99 | req/s | added p50 | added p50 / loopguard | req/s loopguard / engine |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range r.opts.counts {
 			lgAdded, lgRPS := r.added("loopguard", n, c)
@@ -371,7 +378,11 @@ func (e *engineResult) point(n, c int) *point {
 	return nil
 }
 
-// added is an engine's median p50 over the baseline's, and its median
+// baselineKey is the number of policies each engine had installed and the
+// concurrency of a baseline round.
+type baselineKey struct{ policies, concurrency int }
+
+// added is an engine's median p50 over the baseline's at the same N, and its median
 // throughput.
 func (r *report) added(engine string, n, c int) (time.Duration, float64) {
 	for _, e := range r.engines {
@@ -382,7 +393,7 @@ func (r *report) added(engine string, n, c int) (time.Duration, float64) {
 		if p == nil || p.err != "" {
 			return 0, 0
 		}
-		base := medianDur(r.baseline[c], func(s stats) time.Duration { return s.p50 })
+		base := medianDur(r.baseline[baselineKey{n, c}], func(s stats) time.Duration { return s.p50 })
 		return medianDur(p.rounds, func(s stats) time.Duration { return s.p50 }) - base, medianF(p.rounds, func(s stats) float64 { return s.rps })
 	}
 	return 0, 0

@@ -86,7 +86,7 @@ func TestReportFromObservations(t *testing.T) {
 	vap.cases["ephemeral container with a port (pods/ephemeralcontainers)"] = caseResult{outcome: apiRefused, detail: "Pod \"existing\" is invalid: spec.ephemeralContainers[0].ports: Forbidden"}
 	lg.points = []point{{policies: 1, concurrency: 1, rounds: []stats{{n: 1000, p50: 3e6, p99: 9e6, rps: 300}}}, {policies: 1, concurrency: 16, rounds: []stats{{n: 40, p50: 3e6, p99: 9e6, rps: 300}}}}
 	rep := &report{opts: options{counts: []int{1}, rounds: 1, fillPods: 10}, versions: map[string]string{"loopguard": "commit abc1234"},
-		baseline: map[int][]stats{1: {{n: 1000, p50: 2e6, p99: 5e6, rps: 400}}}, engines: []engineResult{lg, vap}}
+		baseline: map[baselineKey][]stats{{1, 1}: {{n: 1000, p50: 2e6, p99: 5e6, rps: 400}}}, engines: []engineResult{lg, vap}}
 	md := rep.markdown()
 	for _, want := range []string{
 		"- **vap**, " + race + " (missed): admitted (the request returned no error)",
@@ -102,6 +102,25 @@ func TestReportFromObservations(t *testing.T) {
 	for _, never := range []string{"Not expressible", "not expressible", "cannot list"} {
 		if strings.Contains(md, never) {
 			t.Errorf("report carries the harness's own verdict %q", never)
+		}
+	}
+}
+
+// TestAddedIsOverTheBaselineOfItsN: an engine's added latency at N is over
+// the baseline measured while every engine had N policies installed (the
+// API server slows with them), not over all the baseline's rounds.
+func TestAddedIsOverTheBaselineOfItsN(t *testing.T) {
+	at := func(n int, p50 time.Duration) point {
+		return point{policies: n, concurrency: 1, rounds: []stats{{n: 1000, p50: p50, rps: 100}}}
+	}
+	lg := engineResult{name: "loopguard", points: []point{at(1, 6*time.Millisecond), at(1000, 45*time.Millisecond)}}
+	rep := &report{opts: options{counts: []int{1, 1000}}, engines: []engineResult{lg}, baseline: map[baselineKey][]stats{
+		{1, 1}:    {{p50: 5 * time.Millisecond}},
+		{1000, 1}: {{p50: 40 * time.Millisecond}},
+	}}
+	for n, want := range map[int]time.Duration{1: time.Millisecond, 1000: 5 * time.Millisecond} {
+		if got, _ := rep.added("loopguard", n, 1); got != want {
+			t.Errorf("added at %d policies = %s, want %s", n, got, want)
 		}
 	}
 }
