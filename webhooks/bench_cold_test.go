@@ -1,14 +1,12 @@
 package webhooks
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/loopguard/loopguard/test/workload"
 )
@@ -32,7 +30,7 @@ func BenchmarkAdmissionHTTPCold(b *testing.B) {
 		h    http.Handler
 	}{
 		{"loopguard", &ReviewHandler{Handler: v, Log: logr.Discard()}},
-		{"admit-all", http.HandlerFunc(admitAll)},
+		{"admit-all", http.HandlerFunc(workload.AdmitAll)},
 	}
 	for _, evict := range []int{0, 8 << 20, 256 << 20} {
 		buf := make([]byte, evict)
@@ -65,18 +63,4 @@ func evictCaches(buf []byte) {
 		x ^= buf[i]
 	}
 	coldSink ^= x
-}
-
-// admitAll is bench/emptywebhook's handler: decode the review (a webhook
-// needs its uid), admit.
-func admitAll(w http.ResponseWriter, r *http.Request) {
-	var review admissionv1.AdmissionReview
-	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
-		http.Error(w, "bad AdmissionReview", http.StatusBadRequest)
-		return
-	}
-	review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
-	review.Request = nil
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(&review)
 }

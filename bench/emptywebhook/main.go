@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -21,11 +20,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	admissionv1 "k8s.io/api/admission/v1"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/loopguard/loopguard/internal/certs"
+	"github.com/loopguard/loopguard/test/workload"
 )
 
 // Path is where it serves.
@@ -62,7 +61,7 @@ func main() {
 	if auth != nil {
 		srv = certs.AuthenticatedServer(srv, auth, *host, *port)
 	}
-	srv.Register(Path, http.HandlerFunc(admit))
+	srv.Register(Path, http.HandlerFunc(workload.AdmitAll))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if auth != nil {
@@ -75,19 +74,6 @@ func main() {
 	if err := srv.Start(ctx); err != nil {
 		fail(err)
 	}
-}
-
-// admit decodes the review (as any webhook must, for its uid) and admits.
-func admit(w http.ResponseWriter, r *http.Request) {
-	var review admissionv1.AdmissionReview
-	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
-		http.Error(w, "bad AdmissionReview", http.StatusBadRequest)
-		return
-	}
-	review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
-	review.Request = nil
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(&review)
 }
 
 // serveMetrics serves the registry the webhook server records its
