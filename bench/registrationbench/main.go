@@ -79,6 +79,11 @@ func main() {
 	e := &env{cs: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg), ca: ca, url: *emptyURL}
 	ctx := context.Background()
 	for _, ns := range []string{nsOpen, nsEmpty, nsGuarded, nsVAP, nsEmptyMC} {
+		// A previous run's cleanup may still be deleting it.
+		waitFor("namespace "+ns+" of a previous run to be deleted", func() bool {
+			got, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err) || (err == nil && got.DeletionTimestamp == nil)
+		})
 		_, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if !apierrors.IsAlreadyExists(err) {
 			check(err)
