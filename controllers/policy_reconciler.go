@@ -241,7 +241,6 @@ func (r *policyReconciler) announce(s *policyScope, cur *v1alpha1.LoopbackServic
 	}
 	if o.runtimeObserved {
 		announceRuntime(r.recorder, obj, old.Runtime, cur.Runtime)
-		announceClients(r.recorder, obj, old.Runtime, cur.Runtime)
 	}
 	r.announceFailures(obj, old, cur, o)
 	r.announceNodeMates(obj, old, cur)

@@ -119,7 +119,6 @@ func (r *RuntimeReconciler) patchStatus(ctx context.Context, obj, before policyO
 		}
 	}
 	announceRuntime(r.recorder, obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
-	announceClients(r.recorder, obj, before.PolicyStatus().Runtime, obj.PolicyStatus().Runtime)
 	return res, reterr
 }
 

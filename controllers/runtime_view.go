@@ -229,11 +229,20 @@ func notIn[T any](old, cur []T, key func(T) string) []T {
 	return out
 }
 
-// announceRuntime emits a Warning Event, regarding the policy and related
+// announceRuntime announces what a runtime view written over old adds:
+// the listeners beyond loopback and the unexpected clients. Whichever
+// controller writes the view announces it, once (both write under the
+// optimistic lock).
+func announceRuntime(rec events.EventRecorder, obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
+	announceListeners(rec, obj, old, cur)
+	announceClients(rec, obj, old, cur)
+}
+
+// announceListeners emits a Warning Event, regarding the policy and related
 // to the pod, for the findings that are new since the last status: one per
 // pod, naming each address (the events API merges Events that differ only
 // in their note into one series), bounded per reconcile like violations.
-func announceRuntime(rec events.EventRecorder, obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
+func announceListeners(rec events.EventRecorder, obj policyObject, old, cur *v1alpha1.RuntimeStatus) {
 	fresh := newListeners(old, cur)
 	for i, n := 0, 0; i < len(fresh) && n < maxEventsPerReconcile; n++ {
 		j := i
