@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +65,7 @@ type NodeBindReportReconciler struct {
 type podDigest struct {
 	namespace, name string
 	hostNetwork     bool
-	digest          string
+	digest          [sha256.Size]byte
 }
 
 // +kubebuilder:rbac:groups=loopguard.io,resources=nodebindreports,verbs=get;list;watch
@@ -107,16 +109,52 @@ func (r *NodeBindReportReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-func digest(p *v1alpha1.PodBindReport) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s/%t/%q", p.Namespace, p.Name, p.HostNetwork, p.Unchecked)
+// digest hashes what the policies read of a pod's entry (not PIDs or
+// container IDs). Every field is length-prefixed: a process names itself
+// (15 bytes of /proc/<pid>/comm), and in a joined text a loopback listener
+// named like a second listener would digest alike with that listener on
+// [::] and hide it until the periodic audit. A hash, not the text, keeps
+// 32 bytes a pod in memory whatever the entry holds.
+func digest(p *v1alpha1.PodBindReport) [sha256.Size]byte {
+	h := sha256.New()
+	var buf [8]byte
+	num := func(v int64) {
+		binary.BigEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	str := func(s string) {
+		num(int64(len(s)))
+		io.WriteString(h, s)
+	}
+	flag := func(b bool) {
+		if b {
+			num(1)
+		} else {
+			num(0)
+		}
+	}
+	str(p.Namespace)
+	str(p.Name)
+	flag(p.HostNetwork)
+	str(p.Unchecked)
+	num(int64(len(p.Listeners)))
 	for _, l := range p.Listeners {
-		fmt.Fprintf(&b, "|%s/%d/%s/%s/%s", l.Protocol, l.Port, l.Address, l.Container, l.Process)
+		str(string(l.Protocol))
+		num(int64(l.Port))
+		str(l.Address)
+		str(l.Container)
+		str(l.Process)
 	}
+	num(int64(len(p.Clients)))
 	for _, c := range p.Clients {
-		fmt.Fprintf(&b, "|client/%d/%t/%q/%q", c.Port, c.Outside, c.Container, c.Process)
+		num(int64(c.Port))
+		flag(c.Outside)
+		str(c.Container)
+		str(c.Process)
 	}
-	return b.String()
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // changedPods returns the pods whose entry differs between two views,
