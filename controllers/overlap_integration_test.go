@@ -73,3 +73,56 @@ func TestManagedByLabelProvesNothing(t *testing.T) {
 		HaveField("Message", ContainSubstring("allow-all (spec.ingress[0] allows every port, admitting 15000/TCP)")),
 	))
 }
+
+// TestClusterConflictsNameTheirNamespace: a ClusterLoopbackService's
+// conflicts come from many namespaces. A tenant who names a NetworkPolicy
+// like one already reported in another namespace must still be reported,
+// in the condition's message and by an Event, with its namespace; before,
+// the message named the NetworkPolicy only, so the second re-opening read
+// like the first and changed nothing.
+func TestClusterConflictsNameTheirNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	a := namespace(t, map[string]string{"ct-conflicts": "yes"})
+	b := namespace(t, map[string]string{"ct-conflicts": "yes"})
+	clbs := &v1alpha1.ClusterLoopbackService{
+		ObjectMeta: metav1.ObjectMeta{Name: "ct-conflicts"},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{
+			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"ct-conflicts": "yes"}},
+			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
+				PodSelector: metav1.LabelSelector{},
+				Ports:       []v1alpha1.LoopbackPort{{Port: 15000}},
+			},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	effective := condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionNetworkPolicyEffective)
+	g.Eventually(effective, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
+	allowAll := func(ns string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "allow-ingress", Namespace: ns},
+			Spec: networkingv1.NetworkPolicySpec{
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+			},
+		}
+	}
+	conflictEvents := func() []string {
+		var notes []string
+		for _, e := range objectEvents("default", clbs.Name) {
+			if e.Reason == "ConflictingNetworkPolicy" {
+				notes = append(notes, e.Note)
+			}
+		}
+		return notes
+	}
+	g.Expect(env.Client.Create(ctx, allowAll(a))).To(Succeed())
+	g.Eventually(effective, timeout, poll).Should(HaveField("Message", ContainSubstring(a+"/allow-ingress (spec.ingress[0]")))
+	g.Eventually(conflictEvents, timeout, poll).Should(ContainElement(ContainSubstring(a + "/allow-ingress")))
+
+	g.Expect(env.Client.Create(ctx, allowAll(b))).To(Succeed())
+	g.Eventually(effective, timeout, poll).Should(HaveField("Message", And(
+		ContainSubstring(a+"/allow-ingress (spec.ingress[0]"), ContainSubstring(b+"/allow-ingress (spec.ingress[0]"))))
+	g.Eventually(conflictEvents, timeout, poll).Should(ContainElement(ContainSubstring(b + "/allow-ingress")))
+}

@@ -706,7 +706,7 @@ func TestConflictString(t *testing.T) {
 	g := NewWithT(t)
 	cs := Conflicts(networkPolicy(ingress(numPort(tcp, 80)), ingress(numPort(tcp, 15000))), guardPolicy(t), testPods())
 	g.Expect(cs).To(HaveLen(1))
-	g.Expect(cs[0].String()).To(Equal("allow-stuff (spec.ingress[1] allows port 15000, admitting 15000/TCP)"))
+	g.Expect(cs[0].String()).To(Equal("shop/allow-stuff (spec.ingress[1] allows port 15000, admitting 15000/TCP)"), "namespaced: a cluster policy reports conflicts from many namespaces")
 }
 
 // The managed NetworkPolicy itself never conflicts with its own policy.

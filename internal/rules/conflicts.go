@@ -19,10 +19,12 @@ import (
 // of a protected pod, which defeats the managed one: NetworkPolicy
 // allow-lists are unions.
 type Conflict struct {
-	// Name is the NetworkPolicy's; Rule the index in its spec.ingress.
-	Name string
-	Rule int
-	Port PortRange
+	// Namespace and Name are the NetworkPolicy's; Rule the index in its
+	// spec.ingress. A cluster policy's conflicts come from many namespaces,
+	// where two tenants may give theirs one name.
+	Namespace, Name string
+	Rule            int
+	Port            PortRange
 	// Reason says how the rule admits the port ("allows port 15000").
 	Reason string
 	// Policy is the policy whose port it re-opens (set by Audit).
@@ -30,7 +32,11 @@ type Conflict struct {
 }
 
 func (c Conflict) String() string {
-	return fmt.Sprintf("%s (spec.ingress[%d] %s, admitting %s)", c.Name, c.Rule, c.Reason, c.Port)
+	name := c.Name
+	if c.Namespace != "" {
+		name = c.Namespace + "/" + c.Name
+	}
+	return fmt.Sprintf("%s (spec.ingress[%d] %s, admitting %s)", name, c.Rule, c.Reason, c.Port)
 }
 
 // NetworkPolicyConflicts finds the ingress rules of np that admit a protected port of a
@@ -59,13 +65,13 @@ func NetworkPolicyConflicts(np *networkingv1.NetworkPolicy, p *Policy, pods []*c
 	for i, rule := range np.Spec.Ingress {
 		if len(rule.Ports) == 0 {
 			for _, r := range p.Ports {
-				out = append(out, Conflict{Name: np.Name, Rule: i, Port: r, Reason: "allows every port"})
+				out = append(out, Conflict{Namespace: np.Namespace, Name: np.Name, Rule: i, Port: r, Reason: "allows every port"})
 			}
 			continue
 		}
 		for _, r := range p.Ports {
 			if reason, ok := admits(rule.Ports, r, victims); ok {
-				out = append(out, Conflict{Name: np.Name, Rule: i, Port: r, Reason: reason})
+				out = append(out, Conflict{Namespace: np.Namespace, Name: np.Name, Rule: i, Port: r, Reason: reason})
 			}
 		}
 	}
