@@ -279,15 +279,17 @@ const maxEventAction = 128
 
 // eventAction is "<Reason> by <user>", cut to what an Event's action may
 // hold with a hash of the user in place of the rest, so that two users
-// never share a series.
+// never share a series. A user name with the hash's "~" in it is hashed
+// too, however short: else a user who may pick their name takes another's
+// cut action as theirs (the hash needs no secret).
 func eventAction(reason, user string) string {
 	a := reason + " by " + user
-	if len(a) <= maxEventAction {
+	if len(a) <= maxEventAction && !strings.Contains(user, "~") {
 		return a
 	}
 	sum := sha256.Sum256([]byte(user))
 	suffix := "~" + hex.EncodeToString(sum[:8])
-	return a[:maxEventAction-len(suffix)] + suffix
+	return a[:min(len(a), maxEventAction-len(suffix))] + suffix
 }
 
 // accessReasons are the Events' reasons, one per access (and

@@ -80,4 +80,15 @@ func TestEventAction(t *testing.T) {
 	if len(long1) != maxEventAction || long1 == long2 {
 		t.Errorf("long users: %q (%d) and %q must differ and fit %d", long1, len(long1), long2, maxEventAction)
 	}
+	// An attacker whose authenticator lets them pick a user name takes the
+	// victim's cut action as theirs: the hash needs no secret. Their
+	// accesses must not join the victim's Event series.
+	victim := strings.Repeat("v", 200)
+	forged := strings.TrimPrefix(eventAction("Exec", victim), "Exec by ")
+	if forged == victim {
+		t.Fatal("the victim's action is not cut")
+	}
+	if a, b := eventAction("Exec", forged), eventAction("Exec", victim); a == b {
+		t.Errorf("user %q shares the action %q of a different user", forged, a)
+	}
 }
