@@ -144,10 +144,15 @@ func describeConflicts(cs []netpol.Conflict) string {
 }
 
 // newViolations returns the violations of cur that old did not list, for
-// Events: a violation is announced once, not on every resync.
+// Events: a violation is announced once, not on every resync. One is new
+// when anything but its message differs: a Service whose targetPort moves
+// to another protected port keeps its field path.
 func newViolations(old, cur []v1alpha1.Violation) []v1alpha1.Violation {
-	key := func(v v1alpha1.Violation) string { return v.Kind + "/" + v.Namespace + "/" + v.Name + "/" + v.Field }
-	seen := map[string]bool{}
+	key := func(v v1alpha1.Violation) v1alpha1.Violation {
+		v.Message = ""
+		return v
+	}
+	seen := map[v1alpha1.Violation]bool{}
 	for _, v := range old {
 		seen[key(v)] = true
 	}

@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +70,31 @@ func TestAdminModeWithConflicts(t *testing.T) {
 	for _, want := range []string{"AdminNetworkPolicy loopguard-x denies every pod's traffic to 15000/TCP", "outside the pod network", "allow-all"} {
 		if !strings.Contains(c.Message, want) {
 			t.Errorf("message %q lacks %q", c.Message, want)
+		}
+	}
+}
+
+// TestNewViolationsTellPortsApart: a Service whose targetPort moves from
+// one protected port to another keeps its field path; the new exposure is
+// a new violation and gets its Event.
+func TestNewViolationsTellPortsApart(t *testing.T) {
+	v := func(port int32, reason string) v1alpha1.Violation {
+		return v1alpha1.Violation{Kind: "Service", Namespace: "shop", Name: "cart", Field: "spec.ports[0].targetPort",
+			Port: port, Protocol: corev1.ProtocolTCP, Reason: reason, Message: fmt.Sprintf("port %d", port)}
+	}
+	old := []v1alpha1.Violation{v(6060, "ServiceTarget")}
+	for _, tc := range []struct {
+		name string
+		cur  v1alpha1.Violation
+		want int
+	}{
+		{"the same", v(6060, "ServiceTarget"), 0},
+		{"another port", v(15000, "ServiceTarget"), 1},
+		{"another protocol", func() v1alpha1.Violation { x := v(6060, "ServiceTarget"); x.Protocol = corev1.ProtocolUDP; return x }(), 1},
+		{"another reason", v(6060, "SelectedByService"), 1},
+	} {
+		if got := newViolations(old, []v1alpha1.Violation{tc.cur}); len(got) != tc.want {
+			t.Errorf("%s: %d new violations, want %d", tc.name, len(got), tc.want)
 		}
 	}
 }
