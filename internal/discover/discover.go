@@ -260,16 +260,28 @@ func mergePorts(keys []portKey, processes map[portKey][]string) []Port {
 	return out
 }
 
-// policyName is "<workload>-loopback", with the kind when two workloads of
-// the namespace share a name.
+// policyName is "<workload>-loopback", with the kind when another
+// proposal of the namespace has that name, and a number after that: every
+// name it returns is recorded, so a Deployment named like a StatefulSet's
+// kind-qualified name does not take it.
 func policyName(wl Workload, used map[string]int) string {
-	name := truncateName(wl.Name, "-loopback")
-	key := wl.Namespace + "/" + name
-	used[key]++
-	if used[key] > 1 {
-		name = truncateName(strings.ToLower(wl.Kind)+"-"+wl.Name, "-loopback")
+	take := func(name string) bool {
+		key := wl.Namespace + "/" + name
+		used[key]++
+		return used[key] == 1
 	}
-	return name
+	if name := truncateName(wl.Name, "-loopback"); take(name) {
+		return name
+	}
+	base := strings.ToLower(wl.Kind) + "-" + wl.Name
+	if name := truncateName(base, "-loopback"); take(name) {
+		return name
+	}
+	for i := 2; ; i++ {
+		if name := truncateName(base, fmt.Sprintf("-%d-loopback", i)); take(name) {
+			return name
+		}
+	}
 }
 
 func truncateName(base, suffix string) string {

@@ -167,6 +167,17 @@ func TestPolicyNames(t *testing.T) {
 	if a != "web-loopback" || b != "statefulset-web-loopback" || c != "web-loopback" {
 		t.Errorf("names %q %q %q", a, b, c)
 	}
+	// A workload named like another's kind-qualified name: applying the
+	// proposals must not let one overwrite another.
+	used = map[string]int{}
+	seen := map[string]bool{}
+	for _, wl := range []Workload{{"Deployment", ns, "web"}, {"StatefulSet", ns, "web"}, {"Deployment", ns, "statefulset-web"}, {"DaemonSet", ns, "statefulset-web"}} {
+		n := policyName(wl, used)
+		if seen[n] {
+			t.Errorf("%s %s gets the name %q of another proposal", wl.Kind, wl.Name, n)
+		}
+		seen[n] = true
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
