@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -186,7 +187,7 @@ func cached[V any](ctx context.Context, g *Guard, c *ttlCache[V], key string, re
 }
 
 // requestKey is everything a SubjectAccessReview depends on, unambiguous:
-// each part is length-prefixed.
+// each part is length-prefixed, and each list counted.
 func requestKey(u *authnv1.UserInfo, verb, path string) string {
 	var b strings.Builder
 	add := func(s string) { fmt.Fprintf(&b, "%d:%s|", len(s), s) }
@@ -196,6 +197,7 @@ func requestKey(u *authnv1.UserInfo, verb, path string) string {
 	add(path)
 	groups := slices.Clone(u.Groups)
 	slices.Sort(groups)
+	add(strconv.Itoa(len(groups)))
 	for _, g := range groups {
 		add("g=" + g)
 	}
@@ -206,6 +208,7 @@ func requestKey(u *authnv1.UserInfo, verb, path string) string {
 	slices.Sort(keys)
 	for _, k := range keys {
 		add("x=" + k)
+		add(strconv.Itoa(len(u.Extra[k])))
 		for _, v := range u.Extra[k] {
 			add(v)
 		}

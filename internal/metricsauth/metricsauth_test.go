@@ -31,6 +31,12 @@ func TestRequestKey(t *testing.T) {
 			t.Errorf("%s: a different request has the same key", name)
 		}
 	}
+	// An extra value shaped like the next key: the values are counted.
+	shifted := &authnv1.UserInfo{Username: "alice", Extra: map[string]authnv1.ExtraValue{"a": {"x=b", "v"}}}
+	split := &authnv1.UserInfo{Username: "alice", Extra: map[string]authnv1.ExtraValue{"a": {}, "b": {"v"}}}
+	if requestKey(shifted, "get", "/metrics") == requestKey(split, "get", "/metrics") {
+		t.Error("extra values shifted into the next key share a key")
+	}
 }
 
 func TestTTLCache(t *testing.T) {
