@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -146,13 +147,12 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 // selectedPods lists the pods of a namespace that p selects and that are
 // not being deleted, from the cache.
 func selectedPods(ctx context.Context, reader client.Reader, p *rules.Policy, namespace string) ([]*corev1.Pod, error) {
-	var pods corev1.PodList
-	if err := reader.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("failed to list the pods of namespace %s: %w", namespace, err)
+	pods, err := clusterindex.PodsInNamespace(ctx, reader, namespace)
+	if err != nil {
+		return nil, err
 	}
 	var out []*corev1.Pod
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for _, pod := range pods {
 		if pod.DeletionTimestamp == nil && p.Selector.Matches(labels.Set(pod.Labels)) {
 			out = append(out, pod)
 		}

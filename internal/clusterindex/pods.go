@@ -1,0 +1,49 @@
+package clusterindex
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// PodsInNamespace returns the pods of a namespace as the cache holds them,
+// without a copy: a List copies every pod's 1,240-byte struct into its
+// Items, and a cluster policy's reconcile reads its namespaces' pods every
+// time (measured at 150,000 pods: 100 MB of live heap in such slices, and
+// the garbage collector half the manager's CPU). The pods are shared with
+// the cache: callers read them and never write. A reader that is not an
+// informer cache (a client in a unit test) gets a List.
+func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]*corev1.Pod, error) {
+	if c, ok := r.(cache.Informers); ok {
+		inf, err := c.GetInformer(ctx, &corev1.Pod{}, cache.BlockUntilSynced(true))
+		if err != nil {
+			return nil, fmt.Errorf("failed to get the pod informer: %w", err)
+		}
+		if s, ok := inf.(toolscache.SharedIndexInformer); ok {
+			objs, err := s.GetIndexer().ByIndex(toolscache.NamespaceIndex, namespace)
+			if err != nil {
+				return nil, fmt.Errorf("failed to read the pods of namespace %s: %w", namespace, err)
+			}
+			out := make([]*corev1.Pod, 0, len(objs))
+			for _, o := range objs {
+				if p, ok := o.(*corev1.Pod); ok {
+					out = append(out, p)
+				}
+			}
+			return out, nil
+		}
+	}
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("failed to list the pods of namespace %s: %w", namespace, err)
+	}
+	out := make([]*corev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		out[i] = &pods.Items[i]
+	}
+	return out, nil
+}
