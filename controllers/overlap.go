@@ -88,8 +88,10 @@ func (pc *policyCompiler) clbs(clbs *v1alpha1.ClusterLoopbackService) *rules.Pol
 // their mode or action (each declares ports protected).
 func applyingPolicies(ctx context.Context, reader client.Reader, index *policyindex.Index, ns string, nsLabels labels.Set) ([]*rules.Policy, error) {
 	pc := newPolicyCompiler(reader, index, ns)
+	// Read only, so without deep copies: every managed NetworkPolicy's
+	// reconcile lists every cluster policy.
 	var lbss v1alpha1.LoopbackServiceList
-	if err := reader.List(ctx, &lbss, client.InNamespace(ns)); err != nil {
+	if err := reader.List(ctx, &lbss, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list LoopbackServices: %w", err)
 	}
 	var out []*rules.Policy
@@ -99,7 +101,7 @@ func applyingPolicies(ctx context.Context, reader client.Reader, index *policyin
 		}
 	}
 	var clbss v1alpha1.ClusterLoopbackServiceList
-	if err := reader.List(ctx, &clbss); err != nil {
+	if err := reader.List(ctx, &clbss, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list ClusterLoopbackServices: %w", err)
 	}
 	for i := range clbss.Items {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -47,6 +48,18 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 	for _, k := range kinds.Watched() {
 		if k.Role == kinds.RoleEndpoints {
 			continue // those that reach the selected pods, below
+		}
+		if k.Role == kinds.RolePod {
+			// The cache's own pods, not a List's copies of them (the
+			// engine only reads them).
+			pods, err := clusterindex.PodsInNamespace(ctx, c, namespace)
+			if err != nil {
+				return nil, err
+			}
+			for _, pod := range pods {
+				snap.Add(pod)
+			}
+			continue
 		}
 		items, err := list(ctx, c, k.NewList(), in)
 		if err != nil {
