@@ -58,6 +58,18 @@ func lbs(ns, name string, ports ...v1alpha1.LoopbackPort) *v1alpha1.LoopbackServ
 	}
 }
 
+// clusterLBS is a ClusterLoopbackService of the namespaces labelled
+// nsLabels, selecting app=cart like lbs.
+func clusterLBS(name string, nsLabels map[string]string, ports ...v1alpha1.LoopbackPort) *v1alpha1.ClusterLoopbackService {
+	return &v1alpha1.ClusterLoopbackService{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{
+			NamespaceSelector:   metav1.LabelSelector{MatchLabels: nsLabels},
+			LoopbackServiceSpec: lbs("", "", ports...).Spec,
+		},
+	}
+}
+
 func managedNP(g Gomega, ns, name string) *networkingv1.NetworkPolicy {
 	np := &networkingv1.NetworkPolicy{}
 	g.Eventually(func() error {
@@ -298,16 +310,8 @@ func TestClusterPolicyAcrossNamespaces(t *testing.T) {
 	ctx := context.Background()
 	a := namespace(t, map[string]string{"ct-enforce": "yes"})
 	b := namespace(t, nil)
-	clbs := &v1alpha1.ClusterLoopbackService{
-		ObjectMeta: metav1.ObjectMeta{Name: "platform"},
-		Spec: v1alpha1.ClusterLoopbackServiceSpec{
-			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"ct-enforce": "yes"}},
-			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
-				PodSelector: metav1.LabelSelector{},
-				Ports:       []v1alpha1.LoopbackPort{{Port: 8126}},
-			},
-		},
-	}
+	clbs := clusterLBS("platform", map[string]string{"ct-enforce": "yes"}, v1alpha1.LoopbackPort{Port: 8126})
+	clbs.Spec.PodSelector = metav1.LabelSelector{}
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
 	managedNP(g, a, "loopguard-cluster-platform")

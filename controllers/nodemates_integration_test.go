@@ -51,17 +51,8 @@ func TestSquattedNetworkPolicyName(t *testing.T) {
 		})).To(Succeed())
 	}
 
-	clbs := &v1alpha1.ClusterLoopbackService{
-		ObjectMeta: metav1.ObjectMeta{Name: "squat"},
-		Spec: v1alpha1.ClusterLoopbackServiceSpec{
-			NamespaceSelector: metav1.LabelSelector{MatchLabels: sel},
-			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
-				PodSelector:       metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}},
-				Ports:             []v1alpha1.LoopbackPort{{Port: 8126}},
-				EnforcementAction: v1alpha1.ActionAudit,
-			},
-		},
-	}
+	clbs := clusterLBS("squat", sel, v1alpha1.LoopbackPort{Port: 8126})
+	clbs.Spec.EnforcementAction = v1alpha1.ActionAudit
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
 

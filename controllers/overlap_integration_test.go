@@ -85,16 +85,8 @@ func TestClusterConflictsNameTheirNamespace(t *testing.T) {
 	ctx := context.Background()
 	a := namespace(t, map[string]string{"ct-conflicts": "yes"})
 	b := namespace(t, map[string]string{"ct-conflicts": "yes"})
-	clbs := &v1alpha1.ClusterLoopbackService{
-		ObjectMeta: metav1.ObjectMeta{Name: "ct-conflicts"},
-		Spec: v1alpha1.ClusterLoopbackServiceSpec{
-			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"ct-conflicts": "yes"}},
-			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
-				PodSelector: metav1.LabelSelector{},
-				Ports:       []v1alpha1.LoopbackPort{{Port: 15000}},
-			},
-		},
-	}
+	clbs := clusterLBS("ct-conflicts", map[string]string{"ct-conflicts": "yes"}, v1alpha1.LoopbackPort{Port: 15000})
+	clbs.Spec.PodSelector = metav1.LabelSelector{}
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
 	effective := condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionNetworkPolicyEffective)

@@ -229,16 +229,7 @@ func TestRuntimeClusterPolicy(t *testing.T) {
 	a := namespace(t, map[string]string{"ct-runtime": "yes"})
 	b := namespace(t, map[string]string{"ct-runtime": "yes"})
 	node := a + "-node"
-	clbs := &v1alpha1.ClusterLoopbackService{
-		ObjectMeta: metav1.ObjectMeta{Name: "runtime-agents"},
-		Spec: v1alpha1.ClusterLoopbackServiceSpec{
-			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"ct-runtime": "yes"}},
-			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{
-				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}},
-				Ports:       []v1alpha1.LoopbackPort{{Port: 8126}},
-			},
-		},
-	}
+	clbs := clusterLBS("runtime-agents", map[string]string{"ct-runtime": "yes"}, v1alpha1.LoopbackPort{Port: 8126})
 	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
 	g.Eventually(condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionReady), timeout, poll).
