@@ -186,7 +186,7 @@ func Propose(in Input) Result {
 			}
 		}
 	}
-	names := map[string]int{}
+	names := map[string]bool{}
 	for _, wl := range slices.SortedFunc(maps.Keys(groups), compareWorkloads) {
 		g := groups[wl]
 		for _, k := range slices.SortedFunc(maps.Keys(g.wild), comparePortKeys) {
@@ -264,11 +264,14 @@ func mergePorts(keys []portKey, processes map[portKey][]string) []Port {
 // proposal of the namespace has that name, and a number after that: every
 // name it returns is recorded, so a Deployment named like a StatefulSet's
 // kind-qualified name does not take it.
-func policyName(wl Workload, used map[string]int) string {
+func policyName(wl Workload, used map[string]bool) string {
 	take := func(name string) bool {
 		key := wl.Namespace + "/" + name
-		used[key]++
-		return used[key] == 1
+		if used[key] {
+			return false
+		}
+		used[key] = true
+		return true
 	}
 	if name := truncateName(wl.Name, "-loopback"); take(name) {
 		return name

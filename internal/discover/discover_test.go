@@ -160,7 +160,7 @@ func TestPropose(t *testing.T) {
 }
 
 func TestPolicyNames(t *testing.T) {
-	used := map[string]int{}
+	used := map[string]bool{}
 	a := policyName(Workload{"Deployment", ns, "web"}, used)
 	b := policyName(Workload{"StatefulSet", ns, "web"}, used)
 	c := policyName(Workload{"Deployment", "other", "web"}, used)
@@ -169,7 +169,7 @@ func TestPolicyNames(t *testing.T) {
 	}
 	// A workload named like another's kind-qualified name: applying the
 	// proposals must not let one overwrite another.
-	used = map[string]int{}
+	used = map[string]bool{}
 	seen := map[string]bool{}
 	for _, wl := range []Workload{{"Deployment", ns, "web"}, {"StatefulSet", ns, "web"}, {"Deployment", ns, "statefulset-web"}, {"DaemonSet", ns, "statefulset-web"}} {
 		n := policyName(wl, used)
