@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -87,7 +88,8 @@ func (r *OpenReportsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // write keeps the namespace's Report, writing only on change. A Report of
-// that name loopguard does not manage is left alone.
+// that name loopguard did not write is replaced where a policy applies,
+// and left alone elsewhere.
 func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c openreport.Content) error {
 	key := client.ObjectKey{Namespace: namespace, Name: ReportName}
 	cur := &openreportsv1alpha1.Report{}
@@ -100,9 +102,17 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to get Report %s: %w", key, err)
 	}
-	if exists && cur.Labels[netpol.LabelManagedBy] != netpol.ManagedBy {
-		ctrl.LoggerFrom(ctx).Info("a Report of loopguard's name is not loopguard's; leaving it alone", "report", key)
-		return nil
+	takeover := exists && cur.Labels[netpol.LabelManagedBy] != netpol.ManagedBy
+	if takeover && len(c.Results) == 0 {
+		return nil // no policy applies here: not loopguard's business
+	}
+	if takeover {
+		// The name is loopguard's wherever a policy applies: a Report of it
+		// written by someone else (a tenant's "all passed") would be read as
+		// loopguard's findings. Replaced, and who wrote it logged.
+		ctrl.LoggerFrom(ctx).Info("a Report of loopguard's name was written by someone else; replacing its content with loopguard's findings",
+			"report", key, "writers", reportWriters(cur))
+		metav1.SetMetaDataLabel(&cur.ObjectMeta, netpol.LabelManagedBy, netpol.ManagedBy)
 	}
 	if len(c.Results) == 0 {
 		if exists {
@@ -131,7 +141,7 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 		}
 		return nil
 	}
-	if cur.Source == openreport.Source && cur.Summary == c.Summary && equality.Semantic.DeepEqual(cur.Results, c.Results) &&
+	if !takeover && cur.Source == openreport.Source && cur.Summary == c.Summary && equality.Semantic.DeepEqual(cur.Results, c.Results) &&
 		cur.Annotations[AnnotationOmittedResults] == omitted {
 		return nil
 	}
@@ -239,6 +249,18 @@ func (r *OpenReportsReconciler) namespacesReachedBySlice(ctx context.Context, o 
 		if !seen[p.Namespace] {
 			seen[p.Namespace] = true
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: p.Namespace}})
+		}
+	}
+	return out
+}
+
+// reportWriters names the field managers of a Report (kubectl-create, a
+// controller's name): what the API server recorded of who wrote it.
+func reportWriters(r *openreportsv1alpha1.Report) []string {
+	var out []string
+	for _, m := range r.ManagedFields {
+		if !slices.Contains(out, m.Manager) {
+			out = append(out, m.Manager)
 		}
 	}
 	return out

@@ -176,3 +176,33 @@ func TestOpenReportUnexpectedClient(t *testing.T) {
 	g.Eventually(results, timeout, poll).ShouldNot(ContainElement(HaveField("Rule", "unexpected-client")))
 	g.Expect(results()).To(ContainElement(HaveField("Rule", "container-port")), "the Report is still there, with its other results")
 }
+
+// TestOpenReportImpostorIsReplaced: a tenant writes, before any policy
+// applies to its namespace, a Report of loopguard's name saying all is
+// well, without loopguard's label. Once a policy applies, the Report of
+// that name must hold loopguard's findings, not the tenant's: a dashboard
+// reading the namespace's loopguard Report must not read a forgery.
+func TestOpenReportImpostorIsReplaced(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	fake := &openreportsv1alpha1.Report{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ReportName},
+		Source:     "loopguard",
+		Summary:    openreportsv1alpha1.ReportSummary{Pass: 1},
+		Results: []openreportsv1alpha1.ReportResult{{
+			Source: "loopguard", Policy: ns + "/envoy-admin", Rule: "container-port", Result: "pass",
+			Subjects: []corev1.ObjectReference{{Kind: "Deployment", Namespace: ns, Name: "web"}},
+		}},
+	}
+	g.Expect(env.Client.Create(ctx, fake)).To(Succeed())
+	g.Expect(env.Client.Create(ctx, deployment(ns, "web", 15000))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, lbs(ns, "envoy-admin", v1alpha1.LoopbackPort{Port: 15000}))).To(Succeed())
+
+	g.Eventually(reportResults(g, ns), timeout, poll).Should(ContainElement(
+		reportResult{ns + "/envoy-admin", "container-port", "fail", "high", "Deployment", "web"}),
+		"the tenant's Report of loopguard's name still says the Deployment passes")
+	rep := &openreportsv1alpha1.Report{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(fake), rep)).To(Succeed())
+	g.Expect(rep.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "loopguard"))
+}
