@@ -29,7 +29,7 @@ func (st *clusterState) judge(env *rules.Env, rep *auditReport) {
 	}
 	for _, cf := range res.Conflicts {
 		rep.Conflicts = append(rep.Conflicts, reportConflict{
-			Policy: refOf(cf.Policy), Namespace: ns, NetworkPolicy: cf.Name, Rule: cf.Rule,
+			Policy: refOf(cf.Policy), Namespace: cf.Namespace, NetworkPolicy: cf.Name, Rule: cf.Rule,
 			Ports: cf.Port.String(), Reason: cf.Reason,
 		})
 	}
