@@ -47,13 +47,23 @@ func (o *outcome) failuresErr() error {
 // owner holds, as namespace/name, sorted.
 func (o *outcome) nameTaken() []string {
 	var out []string
+	for _, e := range o.nameTakenErrors() {
+		out = append(out, e.Key.String())
+	}
+	return out
+}
+
+// nameTakenErrors returns the failures that are a taken name, sorted by
+// NetworkPolicy.
+func (o *outcome) nameTakenErrors() []*NameTakenError {
+	var out []*NameTakenError
 	for _, f := range o.failures {
 		var taken *NameTakenError
 		if errors.As(f.err, &taken) {
-			out = append(out, taken.Key.String())
+			out = append(out, taken)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
 	return out
 }
 
@@ -111,7 +121,7 @@ func nameTakenMessage(taken []string, protected string) string {
 // managed name taken by someone else, when the condition's message changed
 // (a new namespace, or the first time), bounded like violations.
 func (r *policyReconciler) announceFailures(obj policyObject, old, cur *v1alpha1.LoopbackServiceStatus, o *outcome) {
-	taken := o.nameTaken()
+	taken := o.nameTakenErrors()
 	if len(taken) == 0 {
 		return
 	}
@@ -120,16 +130,14 @@ func (r *policyReconciler) announceFailures(obj policyObject, old, cur *v1alpha1
 	if prev != nil && now != nil && prev.Reason == now.Reason && prev.Message == now.Message {
 		return
 	}
-	for i, key := range taken {
+	for i, e := range taken {
 		if i == maxEventsPerReconcile {
 			break
 		}
-		ns, name, _ := strings.Cut(key, "/")
 		// The NetworkPolicy as the related object: Events that differ only
 		// in their note would be merged into one series.
-		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.Key.Namespace, Name: e.Key.Name}}
 		r.recorder.Eventf(obj, np, corev1.EventTypeWarning, v1alpha1.ReasonNetworkPolicyNameTaken, "Apply",
-			"NetworkPolicy %s exists and is not owned by this policy; rename or delete it: until then ingress to %s is not blocked in namespace %s",
-			key, o.protected, ns)
+			"%v: until then ingress to %s is not blocked in namespace %s", e, o.protected, e.Key.Namespace)
 	}
 }

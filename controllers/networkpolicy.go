@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -37,9 +38,16 @@ func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
 // else's object) and reports the namespace instead.
 type NameTakenError struct {
 	Key types.NamespacedName
+	// Controller is the NetworkPolicy's controller, if any: another
+	// LoopbackService's (named cluster-<x>, it gets the managed name of
+	// ClusterLoopbackService <x>) recreates it when it is deleted.
+	Controller *metav1.OwnerReference
 }
 
 func (e *NameTakenError) Error() string {
+	if c := e.Controller; c != nil && c.Kind == "LoopbackService" && strings.HasPrefix(c.APIVersion, "loopguard.io/") {
+		return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy: it is the managed NetworkPolicy of LoopbackService %s/%s, which recreates it if it is deleted; rename or delete that LoopbackService", e.Key, e.Key.Namespace, c.Name)
+	}
 	return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy; rename or delete it", e.Key)
 }
 
@@ -67,7 +75,7 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
 		if np.ResourceVersion != "" && !metav1.IsControlledBy(np, owner) {
-			return &NameTakenError{Key: key}
+			return &NameTakenError{Key: key, Controller: metav1.GetControllerOf(np)}
 		}
 		if !np.DeletionTimestamp.IsZero() {
 			return nil

@@ -2,8 +2,11 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
@@ -207,4 +210,41 @@ func TestNodeMates(t *testing.T) {
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKey{Name: "loopguard-hostnetwork-" + node}, report))
 	}, timeout, poll).Should(BeTrue())
+}
+
+// TestNameTakenByALoopbackServiceSaysSo: a tenant's LoopbackService named
+// cluster-<x> gets the managed name of ClusterLoopbackService <x> in its
+// namespace. Deleting that NetworkPolicy (the usual advice) would not
+// help: the LoopbackService recreates it. The cluster policy's Ready
+// condition and Event must say which LoopbackService holds the name.
+func TestNameTakenByALoopbackServiceSaysSo(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	sel := map[string]string{"loopguard-test/taken-by-lbs": strconv.FormatInt(time.Now().UnixNano(), 36)}
+	ns := namespace(t, sel)
+	clbsName := "taken-" + sel["loopguard-test/taken-by-lbs"]
+	tenant := lbs(ns, "cluster-"+clbsName, v1alpha1.LoopbackPort{Port: 9901})
+	g.Expect(env.Client.Create(ctx, tenant)).To(Succeed())
+	npName := "loopguard-cluster-" + clbsName
+	g.Expect(metav1.IsControlledBy(managedNP(g, ns, npName), tenant)).To(BeTrue())
+
+	clbs := clusterLBS(clbsName, sel, v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	want := fmt.Sprintf("it is the managed NetworkPolicy of LoopbackService %s/%s, which recreates it if it is deleted; rename or delete that LoopbackService", ns, tenant.Name)
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
+		ready := findCondition(clbs.Status.Conditions, v1alpha1.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Message).To(ContainSubstring(want))
+	}, timeout, poll).Should(Succeed())
+	g.Eventually(func() string {
+		var notes []string
+		for _, e := range objectEvents("default", clbsName) {
+			if e.Reason == v1alpha1.ReasonNetworkPolicyNameTaken {
+				notes = append(notes, e.Note)
+			}
+		}
+		return strings.Join(notes, "\n")
+	}, timeout, poll).Should(ContainSubstring(want))
 }
