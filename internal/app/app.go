@@ -50,7 +50,7 @@ func CacheOptions() cache.Options {
 			// copy of each was half the manager's CPU while 2,000
 			// policies converged over 30,000 pods. Code that reads a
 			// pod from the cache must not modify it.
-			&corev1.Pod{}: {Transform: slim.Pod, UnsafeDisableDeepCopy: ptr.To(true)},
+			&corev1.Pod{}: {Transform: slim.NewPodTransform(), UnsafeDisableDeepCopy: ptr.To(true)},
 			// Every slice: the audit judges hand-written ones (and those
 			// mirrored from hand-written Endpoints), and only the
 			// Service a slice claims tells them from the EndpointSlice
