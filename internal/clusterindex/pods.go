@@ -28,13 +28,7 @@ func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]
 			if err != nil {
 				return nil, fmt.Errorf("failed to read the pods of namespace %s: %w", namespace, err)
 			}
-			out := make([]*corev1.Pod, 0, len(objs))
-			for _, o := range objs {
-				if p, ok := o.(*corev1.Pod); ok {
-					out = append(out, p)
-				}
-			}
-			return out, nil
+			return podsOf(objs), nil
 		}
 	}
 	var pods corev1.PodList
@@ -46,4 +40,42 @@ func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]
 		out[i] = &pods.Items[i]
 	}
 	return out, nil
+}
+
+// Pods returns the pods whose index field (registered by Register) has
+// value, as the cache holds them, without a copy (see PodsInNamespace);
+// a reader that is not an informer cache gets a List.
+func Pods(ctx context.Context, r client.Reader, field, value string) ([]*corev1.Pod, error) {
+	if c, ok := r.(cache.Informers); ok {
+		inf, err := c.GetInformer(ctx, &corev1.Pod{}, cache.BlockUntilSynced(true))
+		if err != nil {
+			return nil, fmt.Errorf("failed to get the pod informer: %w", err)
+		}
+		if s, ok := inf.(toolscache.SharedIndexInformer); ok {
+			objs, err := s.GetIndexer().ByIndex(indexPrefix+field, allPrefix+value)
+			if err != nil {
+				return nil, fmt.Errorf("failed to read the pods of %s=%s: %w", field, value, err)
+			}
+			return podsOf(objs), nil
+		}
+	}
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("failed to list the pods of %s=%s: %w", field, value, err)
+	}
+	out := make([]*corev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		out[i] = &pods.Items[i]
+	}
+	return out, nil
+}
+
+func podsOf(objs []any) []*corev1.Pod {
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }

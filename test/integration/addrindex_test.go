@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/clusterindex"
+)
+
+// TestPodsByIPAreExactInASharedBucket: the pod IP index shares one index
+// set among the IPs of a bucket; a lookup must still return exactly the
+// pods that own the address, on a real informer cache, in any namespace,
+// as the cache's own objects (no copies).
+func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := env.Client
+	// Three IPs in one bucket.
+	target := "10.77.0.1"
+	ips := []string{target}
+	for i := 2; len(ips) < 3 && i < 1<<16; i++ {
+		ip := fmt.Sprintf("10.77.%d.%d", i>>8, i&0xff)
+		if addrindex.PodIPBucket(ip) == addrindex.PodIPBucket(target) {
+			ips = append(ips, ip)
+		}
+	}
+	if len(ips) < 3 {
+		t.Fatalf("no three IPs in one bucket: %v", ips)
+	}
+	for i, ip := range ips {
+		ns := fmt.Sprintf("ai-%d", i)
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns},
+			Spec: corev1.PodSpec{NodeName: "ai-node", Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/c:1"}}}}
+		if err := c.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if err := c.Status().Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := app.CacheOptions()
+	opts.Scheme = app.Scheme()
+	ca, err := cache.New(env.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addrindex.Register(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		t.Fatal("the cache did not sync")
+	}
+	slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{target}}}}
+	named := func() ([]string, []*corev1.Pod, error) {
+		pods, err := addrindex.PodsNamed(ctx, ca, slice)
+		var out []string
+		for _, p := range pods {
+			out = append(out, p.Namespace+"/"+p.Name)
+		}
+		return out, pods, err
+	}
+	var got []string
+	var first []*corev1.Pod
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		all, _ := clusterindex.Pods(ctx, ca, addrindex.PodIP, addrindex.PodIPBucket(target))
+		got, first, err = named()
+		return len(all) == 3, err // every pod of the bucket is cached
+	}); err != nil {
+		t.Fatalf("the bucket's three pods never reached the cache: %v", err)
+	}
+	if !slices.Equal(got, []string{"ai-0/p"}) {
+		t.Errorf("pods owning %s: %v, want only ai-0/p (its bucket mates own %v)", target, got, ips[1:])
+	}
+	if _, again, _ := named(); len(again) != 1 || len(first) != 1 || again[0] != first[0] {
+		t.Errorf("the pod read twice is two objects: PodsNamed copies")
+	}
+}
