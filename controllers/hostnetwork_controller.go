@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/netpol"
@@ -228,31 +229,63 @@ func podNodes(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // allNodes maps a policy or namespace change to the nodes whose reports it
-// can change, found through the pod indexes: those that run a pod that can
-// enter other pods' network namespaces, and those that run a hostNetwork
-// pod, of the policy's namespace for a LoopbackService (10,000 of them
-// would otherwise each reach every hostNetwork node), of any namespace
-// otherwise.
+// can change, read from the cache without copies. A LoopbackService
+// selects pods of its namespace only: the nodes where one of them runs and
+// is hostNetwork, or runs beside a pod that can enter other pods' network
+// namespaces (a privileged DaemonSet's pod is on nearly every node of a
+// large cluster: each LoopbackService status write reached them all). A
+// ClusterLoopbackService or a namespace: every node with a hostNetwork pod
+// or such a pod.
 func (r *HostNetworkReconciler) allNodes(ctx context.Context, o client.Object) []reconcile.Request {
-	var pods, risky corev1.PodList
-	opts := []client.ListOption{client.MatchingFields{IndexHostNetwork: "true"}}
-	if lbs, ok := o.(*v1alpha1.LoopbackService); ok {
-		opts = append(opts, client.InNamespace(lbs.Namespace))
-	}
-	if err := r.reader.List(ctx, &pods, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "failed to list hostNetwork pods")
-		return nil
-	}
-	if err := r.reader.List(ctx, &risky, client.MatchingFields{IndexNodeMate: "true"}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "failed to list the pods that can enter other pods' network namespaces")
-		return nil
-	}
+	log := ctrl.LoggerFrom(ctx)
 	seen := map[string]bool{}
 	var out []reconcile.Request
-	for _, p := range append(pods.Items, risky.Items...) {
-		if n := p.Spec.NodeName; n != "" && !seen[n] {
+	add := func(n string) {
+		if n != "" && !seen[n] {
 			seen[n] = true
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: n}})
+		}
+	}
+	if lbs, ok := o.(*v1alpha1.LoopbackService); ok {
+		pods, err := clusterindex.PodsInNamespace(ctx, r.reader, lbs.Namespace)
+		if err != nil {
+			log.Error(err, "failed to read the pods of the policy's namespace")
+			return nil
+		}
+		risky := map[string]bool{}
+		for _, p := range pods {
+			n := p.Spec.NodeName
+			if n == "" || seen[n] {
+				continue
+			}
+			if p.Spec.HostNetwork {
+				add(n)
+				continue
+			}
+			has, checked := risky[n]
+			if !checked {
+				mates, err := clusterindex.Pods(ctx, r.reader, IndexNodeMateNode, n)
+				if err != nil {
+					log.Error(err, "failed to read the pods of a node that can enter other pods' network namespaces", "node", n)
+					return nil
+				}
+				has = len(mates) > 0
+				risky[n] = has
+			}
+			if has {
+				add(n)
+			}
+		}
+		return out
+	}
+	for _, field := range []string{IndexHostNetwork, IndexNodeMate} {
+		pods, err := clusterindex.Pods(ctx, r.reader, field, "true")
+		if err != nil {
+			log.Error(err, "failed to read the hostNetwork pods and those that can enter other pods' network namespaces")
+			return nil
+		}
+		for _, p := range pods {
+			add(p.Spec.NodeName)
 		}
 	}
 	return out
