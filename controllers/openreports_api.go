@@ -76,7 +76,8 @@ func (a *reportsAPI) NeedLeaderElection() bool { return false }
 // policy applies (one list of the cache, once).
 func (r *OpenReportsReconciler) everyNamespace(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list corev1.NamespaceList
-	if err := r.reader.List(ctx, &list); err != nil {
+	// Read only: no deep copy of every namespace on each event.
+	if err := r.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to list namespaces")
 		return nil
 	}

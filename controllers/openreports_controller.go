@@ -214,7 +214,8 @@ func (r *OpenReportsReconciler) selectedNamespaces(ctx context.Context, o client
 		return nil
 	}
 	var list corev1.NamespaceList
-	if err := r.reader.List(ctx, &list); err != nil {
+	// Read only: no deep copy of every namespace on each event.
+	if err := r.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to list namespaces")
 		return nil
 	}

@@ -188,7 +188,8 @@ func (m *overlapMapper) policyChanged(ctx context.Context, o client.Object) []re
 		return m.overlapping(ctx, q, q.Ref.Namespace)
 	}
 	var list corev1.NamespaceList
-	if err := m.reader.List(ctx, &list); err != nil {
+	// Read only: no deep copy of every namespace on each event.
+	if err := m.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to list namespaces")
 		return nil
 	}

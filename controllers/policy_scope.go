@@ -112,7 +112,8 @@ func policyNamespaces(ctx context.Context, reader client.Reader, obj policyObjec
 		return []namespaceInScope{{name: ns, labels: labels.Set(n.Labels), terminating: !n.DeletionTimestamp.IsZero()}}, nil
 	}
 	var list corev1.NamespaceList
-	if err := reader.List(ctx, &list); err != nil {
+	// Read only: no deep copy of every namespace on each event.
+	if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list namespaces: %w", err)
 	}
 	var out []namespaceInScope
