@@ -16,7 +16,7 @@ func setNetworkPolicyEffectiveCondition(st *v1alpha1.LoopbackServiceStatus, gene
 	set := func(s metav1.ConditionStatus, reason, msg string) {
 		setCondition(st, generation, v1alpha1.ConditionNetworkPolicyEffective, s, reason, msg)
 	}
-	switch taken := o.nameTaken(); {
+	switch taken := o.nameTakenErrors(); {
 	case o.compileErr != nil:
 		set(metav1.ConditionUnknown, v1alpha1.ReasonInvalidSelector, fmt.Sprintf("the policy is not enforced: %v", o.compileErr))
 	case o.reconcileErr != nil:

@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,16 +42,6 @@ func (o *outcome) failuresErr() error {
 		errs[i] = f.err
 	}
 	return errors.Join(errs...)
-}
-
-// nameTaken returns the NetworkPolicies of the managed name that another
-// owner holds, as namespace/name, sorted.
-func (o *outcome) nameTaken() []string {
-	var out []string
-	for _, e := range o.nameTakenErrors() {
-		out = append(out, e.Key.String())
-	}
-	return out
 }
 
 // nameTakenErrors returns the failures that are a taken name, sorted by
@@ -111,10 +102,18 @@ func (o *outcome) partialFailureMessage() string {
 }
 
 // nameTakenMessage is the NetworkPolicyEffective condition's message when
-// the managed name is taken somewhere.
-func nameTakenMessage(taken []string, protected string) string {
-	return fmt.Sprintf("ingress to %s is not blocked in %d namespaces, where a NetworkPolicy of the managed name exists and is not owned by this policy (loopguard does not take over someone else's object): %s; rename or delete it",
-		protected, len(taken), bounded(taken))
+// the managed name is taken somewhere: where, and (bounded) what to do.
+func nameTakenMessage(taken []*NameTakenError, protected string) string {
+	keys := make([]string, len(taken))
+	var advice []string
+	for i, e := range taken {
+		keys[i] = e.Key.String()
+		if a := e.advice(); !slices.Contains(advice, a) && len(advice) < 3 {
+			advice = append(advice, a)
+		}
+	}
+	return fmt.Sprintf("ingress to %s is not blocked in %d namespaces, where a NetworkPolicy of the managed name exists and is not owned by this policy (loopguard does not take over someone else's object): %s%s",
+		protected, len(taken), bounded(keys), "; "+strings.Join(advice, "; "))
 }
 
 // announceFailures emits a Warning Event for each NetworkPolicy of the

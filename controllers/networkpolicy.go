@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -38,17 +39,35 @@ func managedNetworkPolicyName(clusterScoped bool, policyName string) string {
 // else's object) and reports the namespace instead.
 type NameTakenError struct {
 	Key types.NamespacedName
-	// Controller is the NetworkPolicy's controller, if any: another
-	// LoopbackService's (named cluster-<x>, it gets the managed name of
-	// ClusterLoopbackService <x>) recreates it when it is deleted.
+	// Controller is the NetworkPolicy's controller, if any; Policy the
+	// policy that wants the name (its kind and name). A loopguard policy
+	// controlling it recreates it when it is deleted: a LoopbackService
+	// named cluster-<x> and ClusterLoopbackService <x> want the same name.
 	Controller *metav1.OwnerReference
+	Policy     metav1.OwnerReference
 }
 
 func (e *NameTakenError) Error() string {
-	if c := e.Controller; c != nil && c.Kind == "LoopbackService" && strings.HasPrefix(c.APIVersion, "loopguard.io/") {
-		return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy: it is the managed NetworkPolicy of LoopbackService %s/%s, which recreates it if it is deleted; rename or delete that LoopbackService", e.Key, e.Key.Namespace, c.Name)
+	return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy; %s", e.Key, e.advice())
+}
+
+// advice says what to do about the taken name.
+func (e *NameTakenError) advice() string {
+	c := e.Controller
+	if c == nil || !strings.HasPrefix(c.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+		return "rename or delete it"
 	}
-	return fmt.Sprintf("NetworkPolicy %s exists and is not owned by this policy; rename or delete it", e.Key)
+	holder := c.Kind + " " + c.Name
+	if c.Kind == "LoopbackService" {
+		holder = c.Kind + " " + e.Key.Namespace + "/" + c.Name
+	}
+	if c.Kind == e.Policy.Kind && c.Name == e.Policy.Name {
+		return fmt.Sprintf("it is an earlier %s's, deleted since: the garbage collector deletes it, then loopguard writes this one's", holder)
+	}
+	if e.Policy.Kind == "LoopbackService" && c.Kind == "ClusterLoopbackService" {
+		return fmt.Sprintf("it is the managed NetworkPolicy of %s, which recreates it if it is deleted; rename this LoopbackService", holder)
+	}
+	return fmt.Sprintf("it is the managed NetworkPolicy of %s, which recreates it if it is deleted; rename or delete that %s", holder, c.Kind)
 }
 
 // annotationSpecHash records on a managed NetworkPolicy a hash of the spec
@@ -75,7 +94,7 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
 		if np.ResourceVersion != "" && !metav1.IsControlledBy(np, owner) {
-			return &NameTakenError{Key: key, Controller: metav1.GetControllerOf(np)}
+			return &NameTakenError{Key: key, Controller: metav1.GetControllerOf(np), Policy: policyRef(owner)}
 		}
 		if !np.DeletionTimestamp.IsZero() {
 			return nil
@@ -121,4 +140,16 @@ func removeNetworkPolicy(ctx context.Context, c client.Client, owner client.Obje
 		return false, fmt.Errorf("failed to delete NetworkPolicy %s: %w", key, err)
 	}
 	return true, nil
+}
+
+// policyRef is the kind and name of a policy object, for messages.
+func policyRef(o client.Object) metav1.OwnerReference {
+	ref := metav1.OwnerReference{Name: o.GetName()}
+	switch o.(type) {
+	case *v1alpha1.LoopbackService:
+		ref.Kind = "LoopbackService"
+	case *v1alpha1.ClusterLoopbackService:
+		ref.Kind = "ClusterLoopbackService"
+	}
+	return ref
 }

@@ -77,7 +77,7 @@ func (r *OpenReportsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := runReportPhases(ctx, s, phases); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.write(ctx, s.namespace, openreport.Build(s.results, openreport.MaxResults)); err != nil {
+	if err := r.write(ctx, s.namespace, len(s.policies) > 0, openreport.Build(s.results, openreport.MaxResults)); err != nil {
 		return ctrl.Result{}, err
 	}
 	if len(s.policies) == 0 {
@@ -87,10 +87,11 @@ func (r *OpenReportsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: r.interval}, nil
 }
 
-// write keeps the namespace's Report, writing only on change. A Report of
-// that name loopguard did not write is replaced where a policy applies,
-// and left alone elsewhere.
-func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c openreport.Content) error {
+// write keeps the namespace's Report, writing only on change; applies says
+// a policy applies in the namespace. The name is loopguard's wherever a
+// policy applies: a Report of it someone else wrote is replaced (or
+// deleted, with no results), and left alone elsewhere.
+func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, applies bool, c openreport.Content) error {
 	key := client.ObjectKey{Namespace: namespace, Name: ReportName}
 	cur := &openreportsv1alpha1.Report{}
 	err := r.apiReader.Get(ctx, key, cur)
@@ -103,14 +104,14 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 		return fmt.Errorf("failed to get Report %s: %w", key, err)
 	}
 	takeover := exists && cur.Labels[netpol.LabelManagedBy] != netpol.ManagedBy
-	if takeover && len(c.Results) == 0 {
-		return nil // no policy applies here: not loopguard's business
+	if takeover && !applies {
+		return nil // not loopguard's business here
 	}
 	if takeover {
-		// The name is loopguard's wherever a policy applies: a Report of it
-		// written by someone else (a tenant's "all passed") would be read as
-		// loopguard's findings. Replaced, and who wrote it logged.
-		ctrl.LoggerFrom(ctx).Info("a Report of loopguard's name was written by someone else; replacing its content with loopguard's findings",
+		// A Report of it written by someone else (a tenant's "all
+		// passed") would be read as loopguard's findings: who wrote it is
+		// logged, and nothing of it stays.
+		ctrl.LoggerFrom(ctx).Info("a Report of loopguard's name was written by someone else; replacing it with loopguard's findings",
 			"report", key, "writers", reportWriters(cur))
 		metav1.SetMetaDataLabel(&cur.ObjectMeta, netpol.LabelManagedBy, netpol.ManagedBy)
 	}
@@ -141,11 +142,17 @@ func (r *OpenReportsReconciler) write(ctx context.Context, namespace string, c o
 		}
 		return nil
 	}
-	if !takeover && cur.Source == openreport.Source && cur.Summary == c.Summary && equality.Semantic.DeepEqual(cur.Results, c.Results) &&
+	// What loopguard never sets, someone else did: a scope narrowing the
+	// findings to one object, an owner that could have it collected.
+	foreign := cur.Scope != nil || cur.ScopeSelector != nil || cur.Configuration != nil ||
+		len(cur.OwnerReferences) > 0 || len(cur.Finalizers) > 0
+	if !takeover && !foreign && cur.Source == openreport.Source && cur.Summary == c.Summary && equality.Semantic.DeepEqual(cur.Results, c.Results) &&
 		cur.Annotations[AnnotationOmittedResults] == omitted {
 		return nil
 	}
 	cur.Source, cur.Summary, cur.Results = openreport.Source, c.Summary, c.Results
+	cur.Scope, cur.ScopeSelector, cur.Configuration = nil, nil, nil
+	cur.OwnerReferences, cur.Finalizers = nil, nil
 	if omitted != "" {
 		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, AnnotationOmittedResults, omitted)
 	} else {

@@ -179,30 +179,62 @@ func TestOpenReportUnexpectedClient(t *testing.T) {
 
 // TestOpenReportImpostorIsReplaced: a tenant writes, before any policy
 // applies to its namespace, a Report of loopguard's name saying all is
-// well, without loopguard's label. Once a policy applies, the Report of
-// that name must hold loopguard's findings, not the tenant's: a dashboard
-// reading the namespace's loopguard Report must not read a forgery.
+// well, scoped to one object and owned by one of its own, with or without
+// loopguard's label. Once a policy applies, the Report of that name must
+// hold loopguard's findings and nothing of the tenant's: a dashboard
+// reading the namespace's loopguard Report must not read a forgery. Where
+// the policy has nothing to report, the forgery goes.
 func TestOpenReportImpostorIsReplaced(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := namespace(t, nil)
-	fake := &openreportsv1alpha1.Report{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ReportName},
-		Source:     "loopguard",
-		Summary:    openreportsv1alpha1.ReportSummary{Pass: 1},
-		Results: []openreportsv1alpha1.ReportResult{{
-			Source: "loopguard", Policy: ns + "/envoy-admin", Rule: "container-port", Result: "pass",
-			Subjects: []corev1.ObjectReference{{Kind: "Deployment", Namespace: ns, Name: "web"}},
-		}},
-	}
-	g.Expect(env.Client.Create(ctx, fake)).To(Succeed())
-	g.Expect(env.Client.Create(ctx, deployment(ns, "web", 15000))).To(Succeed())
-	g.Expect(env.Client.Create(ctx, lbs(ns, "envoy-admin", v1alpha1.LoopbackPort{Port: 15000}))).To(Succeed())
+	for _, tc := range []struct {
+		name        string
+		label, pods bool
+	}{
+		{"unlabelled", false, true},
+		{"with loopguard's label", true, true},
+		{"where the policy has no results", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := namespace(t, nil)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}}
+			g.Expect(env.Client.Create(ctx, cm)).To(Succeed())
+			fake := &openreportsv1alpha1.Report{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ReportName,
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "mine", UID: cm.UID}}},
+				Source:  "loopguard",
+				Scope:   &corev1.ObjectReference{Kind: "Deployment", Namespace: ns, Name: "web"},
+				Summary: openreportsv1alpha1.ReportSummary{Pass: 1},
+				Results: []openreportsv1alpha1.ReportResult{{
+					Source: "loopguard", Policy: ns + "/envoy-admin", Rule: "container-port", Result: "pass",
+					Subjects: []corev1.ObjectReference{{Kind: "Deployment", Namespace: ns, Name: "web"}},
+				}},
+			}
+			if tc.label {
+				fake.Labels = map[string]string{"app.kubernetes.io/managed-by": "loopguard"}
+			}
+			g.Expect(env.Client.Create(ctx, fake)).To(Succeed())
+			if tc.pods {
+				g.Expect(env.Client.Create(ctx, deployment(ns, "web", 15000))).To(Succeed())
+			}
+			g.Expect(env.Client.Create(ctx, lbs(ns, "envoy-admin", v1alpha1.LoopbackPort{Port: 15000}))).To(Succeed())
 
-	g.Eventually(reportResults(g, ns), timeout, poll).Should(ContainElement(
-		reportResult{ns + "/envoy-admin", "container-port", "fail", "high", "Deployment", "web"}),
-		"the tenant's Report of loopguard's name still says the Deployment passes")
-	rep := &openreportsv1alpha1.Report{}
-	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(fake), rep)).To(Succeed())
-	g.Expect(rep.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "loopguard"))
+			if !tc.pods {
+				g.Eventually(func() bool {
+					return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKeyFromObject(fake), &openreportsv1alpha1.Report{}))
+				}, timeout, poll).Should(BeTrue(), "the forged Report stays where a policy applies")
+				return
+			}
+			g.Eventually(reportResults(g, ns), timeout, poll).Should(ContainElement(
+				reportResult{ns + "/envoy-admin", "container-port", "fail", "high", "Deployment", "web"}),
+				"the tenant's Report of loopguard's name still says the Deployment passes")
+			rep := &openreportsv1alpha1.Report{}
+			g.Eventually(func(g Gomega) {
+				g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(fake), rep)).To(Succeed())
+				g.Expect(rep.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "loopguard"))
+				g.Expect(rep.Scope).To(BeNil(), "the tenant's scope stayed")
+				g.Expect(rep.OwnerReferences).To(BeEmpty(), "the tenant's owner stayed")
+			}, timeout, poll).Should(Succeed())
+		})
+	}
 }
