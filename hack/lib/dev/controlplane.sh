@@ -80,8 +80,10 @@ start_apiserver() {
 
 start_controller_manager() {
   # --flex-volume-plugin-dir: its default is created under /usr/libexec.
+  # DEV_KCM_ARGS: extra flags (the scale bench's node grace period).
   mkdir -p "$DEV/kube-controller-manager"
-  ensure_started kube-controller-manager "$KCM_PORT" "$K8S_BIN/kube-controller-manager" \
+  # shellcheck disable=SC2086 # DEV_KCM_ARGS is a list of flags
+  ensure_started kube-controller-manager "$KCM_PORT" "$K8S_BIN/kube-controller-manager" ${DEV_KCM_ARGS:-} \
     --bind-address=127.0.0.1 \
     --secure-port="$KCM_PORT" \
     --cert-dir="$DEV/kube-controller-manager" \
