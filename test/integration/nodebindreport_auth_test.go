@@ -153,9 +153,16 @@ func TestAgentWritesOnlyItsNodesReport(t *testing.T) {
 	pod := setupAgent(t)
 	agent := agentClient(t, pod)
 
-	// The policy takes effect asynchronously: wait until it refuses.
+	// The policy takes effect asynchronously: wait until it refuses. A
+	// create the API server admitted before that is undone, or the
+	// admin's create of node-b below would find it.
 	g.Eventually(func() error {
-		return agent.Create(ctx, report("node-b"))
+		err := agent.Create(ctx, report("node-b"))
+		if err == nil {
+			g.Expect(env.Client.Delete(ctx, report("node-b"))).To(Succeed())
+			return errors.New("created before the policy took effect")
+		}
+		return err
 	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(MatchError(ContainSubstring("may not create NodeBindReport node-b")))
 
 	// Its own node: create and write status.
