@@ -108,19 +108,13 @@ func (in *interner) labelSet(m map[string]string) map[string]string {
 	for _, k := range keys {
 		in.keyOf(k, m[k])
 	}
-	key := in.key.String()
-	if c, ok := in.labels[key]; ok {
+	return canonical(&in.labels, in.key.String(), func() map[string]string {
+		c := make(map[string]string, len(m))
+		for k, v := range m {
+			c[in.str(k)] = in.str(v)
+		}
 		return c
-	}
-	if in.labels == nil || len(in.labels) >= maxInternedSets {
-		in.labels = map[string]map[string]string{}
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[in.str(k)] = in.str(v)
-	}
-	in.labels[key] = c
-	return c
+	})
 }
 
 // ownerRefs returns the canonical list equal to refs.
@@ -132,18 +126,12 @@ func (in *interner) ownerRefs(refs []metav1.OwnerReference) []metav1.OwnerRefere
 	for _, r := range refs {
 		in.keyOf(r.APIVersion, r.Kind, r.Name, string(r.UID), boolPtr(r.Controller), boolPtr(r.BlockOwnerDeletion))
 	}
-	key := in.key.String()
-	if c, ok := in.owners[key]; ok {
-		return c
-	}
-	if in.owners == nil || len(in.owners) >= maxInternedSets {
-		in.owners = map[string][]metav1.OwnerReference{}
-	}
-	for i := range refs {
-		refs[i].APIVersion, refs[i].Kind = in.str(refs[i].APIVersion), in.str(refs[i].Kind)
-	}
-	in.owners[key] = refs
-	return refs
+	return canonical(&in.owners, in.key.String(), func() []metav1.OwnerReference {
+		for i := range refs {
+			refs[i].APIVersion, refs[i].Kind = in.str(refs[i].APIVersion), in.str(refs[i].Kind)
+		}
+		return refs
+	})
 }
 
 // portList returns the canonical list equal to ports.
@@ -155,18 +143,26 @@ func (in *interner) portList(ports []corev1.ContainerPort) []corev1.ContainerPor
 	for _, p := range ports {
 		in.keyOf(p.Name, strconv.Itoa(int(p.HostPort)), strconv.Itoa(int(p.ContainerPort)), string(p.Protocol), p.HostIP)
 	}
-	key := in.key.String()
-	if c, ok := in.ports[key]; ok {
+	return canonical(&in.ports, in.key.String(), func() []corev1.ContainerPort {
+		for i := range ports {
+			ports[i].Name, ports[i].Protocol = in.str(ports[i].Name), corev1.Protocol(in.str(string(ports[i].Protocol)))
+		}
+		return ports
+	})
+}
+
+// canonical returns table's value for key, or stores build's as it; a
+// full table starts over.
+func canonical[V any](table *map[string]V, key string, build func() V) V {
+	if c, ok := (*table)[key]; ok {
 		return c
 	}
-	if in.ports == nil || len(in.ports) >= maxInternedSets {
-		in.ports = map[string][]corev1.ContainerPort{}
+	if *table == nil || len(*table) >= maxInternedSets {
+		*table = map[string]V{}
 	}
-	for i := range ports {
-		ports[i].Name, ports[i].Protocol = in.str(ports[i].Name), corev1.Protocol(in.str(string(ports[i].Protocol)))
-	}
-	in.ports[key] = ports
-	return ports
+	v := build()
+	(*table)[key] = v
+	return v
 }
 
 func boolPtr(b *bool) string {
