@@ -39,32 +39,25 @@ func TestPolicyEventsReachOnlyTheirNodes(t *testing.T) {
 		pod("shop", "web-2", "n4", false, false),        // nothing that reaches it
 		pod("other", "host", "n5", true, false),         // another namespace's hostNetwork pod
 	}
-	index := func(name string, f client.IndexerFunc) func(*fake.ClientBuilder) *fake.ClientBuilder {
-		return func(b *fake.ClientBuilder) *fake.ClientBuilder { return b.WithIndex(&corev1.Pod{}, name, f) }
-	}
-	b := fake.NewClientBuilder().WithScheme(app.Scheme()).WithObjects(objs...)
-	for _, f := range []func(*fake.ClientBuilder) *fake.ClientBuilder{
-		index(IndexHostNetwork, func(o client.Object) []string {
+	b := fake.NewClientBuilder().WithScheme(app.Scheme()).WithObjects(objs...).
+		WithIndex(&corev1.Pod{}, IndexHostNetwork, func(o client.Object) []string {
 			if o.(*corev1.Pod).Spec.HostNetwork {
 				return []string{"true"}
 			}
 			return nil
-		}),
-		index(IndexNodeMate, func(o client.Object) []string {
+		}).
+		WithIndex(&corev1.Pod{}, IndexNodeMate, func(o client.Object) []string {
 			if hasNodeMateRisk(o) {
 				return []string{"true"}
 			}
 			return nil
-		}),
-		index(IndexNodeMateNode, func(o client.Object) []string {
+		}).
+		WithIndex(&corev1.Pod{}, IndexNodeMateNode, func(o client.Object) []string {
 			if p := o.(*corev1.Pod); hasNodeMateRisk(p) {
 				return []string{p.Spec.NodeName}
 			}
 			return nil
-		}),
-	} {
-		b = f(b)
-	}
+		})
 	r := &HostNetworkReconciler{reader: b.Build()}
 	nodes := func(o client.Object) []string {
 		var out []string
