@@ -63,6 +63,9 @@ type policyReconciler struct {
 	registration *RegistrationView
 	// now is the clock the runtime view judges reports stale by.
 	now func() time.Time
+	// memo keeps each policy's audit of each namespace until something
+	// it read changes.
+	memo *auditMemo
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -190,17 +193,25 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 // namespace's; the others carry on) and finds the node-mates of the
 // selected pods.
 func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope) error {
+	observed := map[string]bool{}
 	for _, ns := range s.inScope {
 		if ns.terminating {
 			continue
 		}
-		obs, err := observe(ctx, r.reader, s.compiled, ns.name, ns.labels)
+		obs, audited, err := r.memo.observe(ctx, r.reader, s.compiled, ns.name, ns.labels)
 		if err != nil {
 			s.fail(ns.name, fmt.Errorf("failed to audit namespace %s: %w", ns.name, err))
 			continue
 		}
+		observed[ns.name] = true
+		result := "unchanged"
+		if audited {
+			result = "audited"
+		}
+		metrics.NamespaceAudits.WithLabelValues(s.kind(), result).Inc()
 		s.add(obs)
 	}
+	r.memo.retain(s.compiled.Ref, observed)
 	if err := r.observeNodeMates(ctx, &s.outcome); err != nil {
 		return err
 	}

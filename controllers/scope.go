@@ -38,20 +38,37 @@ type observation struct {
 // namespace's objects, and the hand-written EndpointSlices of any
 // namespace that reach its selected pods.
 func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (*observation, error) {
-	snap := rules.Snapshot{
+	in, err := gatherAudit(ctx, c, p, namespace, nsLabels)
+	if err != nil {
+		return nil, err
+	}
+	return in.audit(), nil
+}
+
+// auditInputs are everything one policy's audit of one namespace reads:
+// the engine's snapshot, and the pods the policy selects in it.
+type auditInputs struct {
+	snap     rules.Snapshot
+	nsLabels labels.Set
+	matched  []*corev1.Pod
+}
+
+// gatherAudit reads the inputs of observe from the cache, without copies:
+// the engine only reads them.
+func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (*auditInputs, error) {
+	in := &auditInputs{nsLabels: nsLabels, snap: rules.Snapshot{
 		Env: rules.NewEnv(namespace, nsLabels, rules.NewSet([]*rules.Policy{p})),
 		// The reconcile has just written p's own NetworkPolicy; the cache
 		// may not show it yet.
 		OwnNetworkPoliciesWritten: true,
-	}
-	in := client.InNamespace(namespace)
+	}}
+	snap := &in.snap
+	inNS := client.InNamespace(namespace)
 	for _, k := range kinds.Watched() {
 		if k.Role == kinds.RoleEndpoints {
 			continue // those that reach the selected pods, below
 		}
 		if k.Role == kinds.RolePod {
-			// The cache's own pods, not a List's copies of them (the
-			// engine only reads them).
 			pods, err := clusterindex.PodsInNamespace(ctx, c, namespace)
 			if err != nil {
 				return nil, err
@@ -61,7 +78,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 			}
 			continue
 		}
-		items, err := list(ctx, c, k.NewList(), in)
+		items, err := list(ctx, c, k.NewList(), inNS, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, fmt.Errorf("failed to list %s: %w", k.Resource, err)
 		}
@@ -70,30 +87,35 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 		}
 	}
 	var nps networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &nps, in); err != nil {
+	if err := c.List(ctx, &nps, inNS, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
 	}
 	for i := range nps.Items {
 		snap.NetworkPolicies = append(snap.NetworkPolicies, &nps.Items[i])
 	}
-	obs := &observation{matched: snap.Selected()}
-	var err error
+	in.matched = snap.Selected()
 	// Hand-written slices of any namespace that list the selected pods'
 	// IPs or name them (CVE-2021-25740: the slice need not be in the
 	// pods' namespace), judged against this namespace's pods only: the
 	// other namespaces in scope are observed on their own.
-	if snap.EndpointSlices, err = addrindex.SlicesNaming(ctx, c, obs.matched); err != nil {
+	var err error
+	if snap.EndpointSlices, err = addrindex.SlicesNaming(ctx, c, in.matched); err != nil {
 		return nil, err
 	}
-	rep := rules.Audit(snap)
+	return in, nil
+}
+
+// audit runs the engine over the inputs.
+func (in *auditInputs) audit() *observation {
+	obs := &observation{matched: in.matched, matchedPods: int32(len(in.matched))}
+	rep := rules.Audit(in.snap)
 	obs.findings, obs.conflicts, obs.judged = rep.Findings(), rep.Conflicts, rep.Judged
-	obs.matchedPods = int32(len(obs.matched))
 	for _, pod := range obs.matched {
 		if pod.Spec.HostNetwork {
 			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
 		}
 	}
-	return obs, nil
+	return obs
 }
 
 // list returns the items of one list from the cache.

@@ -147,13 +147,15 @@ func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*cor
 // SlicesNaming returns the hand-written EndpointSlices, in any namespace,
 // that list one of pods' IPs or name one of them by targetRef: those the
 // EndpointSlice controller wrote for a Service (ControllerWritten) are the
-// Service's findings and left out.
+// Service's findings and left out. The slices are the cache's own, not
+// copies: callers only read them.
 func SlicesNaming(ctx context.Context, c client.Reader, pods []*corev1.Pod) ([]*discoveryv1.EndpointSlice, error) {
 	seen := map[client.ObjectKey]bool{}
 	var out []*discoveryv1.EndpointSlice
 	add := func(field, value string) error {
 		var l discoveryv1.EndpointSliceList
-		if err := c.List(ctx, &l, client.MatchingFields{field: value}); err != nil {
+		// Read only, as the slices returned are: no copy of each.
+		if err := c.List(ctx, &l, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("failed to list endpointslices by %s: %w", field, err)
 		}
 		for i := range l.Items {
@@ -195,7 +197,7 @@ func ControllerWritten(ctx context.Context, c client.Reader, s *discoveryv1.Endp
 		return false, nil
 	}
 	var svc corev1.Service
-	if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, &svc); apierrors.IsNotFound(err) {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, &svc, client.UnsafeDisableDeepCopy); apierrors.IsNotFound(err) {
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("failed to read service %s/%s: %w", s.Namespace, name, err)

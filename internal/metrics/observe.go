@@ -46,6 +46,15 @@ var (
 		Name: "loopguard_runtime_unexpected_clients",
 		Help: "Distinct unexpected clients connected on loopback to protected ports of pods a policy selects, as the node agents sampled them.",
 	}, []string{"policy_kind", "policy_namespace", "policy"})
+
+	// NamespaceAudits counts the policy reconcilers' audits of one
+	// namespace by result: "audited" when the rules ran, "unchanged" when
+	// nothing the audit reads had changed since the last one and its
+	// result was kept.
+	NamespaceAudits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopguard_namespace_audits_total",
+		Help: "Audits of one namespace against one policy by the policy reconcilers, by policy kind and result (audited: the rules ran; unchanged: nothing it reads had changed, the last result was kept).",
+	}, []string{"policy_kind", "result"})
 )
 
 // certificateExpiryDesc describes the webhook serving certificate's expiry.
@@ -91,5 +100,5 @@ func RegisterCertificateExpiry(certFile string) error {
 }
 
 func registerObserve() {
-	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes, RuntimeUnexpectedClients)
+	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes, RuntimeUnexpectedClients, NamespaceAudits)
 }
