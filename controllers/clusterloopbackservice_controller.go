@@ -35,8 +35,7 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 	clbs := &v1alpha1.ClusterLoopbackService{}
 	if err := r.client.Get(ctx, req.NamespacedName, clbs); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetMetrics(rules.KindClusterLoopbackService, "", req.Name)
-			r.memo.forget(rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: req.Name})
+			r.forget(rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get ClusterLoopbackService: %w", err)

@@ -32,8 +32,7 @@ func (r *LoopbackServiceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.client.Get(ctx, req.NamespacedName, lbs); err != nil {
 		if apierrors.IsNotFound(err) {
 			// The managed NetworkPolicy goes with it (ownerReference).
-			forgetMetrics(rules.KindLoopbackService, req.Namespace, req.Name)
-			r.memo.forget(rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: req.Namespace, Name: req.Name})
+			r.forget(rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: req.Namespace, Name: req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get LoopbackService: %w", err)

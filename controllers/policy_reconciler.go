@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +23,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // policyObject is what both policy kinds have in common.
@@ -64,8 +64,15 @@ type policyReconciler struct {
 	// now is the clock the runtime view judges reports stale by.
 	now func() time.Time
 	// memo keeps each policy's audit of each namespace until something
-	// it read changes.
-	memo *auditMemo
+	// it read changes; metrics the per-policy series each policy has.
+	memo    *auditMemo
+	metrics *policyMetrics
+}
+
+// forget drops what is kept of a deleted policy: its metrics and audits.
+func (r *policyReconciler) forget(ref rules.PolicyRef) {
+	r.metrics.forget(ref)
+	r.memo.forget(ref)
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -92,7 +99,7 @@ func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctr
 	if c, ok := r.registration.condition(obj, &status); ok {
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
-	r.recordMetrics(s)
+	r.metrics.record(s.ref(), &s.outcome)
 	if !equality.Semantic.DeepEqual(*before.PolicyStatus(), status) {
 		*obj.PolicyStatus() = status
 		// Optimistic lock: a reconcile that read the policy from a cache
@@ -262,39 +269,6 @@ func (r *policyReconciler) announce(s *policyScope, cur *v1alpha1.LoopbackServic
 	if len(o.conflicts) > 0 && (prev == nil || now == nil || prev.Reason != now.Reason || prev.Message != now.Message) {
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ConflictingNetworkPolicy", "Audit", "NetworkPolicies re-open protected ports: %s", describeConflicts(o.conflicts))
 	}
-}
-
-func (r *policyReconciler) recordMetrics(s *policyScope) {
-	obj, o, kind := s.policy, &s.outcome, s.kind()
-	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": obj.GetNamespace(), "policy": obj.GetName()}
-	metrics.Violations.DeletePartialMatch(l)
-	metrics.ViolationsByAction.DeletePartialMatch(l)
-	if o.compileErr != nil || o.reconcileErr != nil {
-		return
-	}
-	byReason, byAction := map[string]int{}, map[string]int{}
-	for _, f := range o.findings {
-		byReason[f.Reason]++
-		byAction[string(f.Action)]++
-	}
-	for action, n := range byAction {
-		metrics.ViolationsByAction.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), action).Set(float64(n))
-	}
-	for reason, n := range byReason {
-		metrics.Violations.WithLabelValues(kind, obj.GetNamespace(), obj.GetName(), reason).Set(float64(n))
-	}
-	metrics.HostNetworkPods.With(l).Set(float64(len(o.hostNetworkPods)))
-	metrics.NodeMatePods.With(l).Set(float64(len(o.nodeMates)))
-}
-
-// forgetMetrics drops the series of a deleted policy (the runtime
-// controller drops its own).
-func forgetMetrics(kind, namespace, name string) {
-	l := prometheus.Labels{"policy_kind": kind, "policy_namespace": namespace, "policy": name}
-	metrics.Violations.DeletePartialMatch(l)
-	metrics.ViolationsByAction.DeletePartialMatch(l)
-	metrics.HostNetworkPods.Delete(l)
-	metrics.NodeMatePods.Delete(l)
 }
 
 // policyLabelValue is the value of the loopguard.io/policy label on managed

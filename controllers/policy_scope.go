@@ -55,6 +55,11 @@ func (s *policyScope) kind() string {
 	return rules.KindLoopbackService
 }
 
+// ref names the policy as the rules and the metrics do.
+func (s *policyScope) ref() rules.PolicyRef {
+	return rules.PolicyRef{Kind: s.kind(), Namespace: s.policy.GetNamespace(), Name: s.policy.GetName()}
+}
+
 // phase is one step of a policy reconcile. A phase returns an error only
 // when the reconcile cannot go on; a failure in one namespace is recorded
 // in the scope (outcome.fail) and the other namespaces carry on.

@@ -59,7 +59,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	base := policyReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration, now: time.Now,
-		memo: newAuditMemo(),
+		memo: newAuditMemo(), metrics: newPolicyMetrics(),
 	}
 	rt := newRuntimeEvents()
 

@@ -70,6 +70,9 @@ type WebhookConfigReconciler struct {
 	client client.Client
 	reader client.Reader
 	reg    WebhookRegistration
+	// last is the registration last found written (one reconcile at a
+	// time: the controller has a single key).
+	last registrationMemo
 }
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=list;watch
@@ -95,14 +98,6 @@ func (r *WebhookConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Req
 		return ctrl.Result{}, errors.Join(fmt.Errorf("failed to read the webhook CA: %w", err),
 			r.setPending(ctx, objs, v1alpha1.ReasonWebhookPending, "loopguard cannot read its webhook CA: "+err.Error()))
 	}
-	o := r.reg.Options
-	o.ClientConfig = *o.ClientConfig.DeepCopy()
-	o.ClientConfig.CABundle = ca
-	desired, err := webhookconfig.Desired(policies, o)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-
 	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
 	if err := r.reader.Get(ctx, types.NamespacedName{Name: r.reg.Name}, &vwc); err != nil || !vwc.DeletionTimestamp.IsZero() {
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -113,22 +108,37 @@ func (r *WebhookConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Req
 		return ctrl.Result{}, r.setPending(ctx, objs, v1alpha1.ReasonWebhookConfigurationMissing, fmt.Sprintf(
 			"the ValidatingWebhookConfiguration %s that loopguard's install creates does not exist (uninstalled, or deleted): nothing is judged at admission; re-apply the install manifests", r.reg.Name))
 	}
-	if !equality.Semantic.DeepEqual(vwc.Webhooks, desired.Webhooks) {
-		vwc.Webhooks = desired.Webhooks
-		// An update at the cached resourceVersion: a conflict (the
-		// certificate rotator, an install re-applied) retries on the
-		// fresh object; NotFound never creates it.
-		if err := r.client.Update(ctx, &vwc, webhookConfigFieldOwner); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("failed to update ValidatingWebhookConfiguration %s: %w", r.reg.Name, err)
+	inputs := registrationInputs(policies, ca)
+	coverage, written := r.last.reuse(inputs, vwc.ResourceVersion)
+	if !written {
+		o := r.reg.Options
+		o.ClientConfig = *o.ClientConfig.DeepCopy()
+		o.ClientConfig.CABundle = ca
+		desired, err := webhookconfig.Desired(policies, o)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		log.Info("webhook registration updated", "name", r.reg.Name, "webhooks", len(desired.Webhooks), "mode", desired.Mode, "why", desired.Why, "policies", len(policies))
+		if !equality.Semantic.DeepEqual(vwc.Webhooks, desired.Webhooks) {
+			vwc.Webhooks = desired.Webhooks
+			// An update at the cached resourceVersion: a conflict (the
+			// certificate rotator, an install re-applied) retries on the
+			// fresh object; NotFound never creates it.
+			if err := r.client.Update(ctx, &vwc, webhookConfigFieldOwner); err != nil {
+				if apierrors.IsConflict(err) {
+					return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
+				}
+				return ctrl.Result{}, fmt.Errorf("failed to update ValidatingWebhookConfiguration %s: %w", r.reg.Name, err)
+			}
+			log.Info("webhook registration updated", "name", r.reg.Name, "webhooks", len(desired.Webhooks), "mode", desired.Mode, "why", desired.Why, "policies", len(policies))
+		}
+		// vwc's resourceVersion is the one just written, or the one
+		// found equal to Desired.
+		coverage = desired.Coverage
+		r.last.keep(inputs, vwc.ResourceVersion, coverage)
 	}
 	// Only now, with the configuration written, does a policy report
 	// what it covers.
-	if err := r.setEnforced(ctx, objs, desired.Coverage); err != nil {
+	if err := r.setEnforced(ctx, objs, coverage); err != nil {
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
 		}

@@ -233,3 +233,27 @@ func TestRegistrationRacesPolicyAndPods(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrationRestoredAfterTampering: a write that strips the
+// registration (anyone who may update the configuration: an install
+// re-applied by hand, a compromised controller) is undone, with the
+// policies unchanged since the registration was last found as desired.
+func TestRegistrationRestoredAfterTampering(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	guarded := namespace(t, "reg-tampered", nil)
+	policy := protect(guarded, "admin", 15000)
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	env.WaitEnforced(t, policy)
+	g.Expect(sentToLoopguard(g, guarded, nil)).To(BeTrue())
+
+	g.Eventually(func(g Gomega) {
+		var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: testenv.WebhookConfigName}, &vwc)).To(Succeed())
+		vwc.Webhooks = nil
+		g.Expect(env.Client.Update(ctx, &vwc)).To(Succeed())
+	}, timeout, poll).Should(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(sentToLoopguard(g, guarded, nil)).To(BeTrue()) }, timeout, poll).Should(Succeed())
+	g.Expect(createPod(exposing(guarded, "p", 15000))).To(MatchError(ContainSubstring("denied the request")))
+	g.Expect(env.Client.Delete(ctx, policy)).To(Succeed())
+}
