@@ -153,13 +153,12 @@ func SlicesNaming(ctx context.Context, c client.Reader, pods []*corev1.Pod) ([]*
 	seen := map[client.ObjectKey]bool{}
 	var out []*discoveryv1.EndpointSlice
 	add := func(field, value string) error {
-		var l discoveryv1.EndpointSliceList
 		// Read only, as the slices returned are: no copy of each.
-		if err := c.List(ctx, &l, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
-			return fmt.Errorf("failed to list endpointslices by %s: %w", field, err)
+		found, err := clusterindex.EndpointSlices(ctx, c, field, value)
+		if err != nil {
+			return err
 		}
-		for i := range l.Items {
-			s := &l.Items[i]
+		for _, s := range found {
 			key := client.ObjectKeyFromObject(s)
 			if seen[key] {
 				continue

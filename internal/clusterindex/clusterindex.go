@@ -1,6 +1,7 @@
 // Package clusterindex registers cache field indexes that answer only
-// cluster-wide lookups, and reads a namespace's pods from the cache
-// without copying them (PodsInNamespace).
+// cluster-wide lookups, and reads pods and EndpointSlices from the
+// cache's indexes without copying them (PodsInNamespace, Pods,
+// EndpointSlices).
 //
 // controller-runtime's FieldIndexer stores each value of a namespaced object
 // twice, under its namespace and under all namespaces, and a value that

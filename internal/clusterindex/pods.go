@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,28 +29,31 @@ func Pods(ctx context.Context, r client.Reader, field, value string) ([]*corev1.
 	return indexedPods(ctx, r, indexPrefix+field, allPrefix+value, field+"="+value, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy)
 }
 
+// EndpointSlices returns the EndpointSlices of any namespace whose index
+// field has value, as the cache holds them, without a copy (see
+// PodsInNamespace); a reader that is not an informer cache gets a List.
+func EndpointSlices(ctx context.Context, r client.Reader, field, value string) ([]*discoveryv1.EndpointSlice, error) {
+	what := field + "=" + value
+	if out, ok, err := fromIndex(ctx, r, &discoveryv1.EndpointSlice{}, indexPrefix+field, allPrefix+value, "the endpointslices of "+what); ok || err != nil {
+		return out, err
+	}
+	var l discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &l, client.MatchingFields{field: value}); err != nil {
+		return nil, fmt.Errorf("failed to list the endpointslices of %s: %w", what, err)
+	}
+	out := make([]*discoveryv1.EndpointSlice, len(l.Items))
+	for i := range l.Items {
+		out[i] = &l.Items[i]
+	}
+	return out, nil
+}
+
 // indexedPods reads the pod informer's index at key, or, from a reader
 // that is not an informer cache, Lists with opts; what names the pods in
 // errors.
 func indexedPods(ctx context.Context, r client.Reader, index, key, what string, opts ...client.ListOption) ([]*corev1.Pod, error) {
-	if c, ok := r.(cache.Informers); ok {
-		inf, err := c.GetInformer(ctx, &corev1.Pod{}, cache.BlockUntilSynced(true))
-		if err != nil {
-			return nil, fmt.Errorf("failed to get the pod informer: %w", err)
-		}
-		if s, ok := inf.(toolscache.SharedIndexInformer); ok {
-			objs, err := s.GetIndexer().ByIndex(index, key)
-			if err != nil {
-				return nil, fmt.Errorf("failed to read the pods of %s: %w", what, err)
-			}
-			out := make([]*corev1.Pod, 0, len(objs))
-			for _, o := range objs {
-				if p, ok := o.(*corev1.Pod); ok {
-					out = append(out, p)
-				}
-			}
-			return out, nil
-		}
+	if out, ok, err := fromIndex(ctx, r, &corev1.Pod{}, index, key, "the pods of "+what); ok || err != nil {
+		return out, err
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, opts...); err != nil {
@@ -60,4 +64,32 @@ func indexedPods(ctx context.Context, r client.Reader, index, key, what string, 
 		out[i] = &pods.Items[i]
 	}
 	return out, nil
+}
+
+// fromIndex reads the objects at key of the index of obj's informer; ok
+// is false when r is not an informer cache (the caller Lists instead).
+func fromIndex[T client.Object](ctx context.Context, r client.Reader, obj T, index, key, what string) (out []T, ok bool, err error) {
+	c, isCache := r.(cache.Informers)
+	if !isCache {
+		return nil, false, nil
+	}
+	inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(true))
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
+	}
+	s, isShared := inf.(toolscache.SharedIndexInformer)
+	if !isShared {
+		return nil, false, nil
+	}
+	objs, err := s.GetIndexer().ByIndex(index, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to read %s: %w", what, err)
+	}
+	out = make([]T, 0, len(objs))
+	for _, o := range objs {
+		if t, isT := o.(T); isT {
+			out = append(out, t)
+		}
+	}
+	return out, true, nil
 }
