@@ -38,8 +38,9 @@ func newAuditMemo() *auditMemo {
 }
 
 // observe is observe through the memo; audited says whether the engine
-// ran. The observation returned has no judged objects (the policy
-// reconcilers do not read them; the memo does not keep them alive).
+// ran. The observation returned and kept has no judged objects (the
+// policy reconcilers do not read them); it keeps the selected pods, the
+// cache's own objects, until the next audit of the namespace.
 func (m *auditMemo) observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace string, nsLabels labels.Set) (obs *observation, audited bool, err error) {
 	in, err := gatherAudit(ctx, c, p, namespace, nsLabels)
 	if err != nil {
@@ -77,7 +78,7 @@ func (m *auditMemo) retain(ref rules.PolicyRef, keep map[string]bool) {
 	}
 }
 
-// forget drops a policy's audits (it was deleted or no longer compiles).
+// forget drops a policy's audits (it was deleted, or does not compile).
 func (m *auditMemo) forget(ref rules.PolicyRef) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

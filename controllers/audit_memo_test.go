@@ -23,12 +23,14 @@ import (
 
 // TestAuditMemoReauditsWhatChanged: a policy's audit of a namespace is
 // kept only while nothing it reads has changed. Each step changes one
-// input (one of the namespace's objects of every kind the audit reads, a
-// hand-written EndpointSlice in another namespace naming a selected pod,
-// the namespace's labels, the policy's spec) and must be audited again,
-// with the finding the change brings where it brings one; a step that
-// changes nothing the audit reads (an object of another namespace) must
-// reuse it. Every step is observed twice: the second must reuse the first.
+// input (creates, updates and deletes of the namespace's objects of every
+// kind the audit reads; a hand-written EndpointSlice in another namespace
+// naming a selected pod, and a controller-written one that turns
+// hand-written when its Service goes; the namespace's labels; the
+// policy's spec) and must be audited again, with the findings the change
+// brings; a step that changes nothing the audit reads (an object of
+// another namespace, a slice that is a Service's finding) must reuse it.
+// Every step is observed twice: the second must reuse the first.
 func TestAuditMemoReauditsWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	web := &corev1.Pod{
@@ -83,6 +85,10 @@ func TestAuditMemoReauditsWhatChanged(t *testing.T) {
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(15000)}}},
 	}
+	mirror := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "mirror", UID: "u-mirror"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "mirror"}, Ports: []corev1.ServicePort{{Port: 15000}}},
+	}
 	steps := []struct {
 		name      string
 		change    func(*testing.T)
@@ -121,14 +127,49 @@ func TestAuditMemoReauditsWhatChanged(t *testing.T) {
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.7"}}},
 			Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}},
 		}), true, 6, 1},
-		{"the namespace's labels change", func(*testing.T) { nsLabels = labels.Set{"team": "b"} }, true, 6, 1},
+		// Left out as the Service's finding, and its Service is in no
+		// namespace this audit reads: nothing to audit again.
+		{"a slice the EndpointSlice controller writes for a Service of another namespace names the pod", func(t *testing.T) {
+			create(mirror)(t)
+			create(&discoveryv1.EndpointSlice{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "mirror-x", Labels: map[string]string{
+					discoveryv1.LabelServiceName: "mirror", discoveryv1.LabelManagedBy: rules.EndpointSliceControllerName},
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "mirror", UID: mirror.UID, Controller: ptr.To(true)}}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.7"}}},
+				Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}},
+			})(t)
+		}, false, 6, 1},
+		{"that Service is deleted: its slice is hand-written now", func(t *testing.T) {
+			if err := c.Delete(ctx, mirror); err != nil {
+				t.Fatal(err)
+			}
+		}, true, 7, 1},
+		// The Service's finding, and those of the pods and the workload it
+		// selects, go.
+		{"the exposing Service is changed to another port", func(t *testing.T) {
+			svc := &corev1.Service{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(exposing), svc); err != nil {
+				t.Fatal(err)
+			}
+			svc.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+			if err := c.Update(ctx, svc); err != nil {
+				t.Fatal(err)
+			}
+		}, true, 3, 1},
+		{"the NetworkPolicy is deleted", func(t *testing.T) {
+			if err := c.Delete(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "allow-all"}}); err != nil {
+				t.Fatal(err)
+			}
+		}, true, 3, 0},
+		{"the namespace's labels change", func(*testing.T) { nsLabels = labels.Set{"team": "b"} }, true, 3, 0},
 		{"the policy's spec changes", func(*testing.T) {
 			clbs.Generation++
 			clbs.Spec.Ports = []v1alpha1.LoopbackPort{{Port: 15001}}
 			if policy, err = rules.CompileCluster(clbs); err != nil {
 				t.Fatal(err)
 			}
-		}, true, 0, 1}, // allow-all re-opens any port
+		}, true, 0, 0},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {

@@ -95,6 +95,9 @@ func (r *policyReconciler) reconcile(ctx context.Context, s *policyScope, phases
 // patchStatus is the reconcile's one status write, and what follows it.
 func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctrl.Result, error) {
 	obj, before := s.policy, s.before
+	if s.compileErr != nil {
+		r.memo.forget(s.ref()) // nothing to audit until its spec changes
+	}
 	status := computeStatus(*before.PolicyStatus(), obj.GetGeneration(), &s.outcome)
 	if c, ok := r.registration.condition(obj, &status); ok {
 		meta.SetStatusCondition(&status.Conditions, c)

@@ -130,11 +130,14 @@ func (r *WebhookConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Req
 				return ctrl.Result{}, fmt.Errorf("failed to update ValidatingWebhookConfiguration %s: %w", r.reg.Name, err)
 			}
 			log.Info("webhook registration updated", "name", r.reg.Name, "webhooks", len(desired.Webhooks), "mode", desired.Mode, "why", desired.Why, "policies", len(policies))
+			// Kept only once the stored configuration is read back and
+			// found equal (the watch event of this write reconciles
+			// again), not on the word of the write.
+			r.last = registrationMemo{}
+		} else {
+			r.last.keep(inputs, vwc.ResourceVersion, desired.Coverage)
 		}
-		// vwc's resourceVersion is the one just written, or the one
-		// found equal to Desired.
 		coverage = desired.Coverage
-		r.last.keep(inputs, vwc.ResourceVersion, coverage)
 	}
 	// Only now, with the configuration written, does a policy report
 	// what it covers.

@@ -59,8 +59,8 @@ func (m *registrationMemo) reuse(inputs [sha256.Size]byte, resourceVersion strin
 	return nil, false
 }
 
-// keep records the coverage of a configuration found written as desired
-// at resourceVersion.
+// keep records the coverage of a configuration read at resourceVersion
+// and found equal to what Desired gave.
 func (m *registrationMemo) keep(inputs [sha256.Size]byte, resourceVersion string, coverage map[webhookconfig.Key]webhookconfig.Coverage) {
 	*m = registrationMemo{inputs: inputs, resourceVersion: resourceVersion, coverage: coverage, valid: true}
 }

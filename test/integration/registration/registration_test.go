@@ -253,7 +253,11 @@ func TestRegistrationRestoredAfterTampering(t *testing.T) {
 		vwc.Webhooks = nil
 		g.Expect(env.Client.Update(ctx, &vwc)).To(Succeed())
 	}, timeout, poll).Should(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(sentToLoopguard(g, guarded, nil)).To(BeTrue()) }, timeout, poll).Should(Succeed())
-	g.Expect(createPod(exposing(guarded, "p", 15000))).To(MatchError(ContainSubstring("denied the request")))
+	// The API server applies a configuration change a moment after it is
+	// stored: wait for a refusal, not only for the stored webhooks.
+	g.Eventually(func(g Gomega) {
+		g.Expect(sentToLoopguard(g, guarded, nil)).To(BeTrue())
+		g.Expect(createPod(exposing(guarded, "p", 15000))).To(MatchError(ContainSubstring("denied the request")))
+	}, timeout, poll).Should(Succeed())
 	g.Expect(env.Client.Delete(ctx, policy)).To(Succeed())
 }
