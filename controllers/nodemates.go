@@ -79,18 +79,11 @@ func registerNodeMateIndexes(mgr ctrl.Manager) error {
 	return nil
 }
 
-// riskyPodsOn lists the pods of a node that can enter other pods' network
-// namespaces, from the cache.
+// riskyPodsOn reads the pods of a node that can enter other pods' network
+// namespaces from the cache's index, without copies (callers only read
+// them).
 func riskyPodsOn(ctx context.Context, c client.Reader, node string) ([]*corev1.Pod, error) {
-	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.MatchingFields{IndexNodeMateNode: node}); err != nil {
-		return nil, fmt.Errorf("failed to list the pods of node %s that can enter other pods' network namespaces: %w", node, err)
-	}
-	out := make([]*corev1.Pod, len(pods.Items))
-	for i := range pods.Items {
-		out[i] = &pods.Items[i]
-	}
-	return out, nil
+	return clusterindex.Pods(ctx, c, IndexNodeMateNode, node)
 }
 
 // observeNodeMates finds, on the nodes of the selected pods, the pods that
@@ -216,13 +209,9 @@ func (r *HostNetworkReconciler) nodeMatesOfNode(ctx context.Context, node string
 	}
 	var mates []hostnet.NodeMate
 	if len(risky) > 0 {
-		var pods corev1.PodList
-		if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexPodNode: node}); err != nil {
-			return nil, fmt.Errorf("failed to list the pods of node %s: %w", node, err)
-		}
-		all := make([]*corev1.Pod, len(pods.Items))
-		for i := range pods.Items {
-			all[i] = &pods.Items[i]
+		all, err := clusterindex.Pods(ctx, r.reader, IndexPodNode, node)
+		if err != nil {
+			return nil, err
 		}
 		mates = hostnet.NodeMates(risky, all, protectedPod(r.index))
 	}

@@ -55,19 +55,7 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opts := app.CacheOptions()
-	opts.Scheme = app.Scheme()
-	ca, err := cache.New(env.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addrindex.Register(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ca.Start(ctx) }()
-	if !ca.WaitForCacheSync(ctx) {
-		t.Fatal("the cache did not sync")
-	}
+	ca := indexedCache(ctx, t)
 	slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{target}}}}
 	named := func() ([]string, []*corev1.Pod, error) {
@@ -82,6 +70,7 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 	var first []*corev1.Pod
 	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		all, _ := clusterindex.Pods(ctx, ca, addrindex.PodIP, addrindex.PodIPBucket(target))
+		var err error
 		got, first, err = named()
 		return len(all) == 3, err // every pod of the bucket is cached
 	}); err != nil {
@@ -146,19 +135,7 @@ func TestSlicesNamingReadsTheCacheExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opts := app.CacheOptions()
-	opts.Scheme = app.Scheme()
-	ca, err := cache.New(env.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addrindex.Register(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ca.Start(ctx) }()
-	if !ca.WaitForCacheSync(ctx) {
-		t.Fatal("the cache did not sync")
-	}
+	ca := indexedCache(ctx, t)
 	naming := func() ([]string, []*discoveryv1.EndpointSlice, error) {
 		found, err := addrindex.SlicesNaming(ctx, ca, []*corev1.Pod{pod})
 		var out []string
@@ -187,4 +164,24 @@ func TestSlicesNamingReadsTheCacheExactly(t *testing.T) {
 	if _, again, _ := naming(); len(again) != 2 || len(first) != 2 || again[0] != first[0] || again[1] != first[1] {
 		t.Errorf("the slice read twice is two objects: SlicesNaming copies")
 	}
+}
+
+// indexedCache starts an informer cache as the manager's (its options and
+// addrindex's indexes) that stops with ctx, and waits for it to sync.
+func indexedCache(ctx context.Context, t *testing.T) cache.Cache {
+	t.Helper()
+	opts := app.CacheOptions()
+	opts.Scheme = app.Scheme()
+	ca, err := cache.New(env.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addrindex.Register(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		t.Fatal("the cache did not sync")
+	}
+	return ca
 }
