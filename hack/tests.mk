@@ -7,7 +7,7 @@
 #   TS_<suite>_DIR   the module's directory     TS_<suite>_TAGS  build tags (comma-separated)
 #   TS_<suite>_PKGS  the packages               TS_<suite>_RUN / TS_<suite>_SKIP  -run / -skip
 
-TEST_SUITES := unit images enforcer bench observe release helm e2e node netpol helm-cluster incluster quickstart ha
+TEST_SUITES := unit images enforcer bench kwok observe release helm e2e node netpol helm-cluster incluster quickstart ha
 
 # Unit and integration tests (envtest) of the main module. test/corpus runs
 # loopguard check over ../shared/corpus beside the repository (a worktree
@@ -24,6 +24,10 @@ TS_enforcer_PKGS := ./...
 # The benchmark and comparison tools' pure parts (a module of their own).
 TS_bench_DIR := bench
 TS_bench_PKGS := ./...
+
+# bin/kwok-config's stages, rendered by kwok's own template renderer.
+TS_kwok_DIR := bench/tools/kwok
+TS_kwok_PKGS := ./...
 
 # The dashboard's and alert rules' queries, parsed by Prometheus's parser.
 TS_observe_DIR := hack/observe

@@ -35,6 +35,8 @@ func (s Size) Validate() error {
 		return fmt.Errorf("size %+v is outside the envelope %+v", s, Large)
 	case s.Pods%s.Namespaces != 0 || s.PerNS()%50 != 0:
 		return fmt.Errorf("pods (%d) must be namespaces (%d) times a multiple of 50 (2%% hostNetwork)", s.Pods, s.Namespaces)
+	case (s.Pods+s.Nodes-1)/s.Nodes > maxPodsPerNode:
+		return fmt.Errorf("pods (%d) on %d nodes is more than %d a node", s.Pods, s.Nodes, maxPodsPerNode)
 	}
 	return nil
 }
@@ -53,15 +55,28 @@ type PodPlan struct {
 	NS, Name, Node string
 	App, Tier      string
 	HostNetwork    bool
+	IP             string // in the node's PodCIDR; empty for hostNetwork pods
 }
+
+// maxPodsPerNode is the kubelet's default (the nodes' allocatable pods).
+const maxPodsPerNode = 110
+
+// PodCIDR is node n's pod CIDR, a /24 of its own.
+func PodCIDR(n int) string { return fmt.Sprintf("10.%d.%d.0/24", 64+n/256, n%256) }
 
 // Pod lays out pod i: namespace i/PerNS, spread round-robin over the nodes
 // (no scheduler needed), labels app=a(m%10) and tier=t(m%4) where m is its
-// index in the namespace, and 2% hostNetwork (m%50 == 0).
+// index in the namespace, and 2% hostNetwork (m%50 == 0). Its IP is planned
+// too (host i/Nodes+2 of its node's CIDR), so that kwok replaying its
+// pod-ready stage sets the same IP again (bench/tools/kwok/config).
 func (s Size) Pod(i int) PodPlan {
-	m := i % s.PerNS()
-	return PodPlan{NS: NSName(i / s.PerNS()), Name: fmt.Sprintf("p-%03d", m), Node: NodeName(i % s.Nodes),
+	m, n := i%s.PerNS(), i%s.Nodes
+	p := PodPlan{NS: NSName(i / s.PerNS()), Name: fmt.Sprintf("p-%03d", m), Node: NodeName(n),
 		App: fmt.Sprintf("a%d", m%apps), Tier: fmt.Sprintf("t%d", m%tiers), HostNetwork: m%50 == 0}
+	if !p.HostNetwork {
+		p.IP = fmt.Sprintf("10.%d.%d.%d", 64+n/256, n%256, 2+i/s.Nodes)
+	}
+	return p
 }
 
 // PolicyPlan is one LoopbackService (Cluster: a ClusterLoopbackService,

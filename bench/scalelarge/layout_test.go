@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -8,7 +9,7 @@ import (
 // TestLayoutMatchesSelectors checks the counts the tool waits for against
 // a brute-force evaluation of every selector over every pod.
 func TestLayoutMatchesSelectors(t *testing.T) {
-	for _, s := range []Size{Small, {Nodes: 7, Namespaces: 13, Pods: 13 * 150, Policies: 91, ClusterPolicies: 20}} {
+	for _, s := range []Size{Small, {Nodes: 19, Namespaces: 13, Pods: 13 * 150, Policies: 91, ClusterPolicies: 20}} {
 		if err := s.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -71,12 +72,43 @@ func TestLayoutMatchesSelectors(t *testing.T) {
 	}
 }
 
+// TestPlannedPodIPs: every pod not on the host network has an IP of its
+// own, in its node's pod CIDR (kwok sets it; a duplicate would make two pods
+// one address to loopguard).
+func TestPlannedPodIPs(t *testing.T) {
+	for _, s := range []Size{Small, Large, {Nodes: 7, Namespaces: 13, Pods: 13 * 50, Policies: 1}} {
+		seen := map[string]int{}
+		for i := 0; i < s.Pods; i++ {
+			p := s.Pod(i)
+			if p.HostNetwork != (p.IP == "") {
+				t.Fatalf("%+v pod %d: hostNetwork %v, IP %q", s, i, p.HostNetwork, p.IP)
+			}
+			if p.IP == "" {
+				continue
+			}
+			_, cidr, err := net.ParseCIDR(PodCIDR(i % s.Nodes))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ip := net.ParseIP(p.IP)
+			if ip == nil || !cidr.Contains(ip) || ip.To4()[3] < 2 || ip.To4()[3] == 255 {
+				t.Fatalf("%+v pod %d on %s: IP %s outside %s's hosts", s, i, p.Node, p.IP, cidr)
+			}
+			if j, dup := seen[p.IP]; dup {
+				t.Fatalf("%+v: pods %d and %d both get %s", s, j, i, p.IP)
+			}
+			seen[p.IP] = i
+		}
+	}
+}
+
 func TestValidateRefusesAboveEnvelope(t *testing.T) {
 	for _, s := range []Size{
 		{Nodes: 5001, Namespaces: 1500, Pods: 150000, Policies: 10000, ClusterPolicies: 20},
 		{Nodes: 5000, Namespaces: 1500, Pods: 151500, Policies: 10000, ClusterPolicies: 20},
 		{Nodes: 5000, Namespaces: 1500, Pods: 150000, Policies: 10001, ClusterPolicies: 20},
 		{Nodes: 50, Namespaces: 15, Pods: 1501, Policies: 100},
+		{Nodes: 10, Namespaces: 15, Pods: 1500, Policies: 100}, // 150 pods a node
 	} {
 		if s.Validate() == nil {
 			t.Errorf("%+v accepted", s)

@@ -13,8 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// kwokAnnotation marks the nodes kwok manages (and only those).
-const kwokAnnotation = "kwok.x-k8s.io/node"
+// kwokAnnotation marks the nodes kwok manages (and only those);
+// podIPAnnotation carries a pod's planned IP to the pod-ready stage of
+// bin/kwok-config (the same name as its PodIPAnnotation, another module).
+const (
+	kwokAnnotation  = "kwok.x-k8s.io/node"
+	podIPAnnotation = "scale.loopguard.io/pod-ip"
+)
 
 // createNodes creates the kwok nodes, each with a pod CIDR of its own (kwok
 // gives pods IPs from it) and room for 110 pods.
@@ -24,7 +29,7 @@ func (b *bench) createNodes(ctx context.Context) []types.UID {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: NodeName(n), Annotations: map[string]string{kwokAnnotation: "fake"},
 				Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": NodeName(n)}},
-			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.%d.%d.0/24", 64+n/256, n%256)},
+			Spec: corev1.NodeSpec{PodCIDR: PodCIDR(n)},
 			Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110"),
 				corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi")}},
 		}
@@ -51,8 +56,13 @@ func (b *bench) createNamespaces(ctx context.Context) {
 func (b *bench) createPods(ctx context.Context, from, to int) {
 	b.parallelRange("pods", from, to, func(i int) error {
 		p := b.size.Pod(i)
+		var ann map[string]string
+		if p.IP != "" {
+			ann = map[string]string{podIPAnnotation: p.IP}
+		}
 		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.NS, Labels: map[string]string{"app": p.App, "tier": p.Tier}},
+			ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.NS, Annotations: ann,
+				Labels: map[string]string{"app": p.App, "tier": p.Tier}},
 			Spec: corev1.PodSpec{NodeName: p.Node, HostNetwork: p.HostNetwork,
 				Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
 					{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},

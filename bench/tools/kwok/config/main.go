@@ -3,7 +3,8 @@
 // leases, pod ready/complete/delete: what kwokctl installs), taken from the
 // kwok module itself so they follow its version, and the node lease
 // duration given as the first argument (kwok renews a lease every quarter
-// of it).
+// of it). One change to kwok's pod-ready stage: a pod that carries the
+// annotation PodIPAnnotation gets that IP (see podReady).
 package main
 
 import (
@@ -27,10 +28,15 @@ func main() {
 		}
 		lease = n
 	}
+	ready, err := podReady(podfast.DefaultPodReady)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	docs := []string{
 		fmt.Sprintf("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n  nodeLeaseDurationSeconds: %d\n  nodeLeaseParallelism: 4\n  nodePlayStageParallelism: 4\n  podPlayStageParallelism: 16\n  podsOnNodeSyncParallelism: 1\n  cidr: 10.0.0.0/24\n", lease),
 		nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete,
+		ready, podfast.DefaultPodComplete, podfast.DefaultPodDelete,
 	}
 	for i, d := range docs {
 		if i > 0 {
