@@ -37,6 +37,11 @@ type Options struct {
 	// (WebhookRegistration.View): each policy's status write carries the
 	// Enforced condition it gives.
 	Registration *RegistrationView
+	// ClusterPolicyBatchPeriod folds the events of the objects a
+	// ClusterLoopbackService reads (pods, Services, workloads, other
+	// policies, namespaces of every namespace it selects) into one
+	// reconcile per period (batched); 0: none.
+	ClusterPolicyBatchPeriod time.Duration
 }
 
 // watched are the objects whose changes can change a policy's audit: the
@@ -72,7 +77,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, lbsOverlaps, true)
+	b = watchOverlaps(b, lbsOverlaps, true, 0)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	if err := b.Complete(lbs); err != nil {
@@ -80,11 +85,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 
 	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base}
+	batch := opts.ClusterPolicyBatchPeriod
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
 		For(&v1alpha1.ClusterLoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+		Watches(&corev1.Namespace{}, batched(handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), batch), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
 	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {
@@ -94,11 +100,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
+		b = b.Watches(o, batched(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), batch), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, clbsOverlaps, false)
+	b = watchOverlaps(b, clbsOverlaps, false, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
-	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
+	b = b.Watches(&corev1.Pod{}, batched(nmHandler, batch), builder.WithPredicates(nmPred))
 	if err := b.Complete(clbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
 	}

@@ -68,7 +68,9 @@ type AccessGuard struct {
 	Index    *policyindex.Index
 	Reader   client.Reader
 	Recorder events.EventRecorder
-	Log      logr.Logger
+	// Namespaces: as ExposureValidator's.
+	Namespaces policyindex.LabelsFunc
+	Log        logr.Logger
 }
 
 var _ admission.Handler = &AccessGuard{}
@@ -84,7 +86,10 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 	if !g.Index.Synced() {
 		return admission.Errored(http.StatusServiceUnavailable, errNotSynced)
 	}
-	env := g.Index.Env(req.Namespace)
+	env, err := g.Index.EnvLive(ctx, req.Namespace, g.Namespaces)
+	if err != nil {
+		return admission.Errored(http.StatusServiceUnavailable, err)
+	}
 	if env.Empty() {
 		return admission.Allowed("")
 	}

@@ -49,7 +49,10 @@ type ExposureValidator struct {
 	// Reader reads pods and Services from the informer cache; it is never
 	// an API client, so a review makes no API call.
 	Reader client.Reader
-	Log    logr.Logger
+	// Namespaces reads the labels of a namespace the index has not seen
+	// yet from the API server (policyindex.Index.EnvLive); nil: never.
+	Namespaces policyindex.LabelsFunc
+	Log        logr.Logger
 }
 
 var _ admission.Handler = &ExposureValidator{}
@@ -92,11 +95,14 @@ func (v *ExposureValidator) review(ctx context.Context, req admission.Request) (
 	if !v.Index.Synced() {
 		return admission.Errored(http.StatusServiceUnavailable, errNotSynced), decisionError
 	}
-	env := v.Index.Env(req.Namespace)
+	env, err := v.Index.EnvLive(ctx, req.Namespace, v.Namespaces)
+	if err != nil {
+		return admission.Errored(http.StatusServiceUnavailable, err), decisionError
+	}
 	if env.Empty() && !v.judgedAcrossNamespaces(obj) {
 		return admission.Allowed(""), decisionAllow
 	}
-	obj, err := decodeRequestObject(req.Object, obj)
+	obj, err = decodeRequestObject(req.Object, obj)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("failed to decode %s: %w", req.Kind.Kind, err)), decisionError
 	}

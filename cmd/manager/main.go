@@ -42,6 +42,7 @@ func main() {
 		leaderElectionNamespace    string
 		pprofAddr                  string
 		concurrentReconciles       int
+		clusterPolicyBatch         time.Duration
 		webhookClientCA            string
 		webhookClientNames         string
 		metricsCertDir             string
@@ -65,6 +66,7 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the Go profiler's /debug/pprof endpoints, plain HTTP and unauthenticated: bind it to loopback (127.0.0.1:6065) and only while profiling; empty disables it.")
 	flag.IntVar(&concurrentReconciles, "concurrent-reconciles", app.ConcurrentReconciles, "Workers of each controller (policies, NetworkPolicies, reports); one object is never reconciled by two at once.")
+	flag.DurationVar(&clusterPolicyBatch, "cluster-policy-batch-period", app.ClusterPolicyBatchPeriod, "Fold the changes in the namespaces a ClusterLoopbackService selects into one reconcile per period (its status and NetworkPolicies follow at most this much later; admission does not wait). 0 disables the batching.")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
 	var regFlags registrationFlags
 	regFlags.bind(flag.CommandLine)
@@ -74,6 +76,10 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("loopguard manager", version.KeysAndValues()...)
+	if clusterPolicyBatch < 0 || clusterPolicyBatch > time.Minute {
+		log.Error(fmt.Errorf("--cluster-policy-batch-period=%s: want 0 to 1m", clusterPolicyBatch), "invalid flag")
+		os.Exit(2)
+	}
 	if concurrentReconciles < 1 || concurrentReconciles > 64 {
 		log.Error(fmt.Errorf("--concurrent-reconciles=%d: want 1 to 64", concurrentReconciles), "invalid flag")
 		os.Exit(2)
@@ -192,7 +198,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if _, err := wiring.Setup(ctx, mgr, wiring.Options{AuditInterval: auditInterval, Registration: registration}); err != nil {
+	if _, err := wiring.Setup(ctx, mgr, wiring.Options{AuditInterval: auditInterval, ClusterPolicyBatchPeriod: batchOption(clusterPolicyBatch), Registration: registration}); err != nil {
 		log.Error(err, "unable to set up loopguard")
 		os.Exit(1)
 	}
@@ -236,4 +242,13 @@ func podNamespace() (string, error) {
 		return ns, nil
 	}
 	return "", fmt.Errorf("POD_NAMESPACE is not set and the in-cluster namespace file is empty")
+}
+
+// batchOption maps --cluster-policy-batch-period to wiring.Options, where
+// 0 is the default and a negative period disables the batching.
+func batchOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

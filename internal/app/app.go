@@ -5,6 +5,8 @@
 package app
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,6 +30,12 @@ import (
 // round trips, the limit. One object is still never reconciled twice at
 // once.
 const ConcurrentReconciles = 4
+
+// ClusterPolicyBatchPeriod is the default of --cluster-policy-batch-period
+// (controllers.Options.ClusterPolicyBatchPeriod): a ClusterLoopbackService's
+// status and NetworkPolicies follow a change in one of its namespaces at
+// most this much later.
+const ClusterPolicyBatchPeriod = time.Second
 
 // Scheme returns the scheme with the built-in kinds and loopguard's API.
 func Scheme() *runtime.Scheme {

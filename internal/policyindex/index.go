@@ -5,7 +5,9 @@
 package policyindex
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -135,19 +137,56 @@ func (x *Index) DeleteNamespace(namespace string) {
 // set is rebuilt outside the lock (10,000 policies take milliseconds), so
 // reviews in other namespaces never wait for it.
 func (x *Index) Env(namespace string) *rules.Env {
+	env, _, _ := x.env(namespace, nil)
+	return env
+}
+
+// LabelsFunc reads a namespace's labels from the API server; nil labels
+// and no error when the namespace does not exist.
+type LabelsFunc func(ctx context.Context, namespace string) (map[string]string, error)
+
+// EnvLive is Env for an admission review. When a cluster policy exists
+// and the index has not seen the namespace yet, its labels are read with
+// get: a namespace created and written to at once (kubectl create
+// namespace and apply, helm --create-namespace) reaches the webhook before
+// its informer event reaches the index, and without its labels no cluster
+// policy would select it. A namespace the index knows costs no call; a
+// relabelled one is judged by the labels the index has (the API server's
+// own namespaceSelector matching reads a cache too).
+func (x *Index) EnvLive(ctx context.Context, namespace string, get LabelsFunc) (*rules.Env, error) {
+	env, known, clusterPolicies := x.env(namespace, nil)
+	if known || !clusterPolicies || namespace == "" || get == nil {
+		return env, nil
+	}
+	l, err := get(ctx, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the labels of namespace %q, which loopguard has not seen yet: %w", namespace, err)
+	}
+	env, _, _ = x.env(namespace, labels.Set(l))
+	return env, nil
+}
+
+// env builds the Env of namespace, with labels l when l is not nil; known
+// says whether the index has the namespace's labels, clusterPolicies
+// whether any cluster policy is stored.
+func (x *Index) env(namespace string, l labels.Set) (env *rules.Env, known, clusterPolicies bool) {
 	x.mu.RLock()
 	nsb := x.namespaces[namespace]
 	nsSet, nsSnap := x.snapshot(nsb)
 	clusterSet, clusterSnap := x.snapshot(&x.cluster)
-	nsLabels := x.nsLabels[namespace]
+	nsLabels, known := x.nsLabels[namespace]
+	clusterPolicies = len(x.cluster.policies) > 0
 	x.mu.RUnlock()
+	if l != nil {
+		nsLabels = l
+	}
 	if nsSnap != nil {
 		nsSet = x.build(nsSnap)
 	}
 	if clusterSnap != nil {
 		clusterSet = x.build(clusterSnap)
 	}
-	return rules.NewEnv(namespace, nsLabels, nsSet, clusterSet)
+	return rules.NewEnv(namespace, nsLabels, nsSet, clusterSet), known, clusterPolicies
 }
 
 // staleBucket is what building a stale bucket's set needs.

@@ -1,6 +1,8 @@
 package policyindex
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -379,5 +381,57 @@ func TestConcurrentUse(t *testing.T) {
 		if n != want {
 			t.Errorf("Env(%s) has %d namespaced policies, the index %d", ns, n, want)
 		}
+	}
+}
+
+// TestEnvLiveReadsNewNamespaces: a namespace created a moment ago is not in
+// the index yet; a review in it reads its labels once, so a cluster
+// policy selecting them applies from the namespace's first write. A known
+// namespace, or a cluster without cluster policies, costs no read.
+func TestEnvLiveReadsNewNamespaces(t *testing.T) {
+	ctx := context.Background()
+	x := New()
+	x.SetNamespaceLabels("old", map[string]string{"env": "dev"})
+	var reads []string
+	get := func(_ context.Context, ns string) (map[string]string, error) {
+		reads = append(reads, ns)
+		switch ns {
+		case "broken":
+			return nil, errors.New("connection refused")
+		case "gone":
+			return nil, nil
+		}
+		return map[string]string{"env": "prod"}, nil
+	}
+	live := func(ns string) *rules.Env {
+		t.Helper()
+		env, err := x.EnvLive(ctx, ns, get)
+		if err != nil {
+			t.Fatalf("EnvLive(%s): %v", ns, err)
+		}
+		return env
+	}
+	if env := live("new"); !env.Empty() || len(reads) != 0 {
+		t.Fatalf("no policies: env %+v, reads %v; want empty, none", env, reads)
+	}
+	if err := x.SetClusterLoopbackService(clbs("prod-admin", map[string]string{"env": "prod"}, nil, 15000)); err != nil {
+		t.Fatal(err)
+	}
+	// The attack this closes: Env alone does not know the new namespace.
+	wantRefs(t, "Env(new) covering 15000", covering(x.Env("new"), cartPod, 15000))
+	wantRefs(t, "EnvLive(new) covering 15000", covering(live("new"), cartPod, 15000), "ClusterLoopbackService prod-admin")
+	wantRefs(t, "EnvLive(old) covering 15000", covering(live("old"), cartPod, 15000))
+	wantRefs(t, "EnvLive(gone) covering 15000", covering(live("gone"), cartPod, 15000))
+	if _, err := x.EnvLive(ctx, "broken", get); err == nil || !strings.Contains(err.Error(), `namespace "broken"`) {
+		t.Errorf("EnvLive(broken) error = %v, want one naming the namespace", err)
+	}
+	if !slices.Equal(reads, []string{"new", "gone", "broken"}) {
+		t.Errorf("reads = %v, want only the namespaces the index has not seen", reads)
+	}
+	// Once the informer delivers it, the index's labels are used.
+	x.SetNamespaceLabels("new", map[string]string{"env": "dev"})
+	wantRefs(t, "EnvLive(new) after its event", covering(live("new"), cartPod, 15000))
+	if len(reads) != 3 {
+		t.Errorf("reads = %v after the namespace's event, want no new read", reads)
 	}
 }

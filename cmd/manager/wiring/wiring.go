@@ -17,6 +17,7 @@ import (
 
 	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/webhooks"
@@ -26,6 +27,9 @@ import (
 type Options struct {
 	// AuditInterval is the period of the full re-audit of every policy.
 	AuditInterval time.Duration
+	// ClusterPolicyBatchPeriod: controllers.Options'; 0 is
+	// app.ClusterPolicyBatchPeriod, negative is none.
+	ClusterPolicyBatchPeriod time.Duration
 	// Registration, when set, makes the manager register its own webhooks
 	// (controllers/webhookconfig_controller.go) once its webhook server
 	// serves; Serving is filled in here.
@@ -49,13 +53,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*policyindex.In
 	// review once (webhooks.ReviewHandler); the port-forward guard, rarely
 	// called, keeps controller-runtime's webhook.Admission.
 	admissionLog := ctrl.Log.WithName("admission")
+	// A namespace the index has not seen yet is read from the API server.
+	liveLabels := webhooks.LiveNamespaceLabels(mgr.GetAPIReader())
 	mgr.GetWebhookServer().Register(webhooks.Path, &webhooks.ReviewHandler{Log: admissionLog, Handler: &webhooks.ExposureValidator{
-		Index: index, Reader: mgr.GetCache(), Log: admissionLog,
+		Index: index, Reader: mgr.GetCache(), Namespaces: liveLabels, Log: admissionLog,
 	}})
 	mgr.GetWebhookServer().Register(webhooks.PortForwardPath, &webhook.Admission{Handler: &webhooks.AccessGuard{
-		Index: index, Reader: mgr.GetCache(), Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("access"),
+		Index: index, Reader: mgr.GetCache(), Namespaces: liveLabels, Recorder: mgr.GetEventRecorder("loopguard-admission"), Log: ctrl.Log.WithName("access"),
 	}})
-	copts := controllers.Options{AuditInterval: opts.AuditInterval, Index: index}
+	batch := opts.ClusterPolicyBatchPeriod
+	if batch == 0 {
+		batch = app.ClusterPolicyBatchPeriod
+	}
+	copts := controllers.Options{AuditInterval: opts.AuditInterval, Index: index, ClusterPolicyBatchPeriod: max(batch, 0)}
 	reg := opts.Registration
 	if reg != nil {
 		reg.View = controllers.NewRegistrationView()
