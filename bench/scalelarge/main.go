@@ -46,6 +46,11 @@ type bench struct {
 	workers int
 	podUIDs []types.UID
 	start   time.Time
+	// cpu meters the control plane's processes; cpu0 is its reading at
+	// the first policy's creation.
+	cpu  cpuMeter
+	cpu0 map[string]float64
+	t0   time.Time
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -114,7 +119,12 @@ func main() {
 	run := filepath.Join(*devDir, "run")
 
 	b.logf("size %+v, %d NetworkPolicies expected; kwok node lease %ds (renewed every %ds)", b.size, b.size.ExpectedNetworkPolicies(), *lease, *lease/4)
-	atExit = append(atExit, startKwok(*kwokBin, *kwokConfig, *devDir, *lease))
+	stopKwok, kwokPID := startKwok(*kwokBin, *kwokConfig, *devDir, *lease)
+	atExit = append(atExit, stopKwok)
+	b.cpu = cpuMeter{"kwok": kwokPID}
+	for _, c := range []string{"manager", "kube-apiserver", "etcd", "kube-controller-manager"} {
+		b.cpu[c] = pidOf(filepath.Join(run, c+".pid"))
+	}
 	if *cleanup {
 		atExit = append(atExit, func() { b.cleanup(context.Background()) })
 	}
@@ -159,6 +169,7 @@ func main() {
 	b.logf("simulated agents: one report per node every %s (%.1f writes/s), at once on a change", reportRefresh, float64(b.size.Nodes)/reportRefresh.Seconds())
 
 	writes0, _ := b.writesBy(ctx)
+	b.cpu0, b.t0 = b.cpu.read(), time.Now()
 	last := b.createPolicies(ctx)
 	b.converge(ctx, last, *timeout)
 	if writes1, err := b.writesBy(ctx); err == nil {
@@ -200,7 +211,7 @@ func main() {
 
 // startKwok writes kwok's configuration and runs kwok against the control
 // plane, managing only the nodes annotated kwok.x-k8s.io/node=fake.
-func startKwok(bin, config, devDir string, lease int) func() {
+func startKwok(bin, config, devDir string, lease int) (stop func(), pid int) {
 	out, err := exec.Command(config, strconv.Itoa(lease)).Output()
 	if err != nil {
 		fail(fmt.Errorf("%s: %w", config, err))
@@ -234,7 +245,7 @@ func startKwok(bin, config, devDir string, lease int) func() {
 		_ = cmd.Process.Kill()
 		<-exited
 		_ = logf.Close()
-	}
+	}, cmd.Process.Pid
 }
 
 // atExit runs once on the way out, failed, interrupted or not (kwok, the
