@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -18,8 +19,9 @@ import (
 // every namespace it selects, and any write in any of them is its event;
 // without a batch it was reconciled back to back while policies were
 // being created (43% of the manager's CPU at 150,000 pods). Its own
-// changes and its NetworkPolicies' are not batched; admission never waits
-// for a reconcile. period 0 returns h.
+// changes, its NetworkPolicies' and namespaces' (a namespace it comes to
+// select gets its NetworkPolicy at once) are not batched; admission never
+// waits for a reconcile. period 0 returns h.
 func batched(h handler.EventHandler, period time.Duration) handler.EventHandler {
 	if period <= 0 {
 		return h
@@ -49,14 +51,33 @@ func (b *batchHandler) Generic(ctx context.Context, e event.GenericEvent, q work
 }
 
 func (b *batchHandler) delaying(q workqueue.TypedRateLimitingInterface[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		return delayingPriorityQueue{PriorityQueue: pq, period: b.period}
+	}
 	return delayingQueue{TypedRateLimitingInterface: q, period: b.period}
 }
 
-// delayingQueue turns Add into AddAfter(period). It hides the priority
-// queue's AddWithOpts, so handlers use Add.
+// delayingQueue turns Add into AddAfter(period).
 type delayingQueue struct {
 	workqueue.TypedRateLimitingInterface[reconcile.Request]
 	period time.Duration
 }
 
 func (q delayingQueue) Add(r reconcile.Request) { q.AddAfter(r, q.period) }
+
+// delayingPriorityQueue is delayingQueue for controller-runtime's priority
+// queue (the default): handlers keep their priorities (the initial list's
+// events are low), with at least period's delay.
+type delayingPriorityQueue struct {
+	priorityqueue.PriorityQueue[reconcile.Request]
+	period time.Duration
+}
+
+func (q delayingPriorityQueue) Add(r reconcile.Request) {
+	q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{After: q.period}, r)
+}
+
+func (q delayingPriorityQueue) AddWithOpts(o priorityqueue.AddOpts, rs ...reconcile.Request) {
+	o.After = max(o.After, q.period)
+	q.PriorityQueue.AddWithOpts(o, rs...)
+}

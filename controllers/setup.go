@@ -38,8 +38,8 @@ type Options struct {
 	// Enforced condition it gives.
 	Registration *RegistrationView
 	// ClusterPolicyBatchPeriod folds the events of the objects a
-	// ClusterLoopbackService reads (pods, Services, workloads, other
-	// policies, namespaces of every namespace it selects) into one
+	// ClusterLoopbackService reads in the namespaces it selects (pods,
+	// Services, workloads, NetworkPolicies, other policies) into one
 	// reconcile per period (batched); 0: none.
 	ClusterPolicyBatchPeriod time.Duration
 }
@@ -90,7 +90,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
 		For(&v1alpha1.ClusterLoopbackService{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.Namespace{}, batched(handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), batch), builder.WithPredicates(relevantChange()))
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
 	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {

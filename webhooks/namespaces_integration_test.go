@@ -5,14 +5,22 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/webhooks"
 )
@@ -60,5 +68,81 @@ func TestNewNamespaceJudgedFromItsFirstWrite(t *testing.T) {
 		if !strings.Contains(resp.Result.Message, want) {
 			t.Errorf("denial %q does not name %q", resp.Result.Message, want)
 		}
+	}
+}
+
+// TestSliceToPodsOfNewNamespaceJudged: a hand-written EndpointSlice in a
+// namespace the index knows, listing a pod of one it has not seen yet, is
+// judged by the pod's namespace's labels read live: the cluster policy
+// selecting that namespace refuses it.
+func TestSliceToPodsOfNewNamespaceJudged(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	idx := policyindex.New()
+	clbs := &v1alpha1.ClusterLoopbackService{ObjectMeta: metav1.ObjectMeta{Name: "fresh-slice"}}
+	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{"fresh-slice": "prod"}
+	clbs.Spec.Ports = []v1alpha1.LoopbackPort{{Port: 15000}}
+	if err := idx.SetClusterLoopbackService(clbs); err != nil {
+		t.Fatal(err)
+	}
+	idx.MarkSynced()
+	tenant := namespace(t, nil)
+	idx.SetNamespaceLabels(tenant, nil)
+	fresh := namespace(t, map[string]string{"fresh-slice": "prod"})
+	const ip = "10.250.3.7"
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: fresh, Name: "admin"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "proxy", Image: "x",
+			Ports: []corev1.ContainerPort{{ContainerPort: 15000}}}}}}
+	if err := env.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if err := env.Client.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	opts := app.CacheOptions()
+	opts.Scheme = app.Scheme()
+	ca, err := cache.New(env.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addrindex.Register(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		t.Fatal("the cache did not sync")
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var p corev1.Pod
+		return ca.Get(ctx, client.ObjectKeyFromObject(pod), &p) == nil && p.Status.PodIP == ip, nil
+	}); err != nil {
+		t.Fatalf("the pod with its IP never reached the cache: %v", err)
+	}
+	slice := &discoveryv1.EndpointSlice{TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
+		ObjectMeta:  metav1.ObjectMeta{Namespace: tenant, Name: "to-admin"},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}}}
+	raw, err := json.Marshal(slice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "2",
+		Kind:      metav1.GroupVersionKind{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSlice"},
+		Resource:  metav1.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
+		Namespace: tenant, Name: "to-admin", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}}
+
+	blind := &webhooks.ExposureValidator{Index: idx, Reader: ca}
+	if resp := blind.Handle(ctx, req); !resp.Allowed {
+		t.Fatalf("without the live read the slice was refused (%v): the test no longer shows the window", resp.Result)
+	}
+	v := &webhooks.ExposureValidator{Index: idx, Reader: ca, Namespaces: webhooks.LiveNamespaceLabels(env.Client)}
+	resp := v.Handle(ctx, req)
+	if resp.Allowed || resp.Result == nil {
+		t.Fatalf("a slice reaching a pod of a new namespace the cluster policy selects was admitted")
+	}
+	if !strings.Contains(resp.Result.Message, "ClusterLoopbackService fresh-slice") {
+		t.Errorf("denial %q does not name the policy", resp.Result.Message)
 	}
 }

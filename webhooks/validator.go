@@ -148,10 +148,28 @@ func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runt
 	in := []client.ListOption{client.InNamespace(env.Namespace), client.UnsafeDisableDeepCopy}
 	if judgedByAddress(obj) {
 		// Addresses are matched to pods of any namespace by targetRef
-		// and by IP, each judged by its namespace's policies.
-		r, err := addrindex.Resolve(ctx, v.Reader, obj, v.Index.Env)
-		snap.Resolver = r
-		return snap, err
+		// and by IP, each judged by its namespace's policies (with the
+		// labels of a namespace the index has not seen yet read live,
+		// as the request's own).
+		pods, err := addrindex.PodsNamed(ctx, v.Reader, obj)
+		if err != nil {
+			return snap, err
+		}
+		envs := map[string]*rules.Env{env.Namespace: env}
+		for _, p := range pods {
+			if envs[p.Namespace] == nil {
+				if envs[p.Namespace], err = v.Index.EnvLive(ctx, p.Namespace, v.Namespaces); err != nil {
+					return snap, err
+				}
+			}
+		}
+		snap.Resolver = rules.NewResolver(pods, func(ns string) *rules.Env {
+			if e := envs[ns]; e != nil {
+				return e
+			}
+			return v.Index.Env(ns)
+		})
+		return snap, nil
 	}
 	switch o := obj.(type) {
 	case *corev1.Service:

@@ -76,8 +76,8 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("loopguard manager", version.KeysAndValues()...)
-	if clusterPolicyBatch < 0 || clusterPolicyBatch > time.Minute {
-		log.Error(fmt.Errorf("--cluster-policy-batch-period=%s: want 0 to 1m", clusterPolicyBatch), "invalid flag")
+	if clusterPolicyBatch < 0 || clusterPolicyBatch > 10*time.Second {
+		log.Error(fmt.Errorf("--cluster-policy-batch-period=%s: want 0 to 10s", clusterPolicyBatch), "invalid flag")
 		os.Exit(2)
 	}
 	if concurrentReconciles < 1 || concurrentReconciles > 64 {

@@ -98,17 +98,6 @@ func Register(ctx context.Context, c cache.Cache) error {
 	return nil
 }
 
-// Resolve gathers from the cache the pods that obj's addresses (an
-// EndpointSlice or Endpoints object) own or name, in any namespace, and
-// returns the rules' Resolver over them with envFor. It honours ctx: a
-// review's deadline bounds the lookups of an object with many addresses.
-func Resolve(ctx context.Context, c client.Reader, obj runtime.Object, envFor func(namespace string) *rules.Env) (rules.Resolver, error) {
-	pods, err := PodsNamed(ctx, c, obj)
-	if err != nil {
-		return nil, err
-	}
-	return rules.NewResolver(pods, envFor), nil
-}
 
 // PodsNamed returns the pods of any namespace that own one of obj's
 // addresses or that its targetRefs name; a pod may come twice.
