@@ -98,7 +98,6 @@ func Register(ctx context.Context, c cache.Cache) error {
 	return nil
 }
 
-
 // PodsNamed returns the pods of any namespace that own one of obj's
 // addresses or that its targetRefs name; a pod may come twice.
 func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*corev1.Pod, error) {
