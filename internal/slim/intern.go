@@ -22,10 +22,12 @@ const (
 // NewPodTransform returns the cache transform for Pods: Pod's trimming,
 // then what many pods hold equal is shared instead of held by each. The
 // decoder gives every pod its own copy of its namespace, node, phase,
-// label map, owner references and container ports; pods of one workload
-// on one node repeat all of them. A label map is about 300 bytes however
-// few labels it holds, an owner reference about 200: at 150,000 pods of
-// a few thousand workloads, shared, they are 60 to 80 MB less live heap.
+// label map, owner references and containers; pods of one workload on one
+// node repeat all of them. A label map is about 300 bytes however few
+// labels it holds, an owner reference about 200, a container 408 however
+// few of its fields Pod keeps: at 150,000 pods of a few thousand
+// workloads, shared, they are 110 to 130 MB less live heap (the container
+// lists 52 MB of it, measured at 150,000 pods of one container each).
 //
 // The shared values are read-only, like everything in the pod cache
 // (app.CacheOptions: cached pods are never copied, and code that reads a
@@ -49,6 +51,7 @@ type interner struct {
 	labels map[string]map[string]string
 	owners map[string][]metav1.OwnerReference
 	ports  map[string][]corev1.ContainerPort
+	ctrs   map[string][]corev1.Container
 	key    strings.Builder
 }
 
@@ -61,12 +64,44 @@ func (in *interner) pod(p *corev1.Pod) {
 	p.OwnerReferences = in.ownerRefs(p.OwnerReferences)
 	p.Spec.NodeName = in.str(p.Spec.NodeName)
 	p.Status.Phase = corev1.PodPhase(in.str(string(p.Status.Phase)))
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for i := range cs {
-			cs[i].Name = in.str(cs[i].Name)
-			cs[i].Ports = in.portList(cs[i].Ports)
+	p.Spec.Containers = in.containers(p.Spec.Containers)
+	p.Spec.InitContainers = in.containers(p.Spec.InitContainers)
+}
+
+// containers returns the canonical list equal to cs, a list Pod trimmed:
+// names, ports, restart policy, privileged and added capabilities, all in
+// the key (a list counted, each string length-prefixed by keyOf).
+func (in *interner) containers(cs []corev1.Container) []corev1.Container {
+	if len(cs) == 0 {
+		return cs
+	}
+	for i := range cs {
+		cs[i].Name = in.str(cs[i].Name)
+		cs[i].Ports = in.portList(cs[i].Ports)
+	}
+	in.key.Reset()
+	for _, c := range cs {
+		restart, priv, caps := "-", "-", 0
+		if c.RestartPolicy != nil {
+			restart = "=" + string(*c.RestartPolicy)
+		}
+		if sc := c.SecurityContext; sc != nil {
+			priv = boolPtr(sc.Privileged)
+			if sc.Capabilities != nil {
+				caps = len(sc.Capabilities.Add)
+			}
+		}
+		in.keyOf(c.Name, restart, priv, strconv.Itoa(caps), strconv.Itoa(len(c.Ports)))
+		if caps > 0 {
+			for _, a := range c.SecurityContext.Capabilities.Add {
+				in.keyOf(string(a))
+			}
+		}
+		for _, p := range c.Ports {
+			in.keyOf(p.Name, strconv.Itoa(int(p.HostPort)), strconv.Itoa(int(p.ContainerPort)), string(p.Protocol), p.HostIP)
 		}
 	}
+	return canonical(&in.ctrs, in.key.String(), func() []corev1.Container { return cs })
 }
 
 // str returns the canonical copy of s.

@@ -82,6 +82,58 @@ func TestPodTransformSharesWhatPodsHoldEqual(t *testing.T) {
 	}
 }
 
+// TestPodTransformSharesContainerLists: pods of one workload share one
+// container list; a list differing in any field the rules read (a name,
+// a port, the restart policy, privileged, an added capability, one more
+// container) is its own, with its values intact.
+func TestPodTransformSharesContainerLists(t *testing.T) {
+	tr := NewPodTransform()
+	get := func(p *corev1.Pod) *corev1.Pod {
+		o, err := tr(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*corev1.Pod)
+	}
+	a, b := get(workloadPod(1, "web", true)), get(workloadPod(2, "web", true))
+	if !same(a.Spec.Containers, b.Spec.Containers) {
+		t.Fatalf("two pods of one workload do not share their containers")
+	}
+	for name, change := range map[string]func(c *corev1.Container, p *corev1.Pod){
+		"name":       func(c *corev1.Container, _ *corev1.Pod) { c.Name = "proxy" },
+		"port":       func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].ContainerPort = 15001 },
+		"host port":  func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].HostPort = 15000 },
+		"restart":    func(c *corev1.Container, _ *corev1.Pod) { c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways) },
+		"privileged": func(c *corev1.Container, _ *corev1.Pod) { c.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)} },
+		"capability": func(c *corev1.Container, _ *corev1.Pod) {
+			c.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
+		},
+		"one more": func(c *corev1.Container, p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side"})
+		},
+	} {
+		p := workloadPod(3, "web", true)
+		want := p.DeepCopy()
+		change(&p.Spec.Containers[0], p)
+		change(&want.Spec.Containers[0], want)
+		got := get(p)
+		trimmed, _ := Pod(want)
+		if same(a.Spec.Containers, got.Spec.Containers) || !reflect.DeepEqual(got.Spec.Containers, trimmed.(*corev1.Pod).Spec.Containers) {
+			t.Errorf("%s: a changed container list was shared or altered: %+v", name, got.Spec.Containers)
+		}
+		if again := get(func() *corev1.Pod { q := workloadPod(4, "web", true); change(&q.Spec.Containers[0], q); return q }()); !same(got.Spec.Containers, again.Spec.Containers) {
+			t.Errorf("%s: two equal changed lists are not shared", name)
+		}
+	}
+	// Init containers are shared apart from containers.
+	i := workloadPod(5, "web", true)
+	i.Spec.InitContainers = []corev1.Container{{Name: "envoy", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 15000, Protocol: corev1.ProtocolTCP}}}}
+	gi := get(i)
+	if !same(gi.Spec.InitContainers, gi.Spec.Containers) && !reflect.DeepEqual(gi.Spec.InitContainers, gi.Spec.Containers) {
+		t.Errorf("init containers altered: %+v", gi.Spec.InitContainers)
+	}
+}
+
 // TestInternerStartsOverPastItsBound: a table never grows past its bound.
 func TestInternerStartsOverPastItsBound(t *testing.T) {
 	in := &interner{}
