@@ -100,11 +100,15 @@ func TestPodTransformSharesContainerLists(t *testing.T) {
 		t.Fatalf("two pods of one workload do not share their containers")
 	}
 	for name, change := range map[string]func(c *corev1.Container, p *corev1.Pod){
-		"name":       func(c *corev1.Container, _ *corev1.Pod) { c.Name = "proxy" },
-		"port":       func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].ContainerPort = 15001 },
-		"host port":  func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].HostPort = 15000 },
-		"restart":    func(c *corev1.Container, _ *corev1.Pod) { c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways) },
-		"privileged": func(c *corev1.Container, _ *corev1.Pod) { c.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)} },
+		"name":      func(c *corev1.Container, _ *corev1.Pod) { c.Name = "proxy" },
+		"port":      func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].ContainerPort = 15001 },
+		"host port": func(c *corev1.Container, _ *corev1.Pod) { c.Ports[0].HostPort = 15000 },
+		"restart": func(c *corev1.Container, _ *corev1.Pod) {
+			c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		},
+		"privileged": func(c *corev1.Container, _ *corev1.Pod) {
+			c.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+		},
 		"capability": func(c *corev1.Container, _ *corev1.Pod) {
 			c.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
 		},
