@@ -187,6 +187,11 @@ func (r *WebhookConfigReconciler) policies(ctx context.Context) ([]webhookconfig
 	return out, objs, nil
 }
 
+// registrationBatchPeriod folds a burst of policy events into one
+// registration reconcile (batched): at most this much is added to the
+// time a new policy takes to report Enforced.
+const registrationBatchPeriod = 500 * time.Millisecond
+
 // SetupWebhookRegistration registers the controller with mgr.
 func SetupWebhookRegistration(mgr ctrl.Manager, reg WebhookRegistration) error {
 	if reg.Name == "" || reg.CABundle == nil || reg.Serving == nil || len(reg.Options.Templates) == 0 {
@@ -197,11 +202,17 @@ func SetupWebhookRegistration(mgr ctrl.Manager, reg WebhookRegistration) error {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: reg.Name}}}
 	})
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == reg.Name })
+	// Policy events are batched (the configuration itself is repaired at
+	// once): each reconcile reads every policy, and while thousands are
+	// created their events kept it running back to back, a third of the
+	// manager's CPU at 10,020 policies. A policy reports Enforced only
+	// once a reconcile after it covers it, batched or not.
+	policies := batched(one, registrationBatchPeriod)
 	err := ctrl.NewControllerManagedBy(mgr).Named(WebhookConfigControllerName).
 		WatchesRawSource(startSource(reg.Name)).
 		Watches(&admissionregistrationv1.ValidatingWebhookConfiguration{}, one, builder.WithPredicates(ours)).
-		Watches(&v1alpha1.LoopbackService{}, one, builder.WithPredicates(registrationRelevant{})).
-		Watches(&v1alpha1.ClusterLoopbackService{}, one, builder.WithPredicates(registrationRelevant{})).
+		Watches(&v1alpha1.LoopbackService{}, policies, builder.WithPredicates(registrationRelevant{})).
+		Watches(&v1alpha1.ClusterLoopbackService{}, policies, builder.WithPredicates(registrationRelevant{})).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", WebhookConfigControllerName, err)

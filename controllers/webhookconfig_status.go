@@ -49,7 +49,11 @@ func enforcedCondition(generation int64, st *v1alpha1.LoopbackServiceStatus, cov
 // found equal) and writes each policy's Enforced condition where its
 // status lags.
 func (r *WebhookConfigReconciler) setEnforced(ctx context.Context, objs map[webhookconfig.Key]enforcedObject, coverage map[webhookconfig.Key]webhookconfig.Coverage) error {
-	r.reg.View.setCoverage(coverage)
+	generations := make(map[webhookconfig.Key]int64, len(objs))
+	for k, obj := range objs {
+		generations[k] = obj.GetGeneration()
+	}
+	r.reg.View.setCoverage(coverage, generations)
 	var errs []error
 	for k, obj := range objs {
 		cov, ok := coverage[k]

@@ -25,6 +25,10 @@ type RegistrationView struct {
 	// known: the registration controller has run on this replica.
 	known    bool
 	coverage map[webhookconfig.Key]webhookconfig.Coverage
+	// generations are the policies' generations the coverage was
+	// computed from: a cluster policy's coverage follows its selector, so
+	// it says nothing of a later generation.
+	generations map[webhookconfig.Key]int64
 	// pendingReason and pendingMessage: nothing was registered (the
 	// server does not serve yet, no CA, no configuration).
 	pendingReason, pendingMessage string
@@ -36,13 +40,13 @@ type RegistrationView struct {
 func NewRegistrationView() *RegistrationView { return &RegistrationView{} }
 
 // setCoverage records the coverage of the configuration just written.
-func (v *RegistrationView) setCoverage(cov map[webhookconfig.Key]webhookconfig.Coverage) {
+func (v *RegistrationView) setCoverage(cov map[webhookconfig.Key]webhookconfig.Coverage, generations map[webhookconfig.Key]int64) {
 	if v == nil {
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.known, v.coverage, v.pendingReason, v.pendingMessage = true, cov, "", ""
+	v.known, v.coverage, v.generations, v.pendingReason, v.pendingMessage = true, cov, generations, "", ""
 }
 
 // setPending records why nothing was registered.
@@ -52,7 +56,7 @@ func (v *RegistrationView) setPending(reason, msg string) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.known, v.coverage, v.pendingReason, v.pendingMessage = true, nil, reason, msg
+	v.known, v.coverage, v.generations, v.pendingReason, v.pendingMessage = true, nil, nil, reason, msg
 }
 
 // condition is the Enforced condition of obj whose status is st, and
@@ -70,8 +74,9 @@ func (v *RegistrationView) condition(obj enforcedObject, st *v1alpha1.LoopbackSe
 	if v.pendingReason != "" {
 		return pendingCondition(obj, st, v.pendingReason, v.pendingMessage)
 	}
-	cov, ok := v.coverage[webhookconfig.Key{Namespace: obj.GetNamespace(), Name: obj.GetName()}]
-	if !ok {
+	key := webhookconfig.Key{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	cov, ok := v.coverage[key]
+	if !ok || v.generations[key] != obj.GetGeneration() {
 		return metav1.Condition{}, false
 	}
 	return enforcedCondition(obj.GetGeneration(), st, cov), true

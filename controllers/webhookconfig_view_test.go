@@ -27,6 +27,7 @@ func TestRegistrationViewCondition(t *testing.T) {
 	}
 	key := webhookconfig.Key{Namespace: "shop", Name: "admin"}
 	covered := map[webhookconfig.Key]webhookconfig.Coverage{key: {Covered: true, Reason: "Registered", Message: "judged"}}
+	gen3 := map[webhookconfig.Key]int64{key: 3}
 	for _, tc := range []struct {
 		name       string
 		view       func() *RegistrationView
@@ -36,13 +37,13 @@ func TestRegistrationViewCondition(t *testing.T) {
 	}{
 		{"no view", func() *RegistrationView { return nil }, policy("", ""), "", ""},
 		{"registration not run yet", NewRegistrationView, policy("", ""), "", ""},
-		{"covered", func() *RegistrationView { v := NewRegistrationView(); v.setCoverage(covered); return v }, policy("", ""), metav1.ConditionTrue, "Registered"},
+		{"covered", func() *RegistrationView { v := NewRegistrationView(); v.setCoverage(covered, gen3); return v }, policy("", ""), metav1.ConditionTrue, "Registered"},
 		{"not in the last view", func() *RegistrationView {
 			v := NewRegistrationView()
-			v.setCoverage(map[webhookconfig.Key]webhookconfig.Coverage{})
+			v.setCoverage(map[webhookconfig.Key]webhookconfig.Coverage{}, nil)
 			return v
 		}, policy("", ""), "", ""},
-		{"covered, invalid selector", func() *RegistrationView { v := NewRegistrationView(); v.setCoverage(covered); return v },
+		{"covered, invalid selector", func() *RegistrationView { v := NewRegistrationView(); v.setCoverage(covered, gen3); return v },
 			policy("", v1alpha1.ReasonInvalidSelector), metav1.ConditionFalse, v1alpha1.ReasonInvalidSelector},
 		{"not serving, already enforced", func() *RegistrationView {
 			v := NewRegistrationView()
@@ -59,10 +60,18 @@ func TestRegistrationViewCondition(t *testing.T) {
 			v.setPending(v1alpha1.ReasonWebhookConfigurationMissing, "gone")
 			return v
 		}, policy(metav1.ConditionTrue, ""), metav1.ConditionFalse, v1alpha1.ReasonWebhookConfigurationMissing},
+		// A cluster policy's selector changed (generation 3) after the
+		// registration covered its generation 2: that coverage says
+		// nothing of the new selector's namespaces.
+		{"covered at an older generation", func() *RegistrationView {
+			v := NewRegistrationView()
+			v.setCoverage(covered, map[webhookconfig.Key]int64{key: 2})
+			return v
+		}, policy(metav1.ConditionTrue, ""), "", ""},
 		{"pending, then written", func() *RegistrationView {
 			v := NewRegistrationView()
 			v.setPending(v1alpha1.ReasonWebhookPending, "not serving")
-			v.setCoverage(covered)
+			v.setCoverage(covered, gen3)
 			return v
 		}, policy("", ""), metav1.ConditionTrue, "Registered"},
 	} {
