@@ -67,17 +67,19 @@ compare-smoke: k8s build peers compare-harness ## Load each peer's policy and ch
 # passes further flags (see bin/scalelarge -h). Run it on a quiet machine.
 SCALE ?= large
 SCALE_ARGS ?=
+# SCALE_MANAGER_ARGS: more manager flags, e.g. --concurrent-reconciles=16.
+SCALE_MANAGER_ARGS ?=
 SCALE_PORT_OFFSET ?= 200
 SCALE_PPROF = 127.0.0.1:$(shell echo $$((6065 + $(SCALE_PORT_OFFSET))))
 # The node grace period (50 s by default) is raised past kwok's slowed lease
 # renewals (bench/scalelarge: every 150 s at 5,000 nodes), so that a node
 # whose heartbeat the loaded machine delays is not marked NotReady.
-SCALE_ENV = DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592 DEV_KCM_ARGS=--node-monitor-grace-period=20m MANAGER_ARGS=--pprof-bind-address=$(SCALE_PPROF)
+SCALE_ENV = DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592 DEV_KCM_ARGS=--node-monitor-grace-period=20m MANAGER_ARGS="--pprof-bind-address=$(SCALE_PPROF) $(SCALE_MANAGER_ARGS)"
 
 bin/kwok: bench/tools/kwok/go.mod bench/tools/kwok/go.sum
 	cd bench/tools/kwok && nice $(GO) build -trimpath -o $(abspath $@) sigs.k8s.io/kwok/cmd/kwok
 
-bin/kwok-config: bench/tools/kwok/go.mod bench/tools/kwok/go.sum bench/tools/kwok/config/main.go
+bin/kwok-config: bench/tools/kwok/go.mod bench/tools/kwok/go.sum $(wildcard bench/tools/kwok/config/*.go)
 	cd bench/tools/kwok && nice $(GO) build -trimpath -o $(abspath $@) ./config
 
 .PHONY: bench-scale-large
