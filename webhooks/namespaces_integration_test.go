@@ -14,13 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/addrindex"
-	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/webhooks"
 )
@@ -100,19 +97,7 @@ func TestSliceToPodsOfNewNamespaceJudged(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	opts := app.CacheOptions()
-	opts.Scheme = app.Scheme()
-	ca, err := cache.New(env.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addrindex.Register(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ca.Start(ctx) }()
-	if !ca.WaitForCacheSync(ctx) {
-		t.Fatal("the cache did not sync")
-	}
+	ca := env.IndexedCache(ctx, t)
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		var p corev1.Pod
 		return ca.Get(ctx, client.ObjectKeyFromObject(pod), &p) == nil && p.Status.PodIP == ip, nil

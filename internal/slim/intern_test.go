@@ -28,6 +28,16 @@ func workloadPod(i int, app string, controller bool) *corev1.Pod {
 	}
 }
 
+// transformed is p through the transform tr.
+func transformed(t *testing.T, tr func(any) (any, error), p *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	o, err := tr(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.(*corev1.Pod)
+}
+
 func same[T any](a, b T) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
@@ -37,13 +47,7 @@ func same[T any](a, b T) bool {
 // owner or ports differ in any field gets its own, with its values intact.
 func TestPodTransformSharesWhatPodsHoldEqual(t *testing.T) {
 	tr := NewPodTransform()
-	get := func(p *corev1.Pod) *corev1.Pod {
-		o, err := tr(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.(*corev1.Pod)
-	}
+	get := func(p *corev1.Pod) *corev1.Pod { return transformed(t, tr, p) }
 	a, b := get(workloadPod(1, "web", true)), get(workloadPod(2, "web", true))
 	if !same(a.Labels, b.Labels) || !same(a.OwnerReferences, b.OwnerReferences) || !same(a.Spec.Containers[0].Ports, b.Spec.Containers[0].Ports) {
 		t.Errorf("two pods of one workload do not share their labels, owners and ports")
@@ -88,13 +92,7 @@ func TestPodTransformSharesWhatPodsHoldEqual(t *testing.T) {
 // container) is its own, with its values intact.
 func TestPodTransformSharesContainerLists(t *testing.T) {
 	tr := NewPodTransform()
-	get := func(p *corev1.Pod) *corev1.Pod {
-		o, err := tr(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.(*corev1.Pod)
-	}
+	get := func(p *corev1.Pod) *corev1.Pod { return transformed(t, tr, p) }
 	a, b := get(workloadPod(1, "web", true)), get(workloadPod(2, "web", true))
 	if !same(a.Spec.Containers, b.Spec.Containers) {
 		t.Fatalf("two pods of one workload do not share their containers")

@@ -12,10 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/loopguard/loopguard/internal/addrindex"
-	"github.com/loopguard/loopguard/internal/app"
 	"github.com/loopguard/loopguard/internal/clusterindex"
 )
 
@@ -55,7 +53,7 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ca := indexedCache(ctx, t)
+	ca := env.IndexedCache(ctx, t)
 	slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{target}}}}
 	named := func() ([]string, []*corev1.Pod, error) {
@@ -135,7 +133,7 @@ func TestSlicesNamingReadsTheCacheExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ca := indexedCache(ctx, t)
+	ca := env.IndexedCache(ctx, t)
 	naming := func() ([]string, []*discoveryv1.EndpointSlice, error) {
 		found, err := addrindex.SlicesNaming(ctx, ca, []*corev1.Pod{pod})
 		var out []string
@@ -164,24 +162,4 @@ func TestSlicesNamingReadsTheCacheExactly(t *testing.T) {
 	if _, again, _ := naming(); len(again) != 2 || len(first) != 2 || again[0] != first[0] || again[1] != first[1] {
 		t.Errorf("the slice read twice is two objects: SlicesNaming copies")
 	}
-}
-
-// indexedCache starts an informer cache as the manager's (its options and
-// addrindex's indexes) that stops with ctx, and waits for it to sync.
-func indexedCache(ctx context.Context, t *testing.T) cache.Cache {
-	t.Helper()
-	opts := app.CacheOptions()
-	opts.Scheme = app.Scheme()
-	ca, err := cache.New(env.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addrindex.Register(ctx, ca); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ca.Start(ctx) }()
-	if !ca.WaitForCacheSync(ctx) {
-		t.Fatal("the cache did not sync")
-	}
-	return ca
 }
