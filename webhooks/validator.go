@@ -47,7 +47,8 @@ type ExposureValidator struct {
 	// Index holds the compiled policies.
 	Index *policyindex.Index
 	// Reader reads pods and Services from the informer cache; it is never
-	// an API client, so a review makes no API call.
+	// an API client, so a review makes no API call but Namespaces' (for a
+	// namespace newer than the cache, bounded).
 	Reader client.Reader
 	// Namespaces reads the labels of a namespace the index has not seen
 	// yet from the API server (policyindex.Index.EnvLive); nil: never.
