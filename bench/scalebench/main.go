@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/loopguard/loopguard/bench/internal/proc"
 )
 
 var lbsGVR = schema.GroupVersionResource{Group: "loopguard.io", Version: "v1alpha1", Resource: "loopbackservices"}
@@ -48,7 +50,7 @@ func main() {
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	pid := readPID(*pidFile)
+	pid := proc.ReadPID(*pidFile)
 
 	nsName := func(i int) string { return fmt.Sprintf("scale-%03d", i) }
 	defer func() {
@@ -194,15 +196,6 @@ func parallel(n, workers int, f func(i int) error) {
 		fail(err)
 	default:
 	}
-}
-
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
 }
 
 func procStatus(pid int, key string) string {

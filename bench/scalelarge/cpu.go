@@ -41,16 +41,6 @@ func parseStatCPU(stat string) float64 {
 	return float64(u+s) / clockTicks
 }
 
-// pidOf reads a PID file; 0 when it cannot.
-func pidOf(pidFile string) int {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
 // cpuMeter is the CPU time of the processes of a run, by name.
 type cpuMeter map[string]int // name → PID
 

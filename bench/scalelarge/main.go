@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/loopguard/loopguard/bench/internal/proc"
 )
 
 var (
@@ -123,7 +125,7 @@ func main() {
 	atExit = append(atExit, stopKwok)
 	b.cpu = cpuMeter{"kwok": kwokPID}
 	for _, c := range []string{"manager", "kube-apiserver", "etcd", "kube-controller-manager"} {
-		b.cpu[c] = pidOf(filepath.Join(run, c+".pid"))
+		b.cpu[c] = proc.ReadPID(filepath.Join(run, c+".pid"))
 	}
 	if *cleanup {
 		atExit = append(atExit, func() { b.cleanup(context.Background()) })

@@ -13,6 +13,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/loopguard/loopguard/bench/internal/proc"
 )
 
 const managedBy = "app.kubernetes.io/managed-by=loopguard"
@@ -311,11 +313,11 @@ func writesSince(before, by map[string]float64) string {
 
 // rss reads a process's RSS and peak RSS (KiB) from its PID file.
 func rss(pidFile string) (now, peak int64) {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
+	pid := proc.ReadPID(pidFile)
+	if pid == 0 {
 		return -1, -1
 	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1, -1
 	}
