@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +23,37 @@ import (
 	"github.com/loopguard/loopguard/webhooks"
 )
 
+// clusterPolicyIndex is a synced policy index holding one
+// ClusterLoopbackService, name, protecting port 15000 in the namespaces
+// labelled key=prod, and no namespace: every namespace is new to it.
+func clusterPolicyIndex(t *testing.T, name, key string) *policyindex.Index {
+	t.Helper()
+	idx := policyindex.New()
+	clbs := &v1alpha1.ClusterLoopbackService{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{key: "prod"}
+	clbs.Spec.Ports = []v1alpha1.LoopbackPort{{Port: 15000}}
+	if err := idx.SetClusterLoopbackService(clbs); err != nil {
+		t.Fatal(err)
+	}
+	idx.MarkSynced()
+	return idx
+}
+
+// createReview is the admission review of creating obj (its TypeMeta set),
+// a resource of obj's group and version.
+func createReview(t *testing.T, obj client.Object, resource string) admission.Request {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: types.UID(obj.GetName()),
+		Kind:      metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
+		Resource:  metav1.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: resource},
+		Namespace: obj.GetNamespace(), Name: obj.GetName(), Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}}
+}
+
 // TestNewNamespaceJudgedFromItsFirstWrite: a namespace that a cluster
 // policy selects, written to before its informer event reaches the
 // policy index (kubectl create namespace && kubectl apply, helm
@@ -29,27 +61,13 @@ import (
 // index here never sees the namespace, which is that window held open.
 func TestNewNamespaceJudgedFromItsFirstWrite(t *testing.T) {
 	ctx := context.Background()
-	idx := policyindex.New()
-	clbs := &v1alpha1.ClusterLoopbackService{ObjectMeta: metav1.ObjectMeta{Name: "fresh-ns"}}
-	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{"fresh-env": "prod"}
-	clbs.Spec.Ports = []v1alpha1.LoopbackPort{{Port: 15000}}
-	if err := idx.SetClusterLoopbackService(clbs); err != nil {
-		t.Fatal(err)
-	}
-	idx.MarkSynced()
+	idx := clusterPolicyIndex(t, "fresh-ns", "fresh-env")
 	ns := namespace(t, map[string]string{"fresh-env": "prod"})
 	pod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "proxy", Image: "x",
 			Ports: []corev1.ContainerPort{{ContainerPort: 15000}}}}}}
-	raw, err := json.Marshal(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1",
-		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
-		Namespace: ns, Name: "admin", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}}
+	req := createReview(t, pod, "pods")
 
 	// Without the live read (the code before): admitted.
 	blind := &webhooks.ExposureValidator{Index: idx, Reader: env.Client}
@@ -75,14 +93,7 @@ func TestNewNamespaceJudgedFromItsFirstWrite(t *testing.T) {
 func TestSliceToPodsOfNewNamespaceJudged(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	idx := policyindex.New()
-	clbs := &v1alpha1.ClusterLoopbackService{ObjectMeta: metav1.ObjectMeta{Name: "fresh-slice"}}
-	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{"fresh-slice": "prod"}
-	clbs.Spec.Ports = []v1alpha1.LoopbackPort{{Port: 15000}}
-	if err := idx.SetClusterLoopbackService(clbs); err != nil {
-		t.Fatal(err)
-	}
-	idx.MarkSynced()
+	idx := clusterPolicyIndex(t, "fresh-slice", "fresh-slice")
 	tenant := namespace(t, nil)
 	idx.SetNamespaceLabels(tenant, nil)
 	fresh := namespace(t, map[string]string{"fresh-slice": "prod"})
@@ -109,14 +120,7 @@ func TestSliceToPodsOfNewNamespaceJudged(t *testing.T) {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}}},
 		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}}}
-	raw, err := json.Marshal(slice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "2",
-		Kind:      metav1.GroupVersionKind{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSlice"},
-		Resource:  metav1.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
-		Namespace: tenant, Name: "to-admin", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}}
+	req := createReview(t, slice, "endpointslices")
 
 	blind := &webhooks.ExposureValidator{Index: idx, Reader: ca}
 	if resp := blind.Handle(ctx, req); !resp.Allowed {
