@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,36 +36,13 @@ func (b *bench) changes(ctx context.Context, ag *agents) {
 	b.logf("changed report (%s: %s/%s listens on 0.0.0.0:%d) shows in %s status.runtime after %s", p1.Node, p1.NS, p1.Name, pol2.Port, pol2.Name, d.Round(time.Millisecond))
 }
 
-// waitRunning waits until kwok has every bench pod Running, paging through
-// the pods (500 per page is what the API server serves cheaply).
+// waitRunning waits until kwok has every bench pod Running, then until
+// kwok has stopped writing pod status, so that the policies are measured
+// against a settled cluster.
 func (b *bench) waitRunning(ctx context.Context) {
-	d := waitFor("pods Running", 60*time.Minute, func() bool {
-		running, cont := 0, ""
-		for {
-			l, err := b.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 5000, Continue: cont, FieldSelector: "status.phase=Running"})
-			if err != nil {
-				return false
-			}
-			for _, p := range l.Items {
-				if len(p.Namespace) > 6 && p.Namespace[:6] == "scale-" && p.Status.Phase == corev1.PodRunning {
-					running++
-				}
-			}
-			if cont = l.Continue; cont == "" {
-				break
-			}
-		}
-		if running < b.size.Pods {
-			b.logf("… %d/%d pods Running", running, b.size.Pods)
-			wait := 5 * time.Second
-			if b.size.Pods > 10000 {
-				wait = 30 * time.Second // each round lists every pod
-			}
-			time.Sleep(wait)
-		}
-		return running >= b.size.Pods
-	})
+	d := b.running.waitAtLeast(b, b.size.Pods, 60*time.Minute)
 	b.logf("every pod Running (kwok) %s after the last creation", d.Round(time.Second))
+	b.waitKwokQuiet(ctx, 30*time.Second, 20*time.Minute)
 }
 
 // cleanup deletes what the run made; the namespaces' contents and the

@@ -47,6 +47,7 @@ type bench struct {
 	dyn     dynamic.Interface
 	workers int
 	podUIDs []types.UID
+	running *runningPods
 	start   time.Time
 	// cpu meters the control plane's processes; cpu0 is its reading at
 	// the first policy's creation.
@@ -137,6 +138,7 @@ func main() {
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		fail(fmt.Errorf("%s", <-sig))
 	}()
+	b.running = startRunningPods(ctx, cfg)
 	b.setupAdmission(ctx)
 	nodeUIDs := b.createNodes(ctx)
 	b.createNamespaces(ctx)

@@ -240,22 +240,25 @@ func (b *bench) writeRequests(ctx context.Context) float64 {
 }
 
 // writesBy reads the API server's apiserver_request_total for write verbs
-// on what only the manager writes once the bench's policies exist
-// (policies and their status, NetworkPolicies, the webhook
-// configuration), by "VERB resource[/subresource] code".
-func (b *bench) writesBy(ctx context.Context) (map[string]float64, error) {
+// on resources, by "VERB resource[/subresource] code"; by default on what
+// only the manager writes once the bench's policies exist (policies and
+// their status, NetworkPolicies, the webhook configuration).
+func (b *bench) writesBy(ctx context.Context, resources ...string) (map[string]float64, error) {
+	if len(resources) == 0 {
+		resources = writeResources
+	}
 	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return parseWrites(string(raw)), nil
+	return parseWrites(string(raw), resources), nil
 }
 
 var writeResources = []string{"loopbackservices", "clusterloopbackservices", "networkpolicies", "validatingwebhookconfigurations"}
 
 // parseWrites sums apiserver_request_total samples of write verbs on
-// writeResources by verb, resource, subresource and code.
-func parseWrites(metrics string) map[string]float64 {
+// resources by verb, resource, subresource and code.
+func parseWrites(metrics string, resources []string) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -273,7 +276,7 @@ func parseWrites(metrics string) map[string]float64 {
 			continue
 		}
 		verb, res := label(l, "verb"), label(l, "resource")
-		if !slices.Contains(writeResources, res) || !slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, verb) {
+		if !slices.Contains(resources, res) || !slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, verb) {
 			continue
 		}
 		if sub := label(l, "subresource"); sub != "" {

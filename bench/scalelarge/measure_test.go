@@ -39,7 +39,10 @@ apiserver_request_total{code="201",component="apiserver",dry_run="",group="netwo
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 99
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="networking.k8s.io",resource="networkpolicies",scope="namespace",subresource="",verb="LIST",version="v1"} 5
 `
-	got := parseWrites(m)
+	if pods := parseWrites(m, []string{"pods"}); len(pods) != 1 || pods["PATCH pods/status 200"] != 99 {
+		t.Errorf("parseWrites(pods) = %v, want kwok's 99 pod status patches", pods)
+	}
+	got := parseWrites(m, writeResources)
 	want := map[string]float64{"PATCH loopbackservices/status 200": 40, "PATCH loopbackservices/status 409": 2, "POST networkpolicies 201": 7}
 	if len(got) != len(want) {
 		t.Fatalf("parseWrites = %v, want %v", got, want)

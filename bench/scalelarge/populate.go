@@ -52,9 +52,15 @@ func (b *bench) createNamespaces(ctx context.Context) {
 
 // createPods creates pods [from, to) with nodeName set (no scheduler); they
 // tolerate unreachable/not-ready nodes for ever, so slowed kwok heartbeats
-// never get them evicted.
+// never get them evicted. Pod i waits until kwok runs all but kwokBacklog
+// of the pods before it.
 func (b *bench) createPods(ctx context.Context, from, to int) {
-	b.parallelRange("pods", from, to, func(i int) error {
+	paced := func(i int) {
+		if i%500 == 0 && i > kwokBacklog {
+			b.running.waitAtLeast(b, i-kwokBacklog, 30*time.Minute)
+		}
+	}
+	b.parallelRange("pods", from, to, paced, func(i int) error {
 		p := b.size.Pod(i)
 		var ann map[string]string
 		if p.IP != "" {
@@ -110,10 +116,12 @@ func (b *bench) createPolicies(ctx context.Context) time.Time {
 
 // parallel runs f(0..n-1) on b.workers goroutines with progress lines.
 func (b *bench) parallel(what string, n int, f func(i int) error) {
-	b.parallelRange(what, 0, n, f)
+	b.parallelRange(what, 0, n, nil, f)
 }
 
-func (b *bench) parallelRange(what string, from, to int, f func(i int) error) {
+// parallelRange runs f(from..to-1) on b.workers goroutines, calling before
+// (if any) ahead of handing out each i.
+func (b *bench) parallelRange(what string, from, to int, before func(i int), f func(i int) error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -139,6 +147,9 @@ func (b *bench) parallelRange(what string, from, to int, f func(i int) error) {
 		}()
 	}
 	for i := from; i < to; i++ {
+		if before != nil {
+			before(i)
+		}
 		ch <- i
 	}
 	close(ch)
