@@ -22,15 +22,21 @@ import (
 // registration (every policy) and a namespace's Report. Admission never
 // waits for a reconcile. period 0 returns h.
 func batched(h handler.EventHandler, period time.Duration) handler.EventHandler {
+	return batchedPaced(h, period, nil)
+}
+
+// batchedPaced is batched whose requests also wait for pace (see pacer).
+func batchedPaced(h handler.EventHandler, period time.Duration, pace *pacer) handler.EventHandler {
 	if period <= 0 {
 		return h
 	}
-	return &batchHandler{h: h, period: period}
+	return &batchHandler{h: h, period: period, pace: pace}
 }
 
 type batchHandler struct {
 	h      handler.EventHandler
 	period time.Duration
+	pace   *pacer
 }
 
 func (b *batchHandler) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -51,18 +57,20 @@ func (b *batchHandler) Generic(ctx context.Context, e event.GenericEvent, q work
 
 func (b *batchHandler) delaying(q workqueue.TypedRateLimitingInterface[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-		return delayingPriorityQueue{PriorityQueue: pq, period: b.period}
+		return delayingPriorityQueue{PriorityQueue: pq, period: b.period, pace: b.pace}
 	}
-	return delayingQueue{TypedRateLimitingInterface: q, period: b.period}
+	return delayingQueue{TypedRateLimitingInterface: q, period: b.period, pace: b.pace}
 }
 
-// delayingQueue turns Add into AddAfter(period).
+// delayingQueue turns Add into AddAfter(period, or the pacer's delay if
+// longer).
 type delayingQueue struct {
 	workqueue.TypedRateLimitingInterface[reconcile.Request]
 	period time.Duration
+	pace   *pacer
 }
 
-func (q delayingQueue) Add(r reconcile.Request) { q.AddAfter(r, q.period) }
+func (q delayingQueue) Add(r reconcile.Request) { q.AddAfter(r, max(q.period, q.pace.delay(r))) }
 
 // delayingPriorityQueue is delayingQueue for controller-runtime's priority
 // queue (the default): handlers keep their priorities (the initial list's
@@ -70,13 +78,22 @@ func (q delayingQueue) Add(r reconcile.Request) { q.AddAfter(r, q.period) }
 type delayingPriorityQueue struct {
 	priorityqueue.PriorityQueue[reconcile.Request]
 	period time.Duration
+	pace   *pacer
 }
 
 func (q delayingPriorityQueue) Add(r reconcile.Request) {
-	q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{After: q.period}, r)
+	q.AddWithOpts(priorityqueue.AddOpts{}, r)
 }
 
 func (q delayingPriorityQueue) AddWithOpts(o priorityqueue.AddOpts, rs ...reconcile.Request) {
-	o.After = max(o.After, q.period)
-	q.PriorityQueue.AddWithOpts(o, rs...)
+	after := max(o.After, q.period)
+	if q.pace == nil {
+		o.After = after
+		q.PriorityQueue.AddWithOpts(o, rs...)
+		return
+	}
+	for _, r := range rs {
+		o.After = max(after, q.pace.delay(r))
+		q.PriorityQueue.AddWithOpts(o, r)
+	}
 }

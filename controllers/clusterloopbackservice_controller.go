@@ -116,3 +116,11 @@ func (r *ClusterLoopbackServiceReconciler) reconcilePrune(ctx context.Context, s
 	}
 	return nil
 }
+
+// clusterPolicyGone tells the pacer that a cluster policy is deleted, from
+// the cache.
+func clusterPolicyGone(c client.Reader) func(ctrl.Request) bool {
+	return func(req ctrl.Request) bool {
+		return apierrors.IsNotFound(c.Get(context.Background(), req.NamespacedName, &v1alpha1.ClusterLoopbackService{}))
+	}
+}

@@ -77,7 +77,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, lbsOverlaps, true, 0)
+	b = watchOverlaps(b, lbsOverlaps, true, func(h handler.EventHandler) handler.EventHandler { return h })
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	if err := b.Complete(lbs); err != nil {
@@ -85,7 +85,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 
 	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base}
-	batch := opts.ClusterPolicyBatchPeriod
+	pace := newPacer(paceFactor, paceLimit)
+	batch := func(h handler.EventHandler) handler.EventHandler {
+		return batchedPaced(h, opts.ClusterPolicyBatchPeriod, pace)
+	}
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
 		For(&v1alpha1.ClusterLoopbackService{}).
@@ -100,12 +103,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {
-		b = b.Watches(o, batched(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), batch), watchPredicates(o)...)
+		b = b.Watches(o, batch(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
 	}
 	b = watchOverlaps(b, clbsOverlaps, false, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
-	b = b.Watches(&corev1.Pod{}, batched(nmHandler, batch), builder.WithPredicates(nmPred))
-	if err := b.Complete(clbs); err != nil {
+	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
+	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
 	}
 	if opts.Index == nil {
