@@ -119,8 +119,8 @@ func (r *ClusterLoopbackServiceReconciler) reconcilePrune(ctx context.Context, s
 
 // clusterPolicyGone tells the pacer that a cluster policy is deleted, from
 // the cache.
-func clusterPolicyGone(c client.Reader) func(ctrl.Request) bool {
-	return func(req ctrl.Request) bool {
-		return apierrors.IsNotFound(c.Get(context.Background(), req.NamespacedName, &v1alpha1.ClusterLoopbackService{}))
+func clusterPolicyGone(c client.Reader) func(context.Context, ctrl.Request) bool {
+	return func(ctx context.Context, req ctrl.Request) bool {
+		return apierrors.IsNotFound(c.Get(ctx, req.NamespacedName, &v1alpha1.ClusterLoopbackService{}))
 	}
 }

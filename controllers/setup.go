@@ -40,7 +40,8 @@ type Options struct {
 	// ClusterPolicyBatchPeriod folds the events of the objects a
 	// ClusterLoopbackService reads in the namespaces it selects (pods,
 	// Services, workloads, NetworkPolicies, other policies) into one
-	// reconcile per period (batched); 0: none.
+	// reconcile per period (batched); those its audit reads also wait for
+	// its pace (pace.go). 0: neither.
 	ClusterPolicyBatchPeriod time.Duration
 }
 
@@ -85,9 +86,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 
 	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base}
+	// The audit's inputs are batched and paced (pace.go); other policies'
+	// changes, which change what its NetworkPolicies must close, only
+	// batched.
 	pace := newPacer(paceFactor, paceLimit)
 	batch := func(h handler.EventHandler) handler.EventHandler {
 		return batchedPaced(h, opts.ClusterPolicyBatchPeriod, pace)
+	}
+	overlaps := func(h handler.EventHandler) handler.EventHandler {
+		return batched(h, opts.ClusterPolicyBatchPeriod)
 	}
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
@@ -105,7 +112,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, batch(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, clbsOverlaps, false, batch)
+	b = watchOverlaps(b, clbsOverlaps, false, overlaps)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
 	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {

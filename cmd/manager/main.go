@@ -66,7 +66,7 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid-reset and stream-cancellation CVEs).")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the Go profiler's /debug/pprof endpoints, plain HTTP and unauthenticated: bind it to loopback (127.0.0.1:6065) and only while profiling; empty disables it.")
 	flag.IntVar(&concurrentReconciles, "concurrent-reconciles", app.ConcurrentReconciles, "Workers of each controller (policies, NetworkPolicies, reports); one object is never reconciled by two at once.")
-	flag.DurationVar(&clusterPolicyBatch, "cluster-policy-batch-period", app.ClusterPolicyBatchPeriod, "Fold the changes in the namespaces a ClusterLoopbackService selects into one reconcile per period (its status and NetworkPolicies follow at most this much later; admission does not wait). 0 disables the batching.")
+	flag.DurationVar(&clusterPolicyBatch, "cluster-policy-batch-period", app.ClusterPolicyBatchPeriod, "Fold the changes in the namespaces a ClusterLoopbackService selects into one reconcile per period (its status and NetworkPolicies follow at most this much later, or 3x its last reconcile's duration, at most 10s, when that is longer; admission does not wait). 0 disables the batching.")
 	flag.DurationVar(&auditInterval, "audit-interval", time.Hour, "How often every policy is audited in full, besides on every change (the periodic review).")
 	var regFlags registrationFlags
 	regFlags.bind(flag.CommandLine)
