@@ -23,7 +23,9 @@ func TestPacerSpacesCostlyReconciles(t *testing.T) {
 	now := time.Unix(1000, 0)
 	p := newPacer(paceFactor, paceLimit)
 	p.now = func() time.Time { return now }
-	req := func(name string) reconcile.Request { return reconcile.Request{NamespacedName: types.NamespacedName{Name: name}} }
+	req := func(name string) reconcile.Request {
+		return reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}
+	}
 	prod, all, huge := req("prod"), req("all"), req("huge")
 	took := map[string]time.Duration{"prod": 2 * time.Second, "all": 10 * time.Millisecond, "huge": time.Minute}
 	deleted := map[string]bool{}
