@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -278,9 +279,9 @@ func managedOwner(ctx context.Context, reader client.Reader, o client.Object) cl
 // of kind current. Policy events count only when the spec (generation)
 // changes or the policy comes or goes, so status writes of N policies cost
 // no N² reconciles.
-func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool, batch func(handler.EventHandler) handler.EventHandler) *builder.Builder {
+func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool, batch time.Duration) *builder.Builder {
 	spec := builder.WithPredicates(predicate.GenerationChangedPredicate{})
-	h := batch(handler.EnqueueRequestsFromMapFunc(m.policyChanged))
+	h := batched(handler.EnqueueRequestsFromMapFunc(m.policyChanged), batch)
 	b = b.Watches(&v1alpha1.LoopbackService{}, h, spec).
 		Watches(&v1alpha1.ClusterLoopbackService{}, h, spec)
 	if lbsNamespaces {

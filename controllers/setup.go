@@ -78,7 +78,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, lbsOverlaps, true, func(h handler.EventHandler) handler.EventHandler { return h })
+	b = watchOverlaps(b, lbsOverlaps, true, 0)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
 	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
 	if err := b.Complete(lbs); err != nil {
@@ -92,9 +92,6 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	pace := newPacer(paceFactor, paceLimit)
 	batch := func(h handler.EventHandler) handler.EventHandler {
 		return batchedPaced(h, opts.ClusterPolicyBatchPeriod, pace)
-	}
-	overlaps := func(h handler.EventHandler) handler.EventHandler {
-		return batched(h, opts.ClusterPolicyBatchPeriod)
 	}
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
@@ -112,7 +109,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, batch(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, clbsOverlaps, false, overlaps)
+	b = watchOverlaps(b, clbsOverlaps, false, opts.ClusterPolicyBatchPeriod)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
 	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {
