@@ -87,13 +87,8 @@ func (q delayingPriorityQueue) Add(r reconcile.Request) {
 
 func (q delayingPriorityQueue) AddWithOpts(o priorityqueue.AddOpts, rs ...reconcile.Request) {
 	after := max(o.After, q.period)
-	if q.pace == nil {
-		o.After = after
-		q.PriorityQueue.AddWithOpts(o, rs...)
-		return
-	}
 	for _, r := range rs {
-		o.After = max(after, q.pace.delay(r))
+		o.After = max(after, q.pace.delay(r)) // a nil pacer's delay is 0
 		q.PriorityQueue.AddWithOpts(o, r)
 	}
 }
