@@ -62,8 +62,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.AuditInterval <= 0 {
 		opts.AuditInterval = time.Hour
 	}
+	// Each policy reconciler's writes are recorded, and their own watch
+	// events dropped (own_writes.go).
+	own := newOwnWrites()
 	base := policyReconciler{
-		client: mgr.GetClient(), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
+		client: own.client(mgr.GetClient()), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration, now: time.Now,
 		memo: newAuditMemo(), metrics: newPolicyMetrics(),
 	}
@@ -72,8 +75,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	lbs := &LoopbackServiceReconciler{policyReconciler: base}
 	lbs.recorder = mgr.GetEventRecorder("loopguard")
 	b := ctrl.NewControllerManagedBy(mgr).Named(LoopbackServiceControllerName).
-		For(&v1alpha1.LoopbackService{}).
-		Owns(&networkingv1.NetworkPolicy{})
+		For(&v1alpha1.LoopbackService{}, builder.WithPredicates(own.notMine())).
+		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(own.notMine()))
 	lbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindLoopbackService, fallback: lbs.policiesInNamespace}
 	for _, o := range watched() {
 		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
@@ -95,15 +98,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
-		For(&v1alpha1.ClusterLoopbackService{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		For(&v1alpha1.ClusterLoopbackService{}, builder.WithPredicates(own.notMine())).
+		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(own.notMine())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
 	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {
 		return err
 	} else if ok {
-		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{})
+		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{}, builder.WithPredicates(own.notMine()))
 	}
 	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {

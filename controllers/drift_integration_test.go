@@ -1,0 +1,56 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/api/v1alpha1"
+)
+
+// TestEveryEditOfAManagedNetworkPolicyIsRepaired: the policy reconcilers
+// drop the watch events of their own writes (own_writes.go). Each edit by
+// anyone else, including one made right after loopguard's repair of the
+// previous edit, must still be repaired at once (the audit interval is an
+// hour here): for a LoopbackService's NetworkPolicy and for a cluster
+// policy's, which overlap, so that each repair also rewrites the closure
+// the other keeps.
+func TestEveryEditOfAManagedNetworkPolicyIsRepaired(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	label := fmt.Sprintf("ct-drift-%d", nsSeq.Load()+1)
+	ns := namespace(t, map[string]string{label: "yes"})
+	policy := lbs(ns, "redis", v1alpha1.LoopbackPort{Port: 6379})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	clbs := clusterLBS(label, map[string]string{label: "yes"}, v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+
+	want := []string{"TCP:1-6378", "TCP:6380-14999", "TCP:15001-65535", "UDP:all", "SCTP:all"}
+	names := []string{"loopguard-redis", "loopguard-cluster-" + label}
+	ports := func(name string) func() []string {
+		return func() []string { return portsOf(managedNP(g, ns, name)) }
+	}
+	for _, n := range names {
+		g.Eventually(ports(n), timeout, poll).Should(Equal(want), n)
+	}
+	// One at a time: an edit of one brings the other to reconcile too (it
+	// overlaps), and that must not be what repairs it.
+	for round := range 3 {
+		for _, n := range names {
+			np := managedNP(g, ns, n)
+			g.Expect(env.Client.Patch(ctx, np, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"ingress":[{}]}}`)))).To(Succeed())
+			g.Eventually(ports(n), timeout, poll).Should(Equal(want), "round %d: %s was not repaired", round, n)
+		}
+	}
+	g.Expect(eventReasons(ns, "redis")).To(ContainElement("NetworkPolicyRepaired"))
+	var reasons []string
+	for _, e := range objectEvents("default", clbs.Name) {
+		reasons = append(reasons, e.Reason)
+	}
+	g.Expect(reasons).To(ContainElement("NetworkPolicyRepaired"))
+}
