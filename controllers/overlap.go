@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -89,25 +90,29 @@ func (pc *policyCompiler) clbs(clbs *v1alpha1.ClusterLoopbackService) *rules.Pol
 // their mode or action (each declares ports protected).
 func applyingPolicies(ctx context.Context, reader client.Reader, index *policyindex.Index, ns string, nsLabels labels.Set) ([]*rules.Policy, error) {
 	pc := newPolicyCompiler(reader, index, ns)
-	// Read only, so without deep copies: every managed NetworkPolicy's
-	// reconcile lists every cluster policy.
-	var lbss v1alpha1.LoopbackServiceList
-	if err := reader.List(ctx, &lbss, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+	// Read only, so from the cache's store, without copies: every managed
+	// NetworkPolicy's reconcile reads every cluster policy.
+	lbss, err := clusterindex.Objects(ctx, reader, &v1alpha1.LoopbackService{}, &v1alpha1.LoopbackServiceList{}, ns)
+	if err != nil {
 		return nil, fmt.Errorf("failed to list LoopbackServices: %w", err)
 	}
 	var out []*rules.Policy
-	for i := range lbss.Items {
-		if p := pc.lbs(&lbss.Items[i]); p != nil {
-			out = append(out, p)
+	for _, o := range lbss {
+		if l, ok := o.(*v1alpha1.LoopbackService); ok {
+			if p := pc.lbs(l); p != nil {
+				out = append(out, p)
+			}
 		}
 	}
-	var clbss v1alpha1.ClusterLoopbackServiceList
-	if err := reader.List(ctx, &clbss, client.UnsafeDisableDeepCopy); err != nil {
+	clbss, err := clusterindex.Objects(ctx, reader, &v1alpha1.ClusterLoopbackService{}, &v1alpha1.ClusterLoopbackServiceList{}, "")
+	if err != nil {
 		return nil, fmt.Errorf("failed to list ClusterLoopbackServices: %w", err)
 	}
-	for i := range clbss.Items {
-		if p := pc.clbs(&clbss.Items[i]); p != nil && p.AppliesToNamespace(ns, nsLabels) {
-			out = append(out, p)
+	for _, o := range clbss {
+		if c, ok := o.(*v1alpha1.ClusterLoopbackService); ok {
+			if p := pc.clbs(c); p != nil && p.AppliesToNamespace(ns, nsLabels) {
+				out = append(out, p)
+			}
 		}
 	}
 	return out, nil

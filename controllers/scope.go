@@ -7,9 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -63,7 +61,6 @@ func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespac
 		OwnNetworkPoliciesWritten: true,
 	}}
 	snap := &in.snap
-	inNS := client.InNamespace(namespace)
 	for _, k := range kinds.Watched() {
 		if k.Role == kinds.RoleEndpoints {
 			continue // those that reach the selected pods, below
@@ -78,7 +75,7 @@ func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespac
 			}
 			continue
 		}
-		items, err := list(ctx, c, k.NewList(), inNS, client.UnsafeDisableDeepCopy)
+		items, err := clusterindex.Objects(ctx, c, k.New(), k.NewList(), namespace)
 		if err != nil {
 			return nil, fmt.Errorf("failed to list %s: %w", k.Resource, err)
 		}
@@ -86,19 +83,20 @@ func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespac
 			snap.Add(o)
 		}
 	}
-	var nps networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &nps, inNS, client.UnsafeDisableDeepCopy); err != nil {
+	nps, err := clusterindex.Objects(ctx, c, &networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicyList{}, namespace)
+	if err != nil {
 		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
 	}
-	for i := range nps.Items {
-		snap.NetworkPolicies = append(snap.NetworkPolicies, &nps.Items[i])
+	for _, o := range nps {
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			snap.NetworkPolicies = append(snap.NetworkPolicies, np)
+		}
 	}
 	in.matched = snap.Selected()
 	// Hand-written slices of any namespace that list the selected pods'
 	// IPs or name them (CVE-2021-25740: the slice need not be in the
 	// pods' namespace), judged against this namespace's pods only: the
 	// other namespaces in scope are observed on their own.
-	var err error
 	if snap.EndpointSlices, err = addrindex.SlicesNaming(ctx, c, in.matched); err != nil {
 		return nil, err
 	}
@@ -116,14 +114,6 @@ func (in *auditInputs) audit() *observation {
 		}
 	}
 	return obs
-}
-
-// list returns the items of one list from the cache.
-func list(ctx context.Context, c client.Reader, l client.ObjectList, opts ...client.ListOption) ([]runtime.Object, error) {
-	if err := c.List(ctx, l, opts...); err != nil {
-		return nil, err
-	}
-	return meta.ExtractList(l)
 }
 
 // violations converts findings to status entries, sorted for stable status.
