@@ -32,6 +32,9 @@ type ClusterLoopbackServiceReconciler struct {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if isClosure(req) {
+		return r.reconcileClosure(ctx, req)
+	}
 	clbs := &v1alpha1.ClusterLoopbackService{}
 	if err := r.client.Get(ctx, req.NamespacedName, clbs); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -118,9 +121,10 @@ func (r *ClusterLoopbackServiceReconciler) reconcilePrune(ctx context.Context, s
 }
 
 // clusterPolicyGone tells the pacer that a cluster policy is deleted, from
-// the cache.
+// the cache, and that a closure request (closure.go), which is never
+// paced, keeps nothing.
 func clusterPolicyGone(c client.Reader) func(context.Context, ctrl.Request) bool {
 	return func(ctx context.Context, req ctrl.Request) bool {
-		return apierrors.IsNotFound(c.Get(ctx, req.NamespacedName, &v1alpha1.ClusterLoopbackService{}))
+		return isClosure(req) || apierrors.IsNotFound(c.Get(ctx, req.NamespacedName, &v1alpha1.ClusterLoopbackService{}))
 	}
 }

@@ -294,3 +294,16 @@ func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool, bat
 	}
 	return b
 }
+
+// watchClusterOverlaps adds to b the watches that keep the cluster
+// policies' managed NetworkPolicies current. A LoopbackService's change
+// brings the closure of each overlapping cluster policy in its namespace
+// at once (closure.go), and its audit at its pace (paced); another
+// cluster policy's change, which may concern every namespace, its full
+// reconcile, batched only.
+func watchClusterOverlaps(b *builder.Builder, m *overlapMapper, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) *builder.Builder {
+	spec := builder.WithPredicates(predicate.GenerationChangedPredicate{})
+	return b.Watches(&v1alpha1.LoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.closures), batch), spec).
+		Watches(&v1alpha1.LoopbackService{}, paced(handler.EnqueueRequestsFromMapFunc(m.policyChanged)), spec).
+		Watches(&v1alpha1.ClusterLoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.policyChanged), batch), spec)
+}

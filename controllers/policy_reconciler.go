@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -130,6 +131,9 @@ func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctr
 		// Retried with backoff: the squatter may rename its object.
 		return ctrl.Result{}, err
 	}
+	if s.raced {
+		return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
+	}
 	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
 }
 
@@ -170,24 +174,16 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 			}
 			continue
 		}
-		desired, err := r.desiredNetworkPolicy(ctx, s.compiled, obj.PolicySpec().PodSelector, ns.name, ns.labels)
-		var res controllerutil.OperationResult
-		var drifted bool
-		if err != nil {
-			err = fmt.Errorf("failed to gather the policies of namespace %s: %w", ns.name, err)
-		} else {
-			res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(s.clusterScoped, obj.GetName()), desired)
-		}
-		switch {
-		case err != nil:
-			s.fail(ns.name, err) // and audit it all the same
-			continue
-		case res == controllerutil.OperationResultCreated:
-			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, s.protected)
-		case res == controllerutil.OperationResultUpdated && drifted:
-			r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
-		case res == controllerutil.OperationResultUpdated:
-			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
+		if err := r.keepNetworkPolicy(ctx, obj, s.compiled, s.protected, key, ns.labels, s.clusterScoped); err != nil {
+			if !raced(err) {
+				s.fail(ns.name, err) // and audit it all the same
+				continue
+			}
+			// Another write of the same object came first: a cluster
+			// policy's closure reconcile (closure.go), or anyone's edit,
+			// whose event brings a reconcile of its own. Its object
+			// exists; this reconcile is retried soon.
+			s.raced = true
 		}
 		name := key.Name
 		if s.clusterScoped {
@@ -196,6 +192,42 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 		s.networkPolicies = append(s.networkPolicies, name)
 	}
 	return nil
+}
+
+// keepNetworkPolicy creates or updates obj's managed NetworkPolicy key in
+// one namespace, whose labels are nsLabels, to what p requires there, and
+// announces what it changed. protected describes p's ports.
+func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObject, p *rules.Policy, protected string, key types.NamespacedName, nsLabels labels.Set, clusterScoped bool) error {
+	var res controllerutil.OperationResult
+	var drifted bool
+	// A conflict is another write of the same object since the cache's
+	// version: compute the closure again from the cache, which shows it
+	// within milliseconds.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		desired, err := r.desiredNetworkPolicy(ctx, p, obj.PolicySpec().PodSelector, key.Namespace, nsLabels)
+		if err != nil {
+			return fmt.Errorf("failed to gather the policies of namespace %s: %w", key.Namespace, err)
+		}
+		res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case res == controllerutil.OperationResultCreated:
+		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, protected)
+	case res == controllerutil.OperationResultUpdated && drifted:
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+	case res == controllerutil.OperationResultUpdated:
+		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
+	}
+	return nil
+}
+
+// raced says that a write lost to another write of the same object: an
+// optimistic-lock conflict, or a create of an object created meanwhile.
+func raced(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 }
 
 // reconcileObserve is the observe phase: it audits every enforced

@@ -112,7 +112,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	for _, o := range watched() {
 		b = b.Watches(o, batch(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
 	}
-	b = watchOverlaps(b, clbsOverlaps, false, opts.ClusterPolicyBatchPeriod)
+	b = watchClusterOverlaps(b, clbsOverlaps, opts.ClusterPolicyBatchPeriod, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
 	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {
