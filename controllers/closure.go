@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // A LoopbackService that comes, goes or changes its spec changes what the
@@ -24,8 +28,12 @@ import (
 // audit of every namespace it selects, 6.9 s each at 150,000 pods) for
 // each of 10,000 new LoopbackServices kept its reconciles back to back;
 // the audit itself only waits for its pace (pace.go) now. The closure
-// never waits for the pace: a tenant who slows a cluster policy's audit
-// must not delay the closing of its own policy's ports there.
+// waits for the batch period only, never for the pace: a tenant who slows
+// a cluster policy's audit must not delay the closing of its own policy's
+// ports there. An edit of the cluster policy's NetworkPolicy by anyone
+// else is repaired by the closure too, at once (closureOfOwner), without
+// an audit, so that no tenant can run the audit back to back by editing
+// it.
 
 // closureRequest is the request that keeps clbs's NetworkPolicy in
 // namespace.
@@ -47,15 +55,18 @@ func (m *overlapMapper) closures(ctx context.Context, o client.Object) []reconci
 }
 
 // reconcileClosure keeps req.Name's managed NetworkPolicy in namespace
-// req.Namespace, if the policy applies and enforces there. What it cannot
-// do (a policy that does not compile, a squatted name) is the full
-// reconcile's to report: it runs as well, on its pace.
+// req.Namespace as the full reconcile would there: written where the
+// policy applies and enforces, removed where it no longer does (Disabled,
+// or the namespace no longer selected), left alone in a terminating
+// namespace. What it cannot do (a policy that does not compile, a
+// squatted name) is the full reconcile's to report: it runs as well, on
+// its pace.
 func (r *ClusterLoopbackServiceReconciler) reconcileClosure(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	clbs := &v1alpha1.ClusterLoopbackService{}
 	if err := r.reader.Get(ctx, client.ObjectKey{Name: req.Name}, clbs); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !clbs.DeletionTimestamp.IsZero() || clbs.Spec.NetworkPolicy == v1alpha1.NetworkPolicyDisabled {
+	if !clbs.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
 	p, err := compilePolicy(clbs)
@@ -66,19 +77,42 @@ func (r *ClusterLoopbackServiceReconciler) reconcileClosure(ctx context.Context,
 	if err := r.reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, ns); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !ns.DeletionTimestamp.IsZero() || !p.AppliesToNamespace(ns.Name, labels.Set(ns.Labels)) {
-		return ctrl.Result{}, nil
+	if !ns.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // kept until its pods are gone (FinalizerPodsGone)
 	}
 	key := types.NamespacedName{Namespace: ns.Name, Name: managedNetworkPolicyName(true, clbs.Name)}
-	err = r.keepNetworkPolicy(ctx, clbs, p, portsString(p), key, labels.Set(ns.Labels), true)
-	var taken *NameTakenError
-	switch {
-	case err == nil:
-		return ctrl.Result{}, nil
-	case errors.As(err, &taken):
-		return ctrl.Result{}, nil // reported by the full reconcile
-	case raced(err):
-		return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
+	if clbs.Spec.NetworkPolicy == v1alpha1.NetworkPolicyDisabled || !p.AppliesToNamespace(ns.Name, labels.Set(ns.Labels)) {
+		_, err = removeNetworkPolicy(ctx, r.client, clbs, key)
+	} else {
+		err = r.keepNetworkPolicy(ctx, clbs, p, portsString(p), key, labels.Set(ns.Labels), true)
 	}
-	return ctrl.Result{}, fmt.Errorf("failed to keep the closure of NetworkPolicy %s: %w", key, err)
+	var taken *NameTakenError
+	if err != nil && !errors.As(err, &taken) { // a squatted name is reported by the full reconcile
+		return ctrl.Result{}, fmt.Errorf("failed to keep the closure of NetworkPolicy %s: %w", key, err)
+	}
+	// The policy read above may be older than the one the full reconcile
+	// wrote this NetworkPolicy from: if that write came first, this one
+	// is the stale one, and its event is this controller's own, which
+	// brings nothing. The cache holds the newer policy by now (the full
+	// reconcile read it there): do it again.
+	cur := &v1alpha1.ClusterLoopbackService{}
+	if err := r.reader.Get(ctx, client.ObjectKey{Name: req.Name}, cur); err == nil && (cur.UID != clbs.UID || cur.Generation != clbs.Generation) {
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// closureOfOwner maps a NetworkPolicy controlled by a ClusterLoopbackService
+// to that policy's closure of its namespace. A forged controller reference
+// brings at most a closure, which writes only the policy's own
+// NetworkPolicy, of the name it must have.
+func closureOfOwner(_ context.Context, o client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil || ref.Kind != rules.KindClusterLoopbackService {
+		return nil
+	}
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+		return nil
+	}
+	return []reconcile.Request{closureRequest(ref.Name, o.GetNamespace())}
 }

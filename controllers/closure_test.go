@@ -74,14 +74,47 @@ func TestClosureKeepsOneNamespace(t *testing.T) {
 		t.Errorf("a closure wrote status: %+v", cur.Status)
 	}
 
+	// The policy changes while a closure runs: the closure read the old
+	// one, so it must run again.
+	stale := cur.DeepCopy()
 	cur.Spec.NetworkPolicy = v1alpha1.NetworkPolicyDisabled
+	cur.Generation = 2
 	if err := c.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Reconcile(ctx, closureRequest("mesh", "b")); err != nil {
-		t.Fatal(err)
+	r.reader = &staleOnce{Client: c, stale: stale}
+	res, err := r.Reconcile(ctx, closureRequest("mesh", "a"))
+	if err != nil || res.RequeueAfter == 0 {
+		t.Fatalf("a closure that read an older policy than the cache holds after its write: %+v, %v; want it requeued", res, err)
 	}
-	if _, err := np("b"); !apierrors.IsNotFound(err) {
-		t.Errorf("Disabled: want no NetworkPolicy in b, got %v", err)
+	if _, err := np("a"); err != nil {
+		t.Fatalf("the stale closure should have kept the NetworkPolicy it read as Managed: %v", err)
 	}
+	// Again, with the current policy: Disabled removes it, as the full
+	// reconcile would.
+	res, err = r.Reconcile(ctx, closureRequest("mesh", "a"))
+	if err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("closure: %+v, %v", res, err)
+	}
+	// Deleted: its finalizer (FinalizerPodsGone) keeps it until the
+	// finalizer controller releases it.
+	if got, err := np("a"); err == nil && got.DeletionTimestamp.IsZero() {
+		t.Errorf("Disabled: want the NetworkPolicy in a deleted, it is not")
+	}
+}
+
+// staleOnce is a reader whose first Get of a ClusterLoopbackService
+// returns stale: the cache before a change the full reconcile had seen.
+type staleOnce struct {
+	client.Client
+	stale *v1alpha1.ClusterLoopbackService
+}
+
+func (s *staleOnce) Get(ctx context.Context, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
+	if p, ok := o.(*v1alpha1.ClusterLoopbackService); ok && s.stale != nil {
+		s.stale.DeepCopyInto(p)
+		s.stale = nil
+		return nil
+	}
+	return s.Client.Get(ctx, key, o, opts...)
 }

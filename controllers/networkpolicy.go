@@ -89,7 +89,13 @@ func specHash(spec networkingv1.NetworkPolicySpec) string {
 // adopted: the error is a *NameTakenError. A NetworkPolicy on its way out
 // is left to the finalizer controller: no new finalizer can be added to
 // it, and its namespace is usually terminating.
-func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, spec networkingv1.NetworkPolicySpec) (res controllerutil.OperationResult, drifted bool, err error) {
+//
+// desired computes the spec from the cache after the NetworkPolicy was
+// read from it: whoever wrote the version read (a concurrent closure,
+// closure.go) computed its spec from a cache that held no more than this
+// one does now, so a write of this version never loses what that one
+// closed.
+func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, desired func() (networkingv1.NetworkPolicySpec, error)) (res controllerutil.OperationResult, drifted bool, err error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
@@ -98,6 +104,10 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 		}
 		if !np.DeletionTimestamp.IsZero() {
 			return nil
+		}
+		spec, err := desired()
+		if err != nil {
+			return err
 		}
 		controllerutil.AddFinalizer(np, netpol.FinalizerPodsGone)
 		if np.Labels == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -131,9 +132,6 @@ func (r *policyReconciler) patchStatus(ctx context.Context, s *policyScope) (ctr
 		// Retried with backoff: the squatter may rename its object.
 		return ctrl.Result{}, err
 	}
-	if s.raced {
-		return ctrl.Result{RequeueAfter: staleCacheRetry}, nil
-	}
 	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
 }
 
@@ -175,15 +173,8 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 			continue
 		}
 		if err := r.keepNetworkPolicy(ctx, obj, s.compiled, s.protected, key, ns.labels, s.clusterScoped); err != nil {
-			if !raced(err) {
-				s.fail(ns.name, err) // and audit it all the same
-				continue
-			}
-			// Another write of the same object came first: a cluster
-			// policy's closure reconcile (closure.go), or anyone's edit,
-			// whose event brings a reconcile of its own. Its object
-			// exists; this reconcile is retried soon.
-			s.raced = true
+			s.fail(ns.name, err) // and audit it all the same
+			continue
 		}
 		name := key.Name
 		if s.clusterScoped {
@@ -201,14 +192,18 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 	var res controllerutil.OperationResult
 	var drifted bool
 	// A conflict is another write of the same object since the cache's
-	// version: compute the closure again from the cache, which shows it
-	// within milliseconds.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		desired, err := r.desiredNetworkPolicy(ctx, p, obj.PolicySpec().PodSelector, key.Namespace, nsLabels)
-		if err != nil {
-			return fmt.Errorf("failed to gather the policies of namespace %s: %w", key.Namespace, err)
-		}
-		res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), desired)
+	// version (a closure request's, or anyone's edit): read it again once
+	// the cache shows it, for up to about 1.5 s; after that the namespace
+	// fails, as any write that does not hold.
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var err error
+		res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), func() (networkingv1.NetworkPolicySpec, error) {
+			spec, err := r.desiredNetworkPolicy(ctx, p, obj.PolicySpec().PodSelector, key.Namespace, nsLabels)
+			if err != nil {
+				return spec, fmt.Errorf("failed to gather the policies of namespace %s: %w", key.Namespace, err)
+			}
+			return spec, nil
+		})
 		return err
 	})
 	switch {
@@ -222,12 +217,6 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
 	}
 	return nil
-}
-
-// raced says that a write lost to another write of the same object: an
-// optimistic-lock conflict, or a create of an object created meanwhile.
-func raced(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 }
 
 // reconcileObserve is the observe phase: it audits every enforced

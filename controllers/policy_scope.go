@@ -31,9 +31,6 @@ type policyScope struct {
 	// inScope are the namespaces the policy applies in, terminating ones
 	// included (their NetworkPolicy is kept until their pods are gone).
 	inScope []namespaceInScope
-	// raced: a NetworkPolicy write lost to another write of the same
-	// object; the reconcile runs again soon.
-	raced bool
 	outcome
 }
 

@@ -99,7 +99,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	clbs.recorder = mgr.GetEventRecorder("loopguard")
 	b = ctrl.NewControllerManagedBy(mgr).Named(ClusterLoopbackServiceControllerName).
 		For(&v1alpha1.ClusterLoopbackService{}, builder.WithPredicates(own.notMine())).
-		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(own.notMine())).
+		// Its NetworkPolicy changed by anyone else: the closure of that
+		// namespace repairs it at once; its audit, which skips its own
+		// NetworkPolicies, has nothing to learn from it.
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(closureOfOwner), builder.WithPredicates(own.notMine())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
