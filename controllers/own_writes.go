@@ -50,6 +50,14 @@ func (w *ownWrites) record(o client.Object) {
 	w.mu.Unlock()
 }
 
+// recorded records o when err, its write's, is nil, and returns err.
+func (w *ownWrites) recorded(o client.Object, err error) error {
+	if err == nil {
+		w.record(o)
+	}
+	return err
+}
+
 // mine says whether o is the version this process wrote last. The entry
 // is kept until the next write or the deletion: both controllers' watches
 // of NetworkPolicies see the same event, and neither may use it up for the
@@ -95,27 +103,15 @@ type recordingClient struct {
 }
 
 func (c *recordingClient) Create(ctx context.Context, o client.Object, opts ...client.CreateOption) error {
-	err := c.Client.Create(ctx, o, opts...)
-	if err == nil {
-		c.own.record(o)
-	}
-	return err
+	return c.own.recorded(o, c.Client.Create(ctx, o, opts...))
 }
 
 func (c *recordingClient) Update(ctx context.Context, o client.Object, opts ...client.UpdateOption) error {
-	err := c.Client.Update(ctx, o, opts...)
-	if err == nil {
-		c.own.record(o)
-	}
-	return err
+	return c.own.recorded(o, c.Client.Update(ctx, o, opts...))
 }
 
 func (c *recordingClient) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
-	err := c.Client.Patch(ctx, o, p, opts...)
-	if err == nil {
-		c.own.record(o)
-	}
-	return err
+	return c.own.recorded(o, c.Client.Patch(ctx, o, p, opts...))
 }
 
 func (c *recordingClient) Status() client.SubResourceWriter {
@@ -128,17 +124,9 @@ type recordingStatus struct {
 }
 
 func (s *recordingStatus) Update(ctx context.Context, o client.Object, opts ...client.SubResourceUpdateOption) error {
-	err := s.SubResourceWriter.Update(ctx, o, opts...)
-	if err == nil {
-		s.own.record(o)
-	}
-	return err
+	return s.own.recorded(o, s.SubResourceWriter.Update(ctx, o, opts...))
 }
 
 func (s *recordingStatus) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-	err := s.SubResourceWriter.Patch(ctx, o, p, opts...)
-	if err == nil {
-		s.own.record(o)
-	}
-	return err
+	return s.own.recorded(o, s.SubResourceWriter.Patch(ctx, o, p, opts...))
 }

@@ -71,17 +71,9 @@ func indexedPods(ctx context.Context, r client.Reader, index, key, what string, 
 // fromIndex reads the objects at key of the index of obj's informer; ok
 // is false when r is not an informer cache (the caller Lists instead).
 func fromIndex[T client.Object](ctx context.Context, r client.Reader, obj T, index, key, what string) (out []T, ok bool, err error) {
-	c, isCache := r.(cache.Informers)
-	if !isCache {
-		return nil, false, nil
-	}
-	inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(true))
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
-	}
-	s, isShared := inf.(toolscache.SharedIndexInformer)
-	if !isShared {
-		return nil, false, nil
+	s, err := informerOf(ctx, r, obj)
+	if s == nil || err != nil {
+		return nil, false, err
 	}
 	objs, err := s.GetIndexer().ByIndex(index, key)
 	if err != nil {
@@ -115,17 +107,9 @@ func Objects(ctx context.Context, r client.Reader, obj client.Object, list clien
 // fromStore reads the informer's store: by the namespace index, or all of
 // it.
 func fromStore(ctx context.Context, r client.Reader, obj client.Object, namespace string) ([]runtime.Object, bool, error) {
-	c, isCache := r.(cache.Informers)
-	if !isCache {
-		return nil, false, nil
-	}
-	inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(true))
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
-	}
-	s, isShared := inf.(toolscache.SharedIndexInformer)
-	if !isShared {
-		return nil, false, nil
+	s, err := informerOf(ctx, r, obj)
+	if s == nil || err != nil {
+		return nil, false, err
 	}
 	var objs []any
 	if namespace == "" {
@@ -140,4 +124,20 @@ func fromStore(ctx context.Context, r client.Reader, obj client.Object, namespac
 		}
 	}
 	return out, true, nil
+}
+
+// informerOf returns the shared informer of obj's kind, synced; nil when r
+// is not an informer cache, or its informer not a shared one (the caller
+// Lists instead).
+func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolscache.SharedIndexInformer, error) {
+	c, isCache := r.(cache.Informers)
+	if !isCache {
+		return nil, nil
+	}
+	inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(true))
+	if err != nil {
+		return nil, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
+	}
+	s, _ := inf.(toolscache.SharedIndexInformer)
+	return s, nil
 }
