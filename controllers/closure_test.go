@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -12,9 +15,14 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // TestClosureKeepsOneNamespace: a closure request writes the cluster
@@ -118,3 +126,75 @@ func (s *staleOnce) Get(ctx context.Context, key client.ObjectKey, o client.Obje
 	}
 	return s.Client.Get(ctx, key, o, opts...)
 }
+
+// TestClosureNeverWaitsForThePace: a tenant's new LoopbackService brings
+// the closure of an overlapping cluster policy in its namespace after the
+// batch period, however slow that policy's audit (and so its pace); the
+// audit itself waits for its pace; another cluster policy's change brings
+// the full reconcile after the batch period.
+func TestClosureNeverWaitsForThePace(t *testing.T) {
+	ctx := context.Background()
+	sel := map[string]string{"mesh": "on"}
+	clbs := &v1alpha1.ClusterLoopbackService{
+		ObjectMeta: metav1.ObjectMeta{Name: "mesh", UID: "u-mesh", Generation: 1},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: sel},
+			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{Ports: []v1alpha1.LoopbackPort{{Port: 15000}}}},
+	}
+	other := clbs.DeepCopy()
+	other.Name, other.UID = "other", "u-other"
+	tenant := &v1alpha1.LoopbackService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "port-1", UID: "u-port-1", Generation: 1},
+		Spec: v1alpha1.LoopbackServiceSpec{Ports: []v1alpha1.LoopbackPort{{Port: 1}}}}
+	c := fake.NewClientBuilder().WithScheme(app.Scheme()).
+		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: sel}}, clbs, other, tenant).Build()
+	m := &overlapMapper{reader: c, kind: rules.KindClusterLoopbackService}
+	pace := newPacer(paceFactor, paceLimit)
+	now := time.Now()
+	pace.now = func() time.Time { return now }
+	pace.last[reconcile.Request{NamespacedName: types.NamespacedName{Name: "mesh"}}] = paced{start: now.Add(-time.Minute), end: now, took: time.Minute}
+	const batch = time.Second
+	watches := clusterOverlapWatches(m, batch, func(h handler.EventHandler) handler.EventHandler { return batchedPaced(h, batch, pace) })
+	send := func(kind client.Object, e event.UpdateEvent) map[string]time.Duration {
+		q := &keyedQueue{}
+		for _, w := range watches {
+			if fmt.Sprintf("%T", w.obj) == fmt.Sprintf("%T", kind) {
+				w.handler.Update(ctx, e, q)
+			}
+		}
+		return q.after
+	}
+	check := func(what string, got, want map[string]time.Duration) {
+		t.Helper()
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: enqueued (after) %v; want %v", what, got, want)
+		}
+	}
+	// mesh's pace is its limit; other has none.
+	check("the tenant's LoopbackService", send(tenant, event.UpdateEvent{ObjectOld: tenant, ObjectNew: tenant}), map[string]time.Duration{
+		"shop/mesh":  batch, // the closures: the batch period only
+		"shop/other": batch,
+		"/mesh":      paceLimit, // the audits: their pace
+		"/other":     batch,
+	})
+	check("another cluster policy", send(other, event.UpdateEvent{ObjectOld: other, ObjectNew: other}), map[string]time.Duration{
+		"/mesh": batch, // its full reconcile: batched only, whatever its pace
+	})
+}
+
+// keyedQueue records each request's delay by namespace/name.
+type keyedQueue struct {
+	recordingQueue
+	after map[string]time.Duration
+}
+
+func (q *keyedQueue) AddWithOpts(o priorityqueue.AddOpts, rs ...reconcile.Request) {
+	for _, r := range rs {
+		q.AddAfter(r, o.After)
+	}
+}
+func (q *keyedQueue) AddAfter(r reconcile.Request, d time.Duration) {
+	if q.after == nil {
+		q.after = map[string]time.Duration{}
+	}
+	q.after[r.Namespace+"/"+r.Name] = d
+}
+func (q *keyedQueue) Add(r reconcile.Request) { q.AddAfter(r, 0) }

@@ -296,14 +296,31 @@ func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool, bat
 }
 
 // watchClusterOverlaps adds to b the watches that keep the cluster
-// policies' managed NetworkPolicies current. A LoopbackService's change
-// brings the closure of each overlapping cluster policy in its namespace
-// at once (closure.go), and its audit at its pace (paced); another
-// cluster policy's change, which may concern every namespace, its full
-// reconcile, batched only.
+// policies' managed NetworkPolicies current (clusterOverlapWatches).
 func watchClusterOverlaps(b *builder.Builder, m *overlapMapper, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) *builder.Builder {
 	spec := builder.WithPredicates(predicate.GenerationChangedPredicate{})
-	return b.Watches(&v1alpha1.LoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.closures), batch), spec).
-		Watches(&v1alpha1.LoopbackService{}, paced(handler.EnqueueRequestsFromMapFunc(m.policyChanged)), spec).
-		Watches(&v1alpha1.ClusterLoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.policyChanged), batch), spec)
+	for _, w := range clusterOverlapWatches(m, batch, paced) {
+		b = b.Watches(w.obj, w.handler, spec)
+	}
+	return b
+}
+
+// overlapWatch is one watch: a kind and its handler.
+type overlapWatch struct {
+	obj     client.Object
+	handler handler.EventHandler
+}
+
+// clusterOverlapWatches are the policy watches of the cluster policies'
+// controller. A LoopbackService's change brings the closure of each
+// overlapping cluster policy in its namespace after the batch period, never
+// its pace (closure.go), and its audit at its pace (paced); another
+// cluster policy's change, which may concern every namespace, its full
+// reconcile, batched only.
+func clusterOverlapWatches(m *overlapMapper, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) []overlapWatch {
+	return []overlapWatch{
+		{&v1alpha1.LoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.closures), batch)},
+		{&v1alpha1.LoopbackService{}, paced(handler.EnqueueRequestsFromMapFunc(m.policyChanged))},
+		{&v1alpha1.ClusterLoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.policyChanged), batch)},
+	}
 }
