@@ -193,7 +193,8 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 	var drifted bool
 	// A conflict is another write of the same object since the cache's
 	// version (a closure request's, or anyone's edit): read it again once
-	// the cache shows it, for up to about 1.5 s; after that the namespace
+	// the cache shows it, four tries over about 0.3 s (retry.DefaultBackoff:
+	// 10, 50, 250 ms apart); after that the namespace
 	// fails, as any write that does not hold.
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var err error
