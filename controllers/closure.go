@@ -90,13 +90,17 @@ func (r *ClusterLoopbackServiceReconciler) reconcileClosure(ctx context.Context,
 	if err != nil && !errors.As(err, &taken) { // a squatted name is reported by the full reconcile
 		return ctrl.Result{}, fmt.Errorf("failed to keep the closure of NetworkPolicy %s: %w", key, err)
 	}
-	// The policy read above may be older than the one the full reconcile
-	// wrote this NetworkPolicy from: if that write came first, this one
-	// is the stale one, and its event is this controller's own, which
-	// brings nothing. The cache holds the newer policy by now (the full
-	// reconcile read it there): do it again.
+	// The policy or the namespace read above may be older than those the
+	// full reconcile wrote or pruned this NetworkPolicy from: if that
+	// came first, this write is the stale one, and its event is this
+	// controller's own, which brings nothing. The cache holds the newer
+	// ones by now (the full reconcile read them there): do it again.
 	cur := &v1alpha1.ClusterLoopbackService{}
 	if err := r.reader.Get(ctx, client.ObjectKey{Name: req.Name}, cur); err == nil && (cur.UID != clbs.UID || cur.Generation != clbs.Generation) {
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	curNS := &corev1.Namespace{}
+	if err := r.reader.Get(ctx, client.ObjectKey{Name: req.Namespace}, curNS); err == nil && curNS.ResourceVersion != ns.ResourceVersion {
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	return ctrl.Result{}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"testing"
 	"time"
 
@@ -82,6 +83,45 @@ func TestClosureKeepsOneNamespace(t *testing.T) {
 		t.Errorf("a closure wrote status: %+v", cur.Status)
 	}
 
+	// The namespace is relabelled out of the policy while a closure runs
+	// (the full reconcile prunes its NetworkPolicy there): the closure read
+	// the old labels, so it must run again, and then remove what it wrote.
+	staleNS := nsA.DeepCopy()
+	curNS := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "a"}, curNS); err != nil {
+		t.Fatal(err)
+	}
+	staleNS.ResourceVersion = curNS.ResourceVersion
+	curNS.Labels = nil
+	if err := c.Update(ctx, curNS); err != nil {
+		t.Fatal(err)
+	}
+	r.reader = &staleOnce{Client: c, stale: staleNS}
+	if res, err := r.Reconcile(ctx, closureRequest("mesh", "a")); err != nil || res.RequeueAfter == 0 {
+		t.Fatalf("a closure that read older namespace labels than the cache holds after its write: %+v, %v; want it requeued", res, err)
+	}
+	r.reader = c
+	if res, err := r.Reconcile(ctx, closureRequest("mesh", "a")); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("closure: %+v, %v", res, err)
+	}
+	got, err = np("a")
+	if err == nil && got.DeletionTimestamp.IsZero() {
+		t.Fatalf("namespace no longer selected: want the NetworkPolicy in a deleted, it is not")
+	}
+	if err == nil { // its finalizer released, as the finalizer controller would
+		got.Finalizers = nil
+		if err := c.Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := np("a"); !apierrors.IsNotFound(err) {
+		t.Fatalf("the NetworkPolicy in a is still there: %v", err)
+	}
+	curNS.Labels = sel
+	if err := c.Update(ctx, curNS); err != nil {
+		t.Fatal(err)
+	}
+
 	// The policy changes while a closure runs: the closure read the old
 	// one, so it must run again.
 	stale := cur.DeepCopy()
@@ -111,16 +151,16 @@ func TestClosureKeepsOneNamespace(t *testing.T) {
 	}
 }
 
-// staleOnce is a reader whose first Get of a ClusterLoopbackService
+// staleOnce is a reader whose first Get of the stale object's kind
 // returns stale: the cache before a change the full reconcile had seen.
 type staleOnce struct {
 	client.Client
-	stale *v1alpha1.ClusterLoopbackService
+	stale client.Object
 }
 
 func (s *staleOnce) Get(ctx context.Context, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
-	if p, ok := o.(*v1alpha1.ClusterLoopbackService); ok && s.stale != nil {
-		s.stale.DeepCopyInto(p)
+	if s.stale != nil && fmt.Sprintf("%T", o) == fmt.Sprintf("%T", s.stale) {
+		reflect.ValueOf(o).Elem().Set(reflect.ValueOf(s.stale.DeepCopyObject()).Elem())
 		s.stale = nil
 		return nil
 	}
