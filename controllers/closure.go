@@ -7,9 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -111,11 +109,8 @@ func (r *ClusterLoopbackServiceReconciler) reconcileClosure(ctx context.Context,
 // brings at most a closure, which writes only the policy's own
 // NetworkPolicy, of the name it must have.
 func closureOfOwner(_ context.Context, o client.Object) []reconcile.Request {
-	ref := metav1.GetControllerOf(o)
+	ref := policyController(o)
 	if ref == nil || ref.Kind != rules.KindClusterLoopbackService {
-		return nil
-	}
-	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != v1alpha1.GroupVersion.Group {
 		return nil
 	}
 	return []reconcile.Request{closureRequest(ref.Name, o.GetNamespace())}

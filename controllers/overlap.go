@@ -245,12 +245,8 @@ func (m *overlapMapper) networkPolicyChanged(ctx context.Context, o client.Objec
 // has the name that policy's managed NetworkPolicy has. Nil for any other
 // object; labels prove nothing.
 func managedOwner(ctx context.Context, reader client.Reader, o client.Object) client.Object {
-	ref := metav1.GetControllerOf(o)
+	ref := policyController(o)
 	if ref == nil {
-		return nil
-	}
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
-	if err != nil || gv.Group != v1alpha1.GroupVersion.Group {
 		return nil
 	}
 	var owner client.Object
@@ -278,6 +274,19 @@ func managedOwner(ctx context.Context, reader client.Reader, o client.Object) cl
 		return nil
 	}
 	return owner
+}
+
+// policyController is o's controller reference when it names an object of
+// loopguard.io's group (what it claims; the callers check the rest).
+func policyController(o client.Object) *metav1.OwnerReference {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil {
+		return nil
+	}
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+		return nil
+	}
+	return ref
 }
 
 // watchOverlaps adds to b the watches that keep the managed NetworkPolicies
