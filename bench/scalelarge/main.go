@@ -173,9 +173,10 @@ func main() {
 	b.logf("simulated agents: one report per node every %s (%.1f writes/s), at once on a change", reportRefresh, float64(b.size.Nodes)/reportRefresh.Seconds())
 
 	writes0, _ := b.writesBy(ctx)
+	conv := b.watchConvergence(ctx)
 	b.cpu0, b.t0 = b.cpu.read(), time.Now()
 	last := b.createPolicies(ctx)
-	b.converge(ctx, last, *timeout)
+	b.converge(ctx, conv, last, *timeout)
 	if writes1, err := b.writesBy(ctx); err == nil {
 		b.logf("API writes from the first policy's creation to convergence (apiserver_request_total; creates by the bench included): %s", writesSince(writes0, writes1))
 	}

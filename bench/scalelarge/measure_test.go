@@ -71,3 +71,26 @@ func TestEnforcedForItsGeneration(t *testing.T) {
 		t.Error("enforced: want true only for Enforced True at the policy's generation")
 	}
 }
+
+// TestConvergenceRecordsTheEventThatCompletedIt: the NetworkPolicies'
+// time is that of the last one's arrival; the statuses' only once every
+// NetworkPolicy exists, and a status that stops being current counts out.
+func TestConvergenceRecordsTheEventThatCompletedIt(t *testing.T) {
+	c := &convergence{expect: map[string]int{"a/p": 1, "/c": 2}, wantNPs: 2,
+		current: map[string]bool{}, nps: map[string]bool{}, changed: make(chan struct{}, 1)}
+	c.set(c.current, "a/p", true)
+	c.set(c.current, "/c", true)
+	if !c.doneAt.IsZero() {
+		t.Fatal("statuses converged before every NetworkPolicy existed")
+	}
+	c.set(c.current, "/c", false)
+	c.set(c.nps, "a/x", true)
+	c.set(c.nps, "a/y", true)
+	if c.npsAt.IsZero() || !c.doneAt.IsZero() {
+		t.Fatalf("npsAt %v doneAt %v: want the NetworkPolicies' time only", c.npsAt, c.doneAt)
+	}
+	c.set(c.current, "/c", true)
+	if c.doneAt.IsZero() || c.doneAt.Before(c.npsAt) {
+		t.Fatalf("doneAt %v, npsAt %v: want the last status's time", c.doneAt, c.npsAt)
+	}
+}
