@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/internal/rules"
@@ -32,6 +33,10 @@ type auditMemo struct {
 type memoized struct {
 	digest [sha256.Size]byte
 	obs    *observation
+	// uid and generation of the policy audited (also in the digest), for
+	// cached, which computes no digest.
+	uid        types.UID
+	generation int64
 }
 
 func newAuditMemo() *auditMemo {
@@ -64,8 +69,21 @@ func (m *auditMemo) observe(ctx context.Context, c client.Reader, p *rules.Polic
 	if m.byPolicy[p.Ref] == nil {
 		m.byPolicy[p.Ref] = map[string]memoized{}
 	}
-	m.byPolicy[p.Ref][namespace] = memoized{digest: digest, obs: obs}
+	m.byPolicy[p.Ref][namespace] = memoized{digest: digest, obs: obs, uid: p.UID, generation: p.Generation}
 	return obs, true, nil
+}
+
+// cached is p's last audit of namespace, without reading what it read:
+// for a namespace no event has marked since (dirty.go). False when there
+// is none of p's UID and generation.
+func (m *auditMemo) cached(p *rules.Policy, namespace string) (*observation, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.byPolicy[p.Ref][namespace]
+	if !ok || e.uid != p.UID || e.generation != p.Generation {
+		return nil, false
+	}
+	return e.obs, true
 }
 
 // retain forgets ref's audits of namespaces other than keep.

@@ -192,7 +192,11 @@ func TestClosureNeverWaitsForThePace(t *testing.T) {
 	pace.now = func() time.Time { return now }
 	pace.last[reconcile.Request{NamespacedName: types.NamespacedName{Name: "mesh"}}] = paced{start: now.Add(-time.Minute), end: now, took: time.Minute}
 	const batch = time.Second
-	watches := clusterOverlapWatches(m, batch, func(h handler.EventHandler) handler.EventHandler { return batchedPaced(h, batch, pace) })
+	dirty := newDirtyNamespaces()
+	for _, p := range []string{"mesh", "other"} {
+		dirty.take(p, now, time.Hour) // each has had its full reconcile
+	}
+	watches := clusterOverlapWatches(m, dirty, batch, func(h handler.EventHandler) handler.EventHandler { return batchedPaced(h, batch, pace) })
 	send := func(kind client.Object, e event.UpdateEvent) map[string]time.Duration {
 		q := &keyedQueue{}
 		for _, w := range watches {
@@ -215,9 +219,18 @@ func TestClosureNeverWaitsForThePace(t *testing.T) {
 		"/mesh":      paceLimit, // the audits: their pace
 		"/other":     batch,
 	})
+	// Their audits read the tenant's namespace again, and only it.
+	for _, p := range []string{"mesh", "other"} {
+		if all, marked := dirty.take(p, now, time.Hour); all || !maps.Equal(marked, map[string]bool{"shop": true}) {
+			t.Errorf("%s: the tenant's change marked every namespace %v, namespaces %v; want shop only", p, all, marked)
+		}
+	}
 	check("another cluster policy", send(other, event.UpdateEvent{ObjectOld: other, ObjectNew: other}), map[string]time.Duration{
 		"/mesh": batch, // its full reconcile: batched only, whatever its pace
 	})
+	if all, _ := dirty.take("mesh", now, time.Hour); !all {
+		t.Error("another cluster policy's change did not mark every namespace")
+	}
 }
 
 // keyedQueue records each request's delay by namespace/name.

@@ -25,6 +25,9 @@ const ClusterLoopbackServiceControllerName = "clusterloopbackservice"
 // no longer selects, and audits them all.
 type ClusterLoopbackServiceReconciler struct {
 	policyReconciler
+	// dirty are the namespaces each policy's events marked (dirty.go);
+	// nil: every reconcile reads every namespace.
+	dirty *dirtyNamespaces
 }
 
 // +kubebuilder:rbac:groups=loopguard.io,resources=clusterloopbackservices,verbs=get;list;watch
@@ -39,6 +42,9 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 	if err := r.client.Get(ctx, req.NamespacedName, clbs); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: req.Name})
+			if r.dirty != nil {
+				r.dirty.forget(req.Name)
+			}
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get ClusterLoopbackService: %w", err)
@@ -46,14 +52,43 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 	if !clbs.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return r.reconcile(ctx, newPolicyScope(ctx, clbs), []phase{
+	s := newPolicyScope(ctx, clbs)
+	if r.dirty == nil {
+		return r.reconcile(ctx, s, r.phases())
+	}
+	all, marked := r.dirty.take(req.Name, r.now(), r.auditInterval)
+	if !all {
+		s.gather = func(ns string) bool {
+			if marked[ns] {
+				return true
+			}
+			_, ok := r.memo.cached(s.compiled, ns) // compiled before any namespace is read
+			return !ok
+		}
+	}
+	res, err := r.reconcile(ctx, s, r.phases())
+	if err != nil {
+		r.dirty.putBack(req.Name, all, marked)
+	} else if failed := s.failedNamespaces(); len(failed) > 0 {
+		again := map[string]bool{}
+		for _, ns := range failed {
+			again[ns] = true
+		}
+		r.dirty.putBack(req.Name, false, again)
+	}
+	return res, err
+}
+
+// phases are the full reconcile's phases.
+func (r *ClusterLoopbackServiceReconciler) phases() []phase {
+	return []phase{
 		{"compile the policy", reconcileCompile},
 		{"select its namespaces", r.reconcileNamespaces},
 		{"prune the NetworkPolicies of namespaces no longer selected", r.reconcilePrune},
 		{"reconcile the AdminNetworkPolicy", r.reconcileAdmin},
 		{"keep the managed NetworkPolicies", r.reconcileNetworkPolicies},
 		{"observe the selected namespaces", r.reconcileObserve},
-	})
+	}
 }
 
 // +kubebuilder:rbac:groups=policy.networking.k8s.io,resources=adminnetworkpolicies,verbs=get;list;watch;create;update;patch;delete

@@ -306,9 +306,9 @@ func watchOverlaps(b *builder.Builder, m *overlapMapper, lbsNamespaces bool, bat
 
 // watchClusterOverlaps adds to b the watches that keep the cluster
 // policies' managed NetworkPolicies current (clusterOverlapWatches).
-func watchClusterOverlaps(b *builder.Builder, m *overlapMapper, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) *builder.Builder {
+func watchClusterOverlaps(b *builder.Builder, m *overlapMapper, dirty *dirtyNamespaces, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) *builder.Builder {
 	spec := builder.WithPredicates(predicate.GenerationChangedPredicate{})
-	for _, w := range clusterOverlapWatches(m, batch, paced) {
+	for _, w := range clusterOverlapWatches(m, dirty, batch, paced) {
 		b = b.Watches(w.obj, w.handler, spec)
 	}
 	return b
@@ -325,11 +325,12 @@ type overlapWatch struct {
 // overlapping cluster policy in its namespace after the batch period, never
 // its pace (closure.go), and its audit at its pace (paced); another
 // cluster policy's change, which may concern every namespace, its full
-// reconcile, batched only.
-func clusterOverlapWatches(m *overlapMapper, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) []overlapWatch {
+// reconcile, batched only. The audit reads the LoopbackService's namespace
+// again; the other cluster policy's change, every namespace (dirty.go).
+func clusterOverlapWatches(m *overlapMapper, dirty *dirtyNamespaces, batch time.Duration, paced func(handler.EventHandler) handler.EventHandler) []overlapWatch {
 	return []overlapWatch{
 		{&v1alpha1.LoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.closures), batch)},
-		{&v1alpha1.LoopbackService{}, paced(handler.EnqueueRequestsFromMapFunc(m.policyChanged))},
-		{&v1alpha1.ClusterLoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(m.policyChanged), batch)},
+		{&v1alpha1.LoopbackService{}, paced(handler.EnqueueRequestsFromMapFunc(dirty.marking(m.policyChanged, namespaceOfObject)))},
+		{&v1alpha1.ClusterLoopbackService{}, batched(handler.EnqueueRequestsFromMapFunc(dirty.marking(m.policyChanged, everyNamespace)), batch)},
 	}
 }

@@ -164,6 +164,18 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 			continue
 		}
 		key := types.NamespacedName{Namespace: ns.name, Name: npName}
+		name := key.Name
+		if s.clusterScoped {
+			name = key.String()
+		}
+		if !s.gathers(ns.name) {
+			// Kept by the reconcile that last gathered it; a change of it
+			// since is repaired by its closure (closureOfOwner).
+			if s.mode != v1alpha1.NetworkPolicyDisabled {
+				s.networkPolicies = append(s.networkPolicies, name)
+			}
+			continue
+		}
 		if s.mode == v1alpha1.NetworkPolicyDisabled {
 			if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
 				s.fail(ns.name, err)
@@ -175,10 +187,6 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 		if err := r.keepNetworkPolicy(ctx, obj, s.compiled, s.protected, key, ns.labels, s.clusterScoped); err != nil {
 			s.fail(ns.name, err) // and audit it all the same
 			continue
-		}
-		name := key.Name
-		if s.clusterScoped {
-			name = key.String()
 		}
 		s.networkPolicies = append(s.networkPolicies, name)
 	}
@@ -229,6 +237,13 @@ func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope)
 	for _, ns := range s.inScope {
 		if ns.terminating {
 			continue
+		}
+		if !s.gathers(ns.name) {
+			if obs, ok := r.memo.cached(s.compiled, ns.name); ok {
+				observed[ns.name] = true
+				s.add(obs)
+				continue
+			}
 		}
 		obs, audited, err := r.memo.observe(ctx, r.reader, s.compiled, ns.name, ns.labels)
 		if err != nil {

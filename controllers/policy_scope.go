@@ -31,7 +31,16 @@ type policyScope struct {
 	// inScope are the namespaces the policy applies in, terminating ones
 	// included (their NetworkPolicy is kept until their pods are gone).
 	inScope []namespaceInScope
+	// gather says whether a namespace's NetworkPolicy is kept and its
+	// inputs audited in this reconcile; the others' last audit stands
+	// (dirty.go). Nil: every namespace.
+	gather func(namespace string) bool
 	outcome
+}
+
+// gathers says whether this reconcile reads namespace again.
+func (s *policyScope) gathers(namespace string) bool {
+	return s.gather == nil || s.gather(namespace)
 }
 
 func newPolicyScope(ctx context.Context, obj policyObject) *policyScope {

@@ -79,7 +79,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(own.notMine()))
 	lbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindLoopbackService, fallback: lbs.policiesInNamespace}
 	for _, o := range watched() {
-		b = b.Watches(o, mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index), watchPredicates(o)...)
+		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(mapper(o, lbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
 	}
 	b = watchOverlaps(b, lbsOverlaps, true, 0)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
@@ -88,7 +88,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
 	}
 
-	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base}
+	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base, dirty: newDirtyNamespaces()}
+	marked := func(f handler.MapFunc, of namespacesOf) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(clbs.dirty.marking(f, of))
+	}
 	// The audit's inputs are batched and paced (pace.go); other policies'
 	// changes, which change what its NetworkPolicies must close, only
 	// batched.
@@ -103,7 +106,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		// namespace repairs it at once; its audit, which skips its own
 		// NetworkPolicies, has nothing to learn from it.
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(closureOfOwner), builder.WithPredicates(own.notMine())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clbs.allPolicies), builder.WithPredicates(relevantChange()))
+		Watches(&corev1.Namespace{}, marked(clbs.allPolicies, namespaceOfObject), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
 	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {
@@ -113,9 +116,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
 	for _, o := range watched() {
-		b = b.Watches(o, batch(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)), watchPredicates(o)...)
+		b = b.Watches(o, batch(marked(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), concerns(o, mgr.GetCache()))), watchPredicates(o)...)
 	}
-	b = watchClusterOverlaps(b, clbsOverlaps, opts.ClusterPolicyBatchPeriod, batch)
+	b = watchClusterOverlaps(b, clbsOverlaps, clbs.dirty, opts.ClusterPolicyBatchPeriod, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
 	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
 	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {
@@ -153,20 +156,29 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 // that select the pods it lists, whatever their namespace; other kinds
 // (Services, which may reach any policy's pods; workloads; any other
 // NetworkPolicy) go to every candidate policy through m.fallback.
-func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *policyindex.Index) handler.EventHandler {
+func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *policyindex.Index) handler.MapFunc {
 	switch o.(type) {
 	case *corev1.Pod:
 		if index != nil {
-			return handler.EnqueueRequestsFromMapFunc(policiesSelectingPod(index, m.kind))
+			return policiesSelectingPod(index, m.kind)
 		}
 	case *discoveryv1.EndpointSlice:
 		if index != nil {
-			return handler.EnqueueRequestsFromMapFunc(policiesReachedBySlice(reader, index, m.kind))
+			return policiesReachedBySlice(reader, index, m.kind)
 		}
 	case *networkingv1.NetworkPolicy:
-		return handler.EnqueueRequestsFromMapFunc(m.networkPolicyChanged)
+		return m.networkPolicyChanged
 	}
-	return handler.EnqueueRequestsFromMapFunc(m.fallback)
+	return m.fallback
+}
+
+// concerns says which namespaces' audits a change of a watched object of
+// o's kind concerns (dirty.go).
+func concerns(o client.Object, reader client.Reader) namespacesOf {
+	if _, ok := o.(*discoveryv1.EndpointSlice); ok {
+		return sliceNamespaces(reader)
+	}
+	return namespaceOfObject
 }
 
 // watchPredicates drops the events that cannot change an audit.
