@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -67,13 +68,17 @@ func (r *ClusterLoopbackServiceReconciler) Reconcile(ctx context.Context, req ct
 		}
 	}
 	res, err := r.reconcile(ctx, s, r.phases())
+	// A namespace that failed is read again, whether it was marked or
+	// read for want of an audit (its audit may be kept while its
+	// NetworkPolicy is not); a reconcile that failed leaves every mark.
+	again := map[string]bool{}
+	for _, ns := range s.failedNamespaces() {
+		again[ns] = true
+	}
 	if err != nil {
-		r.dirty.putBack(req.Name, all, marked)
-	} else if failed := s.failedNamespaces(); len(failed) > 0 {
-		again := map[string]bool{}
-		for _, ns := range failed {
-			again[ns] = true
-		}
+		maps.Copy(again, marked)
+		r.dirty.putBack(req.Name, all, again)
+	} else if len(again) > 0 {
 		r.dirty.putBack(req.Name, false, again)
 	}
 	return res, err

@@ -147,6 +147,24 @@ func sliceNamespaces(c client.Reader) namespacesOf {
 	}
 }
 
+// serviceNamespaces: a Service concerns its own namespace's audits and
+// those of the namespaces of the pods its EndpointSlices name
+// (podsBehindService). Every namespace when those cannot be read.
+func serviceNamespaces(c client.Reader) namespacesOf {
+	return func(ctx context.Context, o client.Object) []string {
+		pods, err := podsBehindService(ctx, c, o)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "failed to read the pods a Service's EndpointSlices name; auditing every namespace again", "service", client.ObjectKeyFromObject(o))
+			return nil
+		}
+		out := []string{o.GetNamespace()}
+		for _, p := range pods {
+			out = append(out, p.Namespace)
+		}
+		return out
+	}
+}
+
 // marking wraps a map function so that each request it returns has the
 // namespaces the object concerns marked, before the handler queues it.
 // controller-runtime maps both sides of an update, so a namespace left

@@ -68,3 +68,68 @@ func TestClusterPolicyReadsAgainTheNamespaceASliceReaches(t *testing.T) {
 	g.Expect(env.Client.Delete(ctx, slice)).To(Succeed())
 	g.Eventually(violations, timeout, poll).Should(ConsistOf(service, selected))
 }
+
+// TestServiceChangeReachesThePodsItsSlicesName: an EndpointSlice that
+// carries a Service's name, the EndpointSlice controller's label and a
+// controller reference to the Service is that Service's business, not a
+// finding; once the Service loses its selector, the same slice is
+// hand-written and a finding of the policies of the pods it names, in
+// any namespace. The Service's change must reach those policies, and a
+// cluster policy must read their namespace again (dirty.go): mapped to
+// the Service's own namespace only, neither did.
+func TestServiceChangeReachesThePodsItsSlicesName(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	label := fmt.Sprintf("ct-svcslice-%d", nsSeq.Load()+1)
+	// One policy of each kind, each alone in its namespace: no event of
+	// the one reaches the other.
+	guarded := namespace(t, nil)
+	meshed := namespace(t, map[string]string{label: "yes"})
+	outside := namespace(t, nil)
+	for i, ns := range []string{guarded, meshed} {
+		pod := runningPod(g, ns, "cart-1", "node-a", false)
+		ip := fmt.Sprintf("10.244.7.%d", 41+i)
+		pod.Status.PodIP, pod.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "front", Namespace: outside},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "front"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	g.Expect(env.Client.Create(ctx, svc)).To(Succeed())
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "front-abcde", Namespace: outside,
+			Labels:          map[string]string{discoveryv1.LabelServiceName: "front", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "front", UID: svc.UID, Controller: ptr.To(true)}}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](15000)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.7.41"}}, {Addresses: []string{"10.244.7.42"}}},
+	}
+	g.Expect(env.Client.Create(ctx, slice)).To(Succeed())
+
+	guard := lbs(guarded, "guard", v1alpha1.LoopbackPort{Port: 15000})
+	guard.Spec.EnforcementAction = v1alpha1.ActionAudit
+	g.Expect(env.Client.Create(ctx, guard)).To(Succeed())
+	mesh := clusterLBS(label, map[string]string{label: "yes"}, v1alpha1.LoopbackPort{Port: 15000})
+	mesh.Spec.EnforcementAction = v1alpha1.ActionAudit
+	g.Expect(env.Client.Create(ctx, mesh)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, mesh) })
+	for _, c := range []func() *metav1.Condition{
+		condition(g, guard, func() []metav1.Condition { return guard.Status.Conditions }, v1alpha1.ConditionCompliant),
+		condition(g, mesh, func() []metav1.Condition { return mesh.Status.Conditions }, v1alpha1.ConditionCompliant),
+	} {
+		g.Eventually(c, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
+	}
+
+	svc.Spec.Selector = nil
+	g.Expect(env.Client.Update(ctx, svc)).To(Succeed())
+	stolen := ContainElement(And(HaveField("Kind", "EndpointSlice"), HaveField("Namespace", outside), HaveField("Name", "front-abcde")))
+	g.Eventually(func() []v1alpha1.Violation {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(guard), guard)).To(Succeed())
+		return guard.Status.Violations
+	}, timeout, poll).Should(stolen)
+	g.Eventually(func() []v1alpha1.Violation {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(mesh), mesh)).To(Succeed())
+		return mesh.Status.Violations
+	}, timeout, poll).Should(stolen)
+}

@@ -222,19 +222,20 @@ func (m *overlapMapper) namespaceChanged(ctx context.Context, o client.Object) [
 }
 
 // networkPolicyChanged maps a NetworkPolicy change. A managed one (see
-// managedOwner) reaches its owner through Owns(), which repairs it; its
-// change can only matter to the policies overlapping the owner, whose
+// managedOwner) whose owner repairs it reaches that owner through Owns();
+// its change can only matter to the policies overlapping the owner, whose
 // conflict detection evaluates it. Any other NetworkPolicy, whatever its
 // labels or a forged ownerReference, goes to every candidate policy, as
-// other kinds do.
+// other kinds do; so does one whose owner will not repair it (terminating,
+// its finalizer held by a tenant, or not compiling), which a tenant can
+// edit to select any pod and open any port.
 func (m *overlapMapper) networkPolicyChanged(ctx context.Context, o client.Object) []reconcile.Request {
-	owner := managedOwner(ctx, m.reader, o)
-	if owner == nil {
-		return m.fallback(ctx, o)
+	var q *rules.Policy
+	if owner := managedOwner(ctx, m.reader, o); owner != nil && owner.GetDeletionTimestamp().IsZero() {
+		q = compileObject(owner)
 	}
-	q := compileObject(owner)
 	if q == nil {
-		return nil
+		return m.fallback(ctx, o)
 	}
 	return m.overlapping(ctx, q, o.GetNamespace())
 }

@@ -33,7 +33,10 @@ func specChanged(o, n client.Object) bool {
 	switch old := o.(type) {
 	case *corev1.Pod:
 		cur := n.(*corev1.Pod)
-		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || old.Status.PodIP != cur.Status.PodIP
+		// The phase and the IPs decide which addresses are the pod's
+		// (rules.PodIPs), so which slices reach it.
+		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || old.Status.PodIP != cur.Status.PodIP ||
+			old.Status.Phase != cur.Status.Phase || !equality.Semantic.DeepEqual(old.Status.PodIPs, cur.Status.PodIPs)
 	case *corev1.Service:
 		return !equality.Semantic.DeepEqual(old.Spec, n.(*corev1.Service).Spec)
 	case *networkingv1.NetworkPolicy:

@@ -11,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -115,8 +117,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{}, builder.WithPredicates(own.notMine()))
 	}
 	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
+	pods := &clusterPodMapper{reader: mgr.GetCache()}
 	for _, o := range watched() {
-		b = b.Watches(o, batch(marked(mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index), concerns(o, mgr.GetCache()))), watchPredicates(o)...)
+		f := mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)
+		if _, ok := o.(*corev1.Pod); ok {
+			f = pods.mapPod
+		}
+		b = b.Watches(o, batch(marked(f, concerns(o, mgr.GetCache()))), watchPredicates(o)...)
 	}
 	b = watchClusterOverlaps(b, clbsOverlaps, clbs.dirty, opts.ClusterPolicyBatchPeriod, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
@@ -164,7 +171,11 @@ func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *poli
 		}
 	case *discoveryv1.EndpointSlice:
 		if index != nil {
-			return policiesReachedBySlice(reader, index, m.kind)
+			return policiesReachedBySlice(reader, index, m.kind, everyPolicy(reader, m.kind))
+		}
+	case *corev1.Service:
+		if index != nil {
+			return policiesOfService(reader, index, m.kind, m.fallback, everyPolicy(reader, m.kind))
 		}
 	case *networkingv1.NetworkPolicy:
 		return m.networkPolicyChanged
@@ -175,10 +186,36 @@ func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *poli
 // concerns says which namespaces' audits a change of a watched object of
 // o's kind concerns (dirty.go).
 func concerns(o client.Object, reader client.Reader) namespacesOf {
-	if _, ok := o.(*discoveryv1.EndpointSlice); ok {
+	switch o.(type) {
+	case *discoveryv1.EndpointSlice:
 		return sliceNamespaces(reader)
+	case *corev1.Service:
+		return serviceNamespaces(reader)
 	}
 	return namespaceOfObject
+}
+
+// everyPolicy maps an object to every policy of kind, in every namespace:
+// for when what it concerns cannot be read.
+func everyPolicy(reader client.Reader, kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list client.ObjectList = &v1alpha1.LoopbackServiceList{}
+		if kind == rules.KindClusterLoopbackService {
+			list = &v1alpha1.ClusterLoopbackServiceList{}
+		}
+		if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "failed to list the policies", "kind", kind)
+			return nil
+		}
+		var out []reconcile.Request
+		_ = meta.EachListItem(list, func(obj runtime.Object) error {
+			if c, ok := obj.(client.Object); ok {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(c)})
+			}
+			return nil
+		})
+		return out
+	}
 }
 
 // watchPredicates drops the events that cannot change an audit.
