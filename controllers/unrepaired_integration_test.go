@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -65,4 +66,36 @@ func TestNetworkPolicyNoOwnerRepairsIsJudged(t *testing.T) {
 
 	g.Eventually(guardEffective, timeout, poll).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(npName))))
 	g.Eventually(meshEffective, timeout, poll).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(npName))))
+}
+
+// TestNameTakenStaysReportedWhenTheSelectorMoves: a cluster policy whose
+// selector moves to a namespace where a tenant squats its managed name
+// reads that namespace for want of an audit of its new generation; the
+// audit is kept, the NetworkPolicy is not. The retries that follow must
+// read that namespace again and keep reporting the name taken: served
+// from the kept audit, the retry listed the squatted NetworkPolicy as
+// kept and the policy went back to Ready.
+func TestNameTakenStaysReportedWhenTheSelectorMoves(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("ct-moved-%d", nsSeq.Load()+1)
+	namespace(t, map[string]string{name: "before"})
+	squatted := namespace(t, map[string]string{name: "after"})
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: squatted, Name: "loopguard-cluster-" + name},
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	g.Expect(env.Client.Create(ctx, np)).To(Succeed())
+	clbs := clusterLBS(name, map[string]string{name: "before"}, v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	ready := condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionReady)
+	g.Eventually(ready, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
+
+	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{name: "after"}
+	g.Expect(env.Client.Update(ctx, clbs)).To(Succeed())
+	taken := And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(squatted+"/loopguard-cluster-"+name)))
+	g.Eventually(ready, timeout, poll).Should(taken)
+	failed := reconcilesWith(g, controllers.ClusterLoopbackServiceControllerName, "error")
+	g.Eventually(func() float64 { return reconcilesWith(g, controllers.ClusterLoopbackServiceControllerName, "error") }, timeout, poll).
+		Should(BeNumerically(">=", failed+2), "the failed reconcile was not retried")
+	g.Expect(ready()).To(taken)
 }
