@@ -91,6 +91,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 
 	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base, dirty: newDirtyNamespaces()}
+	// There are few cluster policies, and each may select any namespace.
+	allPolicies := everyPolicy(mgr.GetCache(), rules.KindClusterLoopbackService)
 	marked := func(f handler.MapFunc, of namespacesOf) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(clbs.dirty.marking(f, of))
 	}
@@ -108,7 +110,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		// namespace repairs it at once; its audit, which skips its own
 		// NetworkPolicies, has nothing to learn from it.
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(closureOfOwner), builder.WithPredicates(own.notMine())).
-		Watches(&corev1.Namespace{}, marked(clbs.allPolicies, namespaceOfObject), builder.WithPredicates(relevantChange()))
+		Watches(&corev1.Namespace{}, marked(allPolicies, namespaceOfObject), builder.WithPredicates(relevantChange()))
 	// Drift of an AdminNetworkPolicy is repaired at once only when its API
 	// exists at start; one installed later is kept by the periodic audit.
 	if ok, err := adminNetworkPolicyAvailable(mgr.GetRESTMapper()); err != nil {
@@ -116,7 +118,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	} else if ok {
 		b = b.Owns(&anpv1alpha1.AdminNetworkPolicy{}, builder.WithPredicates(own.notMine()))
 	}
-	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: clbs.allPolicies}
+	clbsOverlaps := &overlapMapper{reader: mgr.GetCache(), index: opts.Index, kind: rules.KindClusterLoopbackService, fallback: allPolicies}
 	pods := &clusterPodMapper{reader: mgr.GetCache()}
 	for _, o := range watched() {
 		f := mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)
@@ -143,7 +145,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupNodeBindReports(mgr, rt); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", NodeBindReportControllerName, err)
 	}
-	if err := setupRuntime(mgr, opts, rt, clbs.allPolicies); err != nil {
+	if err := setupRuntime(mgr, opts, rt, allPolicies); err != nil {
 		return err
 	}
 	if err := setupOpenReports(mgr, opts.Index, opts.AuditInterval); err != nil {
@@ -264,21 +266,6 @@ func loopbackServicesIn(ctx context.Context, reader client.Reader, namespace str
 	var list v1alpha1.LoopbackServiceList
 	if err := reader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "failed to map an object to the LoopbackServices of its namespace", "namespace", namespace)
-		return nil
-	}
-	out := make([]reconcile.Request, len(list.Items))
-	for i := range list.Items {
-		out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-	}
-	return out
-}
-
-// allPolicies maps an object to every ClusterLoopbackService; there are
-// few, and each may select any namespace.
-func (r *ClusterLoopbackServiceReconciler) allPolicies(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.ClusterLoopbackServiceList
-	if err := r.reader.List(ctx, &list); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "failed to map object to ClusterLoopbackServices", "object", client.ObjectKeyFromObject(o))
 		return nil
 	}
 	out := make([]reconcile.Request, len(list.Items))
