@@ -104,9 +104,7 @@ func TestOpenReport(t *testing.T) {
 	g.Expect(rep.Results[0].Properties).To(HaveKeyWithValue("field", "spec.template.spec.containers[0].ports[0].containerPort"))
 
 	// Fixing the workload: its fail becomes a pass within seconds.
-	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(web), web)).To(Succeed())
-	web.Spec.Template.Spec.Containers[0].Ports = nil
-	g.Expect(env.Client.Update(ctx, web)).To(Succeed())
+	g.Expect(env.Change(ctx, web, func() { web.Spec.Template.Spec.Containers[0].Ports = nil })).To(Succeed())
 	g.Eventually(results, timeout, poll).Should(And(
 		ContainElements(
 			reportResult{denyName, "container-port", "pass", "high", "Deployment", "web"},

@@ -60,9 +60,10 @@ func TestNetworkPolicyNoOwnerRepairsIsJudged(t *testing.T) {
 		return decoy.DeletionTimestamp != nil
 	}, timeout, poll).Should(BeTrue())
 	np := managedNP(g, ns, npName)
-	np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}
-	np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{}) // every port, from anywhere
-	g.Expect(env.Client.Update(ctx, np)).To(Succeed())
+	g.Expect(env.Change(ctx, np, func() {
+		np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{}) // every port, from anywhere
+	})).To(Succeed())
 
 	g.Eventually(guardEffective, timeout, poll).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(npName))))
 	g.Eventually(meshEffective, timeout, poll).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(npName))))
@@ -90,8 +91,7 @@ func TestNameTakenStaysReportedWhenTheSelectorMoves(t *testing.T) {
 	ready := condition(g, clbs, func() []metav1.Condition { return clbs.Status.Conditions }, v1alpha1.ConditionReady)
 	g.Eventually(ready, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 
-	clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{name: "after"}
-	g.Expect(env.Client.Update(ctx, clbs)).To(Succeed())
+	g.Expect(env.Change(ctx, clbs, func() { clbs.Spec.NamespaceSelector.MatchLabels = map[string]string{name: "after"} })).To(Succeed())
 	taken := And(HaveField("Status", metav1.ConditionFalse), HaveField("Message", ContainSubstring(squatted+"/loopguard-cluster-"+name)))
 	g.Eventually(ready, timeout, poll).Should(taken)
 	failed := reconcilesWith(g, controllers.ClusterLoopbackServiceControllerName, "error")

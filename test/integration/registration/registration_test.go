@@ -139,9 +139,7 @@ func TestRegistrationFollowsPolicies(t *testing.T) {
 
 	// Changed: the new selector's namespaces, no longer the old one's.
 	staging := namespace(t, "reg-staging", map[string]string{"reg-env": "staging"})
-	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
-	clbs.Spec.NamespaceSelector.MatchLabels["reg-env"] = "staging"
-	g.Expect(env.Client.Update(ctx, clbs)).To(Succeed())
+	g.Expect(env.Change(ctx, clbs, func() { clbs.Spec.NamespaceSelector.MatchLabels["reg-env"] = "staging" })).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		c := enforced(g, clbs)
 		g.Expect(c).NotTo(BeNil())
