@@ -82,7 +82,11 @@ func (r *ClusterLoopbackServiceReconciler) reconcileClosure(ctx context.Context,
 	if clbs.Spec.NetworkPolicy == v1alpha1.NetworkPolicyDisabled || !p.AppliesToNamespace(ns.Name, labels.Set(ns.Labels)) {
 		_, err = removeNetworkPolicy(ctx, r.client, clbs, key)
 	} else {
-		err = r.keepNetworkPolicy(ctx, clbs, p, portsString(p), key, labels.Set(ns.Labels), true)
+		var change string
+		change, err = r.keepNetworkPolicy(ctx, clbs, p, key, labels.Set(ns.Labels), true)
+		changes := networkPolicyChanges{}
+		changes.add(change, ns.Name)
+		changes.announce(r.recorder, clbs, key.Name, portsString(p))
 	}
 	var taken *NameTakenError
 	if err != nil && !errors.As(err, &taken) { // a squatted name is reported by the full reconcile

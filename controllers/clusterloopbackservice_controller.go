@@ -6,14 +6,12 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -144,12 +142,12 @@ func (r *ClusterLoopbackServiceReconciler) reconcilePrune(ctx context.Context, s
 	for _, ns := range s.inScope {
 		in[ns.name] = true
 	}
-	var nps networkingv1.NetworkPolicyList
-	if err := r.reader.List(ctx, &nps, client.MatchingLabels{netpol.LabelPolicy: policyLabelValue(true, clbs.Name)}); err != nil {
-		return fmt.Errorf("failed to list managed NetworkPolicies: %w", err)
+	nps, err := clusterPolicyNetworkPolicies(ctx, r.reader, clbs)
+	if err != nil {
+		return err
 	}
-	for i := range nps.Items {
-		np := &nps.Items[i]
+	for i := range nps {
+		np := &nps[i]
 		if in[np.Namespace] {
 			continue
 		}

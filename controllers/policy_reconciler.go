@@ -159,6 +159,8 @@ func (r *policyReconciler) reconcileNamespaces(ctx context.Context, s *policySco
 func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *policyScope) error {
 	obj := s.policy
 	npName := managedNetworkPolicyName(s.clusterScoped, obj.GetName())
+	changes := networkPolicyChanges{}
+	defer func() { changes.announce(r.recorder, obj, npName, s.protected) }()
 	for _, ns := range s.inScope {
 		if ns.terminating {
 			continue
@@ -180,23 +182,26 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 			if removed, err := removeNetworkPolicy(ctx, r.client, obj, key); err != nil {
 				s.fail(ns.name, err)
 			} else if removed {
-				r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyRemoved", "Delete", "removed NetworkPolicy %s: spec.networkPolicy is Disabled", key)
+				changes.add(npRemoved, ns.name)
 			}
 			continue
 		}
-		if err := r.keepNetworkPolicy(ctx, obj, s.compiled, s.protected, key, ns.labels, s.clusterScoped); err != nil {
+		change, err := r.keepNetworkPolicy(ctx, obj, s.compiled, key, ns.labels, s.clusterScoped)
+		if err != nil {
 			s.fail(ns.name, err) // and audit it all the same
 			continue
 		}
+		changes.add(change, ns.name)
 		s.networkPolicies = append(s.networkPolicies, name)
 	}
 	return nil
 }
 
 // keepNetworkPolicy creates or updates obj's managed NetworkPolicy key in
-// one namespace, whose labels are nsLabels, to what p requires there, and
-// announces what it changed. protected describes p's ports.
-func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObject, p *rules.Policy, protected string, key types.NamespacedName, nsLabels labels.Set, clusterScoped bool) error {
+// one namespace, whose labels are nsLabels, to what p requires there. It
+// returns the reason of the Event its change deserves (networkPolicyChanges),
+// "" when there was none.
+func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObject, p *rules.Policy, key types.NamespacedName, nsLabels labels.Set, clusterScoped bool) (string, error) {
 	var res controllerutil.OperationResult
 	var drifted bool
 	// A conflict is another write of the same object since the cache's
@@ -217,15 +222,15 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 	})
 	switch {
 	case err != nil:
-		return err
+		return "", err
 	case res == controllerutil.OperationResultCreated:
-		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyCreated", "Apply", "created NetworkPolicy %s to block ingress to %s", key, protected)
+		return npCreated, nil
 	case res == controllerutil.OperationResultUpdated && drifted:
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "NetworkPolicyRepaired", "Apply", "NetworkPolicy %s had drifted from what the policy requires and was restored", key)
+		return npRepaired, nil
 	case res == controllerutil.OperationResultUpdated:
-		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, "NetworkPolicyUpdated", "Apply", "updated NetworkPolicy %s: it keeps closed the ports of every policy whose pods may be this policy's", key)
+		return npUpdated, nil
 	}
-	return nil
+	return "", nil
 }
 
 // reconcileObserve is the observe phase: it audits every enforced

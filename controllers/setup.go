@@ -91,6 +91,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 
 	clbs := &ClusterLoopbackServiceReconciler{policyReconciler: base, dirty: newDirtyNamespaces()}
+	if err := registerClusterPolicyNetworkPolicyIndex(mgr); err != nil {
+		return err
+	}
 	// There are few cluster policies, and each may select any namespace.
 	allPolicies := everyPolicy(mgr.GetCache(), rules.KindClusterLoopbackService)
 	marked := func(f handler.MapFunc, of namespacesOf) handler.EventHandler {
