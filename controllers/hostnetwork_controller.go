@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,6 +51,9 @@ type HostNetworkReconciler struct {
 	apiReader client.Reader // uncached: reports are not watched
 	mapper    meta.RESTMapper
 	index     *policyindex.Index
+	// The series of loopguard_hostnetwork_pod_info and
+	// loopguard_node_mate_pod_info, per node.
+	hostNetworkSeries, nodeMateSeries *nodeSeries
 }
 
 // +kubebuilder:rbac:groups=openreports.io,resources=clusterreports,verbs=get;create;update;delete
@@ -69,10 +71,11 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	reports := hostnet.Analyze(node, ptrs, r.index.Env)
 
-	metrics.HostNetworkPodInfo.DeletePartialMatch(prometheus.Labels{"node": node})
+	rows := make([][]string, 0, len(reports))
 	for _, rep := range reports {
-		metrics.HostNetworkPodInfo.WithLabelValues(rep.Namespace, rep.Name, node, fmt.Sprint(rep.Critical())).Set(1)
+		rows = append(rows, []string{rep.Namespace, rep.Name, node, fmt.Sprint(rep.Critical())})
 	}
+	r.hostNetworkSeries.set(node, rows)
 	listening, err := r.listeningHostNetworkPods(ctx, node)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -186,6 +189,7 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	r := &HostNetworkReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
 		mapper: mgr.GetRESTMapper(), index: index,
+		hostNetworkSeries: newNodeSeries(metrics.HostNetworkPodInfo), nodeMateSeries: newNodeSeries(metrics.NodeMatePodInfo),
 	}
 	// hostNetwork pods, pods that can enter other pods' network
 	// namespaces, and the protected pods they can enter.

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,7 +21,6 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
-	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -215,10 +213,11 @@ func (r *HostNetworkReconciler) nodeMatesOfNode(ctx context.Context, node string
 		}
 		mates = hostnet.NodeMates(risky, all, protectedPod(r.index))
 	}
-	metrics.NodeMatePodInfo.DeletePartialMatch(prometheus.Labels{"node": node})
+	rows := make([][]string, 0, len(mates))
 	for _, m := range mates {
-		metrics.NodeMatePodInfo.WithLabelValues(m.Namespace, m.Name, node).Set(1)
+		rows = append(rows, []string{m.Namespace, m.Name, node})
 	}
+	r.nodeMateSeries.set(node, rows)
 	return mates, nil
 }
 
