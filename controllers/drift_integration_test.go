@@ -54,3 +54,33 @@ func TestEveryEditOfAManagedNetworkPolicyIsRepaired(t *testing.T) {
 	}
 	g.Expect(reasons).To(ContainElement("NetworkPolicyRepaired"))
 }
+
+// TestDriftWithoutTheHashIsARepair: an edit that also removes the
+// spec-hash annotation is repaired and recorded as a repair (a Warning
+// naming the NetworkPolicy as the related object), not as a routine
+// update.
+func TestDriftWithoutTheHashIsARepair(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	policy := lbs(ns, "hidden", v1alpha1.LoopbackPort{Port: 6379})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	want := []string{"TCP:1-6378", "TCP:6380-65535", "UDP:all", "SCTP:all"}
+	ports := func() []string { return portsOf(managedNP(g, ns, "loopguard-hidden")) }
+	g.Eventually(ports, timeout, poll).Should(Equal(want))
+
+	np := managedNP(g, ns, "loopguard-hidden")
+	patch := `{"metadata":{"annotations":{"loopguard.io/spec-hash":null}},"spec":{"ingress":[{}]}}`
+	g.Expect(env.Client.Patch(ctx, np, client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
+	g.Eventually(ports, timeout, poll).Should(Equal(want))
+	g.Eventually(func() []string {
+		var related []string
+		for _, e := range objectEvents(ns, "hidden") {
+			if e.Reason == "NetworkPolicyRepaired" && e.Related != nil {
+				related = append(related, e.Related.Kind+" "+e.Related.Namespace+"/"+e.Related.Name)
+			}
+		}
+		return related
+	}, timeout, poll).Should(ContainElement("NetworkPolicy " + ns + "/loopguard-hidden"))
+	g.Expect(eventReasons(ns, "hidden")).NotTo(ContainElement("NetworkPolicyUpdated"))
+}

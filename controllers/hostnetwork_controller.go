@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/clusterindex"
@@ -49,7 +50,7 @@ type HostNetworkReconciler struct {
 	client    client.Client
 	reader    client.Reader // the cache
 	apiReader client.Reader // uncached: reports are not watched
-	mapper    meta.RESTMapper
+	api       *reportsAPI   // whether ClusterReport is served
 	index     *policyindex.Index
 	// The series of loopguard_hostnetwork_pod_info and
 	// loopguard_node_mate_pod_info, per node.
@@ -95,16 +96,17 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // failing are results that fail the report besides the hostNetwork pods':
 // listeners beyond loopback, node-mates of protected pods.
 func (r *HostNetworkReconciler) writeReport(ctx context.Context, node string, reports []hostnet.PodReport, failing []openreportsv1alpha1.ReportResult) error {
-	if _, err := r.mapper.RESTMapping(clusterReportGK, openreportsv1alpha1.GroupVersion.Version); err != nil {
-		if meta.IsNoMatchError(err) {
-			return nil // OpenReports not installed: metrics and status only
-		}
-		return fmt.Errorf("failed to look up the ClusterReport kind: %w", err)
+	if !r.api.served.Load() {
+		return nil // OpenReports not installed: metrics and status only
 	}
 	name := "loopguard-hostnetwork-" + node
 	cur := &openreportsv1alpha1.ClusterReport{}
 	err := r.apiReader.Get(ctx, client.ObjectKey{Name: name}, cur)
 	exists := err == nil
+	if meta.IsNoMatchError(err) {
+		r.api.served.Store(false) // uninstalled since the last look
+		return nil
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to get ClusterReport %s: %w", name, err)
 	}
@@ -188,8 +190,12 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	}
 	r := &HostNetworkReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		mapper: mgr.GetRESTMapper(), index: index,
+		api: newReportsAPI(mgr.GetRESTMapper(), clusterReportGK), index: index,
 		hostNetworkSeries: newNodeSeries(metrics.HostNetworkPodInfo), nodeMateSeries: newNodeSeries(metrics.NodeMatePodInfo),
+	}
+	r.api.check(ctx)
+	if err := mgr.Add(r.api); err != nil {
+		return fmt.Errorf("failed to add the ClusterReport API check: %w", err)
 	}
 	// hostNetwork pods, pods that can enter other pods' network
 	// namespaces, and the protected pods they can enter.
@@ -213,6 +219,8 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
 		WatchesRawSource(runtimeSource(runtime, hostNetworkNodeOfReport)).
+		// ClusterReport served since the last look: every node's report.
+		WatchesRawSource(source.Channel(r.api.appear, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
 		Complete(r)
 }
 

@@ -118,7 +118,9 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 		if np.Annotations == nil {
 			np.Annotations = map[string]string{}
 		}
-		if last, ok := np.Annotations[annotationSpecHash]; ok && last != specHash(np.Spec) {
+		// Stored without the hash loopguard writes with every version: an
+		// edit that removed it is drift as much as one that kept it.
+		if last, ok := np.Annotations[annotationSpecHash]; np.ResourceVersion != "" && (!ok || last != specHash(np.Spec)) {
 			drifted = true
 		}
 		if !equality.Semantic.DeepEqual(np.Spec, spec) {

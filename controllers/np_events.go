@@ -6,18 +6,28 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 )
 
 // maxNamespacesNamed bounds the namespaces an Event about many managed
-// NetworkPolicies names; the rest are counted.
-const maxNamespacesNamed = 10
+// NetworkPolicies names; the rest are counted. maxNoteBytes keeps a note
+// under the API's 1,024-byte limit (a longer one is refused, and the
+// recorder drops it), whatever the names and ports.
+const (
+	maxNamespacesNamed = 10
+	maxNoteBytes       = 1000
+)
 
 // networkPolicyChanges collects what one reconcile did to a policy's
-// managed NetworkPolicies, by reason, so that it announces them in one
-// Event per reason. A cluster policy reaching 3,000 namespaces writes a
-// few Events, not 3,000: each is an API write that competes with the
-// NetworkPolicies themselves (a third of the writes at 150,000 pods).
+// managed NetworkPolicies, by reason, and announces them: one Event per
+// reason naming the namespaces, where one Event per NetworkPolicy would
+// fold into the first (the recorder keys a series on the reason and the
+// policy, not the note) and keep only its namespace. A repair (a
+// NetworkPolicy someone else changed, restored) is a Warning of its own
+// per NetworkPolicy, with it as the related object, so that none folds
+// into another.
 type networkPolicyChanges map[string][]string // reason → namespaces
 
 const (
@@ -36,35 +46,66 @@ func (c networkPolicyChanges) add(reason, namespace string) {
 // announce emits the Events of c on obj, whose managed NetworkPolicies
 // are named name; protected describes its ports.
 func (c networkPolicyChanges) announce(rec events.EventRecorder, obj policyObject, name, protected string) {
-	for _, reason := range []string{npCreated, npUpdated, npRepaired, npRemoved} {
+	for _, ns := range c[npRepaired] {
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		rec.Eventf(obj, np, corev1.EventTypeWarning, npRepaired, "Apply", "%s", fitNote(fmt.Sprintf(
+			"NetworkPolicy %s/%s had drifted from what the policy requires and was restored", ns, name)))
+	}
+	for _, reason := range []string{npCreated, npUpdated, npRemoved} {
 		nss := c[reason]
 		if len(nss) == 0 {
 			continue
 		}
-		what := "NetworkPolicy " + nss[0] + "/" + name
-		if len(nss) > 1 {
-			what = fmt.Sprintf("NetworkPolicy %s in %d namespaces (%s)", name, len(nss), namedNamespaces(nss))
+		sort.Strings(nss)
+		note := func(named int) string {
+			what := "NetworkPolicy " + nss[0] + "/" + name
+			if len(nss) > 1 {
+				what = fmt.Sprintf("NetworkPolicy %s in %d namespaces%s", name, len(nss), namedNamespaces(nss, named))
+			}
+			switch reason {
+			case npCreated:
+				return fmt.Sprintf("created %s to block ingress to %s", what, protected)
+			case npUpdated:
+				return fmt.Sprintf("updated %s: it keeps closed the ports of every policy whose pods may be this policy's", what)
+			default:
+				return fmt.Sprintf("removed %s: spec.networkPolicy is Disabled", what)
+			}
 		}
-		switch reason {
-		case npCreated:
-			rec.Eventf(obj, nil, corev1.EventTypeNormal, reason, "Apply", "created %s to block ingress to %s", what, protected)
-		case npUpdated:
-			rec.Eventf(obj, nil, corev1.EventTypeNormal, reason, "Apply", "updated %s: it keeps closed the ports of every policy whose pods may be this policy's", what)
-		case npRepaired:
-			rec.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Apply", "%s had drifted from what the policy requires and was restored", what)
-		case npRemoved:
-			rec.Eventf(obj, nil, corev1.EventTypeNormal, reason, "Delete", "removed %s: spec.networkPolicy is Disabled", what)
+		typ, action := corev1.EventTypeNormal, "Apply"
+		if reason == npRemoved {
+			action = "Delete"
 		}
+		rec.Eventf(obj, nil, typ, reason, action, "%s", fitNames(note))
 	}
 }
 
-// namedNamespaces lists the first maxNamespacesNamed of nss, sorted, and
-// counts the rest.
-func namedNamespaces(nss []string) string {
-	sorted := append([]string(nil), nss...)
-	sort.Strings(sorted)
-	if len(sorted) <= maxNamespacesNamed {
-		return strings.Join(sorted, ", ")
+// fitNames is note naming as many namespaces as fit in maxNoteBytes, at
+// most maxNamespacesNamed.
+func fitNames(note func(named int) string) string {
+	for k := maxNamespacesNamed; k > 0; k-- {
+		if s := note(k); len(s) <= maxNoteBytes {
+			return s
+		}
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(sorted[:maxNamespacesNamed], ", "), len(sorted)-maxNamespacesNamed)
+	return fitNote(note(0))
+}
+
+// fitNote cuts s to maxNoteBytes.
+func fitNote(s string) string {
+	if len(s) <= maxNoteBytes {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxNoteBytes-3], "") + "..."
+}
+
+// namedNamespaces is " (a, b, … and 3 more)" for the first named of the
+// sorted nss, "" for none.
+func namedNamespaces(nss []string, named int) string {
+	if named <= 0 {
+		return ""
+	}
+	if len(nss) <= named {
+		return " (" + strings.Join(nss, ", ") + ")"
+	}
+	return fmt.Sprintf(" (%s and %d more)", strings.Join(nss[:named], ", "), len(nss)-named)
 }

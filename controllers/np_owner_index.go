@@ -6,6 +6,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,10 +24,16 @@ const IndexClusterPolicyNetworkPolicy = "loopguard.io/clusterPolicyNetworkPolicy
 
 func registerClusterPolicyNetworkPolicyIndex(mgr ctrl.Manager) error {
 	err := clusterindex.Register(context.Background(), mgr.GetCache(), &networkingv1.NetworkPolicy{}, IndexClusterPolicyNetworkPolicy, func(o client.Object) []string {
-		if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "ClusterLoopbackService" && ref.APIVersion == v1alpha1.GroupVersion.String() {
-			return []string{string(ref.UID)}
+		// By group, not version: a NetworkPolicy last written under an
+		// earlier version of the API is still found and pruned.
+		ref := metav1.GetControllerOf(o)
+		if ref == nil || ref.Kind != "ClusterLoopbackService" {
+			return nil
 		}
-		return nil
+		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+			return nil
+		}
+		return []string{string(ref.UID)}
 	})
 	if err != nil {
 		return fmt.Errorf("failed to index NetworkPolicies by %s: %w", IndexClusterPolicyNetworkPolicy, err)

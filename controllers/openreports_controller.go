@@ -174,7 +174,7 @@ const openReportsBatchPeriod = 2 * time.Second
 func setupOpenReports(mgr ctrl.Manager, index *policyindex.Index, interval time.Duration) error {
 	r := &OpenReportsReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		api: newReportsAPI(mgr.GetRESTMapper()), index: index, interval: interval,
+		api: newReportsAPI(mgr.GetRESTMapper(), reportGK), index: index, interval: interval,
 	}
 	r.api.check(context.Background())
 	if err := mgr.Add(r.api); err != nil {

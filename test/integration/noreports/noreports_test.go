@@ -62,7 +62,13 @@ func TestWithoutOpenReportsCRDs(t *testing.T) {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "envoy", Image: "registry.invalid/envoy",
 			Ports: []corev1.ContainerPort{{ContainerPort: 15000}}}}},
 	})).To(Succeed())
+	// A hostNetwork pod: its node's ClusterReport.
+	g.Expect(env.Client.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns, Labels: map[string]string{"app": "agent"}},
+		Spec: corev1.PodSpec{HostNetwork: true, NodeName: "noreports-node", Containers: []corev1.Container{{Name: "agent", Image: "registry.invalid/agent"}}},
+	})).To(Succeed())
 	before := counter(g, "controller_runtime_reconcile_total", controllers.OpenReportsControllerName)
+	nodesBefore := counter(g, "controller_runtime_reconcile_total", controllers.HostNetworkControllerName)
 	policy := &v1alpha1.LoopbackService{
 		ObjectMeta: metav1.ObjectMeta{Name: "envoy-admin", Namespace: ns},
 		Spec: v1alpha1.LoopbackServiceSpec{
@@ -81,6 +87,10 @@ func TestWithoutOpenReportsCRDs(t *testing.T) {
 		return counter(g, "controller_runtime_reconcile_total", controllers.OpenReportsControllerName)
 	}, 20*time.Second, 50*time.Millisecond).Should(BeNumerically(">", before))
 	g.Expect(counter(g, "controller_runtime_reconcile_errors_total", controllers.OpenReportsControllerName)).To(BeZero())
+	g.Eventually(func() float64 {
+		return counter(g, "controller_runtime_reconcile_total", controllers.HostNetworkControllerName)
+	}, 20*time.Second, 50*time.Millisecond).Should(BeNumerically(">", nodesBefore))
+	g.Expect(counter(g, "controller_runtime_reconcile_errors_total", controllers.HostNetworkControllerName)).To(BeZero())
 
 	// Installing the CRDs: the namespace's Report appears (the manager
 	// looks every 30s), though nothing in the namespace changed.
@@ -99,4 +109,9 @@ func TestWithoutOpenReportsCRDs(t *testing.T) {
 		}
 		return out
 	}, 2*time.Minute, 200*time.Millisecond).Should(ContainElement("fail container-port cart"))
+	// And the node's ClusterReport, from the hostNetwork controller's own
+	// look at the API.
+	g.Eventually(func() error {
+		return env.Client.Get(ctx, client.ObjectKey{Name: "loopguard-hostnetwork-noreports-node"}, &openreportsv1alpha1.ClusterReport{})
+	}, 2*time.Minute, 200*time.Millisecond).Should(Succeed())
 }
