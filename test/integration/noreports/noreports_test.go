@@ -65,7 +65,7 @@ func TestWithoutOpenReportsCRDs(t *testing.T) {
 	// A hostNetwork pod: its node's ClusterReport.
 	g.Expect(env.Client.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns, Labels: map[string]string{"app": "agent"}},
-		Spec: corev1.PodSpec{HostNetwork: true, NodeName: "noreports-node", Containers: []corev1.Container{{Name: "agent", Image: "registry.invalid/agent"}}},
+		Spec:       corev1.PodSpec{HostNetwork: true, NodeName: "noreports-node", Containers: []corev1.Container{{Name: "agent", Image: "registry.invalid/agent"}}},
 	})).To(Succeed())
 	before := counter(g, "controller_runtime_reconcile_total", controllers.OpenReportsControllerName)
 	nodesBefore := counter(g, "controller_runtime_reconcile_total", controllers.HostNetworkControllerName)
