@@ -51,7 +51,7 @@ func TestClosureKeepsOneNamespace(t *testing.T) {
 		WithStatusSubresource(&v1alpha1.ClusterLoopbackService{}).Build()
 	r := &ClusterLoopbackServiceReconciler{policyReconciler: policyReconciler{
 		client: c, reader: c, scheme: app.Scheme(), recorder: events.NewFakeRecorder(10),
-		memo: newAuditMemo(), metrics: newPolicyMetrics(),
+		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(),
 	}}
 	np := func(ns string) (*networkingv1.NetworkPolicy, error) {
 		out := &networkingv1.NetworkPolicy{}

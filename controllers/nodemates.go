@@ -22,6 +22,7 @@ import (
 	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // Pod field indexes for node-mates: the node of every scheduled pod, the
@@ -86,7 +87,13 @@ func riskyPodsOn(ctx context.Context, c client.Reader, node string) ([]*corev1.P
 
 // observeNodeMates finds, on the nodes of the selected pods, the pods that
 // can enter their network namespaces (hostnet.NodeMates).
-func (r *policyReconciler) observeNodeMates(ctx context.Context, o *outcome) error {
+func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.PolicyRef, o *outcome) error {
+	version := r.nodeMates.version.Load() // before the cache: nodeMateMemo
+	digest := r.nodeMates.digest(o.matched)
+	if mates, ok := r.nodeMates.get(ref, version, digest); ok {
+		o.nodeMates = mates
+		return nil
+	}
 	nodes := map[string]bool{}
 	for _, p := range o.matched {
 		if p.Spec.NodeName != "" {
@@ -110,6 +117,7 @@ func (r *policyReconciler) observeNodeMates(ctx context.Context, o *outcome) err
 	for _, m := range hostnet.NodeMates(candidates, o.matched, func(*corev1.Pod) bool { return true }) {
 		o.nodeMates = append(o.nodeMates, statusNodeMate(m))
 	}
+	r.nodeMates.put(ref, version, digest, o.nodeMates)
 	return nil
 }
 

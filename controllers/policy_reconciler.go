@@ -67,14 +67,16 @@ type policyReconciler struct {
 	now func() time.Time
 	// memo keeps each policy's audit of each namespace until something
 	// it read changes; metrics the per-policy series each policy has.
-	memo    *auditMemo
-	metrics *policyMetrics
+	memo      *auditMemo
+	nodeMates *nodeMateMemo
+	metrics   *policyMetrics
 }
 
 // forget drops what is kept of a deleted policy: its metrics and audits.
 func (r *policyReconciler) forget(ref rules.PolicyRef) {
 	r.metrics.forget(ref)
 	r.memo.forget(ref)
+	r.nodeMates.forget(ref)
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -264,7 +266,7 @@ func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope)
 		s.add(obs)
 	}
 	r.memo.retain(s.compiled.Ref, observed)
-	if err := r.observeNodeMates(ctx, &s.outcome); err != nil {
+	if err := r.observeNodeMates(ctx, s.compiled.Ref, &s.outcome); err != nil {
 		return err
 	}
 	r.observeRuntime(ctx, s)

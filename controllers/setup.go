@@ -70,7 +70,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	base := policyReconciler{
 		client: own.client(mgr.GetClient()), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration, now: time.Now,
-		memo: newAuditMemo(), metrics: newPolicyMetrics(),
+		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(),
 	}
 	rt := newRuntimeEvents()
 
@@ -85,7 +85,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	b = watchOverlaps(b, lbsOverlaps, true, 0)
 	nmHandler, nmPred := nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindLoopbackService)
-	b = b.Watches(&corev1.Pod{}, nmHandler, builder.WithPredicates(nmPred))
+	b = b.Watches(&corev1.Pod{}, base.nodeMates.bumping(nmHandler), builder.WithPredicates(nmPred))
 	if err := b.Complete(lbs); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", LoopbackServiceControllerName, err)
 	}
@@ -132,7 +132,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	b = watchClusterOverlaps(b, clbsOverlaps, clbs.dirty, opts.ClusterPolicyBatchPeriod, batch)
 	nmHandler, nmPred = nodeMateWatch(mgr.GetCache(), opts.Index, rules.KindClusterLoopbackService)
-	b = b.Watches(&corev1.Pod{}, batch(nmHandler), builder.WithPredicates(nmPred))
+	b = b.Watches(&corev1.Pod{}, base.nodeMates.bumping(batch(nmHandler)), builder.WithPredicates(nmPred))
 	if err := b.Complete(pace.Reconciler(clbs, clusterPolicyGone(mgr.GetCache()))); err != nil {
 		return fmt.Errorf("failed to set up %s controller: %w", ClusterLoopbackServiceControllerName, err)
 	}
