@@ -23,6 +23,9 @@ import (
 // thousands of pods each time (8% of the manager's CPU while 10,000
 // policies were created), though neither had changed.
 //
+// A reconcile that reads every namespace (the first, another cluster
+// policy's change, every audit interval) finds them again all the same.
+//
 // The version is bumped by the node-mate watches' handlers before they
 // map the event to policies (bumping), and read before the cache is: a
 // change the cache did not show yet to the reconcile that read version v
@@ -59,8 +62,11 @@ func (m *nodeMateMemo) digest(pods []*corev1.Pod) uint64 {
 		h.WriteString(p.Spec.NodeName)
 		h.WriteByte(0)
 		h.WriteString(string(p.Status.Phase))
+		h.WriteByte(0)
 		if p.DeletionTimestamp != nil {
 			h.WriteByte(1)
+		} else {
+			h.WriteByte(0)
 		}
 		sum += h.Sum64()
 	}
@@ -76,13 +82,23 @@ func (m *nodeMateMemo) get(ref rules.PolicyRef, version, digest uint64) ([]v1alp
 	if !ok || e.version != version || e.digest != digest {
 		return nil, false
 	}
-	return append([]v1alpha1.NodeMate(nil), e.mates...), true
+	return copyNodeMates(e.mates), true
 }
 
 func (m *nodeMateMemo) put(ref rules.PolicyRef, version, digest uint64, mates []v1alpha1.NodeMate) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.last[ref] = nodeMateEntry{version: version, digest: digest, mates: append([]v1alpha1.NodeMate(nil), mates...)}
+	m.last[ref] = nodeMateEntry{version: version, digest: digest, mates: copyNodeMates(mates)}
+}
+
+// copyNodeMates copies deeply: a status patch decodes its response into
+// the status in place, reusing its slices.
+func copyNodeMates(in []v1alpha1.NodeMate) []v1alpha1.NodeMate {
+	out := make([]v1alpha1.NodeMate, len(in))
+	for i := range in {
+		in[i].DeepCopyInto(&out[i])
+	}
+	return out
 }
 
 func (m *nodeMateMemo) forget(ref rules.PolicyRef) {

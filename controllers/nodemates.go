@@ -86,11 +86,13 @@ func riskyPodsOn(ctx context.Context, c client.Reader, node string) ([]*corev1.P
 }
 
 // observeNodeMates finds, on the nodes of the selected pods, the pods that
-// can enter their network namespaces (hostnet.NodeMates).
-func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.PolicyRef, o *outcome) error {
+// can enter their network namespaces (hostnet.NodeMates): found again when
+// every says the reconcile reads every namespace, or when the memo's
+// inputs changed.
+func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.PolicyRef, o *outcome, every bool) error {
 	version := r.nodeMates.version.Load() // before the cache: nodeMateMemo
 	digest := r.nodeMates.digest(o.matched)
-	if mates, ok := r.nodeMates.get(ref, version, digest); ok {
+	if mates, ok := r.nodeMates.get(ref, version, digest); ok && !every {
 		o.nodeMates = mates
 		return nil
 	}

@@ -248,3 +248,41 @@ func TestNameTakenByALoopbackServiceSaysSo(t *testing.T) {
 		return strings.Join(notes, "\n")
 	}, timeout, poll).Should(ContainSubstring(want))
 }
+
+// TestClusterPolicyNodeMateLater: a pod that can enter a selected pod's
+// network namespace, created in an unselected namespace once the cluster
+// policy's node-mates are known (and kept, nodeMateMemo), shows in its
+// status; so does its leaving.
+func TestClusterPolicyNodeMateLater(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	label := fmt.Sprintf("nm-later-%d", nsSeq.Add(1))
+	ns := namespace(t, map[string]string{label: "on"})
+	tools := namespace(t, nil)
+	node := "nm-" + ns
+	g.Expect(env.Client.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart-0", Namespace: ns, Labels: map[string]string{"app": "cart"}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: "registry.invalid/x"}}}})).To(Succeed())
+	clbs := clusterLBS(label, map[string]string{label: "on"}, v1alpha1.LoopbackPort{Port: 15000})
+	g.Expect(env.Client.Create(ctx, clbs)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, clbs) })
+	mates := func() []string {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(clbs), clbs)).To(Succeed())
+		if clbs.Status.MatchedPods == nil || *clbs.Status.MatchedPods != 1 {
+			return []string{"not yet audited"}
+		}
+		var out []string
+		for _, m := range clbs.Status.NodeMates {
+			out = append(out, m.Namespace+"/"+m.Name)
+		}
+		return out
+	}
+	g.Eventually(mates, timeout, poll).Should(BeEmpty())
+
+	debug := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "debug", Namespace: tools},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: "registry.invalid/x",
+			SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}}}
+	g.Expect(env.Client.Create(ctx, debug)).To(Succeed())
+	g.Eventually(mates, timeout, poll).Should(Equal([]string{tools + "/debug"}))
+	g.Expect(env.Client.Delete(ctx, debug, client.GracePeriodSeconds(0))).To(Succeed())
+	g.Eventually(mates, timeout, poll).Should(BeEmpty())
+}

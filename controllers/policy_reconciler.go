@@ -266,7 +266,7 @@ func (r *policyReconciler) reconcileObserve(ctx context.Context, s *policyScope)
 		s.add(obs)
 	}
 	r.memo.retain(s.compiled.Ref, observed)
-	if err := r.observeNodeMates(ctx, s.compiled.Ref, &s.outcome); err != nil {
+	if err := r.observeNodeMates(ctx, s.compiled.Ref, &s.outcome, s.gather == nil); err != nil {
 		return err
 	}
 	r.observeRuntime(ctx, s)

@@ -176,7 +176,7 @@ func (r *WebhookConfigReconciler) policies(ctx context.Context) ([]webhookconfig
 	for _, o := range lbs {
 		p, ok := o.(*v1alpha1.LoopbackService)
 		if !ok || !p.DeletionTimestamp.IsZero() {
-			continue // registered until gone: judged while it exists
+			continue // on its way out: no longer registered (its tenant may delete it anyway)
 		}
 		out = append(out, webhookconfig.Policy{Namespace: p.Namespace, Name: p.Name})
 		objs[webhookconfig.Key{Namespace: p.Namespace, Name: p.Name}] = p
