@@ -227,6 +227,17 @@ func objectEvents(ns, name string) []eventsv1.Event {
 	return out
 }
 
+// eventNotes are the notes of the Events of one reason about an object.
+func eventNotes(ns, name, reason string) []string {
+	var notes []string
+	for _, e := range objectEvents(ns, name) {
+		if e.Reason == reason {
+			notes = append(notes, e.Note)
+		}
+	}
+	return notes
+}
+
 func eventReasons(ns, name string) []string {
 	var out []string
 	for _, e := range objectEvents(ns, name) {

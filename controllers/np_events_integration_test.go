@@ -38,15 +38,7 @@ func TestClusterPolicyAnnouncesItsNetworkPoliciesOnce(t *testing.T) {
 		managedNP(g, ns, "loopguard-cluster-"+label)
 	}
 
-	created := func() []string {
-		var notes []string
-		for _, e := range objectEvents("default", clbs.Name) {
-			if e.Reason == "NetworkPolicyCreated" {
-				notes = append(notes, e.Note)
-			}
-		}
-		return notes
-	}
+	created := func() []string { return eventNotes("default", clbs.Name, "NetworkPolicyCreated") }
 	prefix := "created NetworkPolicy loopguard-cluster-" + label + " in 12 namespaces ("
 	suffix := " and 2 more) to block ingress to 15000/TCP"
 	g.Eventually(created, timeout, poll).Should(ContainElement(And(HavePrefix(prefix), HaveSuffix(suffix))))

@@ -100,15 +100,7 @@ func TestClusterConflictsNameTheirNamespace(t *testing.T) {
 			},
 		}
 	}
-	conflictEvents := func() []string {
-		var notes []string
-		for _, e := range objectEvents("default", clbs.Name) {
-			if e.Reason == "ConflictingNetworkPolicy" {
-				notes = append(notes, e.Note)
-			}
-		}
-		return notes
-	}
+	conflictEvents := func() []string { return eventNotes("default", clbs.Name, "ConflictingNetworkPolicy") }
 	g.Expect(env.Client.Create(ctx, allowAll(a))).To(Succeed())
 	g.Eventually(effective, timeout, poll).Should(HaveField("Message", ContainSubstring(a+"/allow-ingress (spec.ingress[0]")))
 	g.Eventually(conflictEvents, timeout, poll).Should(ContainElement(ContainSubstring(a + "/allow-ingress")))
