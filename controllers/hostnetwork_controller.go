@@ -188,14 +188,14 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	if err := registerNodeMateIndexes(mgr); err != nil {
 		return err
 	}
+	api, err := startReportsAPI(mgr, clusterReportGK)
+	if err != nil {
+		return err
+	}
 	r := &HostNetworkReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		api: newReportsAPI(mgr.GetRESTMapper(), clusterReportGK), index: index,
+		api: api, index: index,
 		hostNetworkSeries: newNodeSeries(metrics.HostNetworkPodInfo), nodeMateSeries: newNodeSeries(metrics.NodeMatePodInfo),
-	}
-	r.api.check(ctx)
-	if err := mgr.Add(r.api); err != nil {
-		return fmt.Errorf("failed to add the ClusterReport API check: %w", err)
 	}
 	// hostNetwork pods, pods that can enter other pods' network
 	// namespaces, and the protected pods they can enter.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,17 @@ type reportsAPI struct {
 
 func newReportsAPI(mapper meta.RESTMapper, kind schema.GroupKind) *reportsAPI {
 	return &reportsAPI{mapper: mapper, kind: kind, appear: make(chan event.GenericEvent, 1)}
+}
+
+// startReportsAPI looks once, before any reconcile, and adds the poller
+// to mgr.
+func startReportsAPI(mgr ctrl.Manager, kind schema.GroupKind) (*reportsAPI, error) {
+	a := newReportsAPI(mgr.GetRESTMapper(), kind)
+	a.check(context.Background())
+	if err := mgr.Add(a); err != nil {
+		return nil, fmt.Errorf("failed to add the look for the OpenReports %s kind: %w", kind.Kind, err)
+	}
+	return a, nil
 }
 
 // check looks once and reports whether the kind has just appeared.

@@ -172,13 +172,13 @@ const openReportsBatchPeriod = 2 * time.Second
 // change to the namespaces whose Report it can change, through the cache
 // and the policy index, never by listing every object.
 func setupOpenReports(mgr ctrl.Manager, index *policyindex.Index, interval time.Duration) error {
+	api, err := startReportsAPI(mgr, reportGK)
+	if err != nil {
+		return err
+	}
 	r := &OpenReportsReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		api: newReportsAPI(mgr.GetRESTMapper(), reportGK), index: index, interval: interval,
-	}
-	r.api.check(context.Background())
-	if err := mgr.Add(r.api); err != nil {
-		return fmt.Errorf("failed to add the OpenReports API watch: %w", err)
+		api: api, index: index, interval: interval,
 	}
 	// Every event is batched (a Report is a record, not a guard): each
 	// policy status write reaches its namespaces' Reports, and while

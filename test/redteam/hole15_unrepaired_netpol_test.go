@@ -4,7 +4,6 @@ package redteam
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,14 +44,7 @@ func TestHole15UnrepairedNetworkPolicy(t *testing.T) {
 		}
 		return ""
 	})
-	tn.Must(t, "", "delete", "loopbackservice", "decoy", "--wait=false")
-	devcluster.Eventually(t, time.Minute, func() string {
-		r := tn.Kubectl(t, "", "get", "loopbackservice", "decoy", "-o", "jsonpath={.metadata.deletionTimestamp}")
-		if strings.TrimSpace(r.Stdout) == "" {
-			return "loopbackservice decoy not terminating yet: " + r.String()
-		}
-		return ""
-	})
+	tn.DeleteHeld(t, "loopbackservice", "decoy")
 	tn.Must(t, "", "patch", "networkpolicy", "loopguard-decoy", "--type=merge", "-p",
 		`{"spec": {"podSelector": {"matchLabels": {"app": "cart"}}, "ingress": [{}]}}`)
 	waitCondition(t, "", "clusterloopbackservice", name, metav1.ConditionFalse, "loopguard-decoy")

@@ -30,14 +30,7 @@ spec:
 		tryAdmin(t, "", "-n", tn.NS, "patch", "service", "held", "--type=json", "-p", `[{"op":"remove","path":"/metadata/finalizers"}]`)
 	})
 
-	tn.Must(t, "", "delete", "service", "held", "--wait=false")
-	devcluster.Eventually(t, time.Minute, func() string {
-		r := tn.Kubectl(t, "", "get", "service", "held", "-o", "jsonpath={.metadata.deletionTimestamp}")
-		if strings.TrimSpace(r.Stdout) == "" {
-			return "service held not terminating yet: " + r.String()
-		}
-		return ""
-	})
+	tn.DeleteHeld(t, "service", "held")
 
 	r := tn.Refused(t, "reaches 15000/TCP", "", "patch", "service", "held", "--type=json",
 		"-p", `[{"op":"replace","path":"/spec/ports/0/targetPort","value":15000}]`)

@@ -96,6 +96,20 @@ func (tn *Tenant) Refused(t *testing.T, want, stdin string, args ...string) devc
 	return r
 }
 
+// DeleteHeld deletes an object of the tenant's that a finalizer holds and
+// waits until it is terminating.
+func (tn *Tenant) DeleteHeld(t *testing.T, resource, name string) {
+	t.Helper()
+	tn.Must(t, "", "delete", resource, name, "--wait=false")
+	devcluster.Eventually(t, time.Minute, func() string {
+		r := tn.Kubectl(t, "", "get", resource, name, "-o", "jsonpath={.metadata.deletionTimestamp}")
+		if strings.TrimSpace(r.Stdout) == "" {
+			return resource + " " + name + " not terminating yet: " + r.String()
+		}
+		return ""
+	})
+}
+
 // waitEnforced waits until the policy reports Enforced (the webhook
 // registration covers it, so every write it judges is judged).
 func waitEnforced(t *testing.T, ns, kind, name string) {
