@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
@@ -60,6 +61,12 @@ func New() *Index {
 // SetLoopbackService compiles and stores a LoopbackService; a compile error
 // removes it from the index and is returned (and kept for Error).
 func (x *Index) SetLoopbackService(lbs *v1alpha1.LoopbackService) error {
+	x.mu.RLock()
+	same := x.namespaces[lbs.Namespace].holds(lbs.Name, lbs)
+	x.mu.RUnlock()
+	if same {
+		return nil
+	}
 	p, err := rules.Compile(lbs)
 	ref := rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: lbs.Namespace, Name: lbs.Name}
 	x.mu.Lock()
@@ -90,6 +97,12 @@ func (x *Index) DeleteLoopbackService(namespace, name string) {
 
 // SetClusterLoopbackService compiles and stores a ClusterLoopbackService.
 func (x *Index) SetClusterLoopbackService(clbs *v1alpha1.ClusterLoopbackService) error {
+	x.mu.RLock()
+	same := x.cluster.holds(clbs.Name, clbs)
+	x.mu.RUnlock()
+	if same {
+		return nil
+	}
 	p, err := rules.CompileCluster(clbs)
 	ref := rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: clbs.Name}
 	x.mu.Lock()
@@ -105,6 +118,20 @@ func (x *Index) DeleteClusterLoopbackService(name string) {
 	delete(x.errors, rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: name})
 	delete(x.cluster.policies, name)
 	x.cluster.invalidate()
+}
+
+// holds reports whether b already holds o compiled at its UID and
+// generation. Compiling reads only the spec, and every spec change bumps
+// the generation, so a status write (one per reconcile) or a metadata edit
+// needs neither a compile nor a rebuild of the bucket's set. An object
+// without a generation is not from the API server: it is always compiled.
+// x.mu must be held; b may be nil.
+func (b *bucket) holds(name string, o metav1.Object) bool {
+	if b == nil || o.GetGeneration() == 0 {
+		return false
+	}
+	p := b.policies[name]
+	return p != nil && p.UID == o.GetUID() && p.Generation == o.GetGeneration()
 }
 
 func (x *Index) store(b *bucket, ref rules.PolicyRef, p *rules.Policy, err error) {

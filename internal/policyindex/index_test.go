@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -434,4 +435,74 @@ func TestEnvLiveReadsNewNamespaces(t *testing.T) {
 	if len(reads) != 3 {
 		t.Errorf("reads = %v after the namespace's event, want no new read", reads)
 	}
+}
+
+// A policy's status is written after every reconcile; compiling reads only
+// the spec, whose every change bumps the generation. A write that keeps the
+// UID and generation must keep the namespace's set (10,000 status writes
+// rebuilt a namespace's set each at scale); a new generation, a new UID (the
+// policy deleted and created again) or an object without a generation (not
+// from the API server) must not.
+func TestStatusWritesKeepTheSet(t *testing.T) {
+	withMeta := func(o metav1.Object, uid string, gen int64) {
+		o.SetUID(types.UID(uid))
+		o.SetGeneration(gen)
+	}
+	for _, tc := range []struct {
+		name    string
+		uid     string
+		gen     int64
+		rebuilt bool
+	}{
+		{"status only", "u1", 1, false},
+		{"new generation", "u1", 2, true},
+		{"recreated", "u2", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := New()
+			p := lbs("shop", "envoy", nil, 15000)
+			withMeta(p, "u1", 1)
+			c := clbs("mesh", nil, nil, 15020)
+			withMeta(c, "c1", 1)
+			if err := x.SetLoopbackService(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.SetClusterLoopbackService(c); err != nil {
+				t.Fatal(err)
+			}
+			before := x.Env("shop")
+			p2, c2 := p.DeepCopy(), c.DeepCopy()
+			p2.Status.ObservedGeneration, c2.Status.ObservedGeneration = 1, 1
+			withMeta(p2, tc.uid, tc.gen)
+			withMeta(c2, strings.Replace(tc.uid, "u", "c", 1), tc.gen)
+			if tc.rebuilt {
+				p2.Spec.Ports[0].Port, c2.Spec.Ports[0].Port = 15001, 15021
+			}
+			if err := x.SetLoopbackService(p2); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.SetClusterLoopbackService(c2); err != nil {
+				t.Fatal(err)
+			}
+			after := x.Env("shop")
+			for i := range before.Sets {
+				if kept := after.Sets[i] == before.Sets[i]; kept == tc.rebuilt {
+					t.Errorf("set %d kept = %v, want %v", i, kept, !tc.rebuilt)
+				}
+			}
+			if tc.rebuilt {
+				wantRefs(t, "port 15001", covering(after, cartPod, 15001), "LoopbackService shop/envoy")
+				wantRefs(t, "port 15021", covering(after, cartPod, 15021), "ClusterLoopbackService mesh")
+			}
+		})
+	}
+	// Without a generation nothing can tell a spec change: always compile.
+	x := New()
+	if err := x.SetLoopbackService(lbs("shop", "envoy", nil, 15000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.SetLoopbackService(lbs("shop", "envoy", nil, 15001)); err != nil {
+		t.Fatal(err)
+	}
+	wantRefs(t, "no generation, port 15001", covering(x.Env("shop"), cartPod, 15001), "LoopbackService shop/envoy")
 }
