@@ -27,6 +27,7 @@ import (
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // HostNetworkControllerName names the controller in logs and metrics.
@@ -70,18 +71,31 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for i := range pods.Items {
 		ptrs[i] = &pods.Items[i]
 	}
-	reports := hostnet.Analyze(node, ptrs, r.index.Env)
+	// Every namespace whose policies the report reads, to check below
+	// that the index held what the cache holds when it was read.
+	read := map[string]bool{}
+	envFor := func(ns string) *rules.Env {
+		read[ns] = true
+		return r.index.Env(ns)
+	}
+	reports := hostnet.Analyze(node, ptrs, envFor)
+	mates, err := r.nodeMatesOfNode(ctx, node, envFor)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if ok, err := indexReflects(ctx, r.reader, r.index, read); err != nil {
+		return ctrl.Result{}, err
+	} else if !ok {
+		return ctrl.Result{RequeueAfter: indexLagRetry}, nil
+	}
 
 	rows := make([][]string, 0, len(reports))
 	for _, rep := range reports {
 		rows = append(rows, []string{rep.Namespace, rep.Name, node, fmt.Sprint(rep.Critical())})
 	}
 	r.hostNetworkSeries.set(node, rows)
+	r.nodeMateSeries.set(node, nodeMateRows(node, mates))
 	listening, err := r.listeningHostNetworkPods(ctx, node)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	mates, err := r.nodeMatesOfNode(ctx, node)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -212,11 +226,11 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named(HostNetworkControllerName).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podNodes), builder.WithPredicates(hostNetworkPods, relevantChange())).
-		// Every policy event, its status updates included: the policy
-		// index is fed by a handler of its own, and a later event is what
-		// guarantees a node's reconcile sees the policy indexed.
-		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
-		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
+		// A policy's spec, not its status: a node's reconcile waits for
+		// the policy index (fed by a handler of its own) to hold what the
+		// cache holds, so no later event is needed to see a policy indexed.
+		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
 		WatchesRawSource(runtimeSource(runtime, hostNetworkNodeOfReport)).
 		// ClusterReport served since the last look: every node's report.

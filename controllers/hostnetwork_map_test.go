@@ -39,26 +39,7 @@ func TestPolicyEventsReachOnlyTheirNodes(t *testing.T) {
 		pod("shop", "web-2", "n4", false, false),        // nothing that reaches it
 		pod("other", "host", "n5", true, false),         // another namespace's hostNetwork pod
 	}
-	b := fake.NewClientBuilder().WithScheme(app.Scheme()).WithObjects(objs...).
-		WithIndex(&corev1.Pod{}, IndexHostNetwork, func(o client.Object) []string {
-			if o.(*corev1.Pod).Spec.HostNetwork {
-				return []string{"true"}
-			}
-			return nil
-		}).
-		WithIndex(&corev1.Pod{}, IndexNodeMate, func(o client.Object) []string {
-			if hasNodeMateRisk(o) {
-				return []string{"true"}
-			}
-			return nil
-		}).
-		WithIndex(&corev1.Pod{}, IndexNodeMateNode, func(o client.Object) []string {
-			if p := o.(*corev1.Pod); hasNodeMateRisk(p) {
-				return []string{p.Spec.NodeName}
-			}
-			return nil
-		})
-	r := &HostNetworkReconciler{reader: b.Build()}
+	r := &HostNetworkReconciler{reader: podReader(objs...)}
 	nodes := func(o client.Object) []string {
 		var out []string
 		for _, req := range r.allNodes(context.Background(), o) {
@@ -75,4 +56,44 @@ func TestPolicyEventsReachOnlyTheirNodes(t *testing.T) {
 	if got, want := nodes(clbs), []string{"n1", "n2", "n3", "n5"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterLoopbackService mesh reaches nodes %v, want %v", got, want)
 	}
+}
+
+// podReader is a fake cache of objs with the pod indexes the hostNetwork
+// controller reads.
+func podReader(objs ...client.Object) client.Reader {
+	field := func(f func(*corev1.Pod) string) client.IndexerFunc {
+		return func(o client.Object) []string {
+			if v := f(o.(*corev1.Pod)); v != "" {
+				return []string{v}
+			}
+			return nil
+		}
+	}
+	return fake.NewClientBuilder().WithScheme(app.Scheme()).WithObjects(objs...).
+		WithIndex(&corev1.Pod{}, IndexHostNetwork, field(func(p *corev1.Pod) string {
+			if p.Spec.HostNetwork {
+				return "true"
+			}
+			return ""
+		})).
+		WithIndex(&corev1.Pod{}, IndexHostNetworkNode, field(func(p *corev1.Pod) string {
+			if p.Spec.HostNetwork {
+				return p.Spec.NodeName
+			}
+			return ""
+		})).
+		WithIndex(&corev1.Pod{}, IndexNodeMate, field(func(p *corev1.Pod) string {
+			if hasNodeMateRisk(p) {
+				return "true"
+			}
+			return ""
+		})).
+		WithIndex(&corev1.Pod{}, IndexNodeMateNode, field(func(p *corev1.Pod) string {
+			if hasNodeMateRisk(p) {
+				return p.Spec.NodeName
+			}
+			return ""
+		})).
+		WithIndex(&corev1.Pod{}, IndexPodNode, field(func(p *corev1.Pod) string { return p.Spec.NodeName })).
+		Build()
 }

@@ -203,32 +203,38 @@ func nodeMateWatch(c client.Reader, index *policyindex.Index, kind string) (hand
 
 // protectedPod reports whether a policy of the index selects the pod.
 func protectedPod(index *policyindex.Index) func(*corev1.Pod) bool {
+	return protectedBy(index.Env)
+}
+
+// protectedBy is protectedPod with the policies of each namespace read
+// through envFor.
+func protectedBy(envFor func(string) *rules.Env) func(*corev1.Pod) bool {
 	return func(p *corev1.Pod) bool {
-		return len(index.Env(p.Namespace).MatchingPolicies(labels.Set(p.Labels))) > 0
+		return len(envFor(p.Namespace).MatchingPolicies(labels.Set(p.Labels))) > 0
 	}
 }
 
 // nodeMatesOfNode returns the node-mates of the protected pods of a node,
-// for its report, and keeps their metric series.
-func (r *HostNetworkReconciler) nodeMatesOfNode(ctx context.Context, node string) ([]hostnet.NodeMate, error) {
+// with the policies of each namespace read through envFor.
+func (r *HostNetworkReconciler) nodeMatesOfNode(ctx context.Context, node string, envFor func(string) *rules.Env) ([]hostnet.NodeMate, error) {
 	risky, err := riskyPodsOn(ctx, r.reader, node)
+	if err != nil || len(risky) == 0 {
+		return nil, err
+	}
+	all, err := clusterindex.Pods(ctx, r.reader, IndexPodNode, node)
 	if err != nil {
 		return nil, err
 	}
-	var mates []hostnet.NodeMate
-	if len(risky) > 0 {
-		all, err := clusterindex.Pods(ctx, r.reader, IndexPodNode, node)
-		if err != nil {
-			return nil, err
-		}
-		mates = hostnet.NodeMates(risky, all, protectedPod(r.index))
-	}
+	return hostnet.NodeMates(risky, all, protectedBy(envFor)), nil
+}
+
+// nodeMateRows are the node's loopguard_node_mate_pod_info series.
+func nodeMateRows(node string, mates []hostnet.NodeMate) [][]string {
 	rows := make([][]string, 0, len(mates))
 	for _, m := range mates {
 		rows = append(rows, []string{m.Namespace, m.Name, node})
 	}
-	r.nodeMateSeries.set(node, rows)
-	return mates, nil
+	return rows
 }
 
 // nodeMateResults are the node report's results for its node-mates.

@@ -36,6 +36,9 @@ type Index struct {
 
 type bucket struct {
 	policies map[string]*rules.Policy
+	// stamps holds, by name, the UID and generation of the last object
+	// stored, compiled or not (see holds and Reflects).
+	stamps map[string]stamp
 	set      *rules.Set // nil when stale
 	// version counts changes, so that a set built outside the lock is
 	// stored only if nothing changed meanwhile.
@@ -76,7 +79,7 @@ func (x *Index) SetLoopbackService(lbs *v1alpha1.LoopbackService) error {
 		b = &bucket{policies: map[string]*rules.Policy{}}
 		x.namespaces[lbs.Namespace] = b
 	}
-	x.store(b, ref, p, err)
+	x.store(b, ref, lbs, p, err)
 	return err
 }
 
@@ -88,8 +91,9 @@ func (x *Index) DeleteLoopbackService(namespace, name string) {
 	delete(x.errors, ref)
 	if b := x.namespaces[namespace]; b != nil {
 		delete(b.policies, name)
+		delete(b.stamps, name)
 		b.invalidate()
-		if len(b.policies) == 0 {
+		if len(b.stamps) == 0 {
 			delete(x.namespaces, namespace)
 		}
 	}
@@ -107,7 +111,7 @@ func (x *Index) SetClusterLoopbackService(clbs *v1alpha1.ClusterLoopbackService)
 	ref := rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: clbs.Name}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.store(&x.cluster, ref, p, err)
+	x.store(&x.cluster, ref, clbs, p, err)
 	return err
 }
 
@@ -117,6 +121,7 @@ func (x *Index) DeleteClusterLoopbackService(name string) {
 	defer x.mu.Unlock()
 	delete(x.errors, rules.PolicyRef{Kind: rules.KindClusterLoopbackService, Name: name})
 	delete(x.cluster.policies, name)
+	delete(x.cluster.stamps, name)
 	x.cluster.invalidate()
 }
 
@@ -130,12 +135,16 @@ func (b *bucket) holds(name string, o metav1.Object) bool {
 	if b == nil || o.GetGeneration() == 0 {
 		return false
 	}
-	p := b.policies[name]
-	return p != nil && p.UID == o.GetUID() && p.Generation == o.GetGeneration()
+	s, ok := b.stamps[name]
+	return ok && s == stampOf(o)
 }
 
-func (x *Index) store(b *bucket, ref rules.PolicyRef, p *rules.Policy, err error) {
+func (x *Index) store(b *bucket, ref rules.PolicyRef, o metav1.Object, p *rules.Policy, err error) {
 	b.invalidate()
+	if b.stamps == nil {
+		b.stamps = map[string]stamp{}
+	}
+	b.stamps[ref.Name] = stampOf(o)
 	if err != nil {
 		x.errors[ref] = err
 		delete(b.policies, ref.Name)
