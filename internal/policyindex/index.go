@@ -39,7 +39,7 @@ type bucket struct {
 	// stamps holds, by name, the UID and generation of the last object
 	// stored, compiled or not (see holds and Reflects).
 	stamps map[string]stamp
-	set      *rules.Set // nil when stale
+	set    *rules.Set // nil when stale
 	// version counts changes, so that a set built outside the lock is
 	// stored only if nothing changed meanwhile.
 	version uint64
