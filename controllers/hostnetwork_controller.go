@@ -27,7 +27,6 @@ import (
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/netpol"
 	"github.com/loopguard/loopguard/internal/policyindex"
-	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // HostNetworkControllerName names the controller in logs and metrics.
@@ -71,22 +70,31 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for i := range pods.Items {
 		ptrs[i] = &pods.Items[i]
 	}
-	// Every namespace whose policies the report reads, to check below
-	// that the index held what the cache holds when it was read.
-	read := map[string]bool{}
-	envFor := func(ns string) *rules.Env {
-		read[ns] = true
-		return r.index.Env(ns)
-	}
-	reports := hostnet.Analyze(node, ptrs, envFor)
-	mates, err := r.nodeMatesOfNode(ctx, node, envFor)
+	risky, all, err := r.nodeMateCandidates(ctx, node)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	// The policy index is fed by a handler of its own, which may not have
+	// run yet for the event that brought this reconcile: wait until it
+	// holds what the cache holds for every namespace read below. Checked
+	// before reading, so that what is read is at least that new.
+	read := map[string]bool{}
+	for _, p := range ptrs {
+		read[p.Namespace] = true
+	}
+	for _, p := range all {
+		read[p.Namespace] = true
 	}
 	if ok, err := indexReflects(ctx, r.reader, r.index, read); err != nil {
 		return ctrl.Result{}, err
 	} else if !ok {
+		ctrl.LoggerFrom(ctx).V(1).Info("the policy index is behind the cache; reading it again shortly")
 		return ctrl.Result{RequeueAfter: indexLagRetry}, nil
+	}
+	reports := hostnet.Analyze(node, ptrs, r.index.Env)
+	var mates []hostnet.NodeMate
+	if len(risky) > 0 {
+		mates = hostnet.NodeMates(risky, all, protectedPod(r.index))
 	}
 
 	rows := make([][]string, 0, len(reports))

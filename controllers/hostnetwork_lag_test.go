@@ -22,28 +22,72 @@ import (
 // hostNetwork pod a new policy selects, reported as not critical) but run
 // again: the policies' status writes, which used to be the later event
 // that made up for it, no longer reach the nodes.
-func TestNodeReportWaitsForThePolicyIndex(t *testing.T) {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "a"}}}
+// lagFixture is a node n1 with a hostNetwork pod shop/agent that the
+// LoopbackService shop/envoy selects, in a fake cache read through hook,
+// and a reconciler whose policy index holds nothing yet.
+type lagFixture struct {
+	ns    *corev1.Namespace
+	lbs   *v1alpha1.LoopbackService
+	index *policyindex.Index
+	r     *HostNetworkReconciler
+	req   ctrl.Request
+}
+
+func newLagFixture(hook func(client.ObjectList)) *lagFixture {
+	f := &lagFixture{
+		ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "a"}}},
+		lbs: &v1alpha1.LoopbackService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "envoy", UID: "u1", Generation: 1},
+			Spec: v1alpha1.LoopbackServiceSpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+				Ports: []v1alpha1.LoopbackPort{{Port: 15000}}}},
+		index: policyindex.New(),
+		req:   ctrl.Request{NamespacedName: client.ObjectKey{Name: "n1"}},
+	}
 	agent := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent", Labels: map[string]string{"app": "agent"}},
 		Spec: corev1.PodSpec{NodeName: "n1", HostNetwork: true, Containers: []corev1.Container{{Name: "c"}}}}
-	lbs := &v1alpha1.LoopbackService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "envoy", UID: "u1", Generation: 1},
-		Spec: v1alpha1.LoopbackServiceSpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
-			Ports: []v1alpha1.LoopbackPort{{Port: 15000}}}}
-	index := policyindex.New()
-	r := &HostNetworkReconciler{
-		reader: podReader(ns, agent, lbs), index: index,
+	f.r = &HostNetworkReconciler{
+		reader: hookReader{Reader: podReader(f.ns, agent, f.lbs), hook: hook}, index: f.index,
 		api:               newReportsAPI(&countingMapper{}, clusterReportGK),
 		hostNetworkSeries: newNodeSeries(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "h"}, []string{"namespace", "pod", "node", "critical"})),
 		nodeMateSeries:    newNodeSeries(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "m"}, []string{"namespace", "pod", "node"})),
 	}
-	req := ctrl.Request{NamespacedName: client.ObjectKey{Name: "n1"}}
-	series := func() []string {
-		var out []string
-		for k := range r.hostNetworkSeries.byNode["n1"] {
-			out = append(out, strings.ReplaceAll(k, "\x00", " "))
-		}
-		return out
+	return f
+}
+
+// catchUp stores in the index what the fake cache holds.
+func (f *lagFixture) catchUp(t *testing.T) {
+	f.index.SetNamespaceLabels(f.ns.Name, f.ns.Labels)
+	if err := f.index.SetLoopbackService(f.lbs); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// series are n1's loopguard_hostnetwork_pod_info series, labels joined.
+func (f *lagFixture) series() []string {
+	var out []string
+	for k := range f.r.hostNetworkSeries.byNode["n1"] {
+		out = append(out, strings.ReplaceAll(k, "\x00", " "))
+	}
+	return out
+}
+
+// hookReader calls hook before each List.
+type hookReader struct {
+	client.Reader
+	hook func(client.ObjectList)
+}
+
+func (h hookReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if h.hook != nil {
+		h.hook(list)
+	}
+	return h.Reader.List(ctx, list, opts...)
+}
+
+const criticalAgent = "shop agent n1 true"
+
+func TestNodeReportWaitsForThePolicyIndex(t *testing.T) {
+	f := newLagFixture(nil)
+	r, req, index, series := f.r, f.req, f.index, f.series
 
 	// The index has neither the policy nor the namespace yet.
 	res, err := r.Reconcile(context.Background(), req)
@@ -53,18 +97,40 @@ func TestNodeReportWaitsForThePolicyIndex(t *testing.T) {
 	if res.RequeueAfter == 0 || len(series()) != 0 {
 		t.Fatalf("reconcile with the index behind the cache: result %+v, series %v; want a retry and no series", res, series())
 	}
-	index.SetNamespaceLabels("shop", ns.Labels)
+	index.SetNamespaceLabels("shop", f.ns.Labels)
 	if res, _ := r.Reconcile(context.Background(), req); res.RequeueAfter == 0 {
 		t.Fatal("reconcile with the namespace indexed but not the policy did not wait")
 	}
-	if err := index.SetLoopbackService(lbs); err != nil {
+	if err := index.SetLoopbackService(f.lbs); err != nil {
 		t.Fatal(err)
 	}
 	res, err = r.Reconcile(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := series(), "shop agent n1 true"; res.RequeueAfter != 0 || len(got) != 1 || got[0] != want {
+	if got, want := series(), criticalAgent; res.RequeueAfter != 0 || len(got) != 1 || got[0] != want {
 		t.Fatalf("reconcile with the index caught up: result %+v, series %v; want none and [%s]", res, got, want)
+	}
+}
+
+// TestNodeReportChecksTheIndexBeforeReadingIt: an index that catches up
+// while the reconcile runs must not let a report read from it before
+// pass the check. Here the index catches up when the check lists the
+// cluster policies: a reconcile that read the index first and checked
+// after reported shop/agent as not critical, and, the policies' status
+// writes no longer reaching the nodes, nothing would have corrected it.
+func TestNodeReportChecksTheIndexBeforeReadingIt(t *testing.T) {
+	var f *lagFixture
+	f = newLagFixture(func(l client.ObjectList) {
+		if _, ok := l.(*v1alpha1.ClusterLoopbackServiceList); ok {
+			f.catchUp(t)
+		}
+	})
+	res, err := f.r.Reconcile(context.Background(), f.req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.series(); res.RequeueAfter == 0 && (len(got) != 1 || got[0] != criticalAgent) {
+		t.Fatalf("the index caught up during the reconcile: series %v, no retry; want [%s] or a retry", got, criticalAgent)
 	}
 }

@@ -39,6 +39,9 @@ func indexReflects(ctx context.Context, reader client.Reader, index *policyindex
 		return false, nil
 	}
 	for ns := range namespaces {
+		if ns == "" {
+			continue // "" is the index's cluster bucket, checked above
+		}
 		lbs, err := clusterindex.Objects(ctx, reader, &v1alpha1.LoopbackService{}, &v1alpha1.LoopbackServiceList{}, ns)
 		if err != nil {
 			return false, fmt.Errorf("failed to read the policies of namespace %s: %w", ns, err)

@@ -203,29 +203,20 @@ func nodeMateWatch(c client.Reader, index *policyindex.Index, kind string) (hand
 
 // protectedPod reports whether a policy of the index selects the pod.
 func protectedPod(index *policyindex.Index) func(*corev1.Pod) bool {
-	return protectedBy(index.Env)
-}
-
-// protectedBy is protectedPod with the policies of each namespace read
-// through envFor.
-func protectedBy(envFor func(string) *rules.Env) func(*corev1.Pod) bool {
 	return func(p *corev1.Pod) bool {
-		return len(envFor(p.Namespace).MatchingPolicies(labels.Set(p.Labels))) > 0
+		return len(index.Env(p.Namespace).MatchingPolicies(labels.Set(p.Labels))) > 0
 	}
 }
 
-// nodeMatesOfNode returns the node-mates of the protected pods of a node,
-// with the policies of each namespace read through envFor.
-func (r *HostNetworkReconciler) nodeMatesOfNode(ctx context.Context, node string, envFor func(string) *rules.Env) ([]hostnet.NodeMate, error) {
-	risky, err := riskyPodsOn(ctx, r.reader, node)
+// nodeMateCandidates returns the pods of a node that can enter other
+// pods' network namespaces and, when there are any, every pod of the node.
+func (r *HostNetworkReconciler) nodeMateCandidates(ctx context.Context, node string) (risky, all []*corev1.Pod, err error) {
+	risky, err = riskyPodsOn(ctx, r.reader, node)
 	if err != nil || len(risky) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
-	all, err := clusterindex.Pods(ctx, r.reader, IndexPodNode, node)
-	if err != nil {
-		return nil, err
-	}
-	return hostnet.NodeMates(risky, all, protectedBy(envFor)), nil
+	all, err = clusterindex.Pods(ctx, r.reader, IndexPodNode, node)
+	return risky, all, err
 }
 
 // nodeMateRows are the node's loopguard_node_mate_pod_info series.

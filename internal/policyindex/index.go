@@ -130,7 +130,9 @@ func (x *Index) DeleteClusterLoopbackService(name string) {
 // the generation, so a status write (one per reconcile) or a metadata edit
 // needs neither a compile nor a rebuild of the bucket's set. An object
 // without a generation is not from the API server: it is always compiled.
-// x.mu must be held; b may be nil.
+// x.mu must be held; b may be nil. Checked under the read lock and stored
+// under the write lock: this relies, as the index always has, on one
+// writer per kind (the informer's handler, which delivers events in order).
 func (b *bucket) holds(name string, o metav1.Object) bool {
 	if b == nil || o.GetGeneration() == 0 {
 		return false

@@ -5,6 +5,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/loopguard/loopguard/internal/rules"
 )
 
 func stamped[T metav1.Object](o T, uid string, gen int64) T {
@@ -62,6 +64,14 @@ func TestReflects(t *testing.T) {
 	if x.ReflectsNamespace("shop", nil, false) {
 		t.Error("a namespace the index holds is reflected as absent")
 	}
+	x.SetNamespaceLabels("plain", nil)
+	if !x.ReflectsNamespace("plain", map[string]string{}, true) {
+		t.Error("a namespace without labels: nil and empty labels differ")
+	}
+	// A status write to a policy that does not compile keeps its error.
+	if err := x.SetLoopbackService(stamped(broken.DeepCopy(), "u2", 3)); err != nil || x.Error(refOf(broken)) == nil {
+		t.Errorf("status write of a policy that does not compile: returned %v, kept error %v; want nil and its error", err, x.Error(refOf(broken)))
+	}
 	if !x.ReflectsNamespace("billing", nil, false) || x.ReflectsNamespace("billing", nil, true) {
 		t.Error("a namespace the index never saw")
 	}
@@ -76,4 +86,8 @@ func TestReflects(t *testing.T) {
 	if !x.Reflects("shop", nil) {
 		t.Error("a namespace whose policies are all deleted")
 	}
+}
+
+func refOf(o metav1.Object) rules.PolicyRef {
+	return rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: o.GetNamespace(), Name: o.GetName()}
 }
