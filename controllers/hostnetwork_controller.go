@@ -62,13 +62,9 @@ type HostNetworkReconciler struct {
 // Reconcile implements reconcile.Reconciler for one node (request name).
 func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	node := req.Name
-	var pods corev1.PodList
-	if err := r.reader.List(ctx, &pods, client.MatchingFields{IndexHostNetworkNode: node}); err != nil {
+	ptrs, err := clusterindex.Pods(ctx, r.reader, IndexHostNetworkNode, node)
+	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to list hostNetwork pods of node %s: %w", node, err)
-	}
-	ptrs := make([]*corev1.Pod, len(pods.Items))
-	for i := range pods.Items {
-		ptrs[i] = &pods.Items[i]
 	}
 	risky, all, err := r.nodeMateCandidates(ctx, node)
 	if err != nil {
