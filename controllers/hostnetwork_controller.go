@@ -52,6 +52,8 @@ type HostNetworkReconciler struct {
 	apiReader client.Reader // uncached: reports are not watched
 	api       *reportsAPI   // whether ClusterReport is served
 	index     *policyindex.Index
+	// analyses keeps each hostNetwork pod's report while its inputs hold.
+	analyses *hostnet.Memo
 	// The series of loopguard_hostnetwork_pod_info and
 	// loopguard_node_mate_pod_info, per node.
 	hostNetworkSeries, nodeMateSeries *nodeSeries
@@ -87,7 +89,7 @@ func (r *HostNetworkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		ctrl.LoggerFrom(ctx).V(1).Info("the policy index is behind the cache; reading it again shortly")
 		return ctrl.Result{RequeueAfter: indexLagRetry}, nil
 	}
-	reports := hostnet.Analyze(node, ptrs, r.index.Env)
+	reports := r.analyses.Analyze(node, ptrs, r.index.Env)
 	var mates []hostnet.NodeMate
 	if len(risky) > 0 {
 		mates = hostnet.NodeMates(risky, all, protectedPod(r.index))
@@ -212,7 +214,7 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	}
 	r := &HostNetworkReconciler{
 		client: mgr.GetClient(), reader: mgr.GetCache(), apiReader: mgr.GetAPIReader(),
-		api: api, index: index,
+		api: api, index: index, analyses: hostnet.NewMemo(),
 		hostNetworkSeries: newNodeSeries(metrics.HostNetworkPodInfo), nodeMateSeries: newNodeSeries(metrics.NodeMatePodInfo),
 	}
 	// hostNetwork pods, pods that can enter other pods' network

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -45,7 +46,7 @@ func newLagFixture(hook func(client.ObjectList)) *lagFixture {
 	agent := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent", Labels: map[string]string{"app": "agent"}},
 		Spec: corev1.PodSpec{NodeName: "n1", HostNetwork: true, Containers: []corev1.Container{{Name: "c"}}}}
 	f.r = &HostNetworkReconciler{
-		reader: hookReader{Reader: podReader(f.ns, agent, f.lbs), hook: hook}, index: f.index,
+		reader: hookReader{Reader: podReader(f.ns, agent, f.lbs), hook: hook}, index: f.index, analyses: hostnet.NewMemo(),
 		api:               newReportsAPI(&countingMapper{}, clusterReportGK),
 		hostNetworkSeries: newNodeSeries(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "h"}, []string{"namespace", "pod", "node", "critical"})),
 		nodeMateSeries:    newNodeSeries(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "m"}, []string{"namespace", "pod", "node"})),

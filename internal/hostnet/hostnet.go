@@ -54,19 +54,36 @@ func (r PodReport) Summary() string {
 // Analyze reports on the hostNetwork pods of one node. envFor returns the
 // policies that apply in a namespace (the webhook's index).
 func Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rules.Env) []PodReport {
+	hostPods := hostNetworkPods(node, pods)
+	out := make([]PodReport, 0, len(hostPods))
+	for _, p := range hostPods {
+		out = append(out, analyzePod(node, p, envFor(p.Namespace)))
+	}
+	return withNodeMates(out)
+}
+
+// hostNetworkPods are the pods of node that use its network and are not
+// being deleted, by namespace/name.
+func hostNetworkPods(node string, pods []*corev1.Pod) []*corev1.Pod {
 	var hostPods []*corev1.Pod
 	for _, p := range pods {
 		if p.Spec.HostNetwork && p.Spec.NodeName == node && p.DeletionTimestamp == nil {
 			hostPods = append(hostPods, p)
 		}
 	}
-	sort.Slice(hostPods, func(i, j int) bool {
-		return hostPods[i].Namespace+"/"+hostPods[i].Name < hostPods[j].Namespace+"/"+hostPods[j].Name
-	})
-	out := make([]PodReport, 0, len(hostPods))
+	keys := make(map[*corev1.Pod]string, len(hostPods))
 	for _, p := range hostPods {
-		r := PodReport{Namespace: p.Namespace, Name: p.Name, Node: node}
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		keys[p] = p.Namespace + "/" + p.Name
+	}
+	sort.Slice(hostPods, func(i, j int) bool { return keys[hostPods[i]] < keys[hostPods[j]] })
+	return hostPods
+}
+
+// analyzePod reports on one hostNetwork pod, NodeMates aside.
+func analyzePod(node string, p *corev1.Pod, env *rules.Env) PodReport {
+	r := PodReport{Namespace: p.Namespace, Name: p.Name, Node: node}
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
 			for _, cp := range c.Ports {
 				proto := cp.Protocol
 				if proto == "" {
@@ -75,23 +92,35 @@ func Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rul
 				r.Ports = append(r.Ports, fmt.Sprintf("%d/%s", cp.ContainerPort, proto))
 			}
 		}
-		env := envFor(p.Namespace)
-		for _, pol := range env.MatchingPolicies(labels.Set(p.Labels)) {
-			r.Policies = append(r.Policies, pol.Ref.String())
-		}
-		sort.Strings(r.Policies)
-		tmpl, _ := rules.PodTemplateOf(p)
-		for _, f := range rules.EvaluatePod(env, tmpl) {
-			if f.Reason == rules.ReasonContainerPort || f.Reason == rules.ReasonHostPort {
-				r.ProtectedPorts = append(r.ProtectedPorts, fmt.Sprintf("%d/%s", f.Port, f.Protocol))
-			}
-		}
-		for _, m := range hostPods {
-			if m != p {
-				r.NodeMates = append(r.NodeMates, m.Namespace+"/"+m.Name)
-			}
-		}
-		out = append(out, r)
 	}
-	return out
+	for _, pol := range env.MatchingPolicies(labels.Set(p.Labels)) {
+		r.Policies = append(r.Policies, pol.Ref.String())
+	}
+	sort.Strings(r.Policies)
+	tmpl, _ := rules.PodTemplateOf(p)
+	for _, f := range rules.EvaluatePod(env, tmpl) {
+		if f.Reason == rules.ReasonContainerPort || f.Reason == rules.ReasonHostPort {
+			r.ProtectedPorts = append(r.ProtectedPorts, fmt.Sprintf("%d/%s", f.Port, f.Protocol))
+		}
+	}
+	return r
+}
+
+// withNodeMates sets each report's NodeMates: every other pod reported.
+// The reports are copies; their NodeMates share one backing array of
+// names, read only.
+func withNodeMates(reports []PodReport) []PodReport {
+	if len(reports) < 2 {
+		return reports
+	}
+	names := make([]string, len(reports))
+	for i, r := range reports {
+		names[i] = r.Namespace + "/" + r.Name
+	}
+	for i := range reports {
+		mates := make([]string, 0, len(names)-1)
+		mates = append(mates, names[:i]...)
+		reports[i].NodeMates = append(mates, names[i+1:]...)
+	}
+	return reports
 }
