@@ -6,6 +6,7 @@ package hostnet
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -103,12 +104,14 @@ func analyzePod(node string, p *corev1.Pod, env *rules.Env) PodReport {
 			r.ProtectedPorts = append(r.ProtectedPorts, fmt.Sprintf("%d/%s", f.Port, f.Protocol))
 		}
 	}
+	// Clipped: a caller appending to a memo's report must not write into
+	// the memo's arrays.
+	r.Ports, r.Policies, r.ProtectedPorts = slices.Clip(r.Ports), slices.Clip(r.Policies), slices.Clip(r.ProtectedPorts)
 	return r
 }
 
-// withNodeMates sets each report's NodeMates: every other pod reported.
-// The reports are copies; their NodeMates share one backing array of
-// names, read only.
+// withNodeMates sets each report's NodeMates: every other pod reported,
+// in a slice of its own per report.
 func withNodeMates(reports []PodReport) []PodReport {
 	if len(reports) < 2 {
 		return reports

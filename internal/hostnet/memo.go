@@ -38,8 +38,11 @@ func NewMemo() *Memo { return &Memo{nodes: map[string]map[types.UID]memoEntry{}}
 // inputs did not change, and forgetting those of pods no longer on the
 // node. The reports share their slices with the memo: read only. A pod
 // without a UID or resourceVersion (not from the API server) is always
-// analysed.
+// analysed. A nil memo keeps nothing.
 func (m *Memo) Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rules.Env) []PodReport {
+	if m == nil {
+		return Analyze(node, pods, envFor)
+	}
 	hostPods := hostNetworkPods(node, pods)
 	m.mu.Lock()
 	last := m.nodes[node]

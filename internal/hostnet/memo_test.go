@@ -17,13 +17,14 @@ import (
 // memoWorld is a node's hostNetwork pods and what applies in their
 // namespaces, as an index gives it: a set is replaced, never changed.
 type memoWorld struct {
-	sets   map[string]*rules.Set
+	sets    map[string]*rules.Set
+	cluster *rules.Set
 	labels map[string]labels.Set
 	pods   []*corev1.Pod
 }
 
 func (w *memoWorld) env(ns string) *rules.Env {
-	return rules.NewEnv(ns, w.labels[ns], w.sets[ns], nil)
+	return rules.NewEnv(ns, w.labels[ns], w.sets[ns], w.cluster)
 }
 
 func (w *memoWorld) protect(t *testing.T, ns string, port int32) {
@@ -56,6 +57,7 @@ func TestMemoAnalyzesOnlyWhatChanged(t *testing.T) {
 	}
 	m := NewMemo()
 	last := map[string]*string{} // namespace/name → its report's Ports' first element
+	var reports []PodReport
 	// step runs the memo, checks it against Analyze, and returns which
 	// pods (by index in the sorted reports) were computed again.
 	step := func(what string) []int {
@@ -72,7 +74,7 @@ func TestMemoAnalyzesOnlyWhatChanged(t *testing.T) {
 				again = append(again, i)
 			}
 		}
-		last = next
+		last, reports = next, got
 		return again
 	}
 	want := func(what string, got []int, idx ...int) {
@@ -91,7 +93,30 @@ func TestMemoAnalyzesOnlyWhatChanged(t *testing.T) {
 	w.pods[1] = w.pods[1].DeepCopy()
 	w.pods[1].ResourceVersion = "2"
 	want("a pod changed", step("a pod changed"), 2)
-	w.pods = w.pods[:2] // mon/agent-2 left the node
+	// A cluster policy for team b's namespaces: none yet.
+	clbs, err := rules.CompileCluster(&v1alpha1.ClusterLoopbackService{ObjectMeta: metav1.ObjectMeta{Name: "mesh"},
+		Spec: v1alpha1.ClusterLoopbackServiceSpec{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}},
+			LoopbackServiceSpec: v1alpha1.LoopbackServiceSpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+				Ports: []v1alpha1.LoopbackPort{{Port: 9100}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cluster = rules.NewSet([]*rules.Policy{clbs})
+	want("a cluster policy", step("a cluster policy"), 0, 1, 2)
+	w.labels["mon"] = labels.Set{"team": "b"} // mon is now selected by the cluster policy
+	want("mon relabelled into the cluster policy", step("mon relabelled into the cluster policy"), 0)
+	if got := reports[0].Policies; !reflect.DeepEqual(got, []string{"ClusterLoopbackService mesh", "LoopbackService mon/p9100"}) {
+		t.Errorf("mon/agent-2 selected by %v after mon joined team b", got)
+	}
+	w.pods[0] = w.pods[0].DeepCopy()
+	w.pods[0].Labels, w.pods[0].ResourceVersion = map[string]string{"app": "other"}, "3" // no policy selects it now
+	want("a pod relabelled", step("a pod relabelled"), 1)
+	noUID := w.pods[2].DeepCopy()
+	noUID.UID, noUID.Name = "", "agent-9"
+	w.pods = append(w.pods, noUID)
+	want("a pod without a UID", step("a pod without a UID"), 1)
+	want("a pod without a UID, again", step("a pod without a UID, again"), 1)
+	w.pods = w.pods[:2] // mon/agent-2 and mon/agent-9 left the node
 	want("a pod left", step("a pod left"), []int(nil)...)
 	if n := len(m.nodes["n1"]); n != 2 {
 		t.Errorf("the memo keeps %d pods of n1, want 2", n)
