@@ -50,7 +50,7 @@ func indexReflects(ctx context.Context, reader client.Reader, index *policyindex
 			return false, nil
 		}
 		var n corev1.Namespace
-		err = reader.Get(ctx, client.ObjectKey{Name: ns}, &n)
+		err = reader.Get(ctx, client.ObjectKey{Name: ns}, &n, client.UnsafeDisableDeepCopy) // read only
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("failed to read namespace %s: %w", ns, err)
 		}
