@@ -19,8 +19,8 @@ import (
 type memoWorld struct {
 	sets    map[string]*rules.Set
 	cluster *rules.Set
-	labels map[string]labels.Set
-	pods   []*corev1.Pod
+	labels  map[string]labels.Set
+	pods    []*corev1.Pod
 }
 
 func (w *memoWorld) env(ns string) *rules.Env {
