@@ -235,14 +235,18 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 		// A policy's spec, not its status: a node's reconcile waits for
 		// the policy index (fed by a handler of its own) to hold what the
 		// cache holds, so no later event is needed to see a policy indexed.
-		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.LoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(policySpecChanged)).
+		Watches(&v1alpha1.ClusterLoopbackService{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(policySpecChanged)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(relevantChange())).
 		WatchesRawSource(runtimeSource(runtime, hostNetworkNodeOfReport)).
 		// ClusterReport served since the last look: every node's report.
 		WatchesRawSource(source.Channel(r.api.appear, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
 		Complete(r)
 }
+
+// policySpecChanged passes a policy's creation, deletion and spec changes,
+// not its status writes (one per reconcile of every policy).
+var policySpecChanged = predicate.GenerationChangedPredicate{}
 
 func isHostNetwork(o client.Object) bool {
 	p, ok := o.(*corev1.Pod)

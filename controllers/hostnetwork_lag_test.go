@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/hostnet"
@@ -133,5 +134,27 @@ func TestNodeReportChecksTheIndexBeforeReadingIt(t *testing.T) {
 	}
 	if got := f.series(); res.RequeueAfter == 0 && (len(got) != 1 || got[0] != criticalAgent) {
 		t.Fatalf("the index caught up during the reconcile: series %v, no retry; want [%s] or a retry", got, criticalAgent)
+	}
+}
+
+// TestNodeReportsIgnorePolicyStatusWrites: a policy's status write (its
+// controller's, after every reconcile) does not reach the nodes; its
+// creation, deletion and spec changes do. Each LoopbackService's status
+// writes reached the nodes of its namespace's hostNetwork pods: with 30
+// namespaces' pods on a node, a third of the manager's CPU in the large run.
+func TestNodeReportsIgnorePolicyStatusWrites(t *testing.T) {
+	old := &v1alpha1.LoopbackService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "envoy", UID: "u1", Generation: 1}}
+	status := old.DeepCopy()
+	status.Status.ObservedGeneration = 1
+	spec := old.DeepCopy()
+	spec.Generation, spec.Spec.Ports = 2, []v1alpha1.LoopbackPort{{Port: 15000}}
+	if policySpecChanged.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: status}) {
+		t.Error("a status write reaches the nodes")
+	}
+	if !policySpecChanged.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: spec}) {
+		t.Error("a spec change does not reach the nodes")
+	}
+	if !policySpecChanged.Create(event.CreateEvent{Object: old}) || !policySpecChanged.Delete(event.DeleteEvent{Object: old}) {
+		t.Error("a policy's creation or deletion does not reach the nodes")
 	}
 }
