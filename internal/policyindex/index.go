@@ -125,8 +125,8 @@ func (x *Index) DeleteClusterLoopbackService(name string) {
 	x.cluster.invalidate()
 }
 
-// holds reports whether b already holds o compiled at its UID and
-// generation. Compiling reads only the spec, and every spec change bumps
+// holds reports whether b already holds o at its UID and generation,
+// compiled or failed to compile (its error kept). Compiling reads only the spec, and every spec change bumps
 // the generation, so a status write (one per reconcile) or a metadata edit
 // needs neither a compile nor a rebuild of the bucket's set. An object
 // without a generation is not from the API server: it is always compiled.
