@@ -23,6 +23,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -51,7 +52,7 @@ func TestClosureKeepsOneNamespace(t *testing.T) {
 		WithStatusSubresource(&v1alpha1.ClusterLoopbackService{}).Build()
 	r := &ClusterLoopbackServiceReconciler{policyReconciler: policyReconciler{
 		client: c, reader: c, scheme: app.Scheme(), recorder: events.NewFakeRecorder(10),
-		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(),
+		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(metrics.NewPolicyGauges()),
 	}}
 	np := func(ns string) (*networkingv1.NetworkPolicy, error) {
 		out := &networkingv1.NetworkPolicy{}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/test/testenv"
 )
 
@@ -30,4 +31,16 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
+}
+
+// policyGauge is the value of a per-policy family's series of the
+// manager's gauges (metrics.Policies) as a scrape shows it; 0 when the
+// series is absent, as a GaugeVec's WithLabelValues gave.
+func policyGauge(t testing.TB, family, kind, namespace, name string) float64 {
+	t.Helper()
+	got, err := metrics.Scrape(metrics.Policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[metrics.PolicySeries(family, metrics.PolicyKey{Kind: kind, Namespace: namespace, Name: name})]
 }

@@ -169,7 +169,7 @@ func TestNodeMates(t *testing.T) {
 		}
 		return notes
 	}, timeout, poll).Should(ConsistOf(ContainSubstring(tools+"/debug"), ContainSubstring(tools+"/tracer")))
-	g.Expect(testutil.ToFloat64(metrics.NodeMatePods.WithLabelValues("LoopbackService", ns, "cart-admin"))).To(Equal(2.0))
+	g.Expect(policyGauge(t, "loopguard_node_mate_pods", "LoopbackService", ns, "cart-admin")).To(Equal(2.0))
 
 	report := &openreportsv1alpha1.ClusterReport{}
 	g.Eventually(func() []string {

@@ -1,77 +1,96 @@
 package controllers
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
+func gathered(t testing.TB, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	got, err := metrics.Scrape(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestPolicyMetricsDeleteOnlyTheirStaleSeries: a reconcile removes the
 // series of its policy whose reason or action no longer has a finding,
 // sets the others, and leaves every other policy's series alone; a
 // deleted policy's series all go.
 func TestPolicyMetricsDeleteOnlyTheirStaleSeries(t *testing.T) {
-	m := newPolicyMetrics()
+	g := metrics.NewPolicyGauges()
+	m := newPolicyMetrics(g)
 	a := rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: "metrics-test", Name: "a"}
 	b := rules.PolicyRef{Kind: rules.KindLoopbackService, Namespace: "metrics-test", Name: "b"}
 	finding := func(reason string, action v1alpha1.EnforcementAction) rules.Finding {
 		return rules.Finding{Reason: reason, Action: action}
 	}
-	series := func(ref rules.PolicyRef, reason string) float64 {
-		return testutil.ToFloat64(metrics.Violations.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, reason))
+	m.record(a, &outcome{findings: []rules.Finding{finding("HostPort", v1alpha1.ActionDeny), finding("HostPort", v1alpha1.ActionDeny), finding("SelectedByService", v1alpha1.ActionWarn)}})
+	m.record(b, &outcome{findings: []rules.Finding{finding("SelectedByService", v1alpha1.ActionDeny)}, hostNetworkPods: make([]v1alpha1.HostNetworkPod, 3)})
+	want := map[string]float64{
+		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort"):          2,
+		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"): 1,
+		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny"):    2,
+		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"):    1,
+		metrics.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                          0,
+		metrics.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                            0,
+		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"): 1,
+		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"):    1,
+		metrics.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                          3,
+		metrics.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                            0,
 	}
-	// Only this test's series: the package's manager exports its own.
-	count := func() int {
-		n := 0
-		for _, c := range []prometheus.Collector{metrics.Violations, metrics.ViolationsByAction, metrics.HostNetworkPods, metrics.NodeMatePods} {
-			ch := make(chan prometheus.Metric)
-			go func() { c.Collect(ch); close(ch) }()
-			for m := range ch {
-				var d dto.Metric
-				if err := m.Write(&d); err != nil {
-					t.Fatal(err)
-				}
-				for _, l := range d.GetLabel() {
-					if l.GetName() == "policy_namespace" && l.GetValue() == "metrics-test" {
-						n++
-					}
-				}
+	check := func(step string) {
+		t.Helper()
+		got := gathered(t, g)
+		for k, v := range want {
+			if gv, ok := got[k]; !ok || gv != v {
+				t.Errorf("%s: %s = %v (present %v), want %v", step, k, gv, ok, v)
 			}
 		}
-		return n
+		for k, v := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s: unexpected series %s = %v", step, k, v)
+			}
+		}
 	}
-	before := count()
-	if before != 0 {
-		t.Fatalf("%d series of namespace metrics-test before the test", before)
-	}
-	m.record(a, &outcome{findings: []rules.Finding{finding("HostPort", v1alpha1.ActionDeny), finding("HostPort", v1alpha1.ActionDeny), finding("SelectedByService", v1alpha1.ActionWarn)}})
-	m.record(b, &outcome{findings: []rules.Finding{finding("SelectedByService", v1alpha1.ActionDeny)}})
-	// Each also has its hostNetwork and node-mate pod gauges.
-	if got := count(); got != 10 {
-		t.Fatalf("%d series, want 10 (a: 2 reasons, 2 actions; b: 1 reason, 1 action; 2 gauges each)", got)
-	}
+	check("both recorded")
+
 	m.record(a, &outcome{findings: []rules.Finding{finding("HostPort", v1alpha1.ActionDeny)}})
-	if got := count(); got != 8 {
-		t.Errorf("%d series after a's Warn finding went, want 8 (a: HostPort, Deny; b: SelectedByService, Deny; 2 gauges each)", got)
-	}
-	if got := series(a, "HostPort"); got != 1 {
-		t.Errorf("a's HostPort series is %v, want 1", got)
-	}
-	if got := series(b, "SelectedByService"); got != 1 {
-		t.Errorf("b's series is %v, want 1 (another policy's reconcile must not touch it)", got)
-	}
-	m.forget(a)
-	if got := count(); got != 4 {
-		t.Errorf("%d series after a was deleted, want b's 4", got)
-	}
+	delete(want, metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"))
+	delete(want, metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"))
+	want[metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort")] = 1
+	want[metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny")] = 1
+	check("a's Warn finding gone")
+
+	// A failed reconcile: no violation series, the pod gauges keep their value.
+	m.record(b, &outcome{reconcileErr: errors.New("the cache is not synced")})
+	delete(want, metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"))
+	delete(want, metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"))
+	check("b's reconcile failed")
+
+	// The runtime controller's series outlive the audit's and go on their own.
+	bk := policyKey(b)
+	g.SetRuntime(bk, 1, 2, 3)
 	m.forget(b)
-	if got := count(); got != 0 {
-		t.Errorf("%d series left after both were deleted", got)
+	for k := range want {
+		if strings.Contains(k, `policy="b"`) {
+			delete(want, k)
+		}
 	}
+	want[metrics.PolicySeries("loopguard_runtime_pods_beyond_loopback", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 1
+	want[metrics.PolicySeries("loopguard_runtime_stale_nodes", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 2
+	want[metrics.PolicySeries("loopguard_runtime_unexpected_clients", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 3
+	check("b deleted, its runtime series kept")
+	g.ForgetRuntime(bk)
+	m.forget(a)
+	want = map[string]float64{}
+	check("both deleted")
 }

@@ -6,13 +6,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
-	"github.com/loopguard/loopguard/internal/metrics"
 )
 
 // clientsReport is a pod's entry of a NodeBindReport with the clients the
@@ -51,7 +49,7 @@ func TestRuntimeUnexpectedClients(t *testing.T) {
 	verified := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionRuntimeVerified)
 	compliant := condition(g, policy, func() []metav1.Condition { return policy.Status.Conditions }, v1alpha1.ConditionCompliant)
 	gauge := func() float64 {
-		return testutil.ToFloat64(metrics.RuntimeUnexpectedClients.WithLabelValues("LoopbackService", ns, "envoy"))
+		return policyGauge(t, "loopguard_runtime_unexpected_clients", "LoopbackService", ns, "envoy")
 	}
 	app := v1alpha1.BindClient{Port: 15000, Container: "app", Process: "curl"}
 	debug := v1alpha1.BindClient{Port: 15000, Container: "debug", Process: "nc"}

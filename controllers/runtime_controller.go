@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/loopguard/loopguard/internal/metrics"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,7 +63,7 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	obj := r.newPolicy()
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			deleteRuntimeMetrics(r.metricLabels(req.Namespace, req.Name))
+			metrics.Policies.ForgetRuntime(r.metricKey(req.Namespace, req.Name))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to get %s: %w", r.kind, err)
@@ -98,7 +98,7 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	st.Runtime = rt
 	setRuntimeVerifiedCondition(st, generation, nil, rt)
-	recordRuntimeMetrics(r.metricLabels(obj.GetNamespace(), obj.GetName()), rt)
+	recordRuntimeMetrics(r.metricKey(obj.GetNamespace(), obj.GetName()), rt)
 	// Selected pods that no report lists yet are counted again here.
 	return ctrl.Result{RequeueAfter: r.auditInterval}, nil
 }
@@ -167,8 +167,8 @@ func (r *RuntimeReconciler) newPolicy() policyObject {
 	return &v1alpha1.LoopbackService{}
 }
 
-func (r *RuntimeReconciler) metricLabels(namespace, name string) prometheus.Labels {
-	return prometheus.Labels{"policy_kind": r.kind, "policy_namespace": namespace, "policy": name}
+func (r *RuntimeReconciler) metricKey(namespace, name string) metrics.PolicyKey {
+	return metrics.PolicyKey{Kind: r.kind, Namespace: namespace, Name: name}
 }
 
 // statusObserved passes a policy's status writes that record a new

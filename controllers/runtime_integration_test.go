@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/controllers"
-	"github.com/loopguard/loopguard/internal/metrics"
 )
 
 // runningPod creates a pod bound to node and marks it Running, as the
@@ -116,7 +114,7 @@ func TestRuntimeFindings(t *testing.T) {
 		ContainSubstring("pod "+ns+"/cart-1 listens on 0.0.0.0:15000/TCP beyond loopback"),
 		ContainSubstring("pod "+ns+"/cart-1 listens on 10.244.0.7:9901/UDP beyond loopback"),
 	)))
-	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("LoopbackService", ns, "envoy"))).To(BeEquivalentTo(1))
+	g.Expect(policyGauge(t, "loopguard_runtime_pods_beyond_loopback", "LoopbackService", ns, "envoy")).To(BeEquivalentTo(1))
 
 	// Rescans that find the same write nothing and announce nothing again.
 	// Each check waits for the NodeBindReport controller to have reconciled the
@@ -146,7 +144,7 @@ func TestRuntimeFindings(t *testing.T) {
 	writeReport(g, node, time.Now(), podReport(cart), podReport(clean))
 	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 	g.Expect(policy.Status.Runtime).To(Equal(&v1alpha1.RuntimeStatus{PodsChecked: 2, PodsUnchecked: 1}))
-	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("LoopbackService", ns, "envoy"))).To(BeEquivalentTo(0))
+	g.Expect(policyGauge(t, "loopguard_runtime_pods_beyond_loopback", "LoopbackService", ns, "envoy")).To(BeEquivalentTo(0))
 }
 
 // TestRuntimeReportsNotBelieved checks what a policy does not take from a
@@ -243,7 +241,7 @@ func TestRuntimeClusterPolicy(t *testing.T) {
 	}, timeout, poll).Should(And(
 		HaveField("PodsChecked", BeEquivalentTo(2)), HaveField("PodsBeyondLoopback", BeEquivalentTo(2)),
 		HaveField("Listeners", ConsistOf(HaveField("Namespace", a), HaveField("Namespace", b)))))
-	g.Expect(testutil.ToFloat64(metrics.PodsListeningBeyondLoopback.WithLabelValues("ClusterLoopbackService", "", "runtime-agents"))).To(BeEquivalentTo(2))
+	g.Expect(policyGauge(t, "loopguard_runtime_pods_beyond_loopback", "ClusterLoopbackService", "", "runtime-agents")).To(BeEquivalentTo(2))
 }
 
 // TestRuntimeReportGoesStale checks that a report nobody rewrites stops

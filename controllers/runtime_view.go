@@ -9,7 +9,6 @@ import (
 	"time"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -279,21 +278,12 @@ func describePodListeners(ls []v1alpha1.RuntimeListener) string {
 // recordRuntimeMetrics sets the policy's count of pods listening beyond
 // loopback, of stale nodes and of unexpected clients; a policy without
 // reports has no series.
-func recordRuntimeMetrics(l prometheus.Labels, st *v1alpha1.RuntimeStatus) {
+func recordRuntimeMetrics(k metrics.PolicyKey, st *v1alpha1.RuntimeStatus) {
 	if st != nil {
-		metrics.PodsListeningBeyondLoopback.With(l).Set(float64(st.PodsBeyondLoopback))
-		metrics.RuntimeStaleNodes.With(l).Set(float64(len(st.StaleNodes)))
-		metrics.RuntimeUnexpectedClients.With(l).Set(float64(st.UnexpectedClientCount))
+		metrics.Policies.SetRuntime(k, int(st.PodsBeyondLoopback), len(st.StaleNodes), int(st.UnexpectedClientCount))
 		return
 	}
-	deleteRuntimeMetrics(l)
-}
-
-// deleteRuntimeMetrics removes the policy's runtime series.
-func deleteRuntimeMetrics(l prometheus.Labels) {
-	metrics.PodsListeningBeyondLoopback.Delete(l)
-	metrics.RuntimeStaleNodes.Delete(l)
-	metrics.RuntimeUnexpectedClients.Delete(l)
+	metrics.Policies.ForgetRuntime(k)
 }
 
 // listeningHostNetworkPods returns a ClusterReport result for each

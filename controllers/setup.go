@@ -24,6 +24,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/kinds"
+	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -70,7 +71,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	base := policyReconciler{
 		client: own.client(mgr.GetClient()), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration, now: time.Now,
-		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(),
+		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(metrics.Policies),
 	}
 	rt := newRuntimeEvents()
 

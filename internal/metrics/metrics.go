@@ -27,19 +27,6 @@ var (
 		Buckets: []float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25},
 	}, []string{"kind"})
 
-	// Violations is the number of existing objects that expose a protected
-	// port, per policy, as the last audit found them.
-	Violations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_violations",
-		Help: "Existing objects that expose a loopback-only port, per policy and reason.",
-	}, []string{"policy_kind", "policy_namespace", "policy", "reason"})
-
-	// HostNetworkPods is the number of hostNetwork pods a policy selects.
-	HostNetworkPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_hostnetwork_pods",
-		Help: "hostNetwork pods selected by a policy.",
-	}, []string{"policy_kind", "policy_namespace", "policy"})
-
 	// HostNetworkPodInfo has one series per hostNetwork pod in the
 	// cluster; critical is "true" when a policy selects the pod.
 	HostNetworkPodInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -47,27 +34,12 @@ var (
 		Help: "Every hostNetwork pod, by node; critical=true when a loopguard policy selects it (its loopback-only ports are on the node).",
 	}, []string{"namespace", "pod", "node", "critical"})
 
-	// NodeMatePods is the number of pods that can enter the network
-	// namespace of a pod a policy selects, on its node.
-	NodeMatePods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_node_mate_pods",
-		Help: "Pods that can enter the network namespace of a pod a policy selects on the same node (privileged, hostPID with SYS_ADMIN/SYS_PTRACE, hostPath of /proc, netns or a runtime socket, hostNetwork with NET_ADMIN).",
-	}, []string{"policy_kind", "policy_namespace", "policy"})
-
 	// NodeMatePodInfo has one series per pod that can enter the network
 	// namespace of a protected pod on its node.
 	NodeMatePodInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "loopguard_node_mate_pod_info",
 		Help: "Every pod that can enter the network namespace of a protected pod on its node, by node.",
 	}, []string{"namespace", "pod", "node"})
-
-	// PodsListeningBeyondLoopback is the number of pods a policy selects
-	// whose protected ports listen beyond loopback, as the node agents saw
-	// them (NodeBindReports).
-	PodsListeningBeyondLoopback = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_runtime_pods_beyond_loopback",
-		Help: "Pods selected by a policy whose protected ports listen beyond loopback, as the node agents observed them.",
-	}, []string{"policy_kind", "policy_namespace", "policy"})
 
 	// PortForwards counts port-forward requests to protected pods by
 	// namespace and decision (deny, audit, allow).
@@ -100,7 +72,7 @@ var (
 func Register() {
 	once.Do(func() {
 		BuildInfo.WithLabelValues(version.Get(), version.GetCommit(), version.GoVersion()).Set(1)
-		crmetrics.Registry.MustRegister(BuildInfo, AdmissionDecisions, AdmissionDuration, Violations, HostNetworkPods, HostNetworkPodInfo, NodeMatePods, NodeMatePodInfo, PortForwards, PodAccess, PodsListeningBeyondLoopback)
+		crmetrics.Registry.MustRegister(BuildInfo, AdmissionDecisions, AdmissionDuration, HostNetworkPodInfo, NodeMatePodInfo, PortForwards, PodAccess, Policies)
 		registerObserve()
 	})
 }

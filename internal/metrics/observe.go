@@ -22,31 +22,6 @@ var (
 		Help: "Admission reviews with a finding, by policy and the finding's action (deny, warn, audit).",
 	}, []string{"policy_kind", "policy_namespace", "policy", "action"})
 
-	// ViolationsByAction is loopguard_violations by the findings' action
-	// instead of their reason, so an alert can page on Deny policies only.
-	ViolationsByAction = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_violations_by_action",
-		Help: "Existing objects that expose a loopback-only port, per policy and the finding's action (Deny, Warn, Audit).",
-	}, []string{"policy_kind", "policy_namespace", "policy", "action"})
-
-	// RuntimeStaleNodes is the number of nodes running pods a policy
-	// selects whose node agent's report is stale or missing (as in the
-	// policy's status.runtime.staleNodes, which is capped).
-	RuntimeStaleNodes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_runtime_stale_nodes",
-		Help: "Nodes running pods a policy selects whose node agent report is stale or missing (capped as status.runtime.staleNodes is).",
-	}, []string{"policy_kind", "policy_namespace", "policy"})
-
-	// RuntimeUnexpectedClients is the number of distinct unexpected clients
-	// (a container the port's clients does not list, or a process outside
-	// the pod's containers) connected to protected ports of the pods a
-	// policy selects, as the node agents sampled them (as in the policy's
-	// status.runtime.unexpectedClientCount).
-	RuntimeUnexpectedClients = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "loopguard_runtime_unexpected_clients",
-		Help: "Distinct unexpected clients connected on loopback to protected ports of pods a policy selects, as the node agents sampled them.",
-	}, []string{"policy_kind", "policy_namespace", "policy"})
-
 	// NamespaceAudits counts the policy reconcilers' audits of one
 	// namespace by result: "audited" when the rules ran, "unchanged" when
 	// nothing the audit reads had changed since the last one and its
@@ -100,5 +75,5 @@ func RegisterCertificateExpiry(certFile string) error {
 }
 
 func registerObserve() {
-	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, ViolationsByAction, RuntimeStaleNodes, RuntimeUnexpectedClients, NamespaceAudits)
+	crmetrics.Registry.MustRegister(AdmissionPolicyFindings, NamespaceAudits)
 }
