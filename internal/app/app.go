@@ -65,6 +65,9 @@ func CacheOptions() cache.Options {
 			// controller's (rules.ControllerWrittenSlice), never its
 			// managed-by label, which anyone may write.
 			&discoveryv1.EndpointSlice{}: {Transform: slim.EndpointSlice},
+			// The runtime view reads each pod's entry and the scan times;
+			// the agents' discovery listings and health stay in the API.
+			&v1alpha1.NodeBindReport{}: {Transform: slim.NodeBindReport},
 		},
 	}
 }
