@@ -12,8 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/podview"
@@ -295,4 +297,63 @@ func TestFromPodKeepsWhatTheRulesRead(t *testing.T) {
 	if views[0].Spec == views[2].Spec {
 		t.Error("a hostNetwork pod shares the spec of a pod without it")
 	}
+}
+
+// TestJudgedIdentically: the rules judge a Pod's spec as they judge the
+// full pod an admission review carries, field paths (container and port
+// indexes) included; and hostnet.NodeMateRisks finds the same risks.
+func TestJudgedIdentically(t *testing.T) {
+	lbs := &v1alpha1.LoopbackService{ObjectMeta: metav1.ObjectMeta{Namespace: "ns-0001", Name: "p"},
+		Spec: v1alpha1.LoopbackServiceSpec{
+			PodSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}}},
+			Ports:       []v1alpha1.LoopbackPort{{Port: 8081}, {Port: 8090}, {Port: 8092}},
+			HostNetwork: v1alpha1.HostNetworkAction("Audit"),
+		}}
+	pol, err := rules.Compile(lbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := rules.NewEnv("ns-0001", nil, rules.NewSet([]*rules.Policy{pol}))
+	trim := podview.NewTransform()
+	privileged := true
+	for _, i := range []int{100, 101, 102, 103, 150, 151, 199} {
+		risky := i == 151
+		full := func() *corev1.Pod {
+			p := decodedPod(i)
+			if risky {
+				p.Spec.Containers[len(p.Spec.Containers)-1].SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
+				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "sock", VolumeSource: corev1.VolumeSource{
+					HostPath: &corev1.HostPathVolumeSource{Path: "/run/containerd/containerd.sock"}}})
+			}
+			return p
+		}
+		review := full()
+		o, _ := trim(full())
+		v := o.(*podview.Pod)
+		want, _ := rules.PodTemplateOf(review)
+		got := rules.PodTemplate{Object: rules.ObjectRef{Kind: "Pod", Namespace: v.Namespace, Name: v.Name},
+			Labels: v.Labels, Spec: v.Spec, SpecPath: field.NewPath("spec")}
+		wf, gf := rules.EvaluatePod(env, want), rules.EvaluatePod(env, got)
+		if len(wf) == 0 {
+			t.Errorf("pod %d: no finding to compare", i)
+		}
+		if fmt.Sprint(messages(wf)) != fmt.Sprint(messages(gf)) {
+			t.Errorf("pod %d: findings\n%v\nwant\n%v", i, messages(gf), messages(wf))
+		}
+		if testing.Verbose() {
+			t.Logf("pod %d: %v", i, messages(gf))
+		}
+		wr, gr := hostnet.NodeMateRisks(review), hostnet.NodeMateRisks(&corev1.Pod{Spec: *v.Spec})
+		if fmt.Sprint(wr) != fmt.Sprint(gr) || risky != (len(wr) > 0) {
+			t.Errorf("pod %d: node-mate risks %v, want %v", i, gr, wr)
+		}
+	}
+}
+
+func messages(fs []rules.Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Field + ": " + f.Message()
+	}
+	return out
 }
