@@ -64,17 +64,20 @@ func (c *Converter) FromPod(p *corev1.Pod) *Pod {
 	if ips := p.Status.PodIPs; len(ips) > 1 || (len(ips) == 1 && ips[0].IP != p.Status.PodIP) {
 		out.PodIPs = ips
 	}
-	spec := p.Spec
-	spec.NodeName = ""
-	out.Spec = c.share(&spec)
+	out.Spec = c.share(&p.Spec)
 	return out
 }
 
-// share returns the shared spec equal to spec, or spec (a copy the caller
-// made) when it is not shareable.
+// share returns the shared spec equal to spec without its node name, or
+// a copy of spec without it when it is not shareable.
 func (c *Converter) share(spec *corev1.PodSpec) *corev1.PodSpec {
+	own := func() *corev1.PodSpec {
+		s := *spec
+		s.NodeName = ""
+		return &s
+	}
 	if len(spec.EphemeralContainers) > 0 || len(spec.Volumes) > 0 {
-		return spec
+		return own()
 	}
 	k := specKey{nCtrs: len(spec.Containers), nInits: len(spec.InitContainers), hostNet: spec.HostNetwork, hostPID: spec.HostPID}
 	if k.nCtrs > 0 {
@@ -91,6 +94,7 @@ func (c *Converter) share(spec *corev1.PodSpec) *corev1.PodSpec {
 	if c.specs == nil || len(c.specs) >= maxSharedSpecs {
 		c.specs = map[specKey]*corev1.PodSpec{}
 	}
-	c.specs[k] = spec
-	return spec
+	s := own()
+	c.specs[k] = s
+	return s
 }
