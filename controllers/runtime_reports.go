@@ -6,7 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,14 +59,37 @@ type NodeBindReportReconciler struct {
 
 	mu sync.Mutex
 	// last is, per node, the digest of each pod's entry as the policies saw
-	// it: every pod of a fresh report; none of a stale or missing one.
-	last map[string]map[types.UID]podDigest
+	// it, sorted by UID: every pod of a fresh report; none of a stale or
+	// missing one. A sorted slice, not a map: 88 bytes a pod, where a map
+	// per node took about 200 (31 MB of live heap at 150,000 pods).
+	last map[string][]podDigest
 }
 
 type podDigest struct {
+	uid             types.UID
 	namespace, name string
 	hostNetwork     bool
 	digest          [sha256.Size]byte
+}
+
+// podDigests digests the entries of a report, sorted by UID; a UID listed
+// twice counts as its last entry.
+func podDigests(pods []v1alpha1.PodBindReport) []podDigest {
+	out := make([]podDigest, 0, len(pods))
+	for i := range pods {
+		p := &pods[i]
+		out = append(out, podDigest{uid: p.UID, namespace: p.Namespace, name: p.Name, hostNetwork: p.HostNetwork, digest: digest(p)})
+	}
+	slices.SortStableFunc(out, func(a, b podDigest) int { return strings.Compare(string(a.uid), string(b.uid)) })
+	// Keep the last of each run of one UID.
+	kept := out[:0]
+	for i, d := range out {
+		if i+1 < len(out) && out[i+1].uid == d.uid {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return slices.Clip(kept)
 }
 
 // +kubebuilder:rbac:groups=loopguard.io,resources=nodebindreports,verbs=get;list;watch
@@ -78,14 +102,11 @@ func (r *NodeBindReportReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, fmt.Errorf("failed to get NodeBindReport %s: %w", req.Name, err)
 	}
 	now := r.now()
-	cur := map[types.UID]podDigest{}
+	var cur []podDigest
 	var requeue time.Duration
 	if err == nil {
 		if stale := staleAt(&rep); now.Before(stale) {
-			for i := range rep.Status.Pods {
-				p := &rep.Status.Pods[i]
-				cur[p.UID] = podDigest{namespace: p.Namespace, name: p.Name, hostNetwork: p.HostNetwork, digest: digest(p)}
-			}
+			cur = podDigests(rep.Status.Pods)
 			requeue = stale.Sub(now) + time.Second
 		}
 	}
@@ -157,24 +178,36 @@ func digest(p *v1alpha1.PodBindReport) [sha256.Size]byte {
 	return out
 }
 
-// changedPods returns the pods whose entry differs between two views,
-// sorted by UID.
-func changedPods(prev, cur map[types.UID]podDigest) []v1alpha1.PodBindReport {
+// changedPods returns the pods whose entry differs between two views
+// (each sorted by UID, as podDigests returns them), sorted by UID: added,
+// removed, or changed.
+func changedPods(prev, cur []podDigest) []v1alpha1.PodBindReport {
 	var out []v1alpha1.PodBindReport
-	add := func(uid types.UID, d podDigest) {
-		out = append(out, v1alpha1.PodBindReport{Namespace: d.namespace, Name: d.name, UID: uid, HostNetwork: d.hostNetwork})
+	add := func(d podDigest) {
+		out = append(out, v1alpha1.PodBindReport{Namespace: d.namespace, Name: d.name, UID: d.uid, HostNetwork: d.hostNetwork})
 	}
-	for uid, d := range cur {
-		if p, ok := prev[uid]; !ok || p != d {
-			add(uid, d)
+	i, j := 0, 0
+	for i < len(prev) && j < len(cur) {
+		switch c := strings.Compare(string(prev[i].uid), string(cur[j].uid)); {
+		case c < 0:
+			add(prev[i])
+			i++
+		case c > 0:
+			add(cur[j])
+			j++
+		default:
+			if prev[i] != cur[j] {
+				add(cur[j])
+			}
+			i, j = i+1, j+1
 		}
 	}
-	for uid, d := range prev {
-		if _, ok := cur[uid]; !ok {
-			add(uid, d)
-		}
+	for ; i < len(prev); i++ {
+		add(prev[i])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	for ; j < len(cur); j++ {
+		add(cur[j])
+	}
 	return out
 }
 
@@ -237,7 +270,7 @@ func runtimeSource(ch chan event.GenericEvent, fn handler.MapFunc) source.Source
 func setupNodeBindReports(mgr ctrl.Manager, events *runtimeEvents) error {
 	r := &NodeBindReportReconciler{
 		reader: mgr.GetCache(), events: events, now: time.Now,
-		last: map[string]map[types.UID]podDigest{},
+		last: map[string][]podDigest{},
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named(NodeBindReportControllerName).
 		For(&v1alpha1.NodeBindReport{}).
