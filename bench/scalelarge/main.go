@@ -75,6 +75,7 @@ func main() {
 	workers := flag.Int("workers", 16, "parallel creations")
 	timeout := flag.Duration("timeout", 30*time.Minute, "longest wait for convergence")
 	pprof := flag.String("manager-pprof", "127.0.0.1:6265", "the manager's --pprof-bind-address, to read its live heap (empty: RSS only)")
+	profiles := flag.String("profiles", "", "directory to save the manager's heap profiles in (with pods only at the largest checkpoint, at convergence, after the quiet window); empty: none")
 	cleanup := flag.Bool("cleanup", true, "delete what the run made (make bench-scale-large skips it: the control plane goes down)")
 	flag.Parse()
 
@@ -163,6 +164,9 @@ func main() {
 			live := liveHeap(ctx, *pprof)
 			curve = append(curve, Sample{Pods: at, RSSKiB: now, LiveKiB: live})
 			b.logf("manager RSS at %d pods: %s, live heap %s", at, mb(now), mb(live))
+			if at == b.size.Pods {
+				b.heapProfile(ctx, *pprof, *profiles, "pods-only")
+			}
 		}
 	}
 	b.waitRunning(ctx)
@@ -184,6 +188,7 @@ func main() {
 	}
 	_, peak := rss(filepath.Join(run, "manager.pid"))
 	b.logf("manager peak RSS so far: %s", mb(peak))
+	b.heapProfile(ctx, *pprof, *profiles, "converged")
 
 	b.changes(ctx, ag)
 
@@ -200,6 +205,7 @@ func main() {
 	if len(fields) > 0 {
 		b.logf("quiet window: fields that changed (objects): %v", fields)
 	}
+	b.heapProfile(ctx, *pprof, *profiles, "quiet")
 
 	p50, p99 := b.admission(ctx, fmt.Sprintf("%d pods", b.size.Pods), *admissionN)
 	b.logf("admission %d pods vs %d pods: p50 %.2fx, p99 %.2fx (target within 1.2x)", b.size.Pods, adm1k,
