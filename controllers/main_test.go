@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/metrics/metricstest"
 	"github.com/loopguard/loopguard/test/testenv"
 )
 
@@ -35,12 +36,28 @@ func TestMain(m *testing.M) {
 
 // policyGauge is the value of a per-policy family's series of the
 // manager's gauges (metrics.Policies) as a scrape shows it; 0 when the
-// series is absent, as a GaugeVec's WithLabelValues gave.
+// series is absent, as a GaugeVec's WithLabelValues gave (a test that
+// expects 0 also checks policyGaugeExported).
 func policyGauge(t testing.TB, family, kind, namespace, name string) float64 {
 	t.Helper()
-	got, err := metrics.Scrape(metrics.Policies)
+	v, _ := policySeries(t, family, kind, namespace, name)
+	return v
+}
+
+// policyGaugeExported says whether the series is exported at all.
+func policyGaugeExported(t testing.TB, family, kind, namespace, name string) func() bool {
+	return func() bool {
+		_, ok := policySeries(t, family, kind, namespace, name)
+		return ok
+	}
+}
+
+func policySeries(t testing.TB, family, kind, namespace, name string) (float64, bool) {
+	t.Helper()
+	got, err := metricstest.Scrape(metrics.Policies)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got[metrics.PolicySeries(family, metrics.PolicyKey{Kind: kind, Namespace: namespace, Name: name})]
+	v, ok := got[metricstest.PolicySeries(family, metrics.PolicyKey{Kind: kind, Namespace: namespace, Name: name})]
+	return v, ok
 }

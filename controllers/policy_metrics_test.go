@@ -9,12 +9,13 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/metrics/metricstest"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
 func gathered(t testing.TB, c prometheus.Collector) map[string]float64 {
 	t.Helper()
-	got, err := metrics.Scrape(c)
+	got, err := metricstest.Scrape(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,16 +37,16 @@ func TestPolicyMetricsDeleteOnlyTheirStaleSeries(t *testing.T) {
 	m.record(a, &outcome{findings: []rules.Finding{finding("HostPort", v1alpha1.ActionDeny), finding("HostPort", v1alpha1.ActionDeny), finding("SelectedByService", v1alpha1.ActionWarn)}})
 	m.record(b, &outcome{findings: []rules.Finding{finding("SelectedByService", v1alpha1.ActionDeny)}, hostNetworkPods: make([]v1alpha1.HostNetworkPod, 3)})
 	want := map[string]float64{
-		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort"):          2,
-		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"): 1,
-		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny"):    2,
-		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"):    1,
-		metrics.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                          0,
-		metrics.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                            0,
-		metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"): 1,
-		metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"):    1,
-		metrics.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                          3,
-		metrics.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                            0,
+		metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort"):          2,
+		metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"): 1,
+		metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny"):    2,
+		metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"):    1,
+		metricstest.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                          0,
+		metricstest.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}):                            0,
+		metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"): 1,
+		metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"):    1,
+		metricstest.PolicySeries("loopguard_hostnetwork_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                          3,
+		metricstest.PolicySeries("loopguard_node_mate_pods", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}):                            0,
 	}
 	check := func(step string) {
 		t.Helper()
@@ -64,16 +65,16 @@ func TestPolicyMetricsDeleteOnlyTheirStaleSeries(t *testing.T) {
 	check("both recorded")
 
 	m.record(a, &outcome{findings: []rules.Finding{finding("HostPort", v1alpha1.ActionDeny)}})
-	delete(want, metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"))
-	delete(want, metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"))
-	want[metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort")] = 1
-	want[metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny")] = 1
+	delete(want, metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "SelectedByService"))
+	delete(want, metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Warn"))
+	want[metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "reason", "HostPort")] = 1
+	want[metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "a"}, "action", "Deny")] = 1
 	check("a's Warn finding gone")
 
 	// A failed reconcile: no violation series, the pod gauges keep their value.
 	m.record(b, &outcome{reconcileErr: errors.New("the cache is not synced")})
-	delete(want, metrics.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"))
-	delete(want, metrics.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"))
+	delete(want, metricstest.PolicySeries("loopguard_violations", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "reason", "SelectedByService"))
+	delete(want, metricstest.PolicySeries("loopguard_violations_by_action", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"}, "action", "Deny"))
 	check("b's reconcile failed")
 
 	// The runtime controller's series outlive the audit's and go on their own.
@@ -85,9 +86,9 @@ func TestPolicyMetricsDeleteOnlyTheirStaleSeries(t *testing.T) {
 			delete(want, k)
 		}
 	}
-	want[metrics.PolicySeries("loopguard_runtime_pods_beyond_loopback", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 1
-	want[metrics.PolicySeries("loopguard_runtime_stale_nodes", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 2
-	want[metrics.PolicySeries("loopguard_runtime_unexpected_clients", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 3
+	want[metricstest.PolicySeries("loopguard_runtime_pods_beyond_loopback", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 1
+	want[metricstest.PolicySeries("loopguard_runtime_stale_nodes", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 2
+	want[metricstest.PolicySeries("loopguard_runtime_unexpected_clients", metrics.PolicyKey{Kind: "LoopbackService", Namespace: "metrics-test", Name: "b"})] = 3
 	check("b deleted, its runtime series kept")
 	g.ForgetRuntime(bk)
 	m.forget(a)

@@ -60,6 +60,7 @@ func TestRuntimeUnexpectedClients(t *testing.T) {
 	g.Eventually(verified, timeout, poll).Should(And(HaveField("Status", metav1.ConditionTrue),
 		HaveField("Reason", v1alpha1.ReasonNotListeningBeyondLoopback)))
 	g.Expect(policy.Status.Runtime).To(Equal(&v1alpha1.RuntimeStatus{PodsChecked: 1}))
+	g.Eventually(policyGaugeExported(t, "loopguard_runtime_unexpected_clients", "LoopbackService", ns, "envoy"), timeout, poll).Should(BeTrue())
 	g.Expect(gauge()).To(BeZero())
 	g.Expect(clientEvents(ns, "envoy")).To(BeEmpty())
 
@@ -105,6 +106,7 @@ func TestRuntimeUnexpectedClients(t *testing.T) {
 	g.Eventually(verified, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 	g.Expect(policy.Status.Runtime).To(Equal(&v1alpha1.RuntimeStatus{PodsChecked: 1}))
 	g.Eventually(compliant, timeout, poll).Should(HaveField("Reason", v1alpha1.ReasonNoViolations))
+	g.Eventually(policyGaugeExported(t, "loopguard_runtime_unexpected_clients", "LoopbackService", ns, "envoy"), timeout, poll).Should(BeTrue())
 	g.Expect(gauge()).To(BeZero())
 	g.Expect(clientEvents(ns, "envoy")).To(HaveLen(2))
 }

@@ -144,6 +144,7 @@ func TestRuntimeFindings(t *testing.T) {
 	writeReport(g, node, time.Now(), podReport(cart), podReport(clean))
 	g.Eventually(compliant, timeout, poll).Should(HaveField("Status", metav1.ConditionTrue))
 	g.Expect(policy.Status.Runtime).To(Equal(&v1alpha1.RuntimeStatus{PodsChecked: 2, PodsUnchecked: 1}))
+	g.Expect(policyGaugeExported(t, "loopguard_runtime_pods_beyond_loopback", "LoopbackService", ns, "envoy")()).To(BeTrue())
 	g.Expect(policyGauge(t, "loopguard_runtime_pods_beyond_loopback", "LoopbackService", ns, "envoy")).To(BeEquivalentTo(0))
 }
 

@@ -1,4 +1,6 @@
-package metrics
+// Package metricstest reads Prometheus collectors as a scrape would, for
+// tests.
+package metricstest
 
 import (
 	"slices"
@@ -6,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loopguard/loopguard/internal/metrics"
 )
 
 // Scrape gathers c as Prometheus would, through a pedantic registry
@@ -42,7 +46,7 @@ func Scrape(c prometheus.Collector) (map[string]float64, error) {
 // PolicySeries names a per-policy series as Scrape does: extra is the
 // family's label beyond the policy's, as name and value ("reason",
 // "HostPort"), or none.
-func PolicySeries(family string, k PolicyKey, extra ...string) string {
+func PolicySeries(family string, k metrics.PolicyKey, extra ...string) string {
 	pairs := []string{`policy=` + strconv.Quote(k.Name), `policy_kind=` + strconv.Quote(k.Kind), `policy_namespace=` + strconv.Quote(k.Namespace)}
 	if len(extra) == 2 {
 		pairs = append(pairs, extra[0]+`=`+strconv.Quote(extra[1]))
