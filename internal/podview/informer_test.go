@@ -3,6 +3,7 @@ package podview_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,10 +42,12 @@ func TestInformerStoresPods(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var seen []string
+	delivered := make(chan struct{}, 16)
 	record := func(what string, o any) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, what+" "+reflect.TypeOf(o).String())
+		delivered <- struct{}{}
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { record("add", o) },
@@ -64,15 +67,16 @@ func TestInformerStoresPods(t *testing.T) {
 	changed.Labels["tier"] = "t9"
 	fw.Modify(changed)
 	fw.Delete(decodedPod(4))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := len(seen)
-		mu.Unlock()
-		if n == 5 || time.Now().After(deadline) {
-			break
+	// Three adds, the update and the delete, each handed to the handler.
+	for i := range 5 {
+		select {
+		case <-delivered:
+		case <-time.After(time.Minute):
+			mu.Lock()
+			got := slices.Clone(seen)
+			mu.Unlock()
+			t.Fatalf("%d of 5 events delivered: %v", i, got)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	mu.Lock()
 	got := strings.Join(seen, ", ")
