@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -26,8 +27,8 @@ func BenchmarkAuditDigest(b *testing.B) {
 	in := &auditInputs{nsLabels: labels.Set{"team": "a", "kubernetes.io/metadata.name": "scale-0001"}}
 	in.snap.Env = rules.NewEnv("scale-0001", in.nsLabels, rules.NewSet([]*rules.Policy{p}))
 	for i := range 100 {
-		in.snap.Pods = append(in.snap.Pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "scale-0001", Name: fmt.Sprintf("scale-pod-%05d", i),
-			UID: types.UID(fmt.Sprintf("6f1c2a7e-0000-4000-8000-%012d", i)), ResourceVersion: fmt.Sprint(1000000 + i)}})
+		in.snap.Pods = append(in.snap.Pods, podview.Of(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "scale-0001", Name: fmt.Sprintf("scale-pod-%05d", i),
+			UID: types.UID(fmt.Sprintf("6f1c2a7e-0000-4000-8000-%012d", i)), ResourceVersion: fmt.Sprint(1000000 + i)}}))
 	}
 	for b.Loop() {
 		if _, ok := in.digest(p); !ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -47,12 +47,12 @@ func policiesReachedBySlice(c client.Reader, index *policyindex.Index, kind stri
 // finding of the policies of the pods it names, in any namespace) depends
 // on the Service (addrindex.ControllerWritten): its selector, its type,
 // its UID. So a change of the Service changes those pods' audits.
-func podsBehindService(ctx context.Context, c client.Reader, svc client.Object) ([]*corev1.Pod, error) {
+func podsBehindService(ctx context.Context, c client.Reader, svc client.Object) ([]*podview.Pod, error) {
 	var slices discoveryv1.EndpointSliceList
 	if err := c.List(ctx, &slices, client.InNamespace(svc.GetNamespace()), client.MatchingLabels{discoveryv1.LabelServiceName: svc.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list the EndpointSlices of service %s/%s: %w", svc.GetNamespace(), svc.GetName(), err)
 	}
-	var out []*corev1.Pod
+	var out []*podview.Pod
 	for i := range slices.Items {
 		pods, err := addrindex.PodsNamed(ctx, c, &slices.Items[i])
 		if err != nil {

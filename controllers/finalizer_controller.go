@@ -9,7 +9,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,7 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // PodsGoneControllerName names the controller in logs and metrics.
@@ -105,17 +106,13 @@ func (r *PodsGoneReconciler) runningPods(ctx context.Context, np *networkingv1.N
 		// rather than open.
 		return 1, fmt.Errorf("failed to read the podSelector of NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 	}
-	var pods corev1.PodList
-	if err := r.reader.List(ctx, &pods, client.InNamespace(np.Namespace)); err != nil {
-		return 0, fmt.Errorf("failed to list pods of namespace %s: %w", np.Namespace, err)
+	pods, err := clusterindex.PodsMatching(ctx, r.reader, np.Namespace, sel)
+	if err != nil {
+		return 0, fmt.Errorf("failed to count the running pods of NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 	}
 	n := 0
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		if sel.Matches(labels.Set(p.Labels)) {
+	for _, p := range pods {
+		if p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed {
 			n++
 		}
 	}
@@ -145,9 +142,9 @@ func podGoneOrDone() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*corev1.Pod)
-			n, ok2 := e.ObjectNew.(*corev1.Pod)
-			return ok1 && ok2 && o.Status.Phase != n.Status.Phase
+			o, ok1 := podview.From(e.ObjectOld)
+			n, ok2 := podview.From(e.ObjectNew)
+			return ok1 && ok2 && o.Phase != n.Phase
 		},
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		GenericFunc: func(event.GenericEvent) bool { return false },

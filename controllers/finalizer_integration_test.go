@@ -67,6 +67,64 @@ func TestNetworkPolicyOutlivesProtectedPods(t *testing.T) {
 	}, timeout, poll).Should(BeTrue(), "the namespace finishes terminating")
 }
 
+// TestNetworkPolicyOutlivesOnlyRunningProtectedPods: in a terminating
+// namespace, pods that linger but that the NetworkPolicy does not
+// protect, or that finished, do not hold it. They are in the manager's
+// pod cache when it is released: they were written before the protected
+// pod, whose presence held it.
+func TestNetworkPolicyOutlivesOnlyRunningProtectedPods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	g.Expect(env.Client.Create(ctx, lbs(ns, "held", v1alpha1.LoopbackPort{Port: 15000}))).To(Succeed())
+	np := managedNP(g, ns, "loopguard-held")
+
+	var bystanders []*corev1.Pod
+	for _, b := range []struct {
+		name   string
+		labels map[string]string
+		phase  corev1.PodPhase
+	}{
+		{"unselected", map[string]string{"app": "other"}, ""},
+		{"succeeded", map[string]string{"app": "cart"}, corev1.PodSucceeded},
+		{"failed", map[string]string{"app": "cart"}, corev1.PodFailed},
+	} {
+		pod := lingeringPod(ns, b.labels)
+		pod.Name = b.name
+		g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+		t.Cleanup(func() { releasePod(ctx, pod) })
+		if b.phase != "" {
+			pod.Status.Phase = b.phase
+			g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+		}
+		bystanders = append(bystanders, pod)
+	}
+	protected := lingeringPod(ns, map[string]string{"app": "cart"})
+	g.Expect(env.Client.Create(ctx, protected)).To(Succeed())
+	t.Cleanup(func() { releasePod(ctx, protected) })
+
+	g.Expect(env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, p := range append([]*corev1.Pod{protected}, bystanders...) {
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+			g.Expect(p.DeletionTimestamp).NotTo(BeNil())
+		}
+	}, timeout, poll).Should(Succeed())
+	g.Expect(env.Client.Delete(ctx, np)).To(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
+		g.Expect(np.Finalizers).To(ContainElement(netpol.FinalizerPodsGone))
+	}, "2s", poll).Should(Succeed(), "the protected pod runs")
+
+	releasePod(ctx, protected)
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{}))
+	}, timeout, poll).Should(BeTrue(), "the NetworkPolicy is released while the other pods linger")
+	for _, p := range bystanders {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), &corev1.Pod{})).To(Succeed(), "%s no longer lingers", p.Name)
+	}
+}
+
 // TestNetworkPolicyReleasedOutsideTermination: deleting a policy, or
 // disabling its NetworkPolicy, is intended and must not wait for pods.
 func TestNetworkPolicyReleasedOutsideTermination(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/loopguard/loopguard/internal/hostnet"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -190,15 +191,15 @@ func desiredReport(node string, reports []hostnet.PodReport) *openreportsv1alpha
 func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan event.GenericEvent) error {
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHostNetworkNode, func(o client.Object) []string {
-		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork && p.Spec.NodeName != "" {
-			return []string{p.Spec.NodeName}
+		if p, ok := podview.From(o); ok && p.TrimmedSpec.HostNetwork && p.NodeName != "" {
+			return []string{p.NodeName}
 		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("failed to index pods by hostNetwork node: %w", err)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHostNetwork, func(o client.Object) []string {
-		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork {
+		if p, ok := podview.From(o); ok && p.TrimmedSpec.HostNetwork {
 			return []string{"true"}
 		}
 		return nil
@@ -221,8 +222,8 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 	// namespaces, and the protected pods they can enter.
 	protected := protectedPod(index)
 	reported := func(o client.Object) bool {
-		p, ok := o.(*corev1.Pod)
-		return ok && (p.Spec.HostNetwork || hasNodeMateRisk(p) || protected(p))
+		p, ok := podview.From(o)
+		return ok && (p.TrimmedSpec.HostNetwork || hasNodeMateRisk(p) || protected(p))
 	}
 	hostNetworkPods := predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return reported(e.Object) },
@@ -249,19 +250,19 @@ func setupHostNetwork(mgr ctrl.Manager, index *policyindex.Index, runtime chan e
 var policySpecChanged = predicate.GenerationChangedPredicate{}
 
 func isHostNetwork(o client.Object) bool {
-	p, ok := o.(*corev1.Pod)
-	return ok && p.Spec.HostNetwork
+	p, ok := podview.From(o)
+	return ok && p.TrimmedSpec.HostNetwork
 }
 
 // podNodes maps a hostNetwork pod to its node. A pod that moved (unset to
 // set nodeName) maps to its new node; the old request is unneeded since an
 // unscheduled pod is in no node's report.
 func podNodes(_ context.Context, o client.Object) []reconcile.Request {
-	p, ok := o.(*corev1.Pod)
-	if !ok || p.Spec.NodeName == "" {
+	p, ok := podview.From(o)
+	if !ok || p.NodeName == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.Spec.NodeName}}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.NodeName}}}
 }
 
 // allNodes maps a policy or namespace change to the nodes whose reports it
@@ -290,11 +291,11 @@ func (r *HostNetworkReconciler) allNodes(ctx context.Context, o client.Object) [
 		}
 		risky := map[string]bool{}
 		for _, p := range pods {
-			n := p.Spec.NodeName
+			n := p.NodeName
 			if n == "" || seen[n] {
 				continue
 			}
-			if p.Spec.HostNetwork {
+			if p.TrimmedSpec.HostNetwork {
 				add(n)
 				continue
 			}
@@ -321,7 +322,7 @@ func (r *HostNetworkReconciler) allNodes(ctx context.Context, o client.Object) [
 			return nil
 		}
 		for _, p := range pods {
-			add(p.Spec.NodeName)
+			add(p.NodeName)
 		}
 	}
 	return out

@@ -6,13 +6,13 @@ import (
 	"sync"
 	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -49,7 +49,7 @@ func newNodeMateMemo() *nodeMateMemo {
 // digest sums a hash of each selected pod's namespace, name, node and
 // whether it runs (hostnet.NodeMates reads nothing else of them), in any
 // order.
-func (m *nodeMateMemo) digest(pods []*corev1.Pod) uint64 {
+func (m *nodeMateMemo) digest(pods []*podview.Pod) uint64 {
 	var sum uint64
 	var h maphash.Hash
 	h.SetSeed(m.seed)
@@ -59,9 +59,9 @@ func (m *nodeMateMemo) digest(pods []*corev1.Pod) uint64 {
 		h.WriteByte(0)
 		h.WriteString(p.Name)
 		h.WriteByte(0)
-		h.WriteString(p.Spec.NodeName)
+		h.WriteString(p.NodeName)
 		h.WriteByte(0)
-		h.WriteString(string(p.Status.Phase))
+		h.WriteString(string(p.Phase))
 		h.WriteByte(0)
 		if p.DeletionTimestamp != nil {
 			h.WriteByte(1)

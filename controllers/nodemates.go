@@ -21,6 +21,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -37,8 +38,8 @@ const (
 // hasNodeMateRisk reports whether o is a pod that can enter other pods'
 // network namespaces on its node.
 func hasNodeMateRisk(o client.Object) bool {
-	p, ok := o.(*corev1.Pod)
-	return ok && len(hostnet.NodeMateRisks(p)) > 0
+	p, ok := podview.From(o)
+	return ok && len(hostnet.NodeMateRisks(p.TrimmedSpec)) > 0
 }
 
 // registerNodeMateIndexes adds the pod indexes node-mates are found with.
@@ -47,8 +48,8 @@ func hasNodeMateRisk(o client.Object) bool {
 func registerNodeMateIndexes(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	if err := clusterindex.Register(ctx, mgr.GetCache(), &corev1.Pod{}, IndexPodNode, func(o client.Object) []string {
-		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-			return []string{p.Spec.NodeName}
+		if p, ok := podview.From(o); ok && p.NodeName != "" {
+			return []string{p.NodeName}
 		}
 		return nil
 	}); err != nil {
@@ -59,8 +60,8 @@ func registerNodeMateIndexes(mgr ctrl.Manager) error {
 		f    client.IndexerFunc
 	}{
 		{IndexNodeMateNode, func(o client.Object) []string {
-			if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" && hasNodeMateRisk(p) {
-				return []string{p.Spec.NodeName}
+			if p, ok := podview.From(o); ok && p.NodeName != "" && hasNodeMateRisk(p) {
+				return []string{p.NodeName}
 			}
 			return nil
 		}},
@@ -81,7 +82,7 @@ func registerNodeMateIndexes(mgr ctrl.Manager) error {
 // riskyPodsOn reads the pods of a node that can enter other pods' network
 // namespaces from the cache's index, without copies (callers only read
 // them).
-func riskyPodsOn(ctx context.Context, c client.Reader, node string) ([]*corev1.Pod, error) {
+func riskyPodsOn(ctx context.Context, c client.Reader, node string) ([]*podview.Pod, error) {
 	return clusterindex.Pods(ctx, c, IndexNodeMateNode, node)
 }
 
@@ -98,8 +99,8 @@ func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.Polic
 	}
 	nodes := map[string]bool{}
 	for _, p := range o.matched {
-		if p.Spec.NodeName != "" {
-			nodes[p.Spec.NodeName] = true
+		if p.NodeName != "" {
+			nodes[p.NodeName] = true
 		}
 	}
 	names := make([]string, 0, len(nodes))
@@ -107,7 +108,7 @@ func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.Polic
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var candidates []*corev1.Pod
+	var candidates []*podview.Pod
 	for _, n := range names {
 		pods, err := riskyPodsOn(ctx, r.reader, n)
 		if err != nil {
@@ -116,7 +117,7 @@ func (r *policyReconciler) observeNodeMates(ctx context.Context, ref rules.Polic
 		candidates = append(candidates, pods...)
 	}
 	o.nodeMates = nil
-	for _, m := range hostnet.NodeMates(candidates, o.matched, func(*corev1.Pod) bool { return true }) {
+	for _, m := range hostnet.NodeMates(candidates, o.matched, func(*podview.Pod) bool { return true }) {
 		o.nodeMates = append(o.nodeMates, statusNodeMate(m))
 	}
 	r.nodeMates.put(ref, version, digest, o.nodeMates)
@@ -169,21 +170,18 @@ func (r *policyReconciler) announceNodeMates(obj policyObject, old, cur *v1alpha
 }
 
 // nodeMatePolicies maps a pod that can enter other pods' network
-// namespaces to the policies of kind that select a pod on its node.
+// namespaces to the policies of kind that select a pod on its node (read
+// through clusterindex: the cache holds podview.Pods).
 func nodeMatePolicies(c client.Reader, index *policyindex.Index, kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		p, ok := o.(*corev1.Pod)
-		if !ok || p.Spec.NodeName == "" {
+		p, ok := podview.From(o)
+		if !ok || p.NodeName == "" {
 			return nil
 		}
-		var pods corev1.PodList
-		if err := c.List(ctx, &pods, client.MatchingFields{IndexPodNode: p.Spec.NodeName}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "failed to list the pods of a node", "node", p.Spec.NodeName)
+		onNode, err := clusterindex.Pods(ctx, c, IndexPodNode, p.NodeName)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "failed to read the pods of a node", "node", p.NodeName)
 			return nil
-		}
-		onNode := make([]*corev1.Pod, len(pods.Items))
-		for i := range pods.Items {
-			onNode[i] = &pods.Items[i]
 		}
 		return policiesSelectingPods(index, kind, onNode)
 	}
@@ -202,15 +200,15 @@ func nodeMateWatch(c client.Reader, index *policyindex.Index, kind string) (hand
 }
 
 // protectedPod reports whether a policy of the index selects the pod.
-func protectedPod(index *policyindex.Index) func(*corev1.Pod) bool {
-	return func(p *corev1.Pod) bool {
+func protectedPod(index *policyindex.Index) func(*podview.Pod) bool {
+	return func(p *podview.Pod) bool {
 		return len(index.Env(p.Namespace).MatchingPolicies(labels.Set(p.Labels))) > 0
 	}
 }
 
 // nodeMateCandidates returns the pods of a node that can enter other
 // pods' network namespaces and, when there are any, every pod of the node.
-func (r *HostNetworkReconciler) nodeMateCandidates(ctx context.Context, node string) (risky, all []*corev1.Pod, err error) {
+func (r *HostNetworkReconciler) nodeMateCandidates(ctx context.Context, node string) (risky, all []*podview.Pod, err error) {
 	risky, err = riskyPodsOn(ctx, r.reader, node)
 	if err != nil || len(risky) == 0 {
 		return nil, nil, err

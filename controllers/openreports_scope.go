@@ -19,6 +19,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/openreport"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -40,7 +41,7 @@ type reportScope struct {
 type reportPolicy struct {
 	compiled *rules.Policy
 	status   *v1alpha1.LoopbackServiceStatus
-	selected []*corev1.Pod
+	selected []*podview.Pod
 }
 
 // reportPhase is one step of a report reconcile.
@@ -237,11 +238,11 @@ func runtimeReport(_ context.Context, s *reportScope) error {
 				}
 			}
 			for _, pod := range rp.selected {
-				if pod.Spec.NodeName == "" || !slices.Contains(rt.StaleNodes, pod.Spec.NodeName) {
+				if pod.NodeName == "" || !slices.Contains(rt.StaleNodes, pod.NodeName) {
 					continue
 				}
-				msg := fmt.Sprintf("pod %q on node %s was not checked: the node's agent report is stale, so whether it listens on a port %s protects beyond loopback is unknown", pod.Name, pod.Spec.NodeName, p.Ref)
-				if err := s.add(v1alpha1.ReasonListeningBeyondLoopback, openreport.NotChecked, p.Action, p, podRef(s.namespace, pod.Name), msg, map[string]string{"node": pod.Spec.NodeName}); err != nil {
+				msg := fmt.Sprintf("pod %q on node %s was not checked: the node's agent report is stale, so whether it listens on a port %s protects beyond loopback is unknown", pod.Name, pod.NodeName, p.Ref)
+				if err := s.add(v1alpha1.ReasonListeningBeyondLoopback, openreport.NotChecked, p.Action, p, podRef(s.namespace, pod.Name), msg, map[string]string{"node": pod.NodeName}); err != nil {
 					return err
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // relevantChange passes creates, deletes and the updates that can change an
@@ -31,12 +33,8 @@ func relevantChange() predicate.Predicate {
 
 func specChanged(o, n client.Object) bool {
 	switch old := o.(type) {
-	case *corev1.Pod:
-		cur := n.(*corev1.Pod)
-		// The phase and the IPs decide which addresses are the pod's
-		// (rules.PodIPs), so which slices reach it.
-		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || old.Status.PodIP != cur.Status.PodIP ||
-			old.Status.Phase != cur.Status.Phase || !equality.Semantic.DeepEqual(old.Status.PodIPs, cur.Status.PodIPs)
+	case *podview.Pod, *corev1.Pod: // the cache's, or a test's
+		return podChanged(o, n)
 	case *corev1.Service:
 		return !equality.Semantic.DeepEqual(old.Spec, n.(*corev1.Service).Spec)
 	case *networkingv1.NetworkPolicy:
@@ -51,18 +49,35 @@ func specChanged(o, n client.Object) bool {
 	}
 }
 
+// podChanged reports whether a pod's spec (the trimmed spec, and the node
+// it is bound to, spec.nodeName) or what decides its addresses changed:
+// the phase and the IPs decide which addresses are the pod's
+// (rules.PodIPs), so which slices reach it.
+func podChanged(o, n client.Object) bool {
+	old, okO := podview.From(o)
+	cur, okN := podview.From(n)
+	if !okO || !okN {
+		return true
+	}
+	if old.TrimmedSpec != cur.TrimmedSpec && !equality.Semantic.DeepEqual(old.TrimmedSpec, cur.TrimmedSpec) {
+		return true
+	}
+	return old.NodeName != cur.NodeName || old.PodIP != cur.PodIP || old.Phase != cur.Phase ||
+		!equality.Semantic.DeepEqual(old.IPs(), cur.IPs())
+}
+
 // runtimeRelevantChange passes creates, deletes and the pod updates that
 // can change a policy's runtime view: labels (selection), deletion, the
 // node a pod is bound to, and its phase (only running pods are checked).
 func runtimeRelevantChange() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		o, okO := e.ObjectOld.(*corev1.Pod)
-		n, okN := e.ObjectNew.(*corev1.Pod)
+		o, okO := podview.From(e.ObjectOld)
+		n, okN := podview.From(e.ObjectNew)
 		if !okO || !okN {
 			return true
 		}
 		return !equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
 			(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
-			o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase
+			o.NodeName != n.NodeName || o.Phase != n.Phase
 	}}
 }

@@ -9,18 +9,19 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // observeClients judges the clients the agent sampled for one checked pod
 // (rules.UnexpectedClients decides) and adds the unexpected ones to ro.
-func (a *runtimeObservation) observeClients(ports []v1alpha1.LoopbackPort, pod *corev1.Pod, pr *v1alpha1.PodBindReport) {
+func (a *runtimeObservation) observeClients(ports []v1alpha1.LoopbackPort, pod *podview.Pod, pr *v1alpha1.PodBindReport) {
 	if len(pr.Clients) == 0 {
 		return
 	}
 	for _, f := range rules.UnexpectedClients(ports, pr.Clients) {
 		a.clients = append(a.clients, v1alpha1.RuntimeClient{
-			Namespace: pod.Namespace, Pod: pod.Name, Node: pod.Spec.NodeName, Port: f.Port,
+			Namespace: pod.Namespace, Pod: pod.Name, Node: pod.NodeName, Port: f.Port,
 			Container: f.Container, Outside: f.Outside, Process: f.Process, Field: f.Field, Message: f.Message,
 		})
 	}

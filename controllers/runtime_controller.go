@@ -21,6 +21,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/clusterindex"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -130,7 +131,7 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 	if err != nil {
 		return nil, err
 	}
-	var selected []*corev1.Pod
+	var selected []*podview.Pod
 	for _, ns := range nss {
 		if ns.terminating {
 			continue
@@ -146,12 +147,12 @@ func (r *RuntimeReconciler) observe(ctx context.Context, obj policyObject, p *ru
 
 // selectedPods lists the pods of a namespace that p selects and that are
 // not being deleted, from the cache.
-func selectedPods(ctx context.Context, reader client.Reader, p *rules.Policy, namespace string) ([]*corev1.Pod, error) {
+func selectedPods(ctx context.Context, reader client.Reader, p *rules.Policy, namespace string) ([]*podview.Pod, error) {
 	pods, err := clusterindex.PodsInNamespace(ctx, reader, namespace)
 	if err != nil {
 		return nil, err
 	}
-	var out []*corev1.Pod
+	var out []*podview.Pod
 	for _, pod := range pods {
 		if pod.DeletionTimestamp == nil && p.Selector.Matches(labels.Set(pod.Labels)) {
 			out = append(out, pod)

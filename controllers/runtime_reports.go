@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
 
@@ -234,11 +235,14 @@ func policiesOfReport(reader client.Reader, index *policyindex.Index, kind strin
 		if !ok || index == nil {
 			return nil
 		}
-		pods := make([]*corev1.Pod, 0, len(rep.Status.Pods))
+		pods := make([]*podview.Pod, 0, len(rep.Status.Pods))
 		for _, pr := range rep.Status.Pods {
-			pod := &corev1.Pod{}
-			if err := reader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, pod, client.UnsafeDisableDeepCopy); err != nil {
+			pod, err := clusterindex.Pod(ctx, reader, pr.Namespace, pr.Name)
+			if apierrors.IsNotFound(err) {
 				continue // a deleted pod: the pod watch reconciles its policies
+			} else if err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "failed to read a pod of a runtime event", "pod", client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name})
+				continue
 			}
 			pods = append(pods, pod)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/app"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/internal/slim"
 )
@@ -34,14 +35,14 @@ func TestRuntimeViewOfASlimReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := func(name string, uid types.UID) *corev1.Pod {
-		return &corev1.Pod{
+	pod := func(name string, uid types.UID) *podview.Pod {
+		return podview.Of(&corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: uid, Labels: map[string]string{"app": "cart"}},
 			Spec:       corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{ContainerPort: 15000}}}}},
 			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		}
+		})
 	}
-	pods := []*corev1.Pod{pod("cart-1", "u1"), pod("cart-2", "u2"), pod("cart-3", "u3")}
+	pods := []*podview.Pod{pod("cart-1", "u1"), pod("cart-2", "u2"), pod("cart-3", "u3")}
 	report := &v1alpha1.NodeBindReport{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a", Annotations: map[string]string{"a": "b"}},
 		Status: v1alpha1.NodeBindReportStatus{

@@ -18,6 +18,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -100,7 +101,7 @@ func (v *runtimeView) node(ctx context.Context, name string) (*nodeRuntime, erro
 // nodes' reports in the cache: what both the runtime controller and the
 // policy reconciler (which carries it in a policy's first status write)
 // write into status.runtime.
-func runtimeOf(ctx context.Context, reader client.Reader, now time.Time, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*corev1.Pod) (*v1alpha1.RuntimeStatus, error) {
+func runtimeOf(ctx context.Context, reader client.Reader, now time.Time, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*podview.Pod) (*v1alpha1.RuntimeStatus, error) {
 	var ro runtimeObservation
 	if err := newRuntimeView(reader, now).observe(ctx, p, ports, selected, &ro); err != nil {
 		return nil, err
@@ -128,12 +129,12 @@ type runtimeObservation struct {
 // node, matched by UID: an agent that lists another node's pod is not
 // believed (its report is the only one it may write, see
 // config/agent-policy).
-func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*corev1.Pod, ro *runtimeObservation) error {
+func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, ports []v1alpha1.LoopbackPort, selected []*podview.Pod, ro *runtimeObservation) error {
 	for _, pod := range selected {
-		if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
+		if pod.NodeName == "" || pod.Phase != corev1.PodRunning {
 			continue
 		}
-		n, err := v.node(ctx, pod.Spec.NodeName)
+		n, err := v.node(ctx, pod.NodeName)
 		if err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, ports []v1al
 			if ro.staleNodes == nil {
 				ro.staleNodes = map[string]bool{}
 			}
-			ro.staleNodes[pod.Spec.NodeName] = true
+			ro.staleNodes[pod.NodeName] = true
 			continue
 		}
 		pr := n.pod(pod.UID)
@@ -159,7 +160,7 @@ func (v *runtimeView) observe(ctx context.Context, p *rules.Policy, ports []v1al
 			}
 			found = true
 			ro.listeners = append(ro.listeners, v1alpha1.RuntimeListener{
-				Namespace: pod.Namespace, Pod: pod.Name, Node: pod.Spec.NodeName, HostNetwork: pr.HostNetwork,
+				Namespace: pod.Namespace, Pod: pod.Name, Node: pod.NodeName, HostNetwork: pr.HostNetwork,
 				Container: l.Container, Process: l.Process, Protocol: l.Protocol, Address: l.Address, Port: l.Port,
 			})
 		}

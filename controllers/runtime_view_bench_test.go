@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -51,7 +52,7 @@ func BenchmarkRuntimeOf(b *testing.B) {
 		selectedPerNode int
 	}{{"namespaced", 25, 30, 1}, {"cluster", 1250, 30, 3}} {
 		reports := map[string]*v1alpha1.NodeBindReport{}
-		var selected []*corev1.Pod
+		var selected []*podview.Pod
 		for n := range shape.nodes {
 			node := fmt.Sprintf("kwok-%04d", n)
 			rep := &v1alpha1.NodeBindReport{ObjectMeta: metav1.ObjectMeta{Name: node}, Status: v1alpha1.NodeBindReportStatus{
@@ -60,8 +61,8 @@ func BenchmarkRuntimeOf(b *testing.B) {
 				uid := types.UID(fmt.Sprintf("%s-%03d", node, i))
 				rep.Status.Pods = append(rep.Status.Pods, v1alpha1.PodBindReport{Namespace: "shop", Name: string(uid), UID: uid})
 				if i < shape.selectedPerNode {
-					selected = append(selected, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: string(uid), UID: uid},
-						Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: corev1.PodRunning}})
+					selected = append(selected, podview.Of(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: string(uid), UID: uid},
+						Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}))
 				}
 			}
 			reports[node] = rep

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -15,6 +14,7 @@ import (
 	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -25,7 +25,7 @@ type observation struct {
 	conflicts       []netpol.Conflict
 	hostNetworkPods []v1alpha1.HostNetworkPod
 	// matched are the selected pods, for the node-mates.
-	matched []*corev1.Pod
+	matched []*podview.Pod
 	// judged are the objects the audit judged, with their findings (the
 	// namespace's OpenReports Report lists the compliant ones too).
 	judged []rules.Judged
@@ -48,7 +48,7 @@ func observe(ctx context.Context, c client.Reader, p *rules.Policy, namespace st
 type auditInputs struct {
 	snap     rules.Snapshot
 	nsLabels labels.Set
-	matched  []*corev1.Pod
+	matched  []*podview.Pod
 }
 
 // gatherAudit reads the inputs of observe from the cache, without copies:
@@ -109,8 +109,8 @@ func (in *auditInputs) audit() *observation {
 	rep := rules.Audit(in.snap)
 	obs.findings, obs.conflicts, obs.judged = rep.Findings(), rep.Conflicts, rep.Judged
 	for _, pod := range obs.matched {
-		if pod.Spec.HostNetwork {
-			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName})
+		if pod.TrimmedSpec.HostNetwork {
+			obs.hostNetworkPods = append(obs.hostNetworkPods, v1alpha1.HostNetworkPod{Namespace: pod.Namespace, Name: pod.Name, Node: pod.NodeName})
 		}
 	}
 	return obs

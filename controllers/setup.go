@@ -25,6 +25,7 @@ import (
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
 )
@@ -126,7 +127,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	pods := &clusterPodMapper{reader: mgr.GetCache()}
 	for _, o := range watched() {
 		f := mapper(o, clbsOverlaps, mgr.GetCache(), opts.Index)
-		if _, ok := o.(*corev1.Pod); ok {
+		if _, ok := o.(*corev1.Pod); ok { // the watch's prototype, not a cached pod
 			f = pods.mapPod
 		}
 		b = b.Watches(o, batch(marked(f, concerns(o, mgr.GetCache()))), watchPredicates(o)...)
@@ -168,10 +169,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 // (overlapMapper.networkPolicyChanged); an EndpointSlice to the policies
 // that select the pods it lists, whatever their namespace; other kinds
 // (Services, which may reach any policy's pods; workloads; any other
-// NetworkPolicy) go to every candidate policy through m.fallback.
+// NetworkPolicy) go to every candidate policy through m.fallback. o is
+// the watch's prototype (watched): it names the kind, never a cached pod.
 func mapper(o client.Object, m *overlapMapper, reader client.Reader, index *policyindex.Index) handler.MapFunc {
 	switch o.(type) {
-	case *corev1.Pod:
+	case *corev1.Pod: // not a cached pod: the prototype
 		if index != nil {
 			return policiesSelectingPod(index, m.kind)
 		}
@@ -244,7 +246,7 @@ func policiesSelectingPod(index *policyindex.Index, kind string) handler.MapFunc
 
 // policiesSelectingPods returns, once each, the policies of kind that
 // select any of pods, each judged with its own namespace's policies.
-func policiesSelectingPods(index *policyindex.Index, kind string, pods []*corev1.Pod) []reconcile.Request {
+func policiesSelectingPods(index *policyindex.Index, kind string, pods []*podview.Pod) []reconcile.Request {
 	seen := map[reconcile.Request]bool{}
 	var out []reconcile.Request
 	for _, p := range pods {

@@ -4,13 +4,13 @@ import (
 	"sort"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -38,7 +38,7 @@ type outcome struct {
 	failures   []namespaceFailure
 	// matched are the selected pods of every namespace; nodeMates the pods
 	// that can enter their network namespaces on their node.
-	matched   []*corev1.Pod
+	matched   []*podview.Pod
 	nodeMates []v1alpha1.NodeMate
 	// runtime is the runtime view of the matched pods (nil: no report),
 	// when runtimeObserved.

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -174,13 +176,9 @@ func (g *AccessGuard) decide(ctx context.Context, req admission.Request, env *ru
 		if err := g.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: t.Name}, svc); err != nil {
 			return none, t.Name, client.IgnoreNotFound(err)
 		}
-		var list corev1.PodList
-		if err := g.Reader.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels(svc.Spec.Selector)); err != nil {
+		pods, err := clusterindex.PodsMatching(ctx, g.Reader, req.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
+		if err != nil {
 			return none, t.Name, err
-		}
-		pods := make([]*corev1.Pod, len(list.Items))
-		for i := range list.Items {
-			pods[i] = &list.Items[i]
 		}
 		d := rules.EvaluateServiceProxy(env, svc, t, pods, who)
 		return d, d.Pod, nil
@@ -194,8 +192,8 @@ func (g *AccessGuard) decide(ctx context.Context, req admission.Request, env *ru
 		}
 		name = t.Name
 	}
-	pod := &corev1.Pod{}
-	if err := g.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, pod); err != nil {
+	pod, err := clusterindex.Pod(ctx, g.Reader, req.Namespace, name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			// The kubelet cannot reach a pod that does not exist.
 			return none, name, nil

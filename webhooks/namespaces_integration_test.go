@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/webhooks"
 )
@@ -110,8 +111,8 @@ func TestSliceToPodsOfNewNamespaceJudged(t *testing.T) {
 	}
 	ca := env.IndexedCache(ctx, t)
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		var p corev1.Pod
-		return ca.Get(ctx, client.ObjectKeyFromObject(pod), &p) == nil && p.Status.PodIP == ip, nil
+		p, err := clusterindex.Pod(ctx, ca, pod.Namespace, pod.Name)
+		return err == nil && p.PodIP == ip, nil
 	}); err != nil {
 		t.Fatalf("the pod with its IP never reached the cache: %v", err)
 	}

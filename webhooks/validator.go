@@ -24,6 +24,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/addrindex"
+	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
@@ -177,13 +178,11 @@ func (v *ExposureValidator) gather(ctx context.Context, env *rules.Env, obj runt
 		if len(o.Spec.Selector) == 0 || o.Spec.Type == corev1.ServiceTypeExternalName {
 			return snap, nil
 		}
-		var pods corev1.PodList
-		if err := v.Reader.List(ctx, &pods, append(in, client.MatchingLabels(o.Spec.Selector))...); err != nil {
-			return snap, fmt.Errorf("failed to list pods from cache: %w", err)
+		pods, err := clusterindex.PodsMatching(ctx, v.Reader, env.Namespace, labels.SelectorFromSet(o.Spec.Selector))
+		if err != nil {
+			return snap, fmt.Errorf("failed to read pods from cache: %w", err)
 		}
-		for i := range pods.Items {
-			snap.Pods = append(snap.Pods, &pods.Items[i])
-		}
+		snap.Pods = pods
 		// Templates too: a port only a workload declares (one scaled to
 		// zero, one whose pods are not created yet) is as protected.
 		wls, err := workloads.ListAll(ctx, v.Reader, env.Namespace, client.UnsafeDisableDeepCopy)

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/internal/clusterindex"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -52,7 +53,7 @@ func PodIPBucket(ip string) string {
 
 // PodIPs is the PodIP index function: the buckets of the pod's IPs.
 func PodIPs(o client.Object) []string {
-	p, ok := o.(*corev1.Pod)
+	p, ok := podview.From(o)
 	if !ok {
 		return nil
 	}
@@ -100,9 +101,9 @@ func Register(ctx context.Context, c cache.Cache) error {
 
 // PodsNamed returns the pods of any namespace that own one of obj's
 // addresses or that its targetRefs name; a pod may come twice.
-func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*corev1.Pod, error) {
+func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*podview.Pod, error) {
 	ips, refs := rules.EndpointRefs(obj)
-	var pods []*corev1.Pod
+	var pods []*podview.Pod
 	for _, ip := range ips {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -121,8 +122,8 @@ func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*cor
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p := &corev1.Pod{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, p); apierrors.IsNotFound(err) {
+		p, err := clusterindex.Pod(ctx, c, k.Namespace, k.Name)
+		if apierrors.IsNotFound(err) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("failed to read pod %s from cache: %w", k, err)
@@ -137,7 +138,7 @@ func PodsNamed(ctx context.Context, c client.Reader, obj runtime.Object) ([]*cor
 // EndpointSlice controller wrote for a Service (ControllerWritten) are the
 // Service's findings and left out. The slices are the cache's own, not
 // copies: callers only read them.
-func SlicesNaming(ctx context.Context, c client.Reader, pods []*corev1.Pod) ([]*discoveryv1.EndpointSlice, error) {
+func SlicesNaming(ctx context.Context, c client.Reader, pods []*podview.Pod) ([]*discoveryv1.EndpointSlice, error) {
 	seen := map[client.ObjectKey]bool{}
 	var out []*discoveryv1.EndpointSlice
 	add := func(field, value string) error {

@@ -20,6 +20,7 @@ import (
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/slim"
 )
 
@@ -58,7 +59,7 @@ func CacheOptions() cache.Options {
 			// copy of each was half the manager's CPU while 2,000
 			// policies converged over 30,000 pods. Code that reads a
 			// pod from the cache must not modify it.
-			&corev1.Pod{}: {Transform: slim.NewPodTransform(), UnsafeDisableDeepCopy: ptr.To(true)},
+			&corev1.Pod{}: {Transform: podview.NewTransform(), UnsafeDisableDeepCopy: ptr.To(true)},
 			// Every slice: the audit judges hand-written ones (and those
 			// mirrored from hand-written Endpoints), and only the
 			// Service a slice claims tells them from the EndpointSlice

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -135,18 +136,19 @@ func runAudit(ctx context.Context, cfg *rest.Config, namespace, output string, s
 	return nil
 }
 
-// clusterState is what audit read.
+// clusterState is what audit read; its pods are podview.Pods, as the
+// controller's cache holds them (read converts them).
 type clusterState struct {
 	nsPolicies      map[string][]*rules.Policy
 	clusterPolicies []*rules.Policy
 	nsLabels        map[string]labels.Set
-	pods            map[string][]*corev1.Pod
+	pods            map[string][]*podview.Pod
 	services        map[string][]*corev1.Service
 	netpols         map[string][]*networkingv1.NetworkPolicy
 	workloads       map[string][]runtime.Object
 	endpointSlices  []*discoveryv1.EndpointSlice
-	hostPods        []*corev1.Pod
-	riskyPods       []*corev1.Pod
+	hostPods        []*podview.Pod
+	riskyPods       []*podview.Pod
 	warnings        []string
 }
 

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -56,7 +57,7 @@ func (st *clusterState) readEndpointSlices(ctx context.Context, c client.Reader,
 // against the pods the audit read and the policies of their namespaces
 // (rules.Audit of the slices, with a resolver over every pod read).
 func (st *clusterState) judgeEndpoints(envs map[string]*rules.Env, rep *auditReport) {
-	var pods []*corev1.Pod
+	var pods []*podview.Pod
 	for _, ps := range st.pods {
 		pods = append(pods, ps...)
 	}

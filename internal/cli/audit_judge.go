@@ -3,10 +3,10 @@ package cli
 import (
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -45,16 +45,16 @@ func (st *clusterState) hostNetworkPods(envs map[string]*rules.Env, rep *auditRe
 		}
 		return rules.NewEnv(ns, nil)
 	}
-	byNode := map[string][]*corev1.Pod{}
+	byNode := map[string][]*podview.Pod{}
 	for _, p := range st.hostPods {
-		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
+		byNode[p.NodeName] = append(byNode[p.NodeName], p)
 	}
 	var reports []hostnet.PodReport
 	for _, node := range sortedKeys(byNode) {
 		if node == "" {
 			// Unscheduled pods share no node with anyone yet.
 			for _, p := range byNode[node] {
-				reports = append(reports, hostnet.Analyze("", []*corev1.Pod{p}, envFor)...)
+				reports = append(reports, hostnet.Analyze("", []*podview.Pod{p}, envFor)...)
 			}
 			continue
 		}
@@ -63,7 +63,7 @@ func (st *clusterState) hostNetworkPods(envs map[string]*rules.Env, rep *auditRe
 	sort.SliceStable(reports, func(i, j int) bool {
 		return reports[i].Namespace+"/"+reports[i].Name < reports[j].Namespace+"/"+reports[j].Name
 	})
-	pods := map[string]*corev1.Pod{}
+	pods := map[string]*podview.Pod{}
 	for _, p := range st.hostPods {
 		pods[p.Namespace+"/"+p.Name] = p
 	}

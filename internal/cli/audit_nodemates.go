@@ -4,10 +4,10 @@ import (
 	"sort"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -32,8 +32,8 @@ type reportNodeMate struct {
 // collectRiskyPod keeps every pod read that can enter other pods' network
 // namespaces, whatever its namespace: it is a node-mate of the audited
 // pods on its node.
-func (st *clusterState) collectRiskyPod(p *corev1.Pod) {
-	if p.DeletionTimestamp == nil && len(hostnet.NodeMateRisks(p)) > 0 {
+func (st *clusterState) collectRiskyPod(p *podview.Pod) {
+	if p.DeletionTimestamp == nil && len(hostnet.NodeMateRisks(p.TrimmedSpec)) > 0 {
 		st.riskyPods = append(st.riskyPods, p)
 	}
 }
@@ -45,7 +45,7 @@ func (st *clusterState) nodeMates(envs map[string]*rules.Env, rep *auditReport) 
 		return
 	}
 	policiesOf := map[string][]*rules.Policy{}
-	var protected []*corev1.Pod
+	var protected []*podview.Pod
 	for _, ns := range sortedKeys(envs) {
 		for _, p := range st.pods[ns] {
 			if ps := envs[ns].MatchingPolicies(labels.Set(p.Labels)); len(ps) > 0 {
@@ -54,7 +54,7 @@ func (st *clusterState) nodeMates(envs map[string]*rules.Env, rep *auditReport) 
 			}
 		}
 	}
-	for _, m := range hostnet.NodeMates(st.riskyPods, protected, func(*corev1.Pod) bool { return true }) {
+	for _, m := range hostnet.NodeMates(st.riskyPods, protected, func(*podview.Pod) bool { return true }) {
 		r := reportNodeMate{Namespace: m.Namespace, Name: m.Name, Node: m.Node, Reasons: m.Details(),
 			Protected: m.Protected, Policies: []reportPolicy{}, Summary: m.Summary()}
 		seen := map[string]bool{}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -39,9 +40,9 @@ func TestAuditNodeMates(t *testing.T) {
 		mk("tools", "elsewhere", "node-2", nil, priv),
 		mk("tools", "harmless", "node-1", nil, nil),
 	}
-	st := &clusterState{pods: map[string][]*corev1.Pod{"shop": {cart}}}
+	st := &clusterState{pods: map[string][]*podview.Pod{"shop": {podview.Of(cart)}}}
 	for _, q := range pods {
-		st.collectRiskyPod(q)
+		st.collectRiskyPod(podview.Of(q))
 	}
 	rep := &auditReport{NodeMates: []reportNodeMate{}}
 	st.nodeMates(map[string]*rules.Env{"shop": env}, rep)

@@ -12,24 +12,27 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/internal/kinds"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
 // read lists what the rules need, in the scope, keeping the namespaces
 // where a policy applies.
 func (st *clusterState) read(ctx context.Context, c client.Reader, scope []client.ListOption, envs map[string]*rules.Env, prog *progress) error {
-	st.pods = map[string][]*corev1.Pod{}
+	st.pods = map[string][]*podview.Pod{}
 	st.services = map[string][]*corev1.Service{}
 	st.netpols = map[string][]*networkingv1.NetworkPolicy{}
 	st.workloads = map[string][]runtime.Object{}
+	// The controller's cache transform: audit judges pods as it does.
+	toView := podview.NewTransform()
 	keep := func(o runtime.Object) (string, bool) {
 		ns := o.(metav1.Object).GetNamespace()
-		if p, ok := o.(*corev1.Pod); ok && p.Spec.HostNetwork && p.DeletionTimestamp == nil {
-			// Every hostNetwork pod read, for the node-mates of the
-			// audited ones.
-			st.hostPods = append(st.hostPods, p)
-		}
-		if p, ok := o.(*corev1.Pod); ok {
+		if p, ok := o.(*podview.Pod); ok {
+			if p.TrimmedSpec.HostNetwork && p.DeletionTimestamp == nil {
+				// Every hostNetwork pod read, for the node-mates of the
+				// audited ones.
+				st.hostPods = append(st.hostPods, p)
+			}
 			st.collectRiskyPod(p)
 		}
 		_, ok := envs[ns]
@@ -41,7 +44,7 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 		add  func(ns string, o runtime.Object)
 	}{
 		{"pods", func() client.ObjectList { return &corev1.PodList{} }, func(ns string, o runtime.Object) {
-			if p := o.(*corev1.Pod); p.DeletionTimestamp == nil {
+			if p := o.(*podview.Pod); p.DeletionTimestamp == nil {
 				st.pods[ns] = append(st.pods[ns], p)
 			}
 		}},
@@ -68,6 +71,13 @@ func (st *clusterState) read(ctx context.Context, c client.Reader, scope []clien
 			return fmt.Errorf("failed to list %s: %w", l.name, err)
 		}
 		for _, o := range items {
+			if _, ok := o.(*corev1.Pod); ok {
+				v, err := toView(o)
+				if err != nil {
+					return fmt.Errorf("failed to convert pod: %w", err)
+				}
+				o = v.(*podview.Pod)
+			}
 			if ns, ok := keep(o); ok {
 				l.add(ns, o)
 			}

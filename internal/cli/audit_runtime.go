@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -94,17 +95,17 @@ func (st *clusterState) judgeRuntime(envs map[string]*rules.Env, reports map[str
 	for _, ns := range sortedKeys(envs) {
 		env := envs[ns]
 		for _, pod := range st.pods[ns] {
-			if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
+			if pod.NodeName == "" || pod.Phase != corev1.PodRunning {
 				continue
 			}
 			policies := env.MatchingPolicies(labels.Set(pod.Labels))
 			if len(policies) == 0 {
 				continue
 			}
-			r := reports[pod.Spec.NodeName]
+			r := reports[pod.NodeName]
 			if r == nil || !now.Before(r.StaleAt()) {
 				rt.PodsUnchecked++
-				stale[pod.Spec.NodeName] = true
+				stale[pod.NodeName] = true
 				continue
 			}
 			pr := podEntry(r, pod)
@@ -131,7 +132,7 @@ func (st *clusterState) judgeRuntime(envs map[string]*rules.Env, reports map[str
 					action = rules.Stricter(action, a)
 				}
 				rt.Listeners = append(rt.Listeners, reportRuntimeListener{
-					Policies: refs, Action: string(action), Namespace: pod.Namespace, Pod: pod.Name, Node: pod.Spec.NodeName,
+					Policies: refs, Action: string(action), Namespace: pod.Namespace, Pod: pod.Name, Node: pod.NodeName,
 					HostNetwork: pr.HostNetwork, Container: l.Container, Process: l.Process, PID: l.PID,
 					Protocol: string(l.Protocol), Address: l.Address, Port: l.Port, ScannedAt: r.Status.ScannedAt.Time,
 				})
@@ -152,7 +153,7 @@ func (st *clusterState) judgeRuntime(envs map[string]*rules.Env, reports map[str
 	rep.Runtime = rt
 }
 
-func podEntry(r *v1alpha1.NodeBindReport, pod *corev1.Pod) *v1alpha1.PodBindReport {
+func podEntry(r *v1alpha1.NodeBindReport, pod *podview.Pod) *v1alpha1.PodBindReport {
 	for i := range r.Status.Pods {
 		if p := &r.Status.Pods[i]; p.UID == pod.UID && p.Namespace == pod.Namespace && p.Name == pod.Name {
 			return p

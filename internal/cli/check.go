@@ -414,54 +414,6 @@ func parseNamespaceLabels(flags []string) (map[string]map[string]string, error) 
 	return out, nil
 }
 
-// evaluateInput fills one snapshot per namespace with the judged objects
-// of the input there, with the policies that may apply and the
-// namespace's labels, and audits each (rules.Audit); EndpointSlices and
-// Endpoints are resolved against the Pods of every namespace. Results
-// keep the input order.
-func evaluateInput(in *checkInput) []checkResult {
-	clusterSet := rules.NewSet(in.clusterPolicies)
-	snaps := map[string]*rules.Snapshot{}
-	var namespaces []string
-	var pods []*corev1.Pod
-	for _, o := range in.objects {
-		s := snaps[o.namespace]
-		if s == nil {
-			s = &rules.Snapshot{Env: rules.NewEnv(o.namespace, rules.NamespaceLabels(o.namespace, in.nsLabels[o.namespace]),
-				rules.NewSet(in.nsPolicies[o.namespace]), clusterSet)}
-			snaps[o.namespace] = s
-			namespaces = append(namespaces, o.namespace)
-		}
-		s.Add(o.obj)
-		if p, ok := o.obj.(*corev1.Pod); ok {
-			pods = append(pods, p)
-		}
-	}
-	// Endpoints are resolved to the pods of every file given, in any
-	// namespace, each judged by its namespace's policies.
-	resolver := rules.NewResolver(pods, func(ns string) *rules.Env {
-		if s := snaps[ns]; s != nil {
-			return s.Env
-		}
-		return rules.NewEnv(ns, rules.NamespaceLabels(ns, in.nsLabels[ns]), rules.NewSet(in.nsPolicies[ns]), clusterSet)
-	})
-	findings := map[runtime.Object][]rules.Finding{}
-	for _, ns := range namespaces {
-		snaps[ns].Resolver = resolver
-		rep := rules.Audit(*snaps[ns])
-		for _, j := range rep.Judged {
-			findings[j.Object] = j.Findings
-		}
-	}
-	var out []checkResult
-	for _, o := range in.objects {
-		for _, f := range findings[o.obj] {
-			out = append(out, checkResult{file: o.doc.file, line: locate(o.doc.node, f.Field), finding: f, object: o})
-		}
-	}
-	return out
-}
-
 // allNotObjects reports whether every error is a document that is valid
 // YAML but no Kubernetes object.
 func allNotObjects(es inputErrors) bool {

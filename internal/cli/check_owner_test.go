@@ -59,3 +59,50 @@ func TestCheckJudgesLikeTheAudit(t *testing.T) {
 		t.Fatalf("want one finding:\n%s", stdout)
 	}
 }
+
+// generateNameInput is a pod as a manifest may hold one, with
+// metadata.generateName only, that a Service selects.
+const generateNameInput = `apiVersion: loopguard.io/v1alpha1
+kind: LoopbackService
+metadata: {name: envoy-admin, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: cart}}
+  ports: [{port: 15000}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {generateName: cart-, namespace: shop, labels: {app: cart}}
+spec: {containers: [{name: envoy, image: envoy, ports: [{name: admin, containerPort: 15000}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {app: cart}
+  ports: [{port: 80, targetPort: admin}]
+`
+
+// TestCheckPodGenerateName: the rules judge a file's pods as
+// podview.Pods, which have no generateName; check still reports a pod
+// with only metadata.generateName as "<generateName>*", as the webhook
+// names it, at its own lines.
+func TestCheckPodGenerateName(t *testing.T) {
+	stdout, stderr, code := run(t, generateNameInput, "check", "-f", "-")
+	if code != ExitViolations {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, ExitViolations, stderr)
+	}
+	for _, want := range []string{
+		`<stdin>:11: [Deny] Pod shop/cart-*: spec.containers[0].ports[0].containerPort: pod "cart-*" container "envoy"`,
+		`<stdin>:10: [Deny] Pod shop/cart-*: metadata.labels: pod "cart-*" is selected by service "cart"`,
+		`[Deny] Service shop/cart: spec.ports[0].targetPort:`,
+		"3 findings (3 Deny",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	stdout, _, _ = run(t, generateNameInput, "check", "-f", "-", "-o", "json")
+	if n := strings.Count(stdout, `"name": "cart-*"`); n != 2 {
+		t.Errorf("want the pod's 2 findings named cart-*, got %d:\n%s", n, stdout)
+	}
+}

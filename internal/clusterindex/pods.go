@@ -6,28 +6,84 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
-// PodsInNamespace returns the pods of a namespace as the cache holds them,
-// without a copy: a List copies every pod's 1,240-byte struct into its
-// Items, and a cluster policy's reconcile reads its namespaces' pods every
-// time (measured at 150,000 pods: 100 MB of live heap in such slices, and
-// the garbage collector half the manager's CPU). The pods are shared with
-// the cache: callers read them and never write. A reader that is not an
-// informer cache (a client in a unit test) gets a List.
-func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]*corev1.Pod, error) {
+// PodsInNamespace returns the pods of a namespace as the cache holds them
+// (podview.Pods), without a copy: a List copies every pod into its Items,
+// and a cluster policy's reconcile reads its namespaces' pods every time
+// (measured at 150,000 pods: 100 MB of live heap in such slices, and the
+// garbage collector half the manager's CPU). The pods are shared with the
+// cache: callers read them and never write. A reader that is not an
+// informer cache (a client in a unit test) gets a List, converted.
+//
+// Pods are read only through this package: the cache holds podview.Pods,
+// and controller-runtime's cache reader refuses a Get or List of
+// corev1.Pods (only when a pod matches).
+func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]*podview.Pod, error) {
 	return indexedPods(ctx, r, toolscache.NamespaceIndex, namespace, "namespace "+namespace, client.InNamespace(namespace))
+}
+
+// PodsMatching returns the pods of a namespace whose labels sel matches
+// (see PodsInNamespace).
+func PodsMatching(ctx context.Context, r client.Reader, namespace string, sel labels.Selector) ([]*podview.Pod, error) {
+	pods, err := PodsInNamespace(ctx, r, namespace)
+	if err != nil {
+		return nil, err
+	}
+	out := pods[:0:0]
+	for _, p := range pods {
+		if sel.Matches(labels.Set(p.Labels)) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Pod returns the pod namespace/name as the cache holds it, or a
+// NotFound error.
+func Pod(ctx context.Context, r client.Reader, namespace, name string) (*podview.Pod, error) {
+	s, err := informerOf(ctx, r, &corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		var p corev1.Pod
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &p); err != nil {
+			return nil, err
+		}
+		return podview.Of(&p), nil
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	o, ok, err := s.GetIndexer().GetByKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read pod %s: %w", key, err)
+	}
+	if !ok {
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
+	p, ok := podview.From(o)
+	if !ok {
+		return nil, fmt.Errorf("the pod cache holds a %T for %s", o, key)
+	}
+	return p, nil
 }
 
 // Pods returns the pods whose index field (registered by Register) has
 // value, as the cache holds them, without a copy (see PodsInNamespace);
 // a reader that is not an informer cache gets a List.
-func Pods(ctx context.Context, r client.Reader, field, value string) ([]*corev1.Pod, error) {
+func Pods(ctx context.Context, r client.Reader, field, value string) ([]*podview.Pod, error) {
 	return indexedPods(ctx, r, indexPrefix+field, allPrefix+value, field+"="+value, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy)
 }
 
@@ -36,7 +92,7 @@ func Pods(ctx context.Context, r client.Reader, field, value string) ([]*corev1.
 // PodsInNamespace); a reader that is not an informer cache gets a List.
 func EndpointSlices(ctx context.Context, r client.Reader, field, value string) ([]*discoveryv1.EndpointSlice, error) {
 	what := field + "=" + value
-	if out, ok, err := fromIndex(ctx, r, &discoveryv1.EndpointSlice{}, indexPrefix+field, allPrefix+value, "the endpointslices of "+what); ok || err != nil {
+	if out, ok, err := fromIndex(ctx, r, &discoveryv1.EndpointSlice{}, asSlice, indexPrefix+field, allPrefix+value, "the endpointslices of "+what); ok || err != nil {
 		return out, err
 	}
 	var l discoveryv1.EndpointSliceList
@@ -53,24 +109,26 @@ func EndpointSlices(ctx context.Context, r client.Reader, field, value string) (
 // indexedPods reads the pod informer's index at key, or, from a reader
 // that is not an informer cache, Lists with opts; what names the pods in
 // errors.
-func indexedPods(ctx context.Context, r client.Reader, index, key, what string, opts ...client.ListOption) ([]*corev1.Pod, error) {
-	if out, ok, err := fromIndex(ctx, r, &corev1.Pod{}, index, key, "the pods of "+what); ok || err != nil {
+func indexedPods(ctx context.Context, r client.Reader, index, key, what string, opts ...client.ListOption) ([]*podview.Pod, error) {
+	if out, ok, err := fromIndex(ctx, r, &corev1.Pod{}, podview.From, index, key, "the pods of "+what); ok || err != nil {
 		return out, err
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, opts...); err != nil {
 		return nil, fmt.Errorf("failed to list the pods of %s: %w", what, err)
 	}
-	out := make([]*corev1.Pod, len(pods.Items))
+	out := make([]*podview.Pod, len(pods.Items))
 	for i := range pods.Items {
-		out[i] = &pods.Items[i]
+		out[i] = podview.Of(&pods.Items[i])
 	}
 	return out, nil
 }
 
-// fromIndex reads the objects at key of the index of obj's informer; ok
-// is false when r is not an informer cache (the caller Lists instead).
-func fromIndex[T client.Object](ctx context.Context, r client.Reader, obj T, index, key, what string) (out []T, ok bool, err error) {
+// fromIndex reads the objects at key of the index of obj's informer, as
+// T (as returns false for a stored object of another type: an error, not
+// an object dropped in silence); ok is false when r is not an informer
+// cache (the caller Lists instead).
+func fromIndex[T any](ctx context.Context, r client.Reader, obj client.Object, as func(any) (T, bool), index, key, what string) (out []T, ok bool, err error) {
 	s, err := informerOf(ctx, r, obj)
 	if s == nil || err != nil {
 		return nil, false, err
@@ -81,11 +139,18 @@ func fromIndex[T client.Object](ctx context.Context, r client.Reader, obj T, ind
 	}
 	out = make([]T, 0, len(objs))
 	for _, o := range objs {
-		if t, isT := o.(T); isT {
-			out = append(out, t)
+		t, isT := as(o)
+		if !isT {
+			return nil, false, fmt.Errorf("failed to read %s: the cache holds a %T", what, o)
 		}
+		out = append(out, t)
 	}
 	return out, true, nil
+}
+
+func asSlice(o any) (*discoveryv1.EndpointSlice, bool) {
+	s, ok := o.(*discoveryv1.EndpointSlice)
+	return s, ok
 }
 
 // Objects returns the objects of obj's kind in namespace ("": every

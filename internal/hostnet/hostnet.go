@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -54,7 +55,7 @@ func (r PodReport) Summary() string {
 
 // Analyze reports on the hostNetwork pods of one node. envFor returns the
 // policies that apply in a namespace (the webhook's index).
-func Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rules.Env) []PodReport {
+func Analyze(node string, pods []*podview.Pod, envFor func(namespace string) *rules.Env) []PodReport {
 	hostPods := hostNetworkPods(node, pods)
 	out := make([]PodReport, 0, len(hostPods))
 	for _, p := range hostPods {
@@ -65,14 +66,14 @@ func Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rul
 
 // hostNetworkPods are the pods of node that use its network and are not
 // being deleted, by namespace/name.
-func hostNetworkPods(node string, pods []*corev1.Pod) []*corev1.Pod {
-	var hostPods []*corev1.Pod
+func hostNetworkPods(node string, pods []*podview.Pod) []*podview.Pod {
+	var hostPods []*podview.Pod
 	for _, p := range pods {
-		if p.Spec.HostNetwork && p.Spec.NodeName == node && p.DeletionTimestamp == nil {
+		if p.TrimmedSpec.HostNetwork && p.NodeName == node && p.DeletionTimestamp == nil {
 			hostPods = append(hostPods, p)
 		}
 	}
-	keys := make(map[*corev1.Pod]string, len(hostPods))
+	keys := make(map[*podview.Pod]string, len(hostPods))
 	for _, p := range hostPods {
 		keys[p] = p.Namespace + "/" + p.Name
 	}
@@ -81,9 +82,9 @@ func hostNetworkPods(node string, pods []*corev1.Pod) []*corev1.Pod {
 }
 
 // analyzePod reports on one hostNetwork pod, NodeMates aside.
-func analyzePod(node string, p *corev1.Pod, env *rules.Env) PodReport {
+func analyzePod(node string, p *podview.Pod, env *rules.Env) PodReport {
 	r := PodReport{Namespace: p.Namespace, Name: p.Name, Node: node}
-	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+	for _, cs := range [][]corev1.Container{p.TrimmedSpec.InitContainers, p.TrimmedSpec.Containers} {
 		for _, c := range cs {
 			for _, cp := range c.Ports {
 				proto := cp.Protocol

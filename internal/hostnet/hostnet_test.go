@@ -42,7 +42,7 @@ func TestAnalyze(t *testing.T) {
 		mk("ops", "pod-network", "n1", false, map[string]string{"app": "agent"}, 8126),
 		deleting,
 	}
-	got := Analyze("n1", pods, envFor)
+	got := Analyze("n1", views(pods...), envFor)
 	want := []PodReport{
 		{Namespace: "kube-system", Name: "proxy", Node: "n1", Ports: []string{"10249/TCP"}, NodeMates: []string{"ops/agent"}},
 		{Namespace: "ops", Name: "agent", Node: "n1", Ports: []string{"8126/TCP", "9000/TCP"},

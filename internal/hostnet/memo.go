@@ -4,10 +4,10 @@ import (
 	"slices"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -39,7 +39,7 @@ func NewMemo() *Memo { return &Memo{nodes: map[string]map[types.UID]memoEntry{}}
 // node. The reports share their slices with the memo: read only. A pod
 // without a UID or resourceVersion (not from the API server) is always
 // analysed. A nil memo keeps nothing.
-func (m *Memo) Analyze(node string, pods []*corev1.Pod, envFor func(namespace string) *rules.Env) []PodReport {
+func (m *Memo) Analyze(node string, pods []*podview.Pod, envFor func(namespace string) *rules.Env) []PodReport {
 	if m == nil {
 		return Analyze(node, pods, envFor)
 	}

@@ -62,8 +62,9 @@ func TestMemoAnalyzesOnlyWhatChanged(t *testing.T) {
 	// pods (by index in the sorted reports) were computed again.
 	step := func(what string) []int {
 		t.Helper()
-		got := m.Analyze("n1", w.pods, w.env)
-		if want := Analyze("n1", w.pods, w.env); !reflect.DeepEqual(got, want) {
+		pods := views(w.pods...)
+		got := m.Analyze("n1", pods, w.env)
+		if want := Analyze("n1", pods, w.env); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: memo\n %+v\nAnalyze\n %+v", what, got, want)
 		}
 		var again []int

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // Reasons a pod can enter the network namespace of other pods on its node,
@@ -131,18 +133,17 @@ func addedCaps(sc *corev1.SecurityContext, want ...string) (names []string, inde
 	return names, index
 }
 
-// NodeMateRisks names every way pod can enter the network namespaces of
+// NodeMateRisks names every way a pod of this spec can enter the network namespaces of
 // the other pods on its node: a privileged container (init, app or
 // ephemeral), hostPID with SYS_ADMIN or SYS_PTRACE, a hostPath mount of
 // /proc, of the network namespace files or of a container runtime socket
 // (or a directory above one), hostNetwork with NET_ADMIN. None for a pod
 // that can do none of these. Pure: the controller, its per-node report and
 // loopguard audit all call it.
-func NodeMateRisks(pod *corev1.Pod) []Risk {
-	if pod == nil {
+func NodeMateRisks(spec *corev1.PodSpec) []Risk {
+	if spec == nil {
 		return nil
 	}
-	spec := &pod.Spec
 	var out []Risk
 	for _, c := range containersOf(spec) {
 		sc := c.sc
@@ -206,23 +207,23 @@ func abbreviate(items []string, n int) string {
 }
 
 // live reports whether a pod is on a node and may run there.
-func live(p *corev1.Pod) bool {
-	return p.Spec.NodeName != "" && p.DeletionTimestamp == nil &&
-		p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+func live(p *podview.Pod) bool {
+	return p.NodeName != "" && p.DeletionTimestamp == nil &&
+		p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed
 }
 
 // NodeMates returns the pods of candidates that can enter the network
 // namespaces of a protected pod (one for which protected returns true)
 // on the same node, other than themselves, sorted by namespace/name.
 // candidates may be any pods: those without a risk are ignored.
-func NodeMates(candidates, pods []*corev1.Pod, protected func(*corev1.Pod) bool) []NodeMate {
+func NodeMates(candidates, pods []*podview.Pod, protected func(*podview.Pod) bool) []NodeMate {
 	byNode := map[string][]string{}
 	seen := map[string]bool{}
 	for _, p := range pods {
 		k := p.Namespace + "/" + p.Name
 		if live(p) && !seen[k] && protected(p) {
 			seen[k] = true
-			byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], k)
+			byNode[p.NodeName] = append(byNode[p.NodeName], k)
 		}
 	}
 	var out []NodeMate
@@ -234,7 +235,7 @@ func NodeMates(candidates, pods []*corev1.Pod, protected func(*corev1.Pod) bool)
 		}
 		done[k] = true
 		var prot []string
-		for _, q := range byNode[c.Spec.NodeName] {
+		for _, q := range byNode[c.NodeName] {
 			if q != k {
 				prot = append(prot, q)
 			}
@@ -242,12 +243,12 @@ func NodeMates(candidates, pods []*corev1.Pod, protected func(*corev1.Pod) bool)
 		if len(prot) == 0 {
 			continue
 		}
-		risks := NodeMateRisks(c)
+		risks := NodeMateRisks(c.TrimmedSpec)
 		if len(risks) == 0 {
 			continue
 		}
 		sort.Strings(prot)
-		out = append(out, NodeMate{Namespace: c.Namespace, Name: c.Name, Node: c.Spec.NodeName, Risks: risks, Protected: prot})
+		out = append(out, NodeMate{Namespace: c.Namespace, Name: c.Name, Node: c.NodeName, Risks: risks, Protected: prot})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name

@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // podOpt shapes a test pod.
@@ -19,6 +21,15 @@ func pod(name string, opts ...podOpt) *corev1.Pod {
 		o(p)
 	}
 	return p
+}
+
+// views are pods as the package takes them (podview.Of), in order.
+func views(pods ...*corev1.Pod) []*podview.Pod {
+	out := make([]*podview.Pod, len(pods))
+	for i, p := range pods {
+		out[i] = podview.Of(p)
+	}
+	return out
 }
 
 func privileged(p *corev1.Pod) {
@@ -113,7 +124,11 @@ func TestNodeMateRisks(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := NodeMateRisks(tc.pod); !reflect.DeepEqual(got, tc.want) {
+			var spec *corev1.PodSpec // nil for the nil case: NodeMateRisks(nil) is none
+			if tc.pod != nil {
+				spec = &tc.pod.Spec
+			}
+			if got := NodeMateRisks(spec); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("NodeMateRisks:\n got %v\nwant %v", got, tc.want)
 			}
 		})
@@ -121,7 +136,7 @@ func TestNodeMateRisks(t *testing.T) {
 }
 
 func TestNodeMates(t *testing.T) {
-	isProtected := func(p *corev1.Pod) bool { return p.Labels["app"] == "cart" }
+	isProtected := func(p *podview.Pod) bool { return p.Labels["app"] == "cart" }
 	cart := func(name string, opts ...podOpt) *corev1.Pod {
 		p := pod(name, opts...)
 		p.Labels = map[string]string{"app": "cart"}
@@ -150,7 +165,8 @@ func TestNodeMates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, m := range NodeMates(tc.pods, tc.pods, isProtected) {
+			pods := views(tc.pods...)
+			for _, m := range NodeMates(pods, pods, isProtected) {
 				if len(m.Risks) == 0 {
 					t.Errorf("%s/%s reported without a risk", m.Namespace, m.Name)
 				}

@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // Role says how the rules judge a kind.
@@ -152,6 +154,8 @@ func init() {
 		byType[reflect.TypeOf(k.New())] = k
 		byName[k.GVK.Kind] = k
 	}
+	// The manager's cache holds pods as podview.Pods.
+	byType[reflect.TypeOf(&podview.Pod{})] = byName["Pod"]
 }
 
 // ByGVK returns the judged kind of this group, version and kind.

@@ -187,7 +187,7 @@ func TestClosedProperty(t *testing.T) {
 		nps := generate(c, func(p *rules.Policy) []rules.PortRange { return Closed(p, c.policies) })
 		for _, p := range c.policies {
 			for _, np := range nps {
-				if cs := Conflicts(np, p, c.pods); len(cs) > 0 {
+				if cs := Conflicts(np, p, views(c.pods...)); len(cs) > 0 {
 					t.Fatalf("run %d: the managed NetworkPolicy %s conflicts with %s: %v\nselectors %v\npods %v", i, np.Name, p.Ref, cs, c.selectors, podLabels(c.pods))
 				}
 			}
@@ -214,7 +214,7 @@ func TestClosedPropertyCatchesOwnPortsOnly(t *testing.T) {
 		found := false
 		for _, p := range c.policies {
 			for _, np := range nps {
-				found = found || len(Conflicts(np, p, c.pods)) > 0
+				found = found || len(Conflicts(np, p, views(c.pods...))) > 0
 			}
 		}
 		if found {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -96,7 +97,7 @@ type Conflict = rules.Conflict
 
 // Conflicts finds the ingress rules of np that admit a protected port of a
 // pod the policy protects (rules.NetworkPolicyConflicts).
-func Conflicts(np *networkingv1.NetworkPolicy, p *rules.Policy, pods []*corev1.Pod) []Conflict {
+func Conflicts(np *networkingv1.NetworkPolicy, p *rules.Policy, pods []*podview.Pod) []Conflict {
 	return rules.NetworkPolicyConflicts(np, p, pods)
 }
 

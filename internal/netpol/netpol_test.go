@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 )
 
@@ -420,6 +421,15 @@ func testPods() []*corev1.Pod {
 	return []*corev1.Pod{cart, cart2, web}
 }
 
+// views are pods as Conflicts takes them (podview.Of), in order.
+func views(pods ...*corev1.Pod) []*podview.Pod {
+	out := make([]*podview.Pod, len(pods))
+	for i, p := range pods {
+		out[i] = podview.Of(p)
+	}
+	return out
+}
+
 type npOpt func(*networkingv1.NetworkPolicy)
 
 func networkPolicy(opts ...npOpt) *networkingv1.NetworkPolicy {
@@ -689,7 +699,7 @@ func TestConflicts(t *testing.T) {
 				pods = testPods()
 			}
 			var got []hit
-			for _, c := range Conflicts(tc.np, guardPolicy(t), pods) {
+			for _, c := range Conflicts(tc.np, guardPolicy(t), views(pods...)) {
 				g.Expect(c.Name).To(Equal(tc.np.Name))
 				got = append(got, hit{c.Rule, c.Port.String(), c.Reason})
 			}
@@ -704,7 +714,7 @@ func TestConflicts(t *testing.T) {
 
 func TestConflictString(t *testing.T) {
 	g := NewWithT(t)
-	cs := Conflicts(networkPolicy(ingress(numPort(tcp, 80)), ingress(numPort(tcp, 15000))), guardPolicy(t), testPods())
+	cs := Conflicts(networkPolicy(ingress(numPort(tcp, 80)), ingress(numPort(tcp, 15000))), guardPolicy(t), views(testPods()...))
 	g.Expect(cs).To(HaveLen(1))
 	g.Expect(cs[0].String()).To(Equal("shop/allow-stuff (spec.ingress[1] allows port 15000, admitting 15000/TCP)"), "namespaced: a cluster policy reports conflicts from many namespaces")
 }
@@ -717,5 +727,5 @@ func TestDesiredDoesNotConflict(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "loopguard-guard", Namespace: "shop"},
 		Spec:       Desired(metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}, p.Ports),
 	}
-	g.Expect(Conflicts(np, p, testPods())).To(BeEmpty())
+	g.Expect(Conflicts(np, p, views(testPods()...))).To(BeEmpty())
 }

@@ -193,23 +193,21 @@ var podIndexers = indexers(
 	func(o any) string { return o.(*corev1.Pod).Spec.NodeName },
 	func(o any) bool { return o.(*corev1.Pod).Spec.HostNetwork },
 	func(o any) []string { return addrindex.PodIPs(o.(*corev1.Pod)) },
-	func(o any) bool { return len(hostnet.NodeMateRisks(o.(*corev1.Pod))) > 0 },
+	func(o any) bool { return len(hostnet.NodeMateRisks(&o.(*corev1.Pod).Spec)) > 0 },
 )
 
 var viewIndexers = indexers(
 	func(o any) string { return o.(*podview.Pod).NodeName },
-	func(o any) bool { return o.(*podview.Pod).Spec.HostNetwork },
+	func(o any) bool { return o.(*podview.Pod).TrimmedSpec.HostNetwork },
 	func(o any) []string {
 		p := o.(*podview.Pod)
 		// rules.PodIPs' conditions, on the view.
-		if p.Spec.HostNetwork || p.DeletionTimestamp != nil || p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed {
+		if p.TrimmedSpec.HostNetwork || p.DeletionTimestamp != nil || p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed {
 			return nil
 		}
 		return buckets(p.IPs())
 	},
-	// Prototype only: the migration gives hostnet.NodeMateRisks a
-	// *corev1.PodSpec; this allocates a pod for each call.
-	func(o any) bool { return len(hostnet.NodeMateRisks(&corev1.Pod{Spec: *o.(*podview.Pod).Spec})) > 0 },
+	func(o any) bool { return len(hostnet.NodeMateRisks(o.(*podview.Pod).TrimmedSpec)) > 0 },
 )
 
 // liveHeap returns the live heap after a full collection.
@@ -275,14 +273,17 @@ func TestFromPodKeepsWhatTheRulesRead(t *testing.T) {
 		p := o.(*corev1.Pod)
 		v := c.FromPod(p)
 		views = append(views, v)
-		spec := *v.Spec
+		spec := *v.TrimmedSpec
 		spec.NodeName = p.Spec.NodeName
 		back := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace, Name: v.Name, Labels: v.Labels,
 			OwnerReferences: v.OwnerReferences}, Spec: spec, Status: corev1.PodStatus{Phase: v.Phase, PodIP: v.PodIP, PodIPs: v.IPs()}}
-		if fmt.Sprint(rules.PodIPs(back)) != fmt.Sprint(rules.PodIPs(p)) {
-			t.Errorf("pod %d: IPs %v, want %v", i, rules.PodIPs(back), rules.PodIPs(p))
+		if fmt.Sprint(oldPodIPs(back)) != fmt.Sprint(oldPodIPs(p)) {
+			t.Errorf("pod %d: IPs %v, want %v", i, oldPodIPs(back), oldPodIPs(p))
 		}
-		if fmt.Sprintf("%+v", back.Spec) != fmt.Sprintf("%+v", p.Spec) || v.NodeName != p.Spec.NodeName {
+		if fmt.Sprint(rules.PodIPs(v)) != fmt.Sprint(oldPodIPs(p)) {
+			t.Errorf("pod %d: rules.PodIPs %v, want %v", i, rules.PodIPs(v), oldPodIPs(p))
+		}
+		if fmt.Sprintf("%+v", back.Spec) != fmt.Sprintf("%+v", p.Spec) || v.NodeName != p.Spec.NodeName || v.TrimmedSpec.NodeName != "" {
 			t.Errorf("pod %d: spec differs", i)
 		}
 	}
@@ -291,10 +292,10 @@ func TestFromPodKeepsWhatTheRulesRead(t *testing.T) {
 	// workload, one namespace) do.
 	o2, _ := trim(decodedPod(2))
 	o4, _ := trim(decodedPod(4))
-	if c.FromPod(o2.(*corev1.Pod)).Spec != c.FromPod(o4.(*corev1.Pod)).Spec {
+	if c.FromPod(o2.(*corev1.Pod)).TrimmedSpec != c.FromPod(o4.(*corev1.Pod)).TrimmedSpec {
 		t.Error("pods of one workload do not share their spec")
 	}
-	if views[0].Spec == views[2].Spec {
+	if views[0].TrimmedSpec == views[2].TrimmedSpec {
 		t.Error("a hostNetwork pod shares the spec of a pod without it")
 	}
 }
@@ -332,7 +333,7 @@ func TestJudgedIdentically(t *testing.T) {
 		v := o.(*podview.Pod)
 		want, _ := rules.PodTemplateOf(review)
 		got := rules.PodTemplate{Object: rules.ObjectRef{Kind: "Pod", Namespace: v.Namespace, Name: v.Name},
-			Labels: v.Labels, Spec: v.Spec, SpecPath: field.NewPath("spec")}
+			Labels: v.Labels, Spec: v.TrimmedSpec, SpecPath: field.NewPath("spec")}
 		wf, gf := rules.EvaluatePod(env, want), rules.EvaluatePod(env, got)
 		if len(wf) == 0 {
 			t.Errorf("pod %d: no finding to compare", i)
@@ -343,7 +344,11 @@ func TestJudgedIdentically(t *testing.T) {
 		if testing.Verbose() {
 			t.Logf("pod %d: %v", i, messages(gf))
 		}
-		wr, gr := hostnet.NodeMateRisks(review), hostnet.NodeMateRisks(&corev1.Pod{Spec: *v.Spec})
+		// As the rules take a cached pod: through PodTemplateOf.
+		if viaTemplate, ok := rules.PodTemplateOf(v); !ok || fmt.Sprint(messages(rules.EvaluatePod(env, viaTemplate))) != fmt.Sprint(messages(wf)) {
+			t.Errorf("pod %d: PodTemplateOf(*podview.Pod) (ok %v) judged otherwise", i, ok)
+		}
+		wr, gr := hostnet.NodeMateRisks(&review.Spec), hostnet.NodeMateRisks(v.TrimmedSpec)
 		if fmt.Sprint(wr) != fmt.Sprint(gr) || risky != (len(wr) > 0) {
 			t.Errorf("pod %d: node-mate risks %v, want %v", i, gr, wr)
 		}

@@ -61,10 +61,8 @@ func (c *Converter) FromPod(p *corev1.Pod) *Pod {
 		Labels: p.Labels, OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
 		NodeName: p.Spec.NodeName, Phase: p.Status.Phase, PodIP: p.Status.PodIP,
 	}
-	if ips := p.Status.PodIPs; len(ips) > 1 || (len(ips) == 1 && ips[0].IP != p.Status.PodIP) {
-		out.PodIPs = ips
-	}
-	out.Spec = c.share(&p.Spec)
+	out.PodIPs = extraIPs(p.Status)
+	out.TrimmedSpec = c.share(&p.Spec)
 	return out
 }
 

@@ -1,7 +1,8 @@
-// Package podview is a prototype (feasibility study, docs/compact-pods.md)
-// of the manager's cached pod: what loopguard's readers of the pod cache
-// read, and nothing else, in a struct of 192 bytes instead of
-// corev1.Pod's 1,280 (its size class).
+// Package podview is the manager's cached pod (docs/compact-pods.md): what
+// loopguard's readers of the pod cache read, and nothing else, in a
+// struct of 192 bytes instead of corev1.Pod's 1,280 (its size class). The
+// rule engine judges cluster pods in this form; an admission review's own
+// pod stays a corev1.Pod.
 //
 // Everything shared between pods is shared, not copied: the label map,
 // the owner references and the container lists are the canonical ones of
@@ -37,9 +38,50 @@ type Pod struct {
 	// than PodIP (dual-stack), else nil: IPs returns both.
 	PodIP  string
 	PodIPs []corev1.PodIP
-	// Spec is slim.Pod's trimmed spec with NodeName unset, shared by the
-	// pods with an equal one; never nil.
-	Spec *corev1.PodSpec
+	// TrimmedSpec is slim.Pod's trimmed spec, shared by the pods with an
+	// equal one; never nil. Its NodeName is always empty: the node is
+	// NodeName above (the name says so where a reader would write
+	// p.Spec.NodeName of a corev1.Pod and silently read "").
+	TrimmedSpec *corev1.PodSpec
+}
+
+// Of returns the Pod of a pod as it is, for readers that are not the
+// manager's cache (the CLI's lists and files, a client in a test): no
+// trimming, no sharing.
+func Of(p *corev1.Pod) *Pod {
+	spec := p.Spec
+	spec.NodeName = ""
+	out := &Pod{
+		Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		Labels: p.Labels, OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
+		NodeName: p.Spec.NodeName, Phase: p.Status.Phase, PodIP: p.Status.PodIP, TrimmedSpec: &spec,
+	}
+	out.PodIPs = extraIPs(p.Status)
+	return out
+}
+
+// From returns obj as a Pod: a *Pod as it is, a *corev1.Pod through Of.
+// Event handlers and index functions take pods through it, so that one
+// left on a type assertion to either type cannot drop pods silently.
+func From(obj any) (*Pod, bool) {
+	switch o := obj.(type) {
+	case *Pod:
+		return o, o != nil
+	case *corev1.Pod:
+		if o == nil {
+			return nil, false
+		}
+		return Of(o), true
+	}
+	return nil, false
+}
+
+// extraIPs is status.podIPs when it says more than status.podIP, else nil.
+func extraIPs(st corev1.PodStatus) []corev1.PodIP {
+	if ips := st.PodIPs; len(ips) > 1 || (len(ips) == 1 && ips[0].IP != st.PodIP) {
+		return ips
+	}
+	return nil
 }
 
 // IPs are the pod's IPs as status.podIPs lists them (status.podIP when

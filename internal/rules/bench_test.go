@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/test/workload"
 )
@@ -72,7 +73,7 @@ func decoded(b *testing.B, c workload.Case, env *rules.Env) (runtime.Object, rul
 			b.Fatal(err)
 		}
 		for i := range pods.Items {
-			cluster.Pods = append(cluster.Pods, &pods.Items[i])
+			cluster.Pods = append(cluster.Pods, podview.Of(&pods.Items[i]))
 		}
 		return svc, cluster
 	}

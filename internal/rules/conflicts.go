@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // The NetworkPolicy math of an audit: NetworkPolicy allow-lists are
@@ -43,7 +45,7 @@ func (c Conflict) String() string {
 // pod the policy protects. pods are the namespace's pods; np's podSelector
 // must select one that p protects, or select every pod. Named ports are
 // resolved on the protected pods np selects.
-func NetworkPolicyConflicts(np *networkingv1.NetworkPolicy, p *Policy, pods []*corev1.Pod) []Conflict {
+func NetworkPolicyConflicts(np *networkingv1.NetworkPolicy, p *Policy, pods []*podview.Pod) []Conflict {
 	if !hasIngress(np) {
 		return nil
 	}
@@ -51,7 +53,7 @@ func NetworkPolicyConflicts(np *networkingv1.NetworkPolicy, p *Policy, pods []*c
 	if err != nil {
 		return nil
 	}
-	var victims []*corev1.Pod
+	var victims []*podview.Pod
 	for _, pod := range pods {
 		l := labels.Set(pod.Labels)
 		if sel.Matches(l) && p.Selector.Matches(l) {
@@ -92,7 +94,7 @@ func hasIngress(np *networkingv1.NetworkPolicy) bool {
 
 // admits reports whether a ports list admits any port of the protected
 // range r.
-func admits(ports []networkingv1.NetworkPolicyPort, r PortRange, pods []*corev1.Pod) (string, bool) {
+func admits(ports []networkingv1.NetworkPolicyPort, r PortRange, pods []*podview.Pod) (string, bool) {
 	for _, pp := range ports {
 		proto := corev1.ProtocolTCP
 		if pp.Protocol != nil {
@@ -106,7 +108,7 @@ func admits(ports []networkingv1.NetworkPolicyPort, r PortRange, pods []*corev1.
 		}
 		if pp.Port.Type == intstr.String {
 			for _, pod := range pods {
-				for _, c := range append(append([]corev1.Container{}, pod.Spec.Containers...), pod.Spec.InitContainers...) {
+				for _, c := range append(append([]corev1.Container{}, pod.TrimmedSpec.Containers...), pod.TrimmedSpec.InitContainers...) {
 					for _, cp := range c.Ports {
 						cpProto := cp.Protocol
 						if cpProto == "" {

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // ReasonEndpointTarget: a hand-written EndpointSlice or Endpoints object
@@ -104,9 +106,9 @@ func EvaluateEndpoints(eps *corev1.Endpoints, r Resolver) []Finding {
 
 // addressPods are the live pods an address reaches or names: the one its
 // targetRef names and the ones that own its IP, each once.
-func addressPods(a endpointAddress, r Resolver) []*corev1.Pod {
-	var out []*corev1.Pod
-	add := func(p *corev1.Pod) {
+func addressPods(a endpointAddress, r Resolver) []*podview.Pod {
+	var out []*podview.Pod
+	add := func(p *podview.Pod) {
 		if p == nil || p.DeletionTimestamp != nil {
 			return
 		}
@@ -147,7 +149,7 @@ func evaluateEndpoints(obj ObjectRef, groups []endpointGroup, r Resolver) []Find
 
 // judgeAddress adds a finding for each port of the group that reaches a
 // port protected on pod by a policy of env (the env of pod's namespace).
-func judgeAddress(env *Env, obj ObjectRef, ports []endpointPort, a endpointAddress, pod *corev1.Pod, c *collector) {
+func judgeAddress(env *Env, obj ObjectRef, ports []endpointPort, a endpointAddress, pod *podview.Pod, c *collector) {
 	podLabels := labels.Set(pod.Labels)
 	name := pod.Name
 	if pod.Namespace != obj.Namespace {

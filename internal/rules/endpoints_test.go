@@ -103,7 +103,7 @@ func TestEvaluateEndpointSlice(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := shopEnv(envoy, dns)
-			got := Evaluate(env, tt.slice, Cluster{Pods: pods})
+			got := Evaluate(env, tt.slice, Cluster{Pods: views(pods...)})
 			expectFindings(t, got, tt.want)
 		})
 	}
@@ -126,7 +126,7 @@ func TestEvaluateEndpointsAcrossNamespaces(t *testing.T) {
 		"shop":     shopEnv(envoy, mesh),
 		"attacker": newEnv("attacker", kv("team", "red"), mesh), // the cluster policy does not apply there
 	}
-	resolver := NewResolver([]*corev1.Pod{cart, web, mine, host, done, gone}, func(ns string) *Env { return envs[ns] })
+	resolver := NewResolver(views(cart, web, mine, host, done, gone), func(ns string) *Env { return envs[ns] })
 	ep := func(ip, refNS, refName string) discoveryv1.Endpoint {
 		e := discoveryv1.Endpoint{Addresses: []string{ip}}
 		if refName != "" {
@@ -266,7 +266,7 @@ func TestEvaluateEndpoints(t *testing.T) {
 			{NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.244.0.7"}}, Ports: []corev1.EndpointPort{{Port: 8080}, {Port: 15000}}},
 		},
 	}
-	got := Evaluate(shopEnv(envoy), eps, Cluster{Pods: []*corev1.Pod{cart}})
+	got := Evaluate(shopEnv(envoy), eps, Cluster{Pods: views(cart)})
 	expectFindings(t, got, []wantFinding{{
 		Kind: "Endpoints", Name: "manual", Field: "subsets[1].ports[1].port", Reason: ReasonEndpointTarget, Port: 15000, Protocol: corev1.ProtocolTCP,
 		Action: v1alpha1.ActionDeny, Policies: []string{envoyAdmin}, Related: "pod/cart-1",
@@ -282,7 +282,7 @@ func TestReviewEndpointsFromANamespaceWithoutPolicies(t *testing.T) {
 	envoy := nsPolicy(t, "shop", "envoy-admin", podSelector("app", "cart"), protects(15000))
 	cart := pod("cart-0", withLabels("app", "cart"), withIP("10.244.0.7"))
 	envs := map[string]*Env{"shop": shopEnv(envoy), "attacker": newEnv("attacker", kv("team", "red"))}
-	resolver := NewResolver([]*corev1.Pod{cart}, func(ns string) *Env { return envs[ns] })
+	resolver := NewResolver(views(cart), func(ns string) *Env { return envs[ns] })
 	s := slice("steal", []discoveryv1.EndpointPort{slicePort(15000, corev1.ProtocolTCP)}, discoveryv1.Endpoint{Addresses: []string{"10.244.0.7"}})
 	s.Namespace = "attacker"
 	d := review(envs["attacker"], ReviewRequest{Operation: OperationCreate, Object: s}, Cluster{Resolver: resolver})

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 const testNamespace = "shop"
@@ -186,6 +187,16 @@ func pod(name string, opts ...podOpt) *corev1.Pod {
 		o(p)
 	}
 	return p
+}
+
+// views are pods as the rules judge cluster pods (podview.Of: as they
+// are, no trimming), in order.
+func views(pods ...*corev1.Pod) []*podview.Pod {
+	out := make([]*podview.Pod, len(pods))
+	for i, p := range pods {
+		out[i] = podview.Of(p)
+	}
+	return out
 }
 
 func inNamespace(ns string) podOpt { return func(p *corev1.Pod) { p.Namespace = ns } }

@@ -56,8 +56,8 @@ func hostileCases() []hostileCase {
 	}
 	old := service("hostile", selector("app", "cart"), servicePort(80, targetPort(8080)))
 	return []hostileCase{
-		{"named", named, old, Cluster{Pods: pods}, ""},
-		{"numeric", numeric, old, Cluster{Pods: pods}, v1alpha1.ActionDeny},
+		{"named", named, old, Cluster{Pods: views(pods...)}, ""},
+		{"numeric", numeric, old, Cluster{Pods: views(pods...)}, v1alpha1.ActionDeny},
 	}
 }
 

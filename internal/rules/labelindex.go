@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // labelIndex is a snapshot's lookup structure for Service selection: the
@@ -15,7 +17,7 @@ import (
 // costs about S+W lookups instead of S×W selector matches. Candidates keep
 // the snapshot's order, so findings come out as without the index.
 type labelIndex struct {
-	pods      []*corev1.Pod
+	pods      []*podview.Pod
 	templates []PodTemplate // of the workloads, in order; Object.Kind "" when none
 	workloads []runtime.Object
 	services  []*corev1.Service
@@ -27,7 +29,7 @@ type labelIndex struct {
 
 type labelPair struct{ key, value string }
 
-func newLabelIndex(pods []*corev1.Pod, workloads []runtime.Object, services []*corev1.Service) *labelIndex {
+func newLabelIndex(pods []*podview.Pod, workloads []runtime.Object, services []*corev1.Service) *labelIndex {
 	s := &labelIndex{pods: pods, workloads: workloads, services: services,
 		podsBy: map[labelPair][]int{}, templatesBy: map[labelPair][]int{}, servicesBy: map[labelPair][]int{}}
 	for i, p := range pods {
@@ -67,7 +69,7 @@ func newLabelIndex(pods []*corev1.Pod, workloads []runtime.Object, services []*c
 
 // selectedBy returns the live pods and workloads that svc may select: those
 // carrying the rarest pair of its selector, in snapshot order.
-func (s *labelIndex) selectedBy(svc *corev1.Service) ([]*corev1.Pod, []runtime.Object) {
+func (s *labelIndex) selectedBy(svc *corev1.Service) ([]*podview.Pod, []runtime.Object) {
 	if !inScope(svc) {
 		return nil, nil
 	}
@@ -79,7 +81,7 @@ func (s *labelIndex) selectedBy(svc *corev1.Service) ([]*corev1.Pod, []runtime.O
 			best, n = lp, c
 		}
 	}
-	pods := make([]*corev1.Pod, 0, len(s.podsBy[best]))
+	pods := make([]*podview.Pod, 0, len(s.podsBy[best]))
 	for _, i := range s.podsBy[best] {
 		pods = append(pods, s.pods[i])
 	}

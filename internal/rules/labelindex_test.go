@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // TestAuditIndexAgreesWithFullScan: Audit looks up each object's
@@ -74,7 +76,7 @@ func TestAuditIndexAgreesWithFullScan(t *testing.T) {
 	}
 }
 
-func liveObjects(pods []*corev1.Pod) []runtime.Object {
+func liveObjects(pods []*podview.Pod) []runtime.Object {
 	out := make([]runtime.Object, len(pods))
 	for i, p := range pods {
 		out[i] = p

@@ -64,7 +64,7 @@ func TestMergedFindingsDescribeEveryPolicy(t *testing.T) {
 					pod("web-1", withLabels("app", "web", "tier", "front"), withContainer("envoy", port(15000))),
 				}
 				svc := service("front", selector("tier", "front"), servicePort(80, targetPort(15000)))
-				return EvaluateService(env, svc, pods)
+				return EvaluateService(env, svc, views(pods...))
 			},
 			mustMention:  map[string][]string{envoyAdmin: {"cart-1"}, "LoopbackService shop/web-admin": {"web-1"}},
 			wantPolicies: []string{envoyAdmin, "LoopbackService shop/web-admin"},
@@ -80,7 +80,7 @@ func TestMergedFindingsDescribeEveryPolicy(t *testing.T) {
 				)
 				pods := []*corev1.Pod{pod("cart-1", withLabels("app", "cart", "mesh", "envoy", "tier", "front"), withContainer("envoy", port(15000)))}
 				svc := service("front", selector("tier", "front", "app", "cart"), servicePort(80, targetPort(15000)))
-				return EvaluateService(env, svc, pods)
+				return EvaluateService(env, svc, views(pods...))
 			},
 			mustMention:  map[string][]string{envoyAdmin: {"cart-1"}, "LoopbackService shop/front": {"cart-1"}},
 			wantPolicies: []string{envoyAdmin, "LoopbackService shop/front"},

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/loopguard/loopguard/internal/kinds"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // PodTemplateOf returns the pod template an object carries: the Pod itself,
@@ -20,6 +21,16 @@ func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
 			Object:   ObjectRef{Kind: "Pod", Namespace: o.Namespace, Name: objectName(o.Name, o.GenerateName)},
 			Labels:   o.Labels,
 			Spec:     &o.Spec,
+			SpecPath: field.NewPath("spec"),
+		}, true
+	}
+	if o, ok := obj.(*podview.Pod); ok {
+		// A cached pod: its trimmed spec keeps every field and every
+		// container and volume at its index that the rules read.
+		return PodTemplate{
+			Object:   ObjectRef{Kind: "Pod", Namespace: o.Namespace, Name: o.Name},
+			Labels:   o.Labels,
+			Spec:     o.TrimmedSpec,
 			SpecPath: field.NewPath("spec"),
 		}, true
 	}
@@ -46,7 +57,7 @@ func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
 type Cluster struct {
 	// Pods: a Service is judged against them; so are an EndpointSlice and
 	// an Endpoints object when Resolver is nil.
-	Pods     []*corev1.Pod
+	Pods     []*podview.Pod
 	Services []*corev1.Service
 	// Workloads are the namespace's objects with a pod template
 	// (PodTemplateOf): a Service judged against them also catches a

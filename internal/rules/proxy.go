@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // ProxyTarget is the name of a pods/proxy or services/proxy request:
@@ -28,7 +30,7 @@ func ParseProxyTarget(id string) (t ProxyTarget, ok bool) {
 // when it names none, or on the scheme's default port; a port that is not
 // a number it resolves with its own resolver, so loopguard cannot tell
 // which port that is and judges it like a protected one.
-func EvaluatePodProxy(env *Env, pod *corev1.Pod, t ProxyTarget, who Requester) AccessDecision {
+func EvaluatePodProxy(env *Env, pod *podview.Pod, t ProxyTarget, who Requester) AccessDecision {
 	d := AccessDecision{Access: AccessProxy, Pod: pod.Name, Port: podProxyPort(pod, t)}
 	number, err := strconv.ParseUint(d.Port, 10, 16)
 	for _, p := range env.MatchingPolicies(labels.Set(pod.Labels)) {
@@ -44,11 +46,11 @@ func EvaluatePodProxy(env *Env, pod *corev1.Pod, t ProxyTarget, who Requester) A
 
 // podProxyPort is the port a pods/proxy request reaches, as the API
 // server's pod ResourceLocation picks it.
-func podProxyPort(pod *corev1.Pod, t ProxyTarget) string {
+func podProxyPort(pod *podview.Pod, t ProxyTarget) string {
 	if t.Port != "" {
 		return t.Port
 	}
-	for _, c := range pod.Spec.Containers {
+	for _, c := range pod.TrimmedSpec.Containers {
 		if len(c.Ports) > 0 {
 			return strconv.Itoa(int(c.Ports[0].ContainerPort))
 		}
@@ -67,7 +69,7 @@ func podProxyPort(pod *corev1.Pod, t ProxyTarget) string {
 // is judged, with the same target resolution as the Service exposure rule.
 // A Service without a selector routes to hand-written endpoints, which
 // the EndpointSlice rule judges when they are written.
-func EvaluateServiceProxy(env *Env, svc *corev1.Service, t ProxyTarget, pods []*corev1.Pod, who Requester) AccessDecision {
+func EvaluateServiceProxy(env *Env, svc *corev1.Service, t ProxyTarget, pods []*podview.Pod, who Requester) AccessDecision {
 	d := AccessDecision{Access: AccessProxy, Service: svc.Name}
 	if env.Empty() || !inScope(svc) {
 		return d
@@ -88,7 +90,7 @@ func EvaluateServiceProxy(env *Env, svc *corev1.Service, t ProxyTarget, pods []*
 			continue
 		}
 		// The proxy speaks HTTP over TCP whatever the Service port says.
-		for _, h := range targetHits(env, tgt, corev1.ProtocolTCP, newPortNames(&pod.Spec), nil, func(p *Policy) bool { return selecting[p] }) {
+		for _, h := range targetHits(env, tgt, corev1.ProtocolTCP, newPortNames(pod.TrimmedSpec), nil, func(p *Policy) bool { return selecting[p] }) {
 			d.add(h.policy, who)
 			if d.Pod == "" || pod.Name < d.Pod {
 				d.Pod, d.Port = pod.Name, strconv.Itoa(int(h.port))

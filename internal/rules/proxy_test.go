@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 func TestParseProxyTarget(t *testing.T) {
@@ -67,7 +68,7 @@ func TestEvaluatePodProxy(t *testing.T) {
 	pods := map[string]*corev1.Pod{"cart": cart, "bare": bare, "first": firstPort15000, "web": web}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := EvaluatePodProxy(shopEnv(tc.policy), pods[tc.pod], tc.target, tc.who)
+			d := EvaluatePodProxy(shopEnv(tc.policy), podview.Of(pods[tc.pod]), tc.target, tc.who)
 			if d.Action != tc.want || d.Port != tc.port {
 				t.Fatalf("got action %q port %q, want %q port %q", d.Action, d.Port, tc.want, tc.port)
 			}
@@ -115,7 +116,7 @@ func TestEvaluateServiceProxy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := EvaluateServiceProxy(shopEnv(guard, named), tc.svc, ProxyTarget{Name: tc.svc.Name, Port: tc.port}, pods, bob)
+			d := EvaluateServiceProxy(shopEnv(guard, named), tc.svc, ProxyTarget{Name: tc.svc.Name, Port: tc.port}, views(pods...), bob)
 			if d.Action != tc.want || d.Pod != tc.pod || d.Port != tc.hit || d.Service != tc.svc.Name {
 				t.Fatalf("got action %q pod %q port %q service %q, want %q %q %q %q", d.Action, d.Pod, d.Port, d.Service, tc.want, tc.pod, tc.hit, tc.svc.Name)
 			}

@@ -7,6 +7,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // PodKey names a pod.
@@ -22,9 +24,9 @@ func (k PodKey) String() string { return k.Namespace + "/" + k.Name }
 type Resolver interface {
 	// PodsByIP returns the pods that own ip (CanonicalIP form), in any
 	// namespace: those PodIPs lists it for.
-	PodsByIP(ip string) []*corev1.Pod
+	PodsByIP(ip string) []*podview.Pod
 	// Pod returns the pod namespace/name, or nil.
-	Pod(namespace, name string) *corev1.Pod
+	Pod(namespace, name string) *podview.Pod
 	// EnvFor returns the env of a namespace: the policies that may apply
 	// there. nil or empty when none can.
 	EnvFor(namespace string) *Env
@@ -32,8 +34,8 @@ type Resolver interface {
 
 // NewResolver resolves against a snapshot of pods (of any namespaces) and
 // the envs envFor returns.
-func NewResolver(pods []*corev1.Pod, envFor func(namespace string) *Env) Resolver {
-	r := &podResolver{byIP: map[string][]*corev1.Pod{}, byKey: make(map[PodKey]*corev1.Pod, len(pods)), envFor: envFor}
+func NewResolver(pods []*podview.Pod, envFor func(namespace string) *Env) Resolver {
+	r := &podResolver{byIP: map[string][]*podview.Pod{}, byKey: make(map[PodKey]*podview.Pod, len(pods)), envFor: envFor}
 	for _, p := range pods {
 		r.byKey[PodKey{p.Namespace, p.Name}] = p
 		for _, ip := range PodIPs(p) {
@@ -44,13 +46,13 @@ func NewResolver(pods []*corev1.Pod, envFor func(namespace string) *Env) Resolve
 }
 
 type podResolver struct {
-	byIP   map[string][]*corev1.Pod
-	byKey  map[PodKey]*corev1.Pod
+	byIP   map[string][]*podview.Pod
+	byKey  map[PodKey]*podview.Pod
 	envFor func(string) *Env
 }
 
-func (s *podResolver) PodsByIP(ip string) []*corev1.Pod { return s.byIP[ip] }
-func (s *podResolver) Pod(namespace, name string) *corev1.Pod {
+func (s *podResolver) PodsByIP(ip string) []*podview.Pod { return s.byIP[ip] }
+func (s *podResolver) Pod(namespace, name string) *podview.Pod {
 	return s.byKey[PodKey{namespace, name}]
 }
 func (s *podResolver) EnvFor(namespace string) *Env { return s.envFor(namespace) }
@@ -68,18 +70,18 @@ func CanonicalIP(ip string) (string, bool) {
 // PodIPs are the addresses a pod owns, canonical: none for a hostNetwork
 // pod (its IP is the node's), one being deleted, or one that has finished
 // (its IP is free for the next pod).
-func PodIPs(p *corev1.Pod) []string {
-	if p.Spec.HostNetwork || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+func PodIPs(p *podview.Pod) []string {
+	if p.TrimmedSpec.HostNetwork || p.DeletionTimestamp != nil || p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed {
 		return nil
 	}
 	var out []string
-	for _, ip := range p.Status.PodIPs {
+	for _, ip := range p.PodIPs {
 		if a, ok := CanonicalIP(ip.IP); ok {
 			out = append(out, a)
 		}
 	}
-	if len(out) == 0 && p.Status.PodIP != "" {
-		if a, ok := CanonicalIP(p.Status.PodIP); ok {
+	if len(out) == 0 && p.PodIP != "" {
+		if a, ok := CanonicalIP(p.PodIP); ok {
 			out = append(out, a)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 func portForwardAllowed(subjects ...v1alpha1.Subject) specOpt {
@@ -51,7 +52,7 @@ func TestReview(t *testing.T) {
 	cart := func(name string, opts ...podOpt) *corev1.Pod {
 		return pod(name, append([]podOpt{withLabels("app", "cart"), withContainer("app", port(8080))}, opts...)...)
 	}
-	pods := Cluster{Pods: []*corev1.Pod{cart("cart-0"), cart("cart-1"), pod("other-0", withLabels("app", "other"), withContainer("app", port(8080)))}}
+	pods := Cluster{Pods: views(cart("cart-0"), cart("cart-1"), pod("other-0", withLabels("app", "other"), withContainer("app", port(8080))))}
 	create := func(obj runtime.Object) ReviewRequest { return ReviewRequest{Operation: OperationCreate, Object: obj} }
 	update := func(old, cur runtime.Object) ReviewRequest {
 		return ReviewRequest{Operation: OperationUpdate, Object: cur, OldObject: old, Requester: Requester{Username: "bob", Groups: []string{"dev"}}}
@@ -90,12 +91,12 @@ func TestReview(t *testing.T) {
 		{name: "update: Warn on 15000 does not mask Deny on 15000", policies: []*Policy{denyCore, warn15000},
 			req: update(service("admin", selector("app", "cart", "tier", "edge"), servicePort(80, targetPort(15000))),
 				service("admin", selector("app", "cart"), servicePort(80, targetPort(15000)))),
-			cluster: Cluster{Pods: []*corev1.Pod{cart("cart-edge", withLabels("tier", "edge")), cart("cart-core", withLabels("tier", "core"))}},
+			cluster: Cluster{Pods: views(cart("cart-edge", withLabels("tier", "edge")), cart("cart-core", withLabels("tier", "core")))},
 			want:    v1alpha1.ActionDeny, msg: []string{"pod cart-core; that port is declared loopback-only by LoopbackService shop/core"}},
 		{name: "update: Warn on 15000 kept, ports added", policies: []*Policy{denyCore, warn15000},
 			req: update(service("admin", selector("app", "cart", "tier", "edge"), servicePort(80, targetPort(15000))),
 				service("admin", selector("app", "cart", "tier", "edge"), servicePort(80, targetPort(15000)), servicePort(81, targetPort(15000)))),
-			cluster: Cluster{Pods: []*corev1.Pod{cart("cart-edge", withLabels("tier", "edge")), cart("cart-core", withLabels("tier", "core"))}}},
+			cluster: Cluster{Pods: views(cart("cart-edge", withLabels("tier", "edge")), cart("cart-core", withLabels("tier", "core")))}},
 		{name: "update: same exposure, other field (ports reordered, one added)", policies: []*Policy{deny, warn},
 			req: update(service("admin", selector("app", "cart"), servicePort(80, targetPort(15000))),
 				service("admin", selector("app", "cart"), servicePort(8080, targetPort(8080)), servicePort(80, targetPort(15000)))),
@@ -119,11 +120,11 @@ func TestReview(t *testing.T) {
 		{name: "update: selector widened to reach another protected pod", policies: []*Policy{deny},
 			req: update(service("admin", selector("app", "cart", "pod", "0"), servicePort(80, targetPort(15000))),
 				service("admin", selector("app", "cart"), servicePort(80, targetPort(15000)))),
-			cluster: Cluster{Pods: []*corev1.Pod{cart("cart-0", withLabels("pod", "0")), cart("cart-1")}}, want: v1alpha1.ActionDeny, msg: []string{"pods cart-0, cart-1"}},
+			cluster: Cluster{Pods: views(cart("cart-0", withLabels("pod", "0")), cart("cart-1"))}, want: v1alpha1.ActionDeny, msg: []string{"pods cart-0, cart-1"}},
 		{name: "update: selector narrowed reaches no new pod", policies: []*Policy{deny},
 			req: update(service("admin", selector("app", "cart"), servicePort(80, targetPort(15000))),
 				service("admin", selector("app", "cart", "pod", "0"), servicePort(80, targetPort(15000)))),
-			cluster: Cluster{Pods: []*corev1.Pod{cart("cart-0", withLabels("pod", "0")), cart("cart-1")}}},
+			cluster: Cluster{Pods: views(cart("cart-0", withLabels("pod", "0")), cart("cart-1"))}},
 
 		// Hole 6: a terminating object is judged like any other, and an
 		// update that changes nothing the rules read still passes.
@@ -224,7 +225,7 @@ func TestReviewBoundsItsAnswer(t *testing.T) {
 	for i := range 300 {
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("w%d", i), Port: int32(10000 + i), TargetPort: intstr.FromInt32(int32(6000 + i))})
 	}
-	cluster := Cluster{Pods: []*corev1.Pod{pod("cart-0", withLabels("app", "cart"))}}
+	cluster := Cluster{Pods: views(pod("cart-0", withLabels("app", "cart")))}
 	d := review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)
 	if d.Action != v1alpha1.ActionDeny {
 		t.Fatalf("action %q, want Deny", d.Action)
@@ -253,7 +254,7 @@ func TestReviewStopsAtItsWorkLimit(t *testing.T) {
 	const nPods = 1000
 	var cluster Cluster
 	for i := range nPods {
-		cluster.Pods = append(cluster.Pods, pod(fmt.Sprintf("cart-%d", i), withLabels("app", "cart")))
+		cluster.Pods = append(cluster.Pods, podview.Of(pod(fmt.Sprintf("cart-%d", i), withLabels("app", "cart"))))
 	}
 	svc := service("admin", selector("app", "cart"), manyPorts(maxReviewWork/nPods+1, intstr.FromInt32(8080)))
 	d := review(env, ReviewRequest{Operation: OperationCreate, Object: svc}, cluster)

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // maxPodsInMessage bounds the pods a Service message lists by name.
@@ -207,13 +209,13 @@ type selectedMember struct {
 // function checks selection itself), a pod a workload among workloads would
 // create (its template), or any pod at all when the Service's selector
 // implies a policy's podSelector.
-func EvaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workloads ...runtime.Object) []Finding {
+func EvaluateService(env *Env, svc *corev1.Service, pods []*podview.Pod, workloads ...runtime.Object) []Finding {
 	return evaluateService(env, svc, pods, workloads, nil)
 }
 
 // evaluateService is EvaluateService within a budget: it stops, with what
 // it found so far, when b runs out.
-func evaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workloads []runtime.Object, b *budget) []Finding {
+func evaluateService(env *Env, svc *corev1.Service, pods []*podview.Pod, workloads []runtime.Object, b *budget) []Finding {
 	if env.Empty() || !inScope(svc) {
 		return nil
 	}
@@ -221,7 +223,7 @@ func evaluateService(env *Env, svc *corev1.Service, pods []*corev1.Pod, workload
 	var members []*selectedMember
 	for _, pod := range pods {
 		if pod.DeletionTimestamp == nil && selectorMatches(svc.Spec.Selector, pod.Labels) {
-			members = append(members, &selectedMember{pod: pod.Name, labels: pod.Labels, spec: &pod.Spec})
+			members = append(members, &selectedMember{pod: pod.Name, labels: pod.Labels, spec: pod.TrimmedSpec})
 		}
 	}
 	// Sorted by name, each reach lists its pods in order.

@@ -333,9 +333,9 @@ func TestEvaluateService(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := shopEnv(tt.policies...)
-			expectFindings(t, EvaluateService(env, tt.svc, tt.pods, tt.workloads...), tt.want)
+			expectFindings(t, EvaluateService(env, tt.svc, views(tt.pods...), tt.workloads...), tt.want)
 			// Evaluate dispatches Services to EvaluateService.
-			expectFindings(t, Evaluate(env, tt.svc, Cluster{Pods: tt.pods, Workloads: tt.workloads}), tt.want)
+			expectFindings(t, Evaluate(env, tt.svc, Cluster{Pods: views(tt.pods...), Workloads: tt.workloads}), tt.want)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/loopguard/loopguard/internal/kinds"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // NamespaceNameLabel is the label the API server puts on every namespace
@@ -49,7 +50,7 @@ func NamespaceLabels(name string, l map[string]string) labels.Set {
 type Snapshot struct {
 	Env *Env
 	// Pods of the namespace; Audit leaves out those being deleted.
-	Pods []*corev1.Pod
+	Pods []*podview.Pod
 	// Workloads are the namespace's objects with a pod template, every
 	// one, owned or not: an object a real owner controls with the same
 	// template is judged through it (OwnedByWorkload).
@@ -78,8 +79,10 @@ func (s *Snapshot) Add(obj runtime.Object) bool {
 		return false
 	}
 	switch o := obj.(type) {
-	case *corev1.Pod:
+	case *podview.Pod:
 		s.Pods = append(s.Pods, o)
+	case *corev1.Pod:
+		s.Pods = append(s.Pods, podview.Of(o))
 	case *corev1.Service:
 		s.Services = append(s.Services, o)
 	case *discoveryv1.EndpointSlice:
@@ -104,8 +107,8 @@ func (s *Snapshot) env() *Env {
 }
 
 // LivePods are the snapshot's pods not being deleted.
-func (s *Snapshot) LivePods() []*corev1.Pod {
-	out := make([]*corev1.Pod, 0, len(s.Pods))
+func (s *Snapshot) LivePods() []*podview.Pod {
+	out := make([]*podview.Pod, 0, len(s.Pods))
 	for _, p := range s.Pods {
 		if p.DeletionTimestamp == nil {
 			out = append(out, p)
@@ -115,9 +118,9 @@ func (s *Snapshot) LivePods() []*corev1.Pod {
 }
 
 // Selected are the live pods a policy of the env selects.
-func (s *Snapshot) Selected() []*corev1.Pod {
+func (s *Snapshot) Selected() []*podview.Pod {
 	env := s.env()
-	var out []*corev1.Pod
+	var out []*podview.Pod
 	for _, p := range s.LivePods() {
 		if len(env.MatchingPolicies(labels.Set(p.Labels))) > 0 {
 			out = append(out, p)
@@ -182,7 +185,7 @@ func Audit(s Snapshot) Report {
 		switch o := o.(type) {
 		case *corev1.Service:
 			c.Pods, c.Workloads = sel.selectedBy(o)
-		case *corev1.Pod:
+		case *podview.Pod:
 			c.Services = sel.selecting(o.Labels)
 		case *discoveryv1.EndpointSlice, *corev1.Endpoints:
 		default:

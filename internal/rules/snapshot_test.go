@@ -57,38 +57,38 @@ func TestAudit(t *testing.T) {
 		wantConflicts []string
 	}{{
 		name:       "nothing applies",
-		snap:       Snapshot{Env: shopEnv(), Pods: []*corev1.Pod{pod("a", cart, envoy)}},
+		snap:       Snapshot{Env: shopEnv(), Pods: views(pod("a", cart, envoy))},
 		wantJudged: []string{"Pod/a"},
 	}, {
 		name: "order: pods, Services, workloads",
-		snap: Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{pod("a", cart, envoy)},
+		snap: Snapshot{Env: shopEnv(policy), Pods: views(pod("a", cart, envoy)),
 			Workloads: []runtime.Object{statefulSet("db", cart, envoy)},
 			Services:  []*corev1.Service{service("web", selector("app", "cart"), servicePort(80, targetPort(15000)))}},
 		wantJudged: []string{"Pod/a:ContainerPort,SelectedByService", "Service/web:ServiceTarget", "StatefulSet/db:ContainerPort,SelectedByService"},
 	}, {
 		name: "a pod and a ReplicaSet their real owners control are judged through them",
-		snap: Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{rsPod, fakeOwner},
+		snap: Snapshot{Env: shopEnv(policy), Pods: views(rsPod, fakeOwner),
 			Workloads: []runtime.Object{rs, dep}},
 		wantJudged: []string{"Pod/cart-fake:ContainerPort", "Deployment/cart:ContainerPort"},
 	}, {
 		name:       "a pod being deleted is not judged",
-		snap:       Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{pod("a", cart, envoy, terminating()), pod("b", cart)}},
+		snap:       Snapshot{Env: shopEnv(policy), Pods: views(pod("a", cart, envoy, terminating()), pod("b", cart))},
 		wantJudged: []string{"Pod/b"},
 	}, {
 		name: "NetworkPolicies that re-open a protected port, loopguard's own included",
-		snap: Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{pod("b", cart)},
+		snap: Snapshot{Env: shopEnv(policy), Pods: views(pod("b", cart)),
 			NetworkPolicies: []*networkingv1.NetworkPolicy{allowAll("allow-all"), own}},
 		wantJudged:    []string{"Pod/b"},
 		wantConflicts: []string{"allow-all 15000/TCP envoy-admin", own.Name + " 15000/TCP envoy-admin"},
 	}, {
 		name: "the policy's own NetworkPolicy, just written, is not judged against it",
-		snap: Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{pod("b", cart)}, OwnNetworkPoliciesWritten: true,
+		snap: Snapshot{Env: shopEnv(policy), Pods: views(pod("b", cart)), OwnNetworkPoliciesWritten: true,
 			NetworkPolicies: []*networkingv1.NetworkPolicy{allowAll("allow-all"), own}},
 		wantJudged:    []string{"Pod/b"},
 		wantConflicts: []string{"allow-all 15000/TCP envoy-admin"},
 	}, {
 		name: "only the pods a protected pod's NetworkPolicy selects, not those being deleted",
-		snap: Snapshot{Env: shopEnv(policy), Pods: []*corev1.Pod{pod("b", cart, terminating())},
+		snap: Snapshot{Env: shopEnv(policy), Pods: views(pod("b", cart, terminating())),
 			NetworkPolicies: []*networkingv1.NetworkPolicy{func() *networkingv1.NetworkPolicy {
 				np := allowAll("cart-only")
 				np.Spec.PodSelector.MatchLabels = kv("app", "cart")

@@ -1,4 +1,4 @@
-package slim
+package slim_test
 
 import (
 	"reflect"
@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/loopguard/loopguard/internal/hostnet"
+	"github.com/loopguard/loopguard/internal/slim"
 )
 
 // TestPodKeepsWhatRulesRead checks the transform keeps every field the
@@ -33,7 +34,7 @@ func TestPodKeepsWhatRulesRead(t *testing.T) {
 		},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}},
 	}
-	outAny, err := Pod(in)
+	outAny, err := slim.Pod(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestPodKeepsWhatRulesRead(t *testing.T) {
 	case out.Status.PodIP != "10.0.0.1", out.Status.Phase != corev1.PodRunning, out.Status.Conditions != nil:
 		t.Errorf("status not trimmed to phase and IPs: %+v", out.Status)
 	}
-	if o, _ := Pod(&corev1.Service{}); o == nil {
+	if o, _ := slim.Pod(&corev1.Service{}); o == nil {
 		t.Errorf("non-pods must pass through")
 	}
 }
@@ -93,12 +94,12 @@ func TestPodKeepsNodeMateRisks(t *testing.T) {
 		"harmless": base(func(*corev1.PodSpec) {}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			want := hostnet.NodeMateRisks(p)
-			out, err := Pod(p.DeepCopy())
+			want := hostnet.NodeMateRisks(&p.Spec)
+			out, err := slim.Pod(p.DeepCopy())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := hostnet.NodeMateRisks(out.(*corev1.Pod)); !reflect.DeepEqual(got, want) {
+			if got := hostnet.NodeMateRisks(&out.(*corev1.Pod).Spec); !reflect.DeepEqual(got, want) {
 				t.Errorf("risks after slim: %v, want %v", got, want)
 			}
 		})
@@ -125,7 +126,7 @@ func TestPodSlimsInPlace(t *testing.T) {
 		p := pods[i]
 		i++
 		containers := p.Spec.Containers
-		if _, err := Pod(p); err != nil {
+		if _, err := slim.Pod(p); err != nil {
 			t.Fatal(err)
 		}
 		if &p.Spec.Containers[0] != &containers[0] {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loopguard/loopguard/internal/addrindex"
 	"github.com/loopguard/loopguard/internal/clusterindex"
+	"github.com/loopguard/loopguard/internal/podview"
 )
 
 // TestPodsByIPAreExactInASharedBucket: the pod IP index shares one index
@@ -56,7 +57,7 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 	ca := env.IndexedCache(ctx, t)
 	slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{target}}}}
-	named := func() ([]string, []*corev1.Pod, error) {
+	named := func() ([]string, []*podview.Pod, error) {
 		pods, err := addrindex.PodsNamed(ctx, ca, slice)
 		var out []string
 		for _, p := range pods {
@@ -65,7 +66,7 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 		return out, pods, err
 	}
 	var got []string
-	var first []*corev1.Pod
+	var first []*podview.Pod
 	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		all, _ := clusterindex.Pods(ctx, ca, addrindex.PodIP, addrindex.PodIPBucket(target))
 		var err error
@@ -79,6 +80,15 @@ func TestPodsByIPAreExactInASharedBucket(t *testing.T) {
 	}
 	if _, again, _ := named(); len(again) != 1 || len(first) != 1 || again[0] != first[0] {
 		t.Errorf("the pod read twice is two objects: PodsNamed copies")
+	}
+	// By targetRef: the pod named, at an address no pod owns; none for a
+	// pod that does not exist.
+	slice.Endpoints = []discoveryv1.Endpoint{
+		{Addresses: []string{"192.0.2.1"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "ai-1", Name: "p"}},
+		{Addresses: []string{"192.0.2.2"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "ai-1", Name: "absent"}},
+	}
+	if got, pods, err := named(); err != nil || !slices.Equal(got, []string{"ai-1/p"}) || pods[0].PodIP != ips[1] {
+		t.Errorf("pods named by targetRef: %v (%v), want ai-1/p with IP %s", got, err, ips[1])
 	}
 }
 
@@ -135,7 +145,7 @@ func TestSlicesNamingReadsTheCacheExactly(t *testing.T) {
 	}
 	ca := env.IndexedCache(ctx, t)
 	naming := func() ([]string, []*discoveryv1.EndpointSlice, error) {
-		found, err := addrindex.SlicesNaming(ctx, ca, []*corev1.Pod{pod})
+		found, err := addrindex.SlicesNaming(ctx, ca, []*podview.Pod{podview.Of(pod)})
 		var out []string
 		for _, s := range found {
 			out = append(out, s.Namespace+"/"+s.Name)

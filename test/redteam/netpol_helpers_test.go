@@ -20,6 +20,7 @@ import (
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/netpol"
+	"github.com/loopguard/loopguard/internal/podview"
 	"github.com/loopguard/loopguard/internal/rules"
 	"github.com/loopguard/loopguard/test/devcluster"
 )
@@ -60,9 +61,9 @@ func openProtectedPorts(t *testing.T, ns string) []string {
 	}
 	var pods corev1.PodList
 	getJSON(t, &pods, "get", "pods", "-n", ns)
-	var ps []*corev1.Pod
+	var ps []*podview.Pod
 	for i := range pods.Items {
-		ps = append(ps, &pods.Items[i])
+		ps = append(ps, podview.Of(&pods.Items[i]))
 	}
 	var nps networkingv1.NetworkPolicyList
 	getJSON(t, &nps, "get", "networkpolicies", "-n", ns)
