@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/controllers"
 	"github.com/loopguard/loopguard/internal/netpol"
 )
 
@@ -110,8 +111,16 @@ func TestNetworkPolicyOutlivesOnlyRunningProtectedPods(t *testing.T) {
 			g.Expect(p.DeletionTimestamp).NotTo(BeNil())
 		}
 	}, timeout, poll).Should(Succeed())
+	// The controller must have seen the pods and decided to hold (its only
+	// requeue) before the protected pod goes: else a release proves nothing.
+	held := reconcilesWith(g, controllers.PodsGoneControllerName, "requeue_after")
 	g.Expect(env.Client.Delete(ctx, np)).To(Succeed())
-	// Holding while the protected pod runs is TestNetworkPolicyOutlivesProtectedPods'.
+	g.Eventually(func(g Gomega) float64 {
+		return reconcilesWith(g, controllers.PodsGoneControllerName, "requeue_after")
+	}, timeout, poll).Should(BeNumerically(">", held), "the NetworkPolicy is held while the protected pod runs")
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
+	g.Expect(np.Finalizers).To(ContainElement(netpol.FinalizerPodsGone))
+
 	releasePod(ctx, protected)
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{}))

@@ -15,8 +15,10 @@ import (
 // (labels, spec, the phase and IPs that decide which addresses are the
 // pod's) and is dropped when only the rest of its status moved; so for
 // the runtime view (labels, deletion, node, phase) and the pods-gone
-// finalizer (phase). Each case runs on the cache's podview.Pods as well
-// as on corev1.Pods.
+// finalizer (phase). Each case runs on corev1.Pods, on podview.Pods as
+// they are, and on podview.Pods through the cache's transform, which
+// drops what no rule reads (an image change is then no change at all,
+// a port change still is).
 func TestRelevantPodChanges(t *testing.T) {
 	base := func() *corev1.Pod {
 		return &corev1.Pod{
@@ -27,34 +29,57 @@ func TestRelevantPodChanges(t *testing.T) {
 		}
 	}
 	type want struct{ audit, runtime, podsGone bool }
+	cached := podview.NewTransform()
+	viaCache := func(p *corev1.Pod) client.Object {
+		o, err := cached(p.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*podview.Pod)
+	}
 	for _, tc := range []struct {
 		name   string
 		change func(*corev1.Pod)
 		want   want
+		// dropped: the change is to a field the cache does not keep.
+		dropped bool
 	}{
-		{"labels", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "moved"} }, want{true, true, false}},
-		{"node", func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }, want{true, true, false}},
-		{"container", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "app:2" }, want{true, false, false}},
-		{"pod IP", func(p *corev1.Pod) { p.Status.PodIP = "10.0.0.2" }, want{true, false, false}},
-		{"phase (a finished pod's IPs are no longer its own)", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, want{true, true, true}},
-		{"second IP", func(p *corev1.Pod) { p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: "fd00::1"}) }, want{true, false, false}},
-		{"deletion", func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }, want{true, true, false}},
-		{"readiness only", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }, want{false, false, false}},
+		{"labels", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "moved"} }, want{true, true, false}, false},
+		{"node", func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }, want{true, true, false}, false},
+		{"container image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "app:2" }, want{true, false, false}, true},
+		{"container port", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 15000}}
+		}, want{true, false, false}, false},
+		{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want{true, false, false}, false},
+		{"ephemeral container", func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}
+		}, want{true, false, false}, false},
+		{"pod IP", func(p *corev1.Pod) { p.Status.PodIP = "10.0.0.2" }, want{true, false, false}, false},
+		{"phase (a finished pod's IPs are no longer its own)", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, want{true, true, true}, false},
+		{"second IP", func(p *corev1.Pod) { p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: "fd00::1"}) }, want{true, false, false}, false},
+		{"deletion", func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }, want{true, true, false}, false},
+		{"readiness only", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }, want{false, false, false}, false},
 	} {
 		o, n := base(), base()
 		tc.change(n)
 		for _, form := range []struct {
 			name     string
 			old, cur client.Object
+			trimmed  bool
 		}{
-			{"corev1", o, n},
-			{"podview", podview.Of(o), podview.Of(n)},
+			{"corev1", o, n, false},
+			{"podview", podview.Of(o), podview.Of(n), false},
+			{"cached", viaCache(o), viaCache(n), true},
 		} {
 			t.Run(tc.name+"/"+form.name, func(t *testing.T) {
 				e := event.UpdateEvent{ObjectOld: form.old, ObjectNew: form.cur}
 				got := want{relevantChange().Update(e), runtimeRelevantChange().Update(e), podGoneOrDone().Update(e)}
-				if got != tc.want {
-					t.Errorf("relevantChange, runtimeRelevantChange, podGoneOrDone = %+v, want %+v", got, tc.want)
+				w := tc.want
+				if form.trimmed && tc.dropped {
+					w = want{}
+				}
+				if got != w {
+					t.Errorf("relevantChange, runtimeRelevantChange, podGoneOrDone = %+v, want %+v", got, w)
 				}
 			})
 		}

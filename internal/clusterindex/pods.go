@@ -192,8 +192,7 @@ func fromStore(ctx context.Context, r client.Reader, obj client.Object, namespac
 }
 
 // informerOf returns the shared informer of obj's kind, synced; nil when r
-// is not an informer cache, or its informer not a shared one (the caller
-// Lists instead).
+// is not an informer cache (the caller Lists instead).
 func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolscache.SharedIndexInformer, error) {
 	c, isCache := r.(cache.Informers)
 	if !isCache {
@@ -203,6 +202,11 @@ func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolsc
 	if err != nil {
 		return nil, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
 	}
-	s, _ := inf.(toolscache.SharedIndexInformer)
+	s, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		// A List through this cache would fail on the podview.Pods it
+		// holds, once one matched: say so now (a multi-namespace cache, say).
+		return nil, fmt.Errorf("the informer of %T is a %T, not a shared index informer", obj, inf)
+	}
 	return s, nil
 }

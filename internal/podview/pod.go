@@ -15,6 +15,9 @@
 package podview
 
 import (
+	"maps"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,7 +69,7 @@ func Of(p *corev1.Pod) *Pod {
 func From(obj any) (*Pod, bool) {
 	switch o := obj.(type) {
 	case *Pod:
-		return o, o != nil
+		return o, o != nil && o.TrimmedSpec != nil
 	case *corev1.Pod:
 		if o == nil {
 			return nil, false
@@ -138,16 +141,21 @@ func (p *Pod) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
 // carry none either).
 func (p *Pod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
-// DeepCopyObject copies the Pod's own fields; what it shares with other
-// pods (labels, owner references, spec) is read-only and stays shared.
+// DeepCopyObject copies the Pod and what it shares with other pods
+// (labels, owner references, spec), as runtime.Object promises: a caller
+// that copies to write must not write into every pod of a workload. The
+// manager's cache does not copy pods (UnsafeDisableDeepCopy).
 func (p *Pod) DeepCopyObject() runtime.Object {
 	c := *p
-	if p.DeletionTimestamp != nil {
-		t := *p.DeletionTimestamp
-		c.DeletionTimestamp = &t
+	c.Labels = maps.Clone(p.Labels)
+	if p.OwnerReferences != nil {
+		c.OwnerReferences = make([]metav1.OwnerReference, len(p.OwnerReferences))
+		for i := range p.OwnerReferences {
+			p.OwnerReferences[i].DeepCopyInto(&c.OwnerReferences[i])
+		}
 	}
-	if p.PodIPs != nil {
-		c.PodIPs = append([]corev1.PodIP(nil), p.PodIPs...)
-	}
+	c.DeletionTimestamp = p.DeletionTimestamp.DeepCopy()
+	c.PodIPs = slices.Clone(p.PodIPs)
+	c.TrimmedSpec = p.TrimmedSpec.DeepCopy()
 	return &c
 }

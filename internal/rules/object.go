@@ -16,7 +16,7 @@ import (
 // StatefulSet, DaemonSet, Job, CronJob, ReplicationController). ok is false
 // for any other object, and for a workload without a template.
 func PodTemplateOf(obj runtime.Object) (PodTemplate, bool) {
-	if o, ok := obj.(*corev1.Pod); ok {
+	if o, ok := obj.(*corev1.Pod); ok { // a reviewed or listed pod, not a cached pod
 		return PodTemplate{
 			Object:   ObjectRef{Kind: "Pod", Namespace: o.Namespace, Name: objectName(o.Name, o.GenerateName)},
 			Labels:   o.Labels,

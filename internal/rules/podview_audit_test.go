@@ -23,7 +23,8 @@ import (
 // TestAuditOfCorev1AndPodviewPodsAgree: Audit over a snapshot whose pods
 // were added as *corev1.Pod (the CLI's files, a list from the API) finds
 // what it finds over the same snapshot with the pods added as
-// podview.Of(p) (the form the manager's cache holds): the same objects
+// the manager's cache holds them (trimmed by its transform, a
+// workload's specs shared): the same objects
 // judged, in order, with the same findings, and the same NetworkPolicy
 // conflicts. And each pod it judges gets the findings the *corev1.Pod
 // itself gets from Evaluate, and the pods judged are those the pods
@@ -128,10 +129,18 @@ func TestAuditOfCorev1AndPodviewPodsAgree(t *testing.T) {
 			byNumber.Spec.Ingress[0].Ports = []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromInt32(int32([]int{15000, 6065, 8080}[r.IntN(3)])))}}
 			others = append(others, byName, byNumber)
 
+			// fromPods: the pods as they are (Add converts each with
+			// podview.Of); fromViews: as the manager's cache holds them,
+			// trimmed and with a workload's specs shared.
 			fromPods := Snapshot{Env: env}
 			fromViews := Snapshot{Env: env}
+			cached := podview.NewTransform()
 			for _, p := range pods {
-				if !fromPods.Add(p) || !fromViews.Add(podview.Of(p)) {
+				v, err := cached(p.DeepCopy())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !fromPods.Add(p) || !fromViews.Add(v.(*podview.Pod)) {
 					t.Fatalf("Add(%s) = false", p.Name)
 				}
 			}

@@ -81,7 +81,7 @@ func (s *Snapshot) Add(obj runtime.Object) bool {
 	switch o := obj.(type) {
 	case *podview.Pod:
 		s.Pods = append(s.Pods, o)
-	case *corev1.Pod:
+	case *corev1.Pod: // from a list or a file, not a cached pod: converted
 		s.Pods = append(s.Pods, podview.Of(o))
 	case *corev1.Service:
 		s.Services = append(s.Services, o)
