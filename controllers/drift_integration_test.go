@@ -2,10 +2,14 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -83,4 +87,38 @@ func TestDriftWithoutTheHashIsARepair(t *testing.T) {
 		return related
 	}, timeout, poll).Should(ContainElement("NetworkPolicy " + ns + "/loopguard-hidden"))
 	g.Expect(eventReasons(ns, "hidden")).NotTo(ContainElement("NetworkPolicyUpdated"))
+}
+
+// TestDriftWithAForgedHashIsARepair: a tenant who can edit the managed
+// NetworkPolicy can also compute the spec-hash annotation of the spec it
+// writes (the hash of public data). Such an edit is repaired and
+// recorded as a repair, as any other edit: the manager remembers what it
+// wrote, and the annotation counts only for what it wrote before it
+// started.
+func TestDriftWithAForgedHashIsARepair(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	policy := lbs(ns, "forged", v1alpha1.LoopbackPort{Port: 6379})
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	want := []string{"TCP:1-6378", "TCP:6380-65535", "UDP:all", "SCTP:all"}
+	ports := func() []string { return portsOf(managedNP(g, ns, "loopguard-forged")) }
+	g.Eventually(ports, timeout, poll).Should(Equal(want))
+
+	np := managedNP(g, ns, "loopguard-forged")
+	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}}
+	np.Annotations["loopguard.io/spec-hash"] = forgedHash(g, np.Spec)
+	g.Expect(env.Client.Update(ctx, np)).To(Succeed())
+	g.Expect(np.Annotations["loopguard.io/spec-hash"]).To(Equal(forgedHash(g, np.Spec)), "the forgery does not match what the API server stored")
+	g.Eventually(ports, timeout, poll).Should(Equal(want))
+	g.Eventually(func() []string { return eventReasons(ns, "forged") }, timeout, poll).Should(ContainElement("NetworkPolicyRepaired"))
+	g.Expect(eventReasons(ns, "forged")).NotTo(ContainElement("NetworkPolicyUpdated"))
+}
+
+// forgedHash is the spec-hash annotation as anyone can compute it.
+func forgedHash(g Gomega, spec networkingv1.NetworkPolicySpec) string {
+	b, err := json.Marshal(spec)
+	g.Expect(err).NotTo(HaveOccurred())
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

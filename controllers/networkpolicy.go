@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -74,6 +75,9 @@ func (e *NameTakenError) advice() string {
 // loopguard last wrote, so that a change can be told apart: someone
 // edited the object (drift, repaired with a Warning), or what it must keep
 // closed changed because an overlapping policy came, went or changed.
+// Anyone who can edit the object can compute the hash of what they write,
+// so the manager believes it only for what was written before it started:
+// after that, specsWritten remembers.
 const annotationSpecHash = "loopguard.io/spec-hash"
 
 func specHash(spec networkingv1.NetworkPolicySpec) string {
@@ -84,7 +88,10 @@ func specHash(spec networkingv1.NetworkPolicySpec) string {
 
 // ensureNetworkPolicy creates or updates the managed NetworkPolicy and
 // writes only when it differs from what it should be; drifted says the
-// object had been changed by someone else since loopguard wrote it. A
+// object had been changed by someone else since loopguard wrote it: since
+// the spec whose hash is last (this process's last write; "" for none,
+// and then the annotation says), and written is the hash of the spec it
+// holds now ("" when it is being deleted). A
 // NetworkPolicy of that name that owner does not control (by UID) is never
 // adopted: the error is a *NameTakenError. A NetworkPolicy on its way out
 // is left to the finalizer controller: no new finalizer can be added to
@@ -95,7 +102,7 @@ func specHash(spec networkingv1.NetworkPolicySpec) string {
 // closure.go) computed its spec from a cache that held no more than this
 // one does now, so a write of this version never loses what that one
 // closed.
-func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel string, desired func() (networkingv1.NetworkPolicySpec, error)) (res controllerutil.OperationResult, drifted bool, err error) {
+func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, key types.NamespacedName, policyLabel, last string, desired func() (networkingv1.NetworkPolicySpec, error)) (res controllerutil.OperationResult, drifted bool, written string, err error) {
 	np := &networkingv1.NetworkPolicy{}
 	np.Name, np.Namespace = key.Name, key.Namespace
 	res, err = controllerutil.CreateOrUpdate(ctx, c, np, func() error {
@@ -120,19 +127,66 @@ func ensureNetworkPolicy(ctx context.Context, c client.Client, scheme *runtime.S
 		}
 		// Stored without the hash loopguard writes with every version: an
 		// edit that removed it is drift as much as one that kept it.
-		if last, ok := np.Annotations[annotationSpecHash]; np.ResourceVersion != "" && (!ok || last != specHash(np.Spec)) {
-			drifted = true
+		if np.ResourceVersion != "" {
+			if last == "" {
+				last = np.Annotations[annotationSpecHash]
+			}
+			drifted = last == "" || last != specHash(np.Spec)
 		}
 		if !equality.Semantic.DeepEqual(np.Spec, spec) {
 			np.Spec = spec
 		}
-		np.Annotations[annotationSpecHash] = specHash(spec)
+		written = specHash(spec)
+		np.Annotations[annotationSpecHash] = written
 		return controllerutil.SetControllerReference(owner, np, scheme)
 	})
 	if err != nil {
-		return res, false, fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
+		return res, false, "", fmt.Errorf("failed to apply NetworkPolicy %s: %w", key, err)
 	}
-	return res, drifted, nil
+	return res, drifted, written, nil
+}
+
+// specsWritten remembers the hash of the spec this process last wrote
+// (or found as it should be) in each managed NetworkPolicy, by policy and
+// namespace, so that an edit that also forged the spec-hash annotation is
+// still drift. A deleted policy's are forgotten with it.
+type specsWritten struct {
+	mu sync.Mutex
+	m  map[rules.PolicyRef]map[string]string
+}
+
+func newSpecsWritten() *specsWritten {
+	return &specsWritten{m: map[rules.PolicyRef]map[string]string{}}
+}
+
+func (w *specsWritten) last(ref rules.PolicyRef, namespace string) string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.m[ref][namespace]
+}
+
+func (w *specsWritten) put(ref rules.PolicyRef, namespace, hash string) {
+	if w == nil || hash == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[ref] == nil {
+		w.m[ref] = map[string]string{}
+	}
+	w.m[ref][namespace] = hash
+}
+
+func (w *specsWritten) forget(ref rules.PolicyRef) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	delete(w.m, ref)
+	w.mu.Unlock()
 }
 
 // removeNetworkPolicy deletes the managed NetworkPolicy if loopguard owns

@@ -70,6 +70,8 @@ type policyReconciler struct {
 	memo      *auditMemo
 	nodeMates *nodeMateMemo
 	metrics   *policyMetrics
+	// specs: what the managed NetworkPolicies were last written with.
+	specs *specsWritten
 }
 
 // forget drops what is kept of a deleted policy: its metrics and audits.
@@ -77,6 +79,7 @@ func (r *policyReconciler) forget(ref rules.PolicyRef) {
 	r.metrics.forget(ref)
 	r.memo.forget(ref)
 	r.nodeMates.forget(ref)
+	r.specs.forget(ref)
 }
 
 // staleCacheRetry is how soon a reconcile that lost the optimistic lock on
@@ -206,6 +209,7 @@ func (r *policyReconciler) reconcileNetworkPolicies(ctx context.Context, s *poli
 func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObject, p *rules.Policy, key types.NamespacedName, nsLabels labels.Set, clusterScoped bool) (string, error) {
 	var res controllerutil.OperationResult
 	var drifted bool
+	var written string
 	// A conflict is another write of the same object since the cache's
 	// version (a closure request's, or anyone's edit): read it again once
 	// the cache shows it, four tries over about 0.3 s (retry.DefaultBackoff:
@@ -213,7 +217,7 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 	// fails, as any write that does not hold.
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var err error
-		res, drifted, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), func() (networkingv1.NetworkPolicySpec, error) {
+		res, drifted, written, err = ensureNetworkPolicy(ctx, r.client, r.scheme, obj, key, policyLabelValue(clusterScoped, obj.GetName()), r.specs.last(p.Ref, key.Namespace), func() (networkingv1.NetworkPolicySpec, error) {
 			spec, err := r.desiredNetworkPolicy(ctx, p, obj.PolicySpec().PodSelector, key.Namespace, nsLabels)
 			if err != nil {
 				return spec, fmt.Errorf("failed to gather the policies of namespace %s: %w", key.Namespace, err)
@@ -222,9 +226,11 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 		})
 		return err
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return "", err
+	}
+	r.specs.put(p.Ref, key.Namespace, written)
+	switch {
 	case res == controllerutil.OperationResultCreated:
 		return npCreated, nil
 	case res == controllerutil.OperationResultUpdated && drifted:

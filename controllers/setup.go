@@ -72,7 +72,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	base := policyReconciler{
 		client: own.client(mgr.GetClient()), reader: mgr.GetCache(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(),
 		index: opts.Index, auditInterval: opts.AuditInterval, registration: opts.Registration, now: time.Now,
-		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(metrics.Policies),
+		memo: newAuditMemo(), nodeMates: newNodeMateMemo(), metrics: newPolicyMetrics(metrics.Policies), specs: newSpecsWritten(),
 	}
 	rt := newRuntimeEvents()
 
