@@ -275,6 +275,16 @@ func TestAuditOfExistingObjects(t *testing.T) {
 	))
 	g.Expect(policy.Status.HostNetworkPods).To(ConsistOf(v1alpha1.HostNetworkPod{Namespace: ns, Name: "node-agent", Node: "node-a"}))
 	g.Eventually(func() []string { return eventReasons(ns, "envoy") }, timeout, poll).Should(ContainElement("Violation"))
+	// Each Violation Event names the violating object as its related one.
+	g.Eventually(func() []string {
+		var related []string
+		for _, e := range objectEvents(ns, "envoy") {
+			if e.Reason == "Violation" && e.Related != nil {
+				related = append(related, e.Related.Kind+" "+e.Related.Namespace+"/"+e.Related.Name)
+			}
+		}
+		return related
+	}, timeout, poll).Should(ContainElements("Pod "+ns+"/cart-1", "Pod "+ns+"/node-agent"))
 
 	// Fixing it (deleting the pods) makes the policy compliant again.
 	g.Expect(env.Client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.GracePeriodSeconds(0))).To(Succeed())

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/loopguard/loopguard/api/v1alpha1"
+	"github.com/loopguard/loopguard/internal/kinds"
 	"github.com/loopguard/loopguard/internal/metrics"
 	"github.com/loopguard/loopguard/internal/policyindex"
 	"github.com/loopguard/loopguard/internal/rules"
@@ -241,6 +242,20 @@ func (r *policyReconciler) keepNetworkPolicy(ctx context.Context, obj policyObje
 	return "", nil
 }
 
+// violator is the object a violation is about, as its Event's related
+// object (events.k8s.io/v1 related: the object is named by reference, not
+// only in the note); nil for a kind the rules do not judge.
+func violator(v v1alpha1.Violation) runtime.Object {
+	k, ok := kinds.ByName(v.Kind)
+	if !ok {
+		return nil
+	}
+	o := k.New()
+	o.SetNamespace(v.Namespace)
+	o.SetName(v.Name)
+	return o
+}
+
 // reconcileObserve is the observe phase: it audits every enforced
 // namespace with the rules the webhook uses (a failure is that
 // namespace's; the others carry on) and finds the node-mates of the
@@ -308,7 +323,7 @@ func (r *policyReconciler) announce(s *policyScope, cur *v1alpha1.LoopbackServic
 		if i == maxEventsPerReconcile {
 			break
 		}
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
+		r.recorder.Eventf(obj, violator(v), corev1.EventTypeWarning, "Violation", "Audit", "%s", v.Message)
 	}
 	if o.runtimeObserved {
 		announceRuntime(r.recorder, obj, old.Runtime, cur.Runtime)
