@@ -227,6 +227,18 @@ func objectEvents(ns, name string) []eventsv1.Event {
 	return out
 }
 
+// eventRelated names the related objects ("Kind namespace/name") of the
+// Events of one reason about an object.
+func eventRelated(ns, name, reason string) []string {
+	var related []string
+	for _, e := range objectEvents(ns, name) {
+		if e.Reason == reason && e.Related != nil {
+			related = append(related, e.Related.Kind+" "+e.Related.Namespace+"/"+e.Related.Name)
+		}
+	}
+	return related
+}
+
 // eventNotes are the notes of the Events of one reason about an object.
 func eventNotes(ns, name, reason string) []string {
 	var notes []string
@@ -276,15 +288,8 @@ func TestAuditOfExistingObjects(t *testing.T) {
 	g.Expect(policy.Status.HostNetworkPods).To(ConsistOf(v1alpha1.HostNetworkPod{Namespace: ns, Name: "node-agent", Node: "node-a"}))
 	g.Eventually(func() []string { return eventReasons(ns, "envoy") }, timeout, poll).Should(ContainElement("Violation"))
 	// Each Violation Event names the violating object as its related one.
-	g.Eventually(func() []string {
-		var related []string
-		for _, e := range objectEvents(ns, "envoy") {
-			if e.Reason == "Violation" && e.Related != nil {
-				related = append(related, e.Related.Kind+" "+e.Related.Namespace+"/"+e.Related.Name)
-			}
-		}
-		return related
-	}, timeout, poll).Should(ContainElements("Pod "+ns+"/cart-1", "Pod "+ns+"/node-agent"))
+	g.Eventually(func() []string { return eventRelated(ns, "envoy", "Violation") }, timeout, poll).
+		Should(ContainElements("Pod "+ns+"/cart-1", "Pod "+ns+"/node-agent"))
 
 	// Fixing it (deleting the pods) makes the policy compliant again.
 	g.Expect(env.Client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.GracePeriodSeconds(0))).To(Succeed())

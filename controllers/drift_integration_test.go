@@ -77,15 +77,8 @@ func TestDriftWithoutTheHashIsARepair(t *testing.T) {
 	patch := `{"metadata":{"annotations":{"loopguard.io/spec-hash":null}},"spec":{"ingress":[{}]}}`
 	g.Expect(env.Client.Patch(ctx, np, client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
 	g.Eventually(ports, timeout, poll).Should(Equal(want))
-	g.Eventually(func() []string {
-		var related []string
-		for _, e := range objectEvents(ns, "hidden") {
-			if e.Reason == "NetworkPolicyRepaired" && e.Related != nil {
-				related = append(related, e.Related.Kind+" "+e.Related.Namespace+"/"+e.Related.Name)
-			}
-		}
-		return related
-	}, timeout, poll).Should(ContainElement("NetworkPolicy " + ns + "/loopguard-hidden"))
+	g.Eventually(func() []string { return eventRelated(ns, "hidden", "NetworkPolicyRepaired") }, timeout, poll).
+		Should(ContainElement("NetworkPolicy " + ns + "/loopguard-hidden"))
 	g.Expect(eventReasons(ns, "hidden")).NotTo(ContainElement("NetworkPolicyUpdated"))
 }
 
