@@ -62,10 +62,7 @@ func Pod(ctx context.Context, r client.Reader, namespace, name string) (*podview
 		}
 		return podview.Of(&p), nil
 	}
-	key := name
-	if namespace != "" {
-		key = namespace + "/" + name
-	}
+	key := toolscache.ObjectName{Namespace: namespace, Name: name}.String()
 	o, ok, err := s.GetIndexer().GetByKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read pod %s: %w", key, err)

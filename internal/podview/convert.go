@@ -55,27 +55,13 @@ type specKey struct {
 // ones). p's spec is shared when it has no ephemeral container and no
 // hostPath volume (those are rare, and kept as they are); p itself is no
 // longer needed.
-func (c *Converter) FromPod(p *corev1.Pod) *Pod {
-	out := &Pod{
-		Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
-		Labels: p.Labels, OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
-		NodeName: p.Spec.NodeName, Phase: p.Status.Phase, PodIP: p.Status.PodIP,
-	}
-	out.PodIPs = extraIPs(p.Status)
-	out.TrimmedSpec = c.share(&p.Spec)
-	return out
-}
+func (c *Converter) FromPod(p *corev1.Pod) *Pod { return withSpec(p, c.share(&p.Spec)) }
 
 // share returns the shared spec equal to spec without its node name, or
 // a copy of spec without it when it is not shareable.
 func (c *Converter) share(spec *corev1.PodSpec) *corev1.PodSpec {
-	own := func() *corev1.PodSpec {
-		s := *spec
-		s.NodeName = ""
-		return &s
-	}
 	if len(spec.EphemeralContainers) > 0 || len(spec.Volumes) > 0 {
-		return own()
+		return ownSpec(spec)
 	}
 	k := specKey{nCtrs: len(spec.Containers), nInits: len(spec.InitContainers), hostNet: spec.HostNetwork, hostPID: spec.HostPID}
 	if k.nCtrs > 0 {
@@ -92,7 +78,7 @@ func (c *Converter) share(spec *corev1.PodSpec) *corev1.PodSpec {
 	if c.specs == nil || len(c.specs) >= maxSharedSpecs {
 		c.specs = map[specKey]*corev1.PodSpec{}
 	}
-	s := own()
+	s := ownSpec(spec)
 	c.specs[k] = s
 	return s
 }

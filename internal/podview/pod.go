@@ -51,16 +51,23 @@ type Pod struct {
 // Of returns the Pod of a pod as it is, for readers that are not the
 // manager's cache (the CLI's lists and files, a client in a test): no
 // trimming, no sharing.
-func Of(p *corev1.Pod) *Pod {
-	spec := p.Spec
-	spec.NodeName = ""
-	out := &Pod{
+func Of(p *corev1.Pod) *Pod { return withSpec(p, ownSpec(&p.Spec)) }
+
+// withSpec is the Pod of p with spec as its TrimmedSpec.
+func withSpec(p *corev1.Pod, spec *corev1.PodSpec) *Pod {
+	return &Pod{
 		Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
 		Labels: p.Labels, OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
-		NodeName: p.Spec.NodeName, Phase: p.Status.Phase, PodIP: p.Status.PodIP, TrimmedSpec: &spec,
+		NodeName: p.Spec.NodeName, Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: extraIPs(p.Status),
+		TrimmedSpec: spec,
 	}
-	out.PodIPs = extraIPs(p.Status)
-	return out
+}
+
+// ownSpec is a copy of spec without its node name.
+func ownSpec(spec *corev1.PodSpec) *corev1.PodSpec {
+	s := *spec
+	s.NodeName = ""
+	return &s
 }
 
 // From returns obj as a Pod: a *Pod as it is, a *corev1.Pod through Of.
