@@ -76,6 +76,7 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Minute, "longest wait for convergence")
 	pprof := flag.String("manager-pprof", "127.0.0.1:6265", "the manager's --pprof-bind-address, to read its live heap (empty: RSS only)")
 	profiles := flag.String("profiles", "", "directory to save the manager's heap profiles in (with pods only at the largest checkpoint, at convergence, after the quiet window); empty: none")
+	floor := flag.Bool("floor", false, "stop the manager before the policies and converge them from the bench, writing only each policy's NetworkPolicies and one status patch: the least this machine needs (floor.go); ends after convergence")
 	cleanup := flag.Bool("cleanup", true, "delete what the run made (make bench-scale-large skips it: the control plane goes down)")
 	flag.Parse()
 
@@ -180,11 +181,23 @@ func main() {
 	convergenceWrites := append(slices.Clone(writeResources), "events")
 	writes0, _ := b.writesBy(ctx, convergenceWrites...)
 	conv := b.watchConvergence(ctx)
+	if *floor {
+		if err := stopManager(run); err != nil {
+			fail(err)
+		}
+		delete(b.cpu, "manager")
+		b.startFloor(ctx, conv.expect, 4) // the manager's default workers
+		b.logf("floor: the manager is stopped; the bench writes each policy's NetworkPolicies and one status patch, on 4 workers")
+	}
 	b.cpu0, b.t0 = b.cpu.read(), time.Now()
 	last := b.createPolicies(ctx)
 	b.converge(ctx, conv, last, *timeout)
 	if writes1, err := b.writesBy(ctx, convergenceWrites...); err == nil {
 		b.logf("API writes from the first policy's creation to convergence (apiserver_request_total; creates by the bench included): %s", writesSince(writes0, writes1))
+	}
+	if *floor {
+		b.logf("floor: done")
+		return
 	}
 	_, peak := rss(filepath.Join(run, "manager.pid"))
 	b.logf("manager peak RSS so far: %s", mb(peak))
