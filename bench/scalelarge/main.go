@@ -180,6 +180,7 @@ func main() {
 	// Events too: the manager's are writes on the same API server.
 	convergenceWrites := append(slices.Clone(writeResources), "events")
 	writes0, _ := b.writesBy(ctx, convergenceWrites...)
+	requests0, _ := b.requestsBy(ctx)
 	conv := b.watchConvergence(ctx)
 	if *floor {
 		if err := stopManager(run); err != nil {
@@ -194,6 +195,9 @@ func main() {
 	b.converge(ctx, conv, last, *timeout)
 	if writes1, err := b.writesBy(ctx, convergenceWrites...); err == nil {
 		b.logf("API writes from the first policy's creation to convergence (apiserver_request_total; creates by the bench included): %s", writesSince(writes0, writes1))
+	}
+	if requests1, err := b.requestsBy(ctx); err == nil {
+		b.logf("API requests but watches from the first policy's creation to convergence, every client: %s", writesSince(requests0, requests1))
 	}
 	if *floor {
 		b.logf("floor: done")

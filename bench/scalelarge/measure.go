@@ -155,6 +155,25 @@ var writeResources = []string{"loopbackservices", "clusterloopbackservices", "ne
 // parseWrites sums apiserver_request_total samples of write verbs on
 // resources by verb, resource, subresource and code.
 func parseWrites(metrics string, resources []string) map[string]float64 {
+	return parseRequests(metrics, func(verb, res string) bool {
+		return slices.Contains(resources, res) && slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, verb)
+	})
+}
+
+// requestsBy reads every request but watches from apiserver_request_total,
+// by "VERB resource[/subresource] code": what the API server served, reads
+// included.
+func (b *bench) requestsBy(ctx context.Context) (map[string]float64, error) {
+	raw, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parseRequests(string(raw), func(verb, _ string) bool { return verb != "WATCH" && verb != "CONNECT" }), nil
+}
+
+// parseRequests sums apiserver_request_total samples that keep says to,
+// by verb, resource, subresource and code.
+func parseRequests(metrics string, keep func(verb, resource string) bool) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -172,7 +191,7 @@ func parseWrites(metrics string, resources []string) map[string]float64 {
 			continue
 		}
 		verb, res := label(l, "verb"), label(l, "resource")
-		if !slices.Contains(resources, res) || !slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE", "APPLY"}, verb) {
+		if !keep(verb, res) {
 			continue
 		}
 		if sub := label(l, "subresource"); sub != "" {

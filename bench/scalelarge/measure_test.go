@@ -55,6 +55,11 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="netwo
 	if s := writesSince(map[string]float64{"PATCH loopbackservices/status 200": 10}, got); s != "PATCH loopbackservices/status 200: 30, POST networkpolicies 201: 7, PATCH loopbackservices/status 409: 2" {
 		t.Errorf("writesSince = %q", s)
 	}
+	all := parseRequests(m+`apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 3
+`, func(verb, _ string) bool { return verb != "WATCH" })
+	if len(all) != 5 || all["LIST networkpolicies 200"] != 5 || all["WATCH pods 200"] != 0 {
+		t.Errorf("parseRequests(every verb but WATCH) = %v, want the 5 samples with the LIST", all)
+	}
 }
 
 // TestEnforcedForItsGeneration: a status is current only when the
