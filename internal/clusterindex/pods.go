@@ -29,7 +29,30 @@ import (
 // and controller-runtime's cache reader refuses a Get or List of
 // corev1.Pods (only when a pod matches).
 func PodsInNamespace(ctx context.Context, r client.Reader, namespace string) ([]*podview.Pod, error) {
-	return indexedPods(ctx, r, toolscache.NamespaceIndex, namespace, "namespace "+namespace, client.InNamespace(namespace))
+	if out, ok, err := fromIndex(ctx, r, podExemplar, podview.From, toolscache.NamespaceIndex, namespace); ok || err != nil {
+		return out, readErr(err, "the pods of namespace ", namespace, "")
+	}
+	return listPods(ctx, r, "namespace "+namespace, client.InNamespace(namespace))
+}
+
+// Exemplars of the kinds read here, to find their informers by: the
+// cache's GetInformer only reads them, and a new one for each read was
+// most of what a read allocated.
+var (
+	podExemplar   client.Object = &corev1.Pod{}
+	sliceExemplar client.Object = &discoveryv1.EndpointSlice{}
+)
+
+// readErr describes a failed index read, built only for a failure: the
+// reads are on the hot paths of every policy event.
+func readErr(err error, what, key, value string) error {
+	if err == nil {
+		return nil
+	}
+	if value != "" {
+		key += "=" + value
+	}
+	return fmt.Errorf("failed to read %s%s: %w", what, key, err)
 }
 
 // PodsMatching returns the pods of a namespace whose labels sel matches
@@ -51,7 +74,7 @@ func PodsMatching(ctx context.Context, r client.Reader, namespace string, sel la
 // Pod returns the pod namespace/name as the cache holds it, or a
 // NotFound error.
 func Pod(ctx context.Context, r client.Reader, namespace, name string) (*podview.Pod, error) {
-	s, err := informerOf(ctx, r, &corev1.Pod{})
+	s, err := informerOf(ctx, r, podExemplar)
 	if err != nil {
 		return nil, err
 	}
@@ -81,20 +104,22 @@ func Pod(ctx context.Context, r client.Reader, namespace, name string) (*podview
 // value, as the cache holds them, without a copy (see PodsInNamespace);
 // a reader that is not an informer cache gets a List.
 func Pods(ctx context.Context, r client.Reader, field, value string) ([]*podview.Pod, error) {
-	return indexedPods(ctx, r, indexPrefix+field, allPrefix+value, field+"="+value, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy)
+	if out, ok, err := fromIndex(ctx, r, podExemplar, podview.From, indexPrefix+field, allPrefix+value); ok || err != nil {
+		return out, readErr(err, "the pods of ", field, value)
+	}
+	return listPods(ctx, r, field+"="+value, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy)
 }
 
 // EndpointSlices returns the EndpointSlices of any namespace whose index
 // field has value, as the cache holds them, without a copy (see
 // PodsInNamespace); a reader that is not an informer cache gets a List.
 func EndpointSlices(ctx context.Context, r client.Reader, field, value string) ([]*discoveryv1.EndpointSlice, error) {
-	what := field + "=" + value
-	if out, ok, err := fromIndex(ctx, r, &discoveryv1.EndpointSlice{}, asSlice, indexPrefix+field, allPrefix+value, "the endpointslices of "+what); ok || err != nil {
-		return out, err
+	if out, ok, err := fromIndex(ctx, r, sliceExemplar, asSlice, indexPrefix+field, allPrefix+value); ok || err != nil {
+		return out, readErr(err, "the endpointslices of ", field, value)
 	}
 	var l discoveryv1.EndpointSliceList
 	if err := r.List(ctx, &l, client.MatchingFields{field: value}); err != nil {
-		return nil, fmt.Errorf("failed to list the endpointslices of %s: %w", what, err)
+		return nil, fmt.Errorf("failed to list the endpointslices of %s=%s: %w", field, value, err)
 	}
 	out := make([]*discoveryv1.EndpointSlice, len(l.Items))
 	for i := range l.Items {
@@ -103,13 +128,9 @@ func EndpointSlices(ctx context.Context, r client.Reader, field, value string) (
 	return out, nil
 }
 
-// indexedPods reads the pod informer's index at key, or, from a reader
-// that is not an informer cache, Lists with opts; what names the pods in
-// errors.
-func indexedPods(ctx context.Context, r client.Reader, index, key, what string, opts ...client.ListOption) ([]*podview.Pod, error) {
-	if out, ok, err := fromIndex(ctx, r, &corev1.Pod{}, podview.From, index, key, "the pods of "+what); ok || err != nil {
-		return out, err
-	}
+// listPods Lists the pods opts select from a reader that is not an
+// informer cache (a client in a unit test); what names them in errors.
+func listPods(ctx context.Context, r client.Reader, what string, opts ...client.ListOption) ([]*podview.Pod, error) {
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, opts...); err != nil {
 		return nil, fmt.Errorf("failed to list the pods of %s: %w", what, err)
@@ -124,21 +145,25 @@ func indexedPods(ctx context.Context, r client.Reader, index, key, what string, 
 // fromIndex reads the objects at key of the index of obj's informer, as
 // T (as returns false for a stored object of another type: an error, not
 // an object dropped in silence); ok is false when r is not an informer
-// cache (the caller Lists instead).
-func fromIndex[T any](ctx context.Context, r client.Reader, obj client.Object, as func(any) (T, bool), index, key, what string) (out []T, ok bool, err error) {
+// cache (the caller Lists instead). Its errors say what failed, not what
+// was read: the caller wraps them (readErr).
+func fromIndex[T any](ctx context.Context, r client.Reader, obj client.Object, as func(any) (T, bool), index, key string) (out []T, ok bool, err error) {
 	s, err := informerOf(ctx, r, obj)
 	if s == nil || err != nil {
 		return nil, false, err
 	}
 	objs, err := s.GetIndexer().ByIndex(index, key)
 	if err != nil {
-		return nil, false, fmt.Errorf("failed to read %s: %w", what, err)
+		return nil, false, err
+	}
+	if len(objs) == 0 {
+		return nil, true, nil
 	}
 	out = make([]T, 0, len(objs))
 	for _, o := range objs {
 		t, isT := as(o)
 		if !isT {
-			return nil, false, fmt.Errorf("failed to read %s: the cache holds a %T", what, o)
+			return nil, false, fmt.Errorf("the cache holds a %T", o)
 		}
 		out = append(out, t)
 	}
@@ -188,6 +213,10 @@ func fromStore(ctx context.Context, r client.Reader, obj client.Object, namespac
 	return out, true, nil
 }
 
+// untilSynced is made once: the option and its slice were two of the six
+// allocations of a read.
+var untilSynced = []cache.InformerGetOption{cache.BlockUntilSynced(true)}
+
 // informerOf returns the shared informer of obj's kind, synced; nil when r
 // is not an informer cache (the caller Lists instead).
 func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolscache.SharedIndexInformer, error) {
@@ -195,7 +224,7 @@ func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolsc
 	if !isCache {
 		return nil, nil
 	}
-	inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(true))
+	inf, err := c.GetInformer(ctx, obj, untilSynced...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to get the informer of %T: %w", obj, err)
 	}
