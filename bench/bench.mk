@@ -71,10 +71,13 @@ SCALE_ARGS ?=
 SCALE_MANAGER_ARGS ?=
 SCALE_PORT_OFFSET ?= 200
 SCALE_PPROF = 127.0.0.1:$(shell echo $$((6065 + $(SCALE_PORT_OFFSET))))
+# The manager's metrics (dev binds them to loopback) in plain HTTP, for the
+# bench to count its reconciles by controller (its own cluster only).
+SCALE_METRICS = 127.0.0.1:$(shell echo $$((8443 + $(SCALE_PORT_OFFSET))))
 # The node grace period (50 s by default) is raised past kwok's slowed lease
 # renewals (bench/scalelarge: every 150 s at 5,000 nodes), so that a node
 # whose heartbeat the loaded machine delays is not marked NotReady.
-SCALE_ENV = DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592 DEV_KCM_ARGS=--node-monitor-grace-period=20m MANAGER_ARGS="--pprof-bind-address=$(SCALE_PPROF) $(SCALE_MANAGER_ARGS)"
+SCALE_ENV = DEV_DIR=.dev-scale DEV_PORT_OFFSET=$(SCALE_PORT_OFFSET) DEV_NODE=0 DEV_ETCD_QUOTA_BYTES=8589934592 DEV_KCM_ARGS=--node-monitor-grace-period=20m MANAGER_ARGS="--pprof-bind-address=$(SCALE_PPROF) --metrics-secure=false $(SCALE_MANAGER_ARGS)"
 
 bin/kwok: bench/tools/kwok/go.mod bench/tools/kwok/go.sum
 	cd bench/tools/kwok && nice $(GO) build -trimpath -o $(abspath $@) sigs.k8s.io/kwok/cmd/kwok
@@ -86,4 +89,4 @@ bin/kwok-config: bench/tools/kwok/go.mod bench/tools/kwok/go.sum $(wildcard benc
 bench-scale-large: k8s bin/kwok bin/kwok-config ## The scalability envelope: 5,000 kwok nodes, 150,000 pods (SCALE=small: 50 nodes, 1,500 pods); its own control plane; estimated 30 to 60 minutes on 2 quiet cores.
 	$(GO) -C bench build -o $(CURDIR)/bin/scalelarge ./scalelarge
 	$(SCALE_ENV) hack/dev.sh up
-	$(SCALE_ENV) bin/scalelarge -scale $(SCALE) -dev-dir .dev-scale -manager-pprof $(SCALE_PPROF) -cleanup=false $(SCALE_ARGS); rc=$$?; $(SCALE_ENV) hack/dev.sh down; exit $$rc
+	$(SCALE_ENV) bin/scalelarge -scale $(SCALE) -dev-dir .dev-scale -manager-pprof $(SCALE_PPROF) -manager-metrics http://$(SCALE_METRICS)/metrics -cleanup=false $(SCALE_ARGS); rc=$$?; $(SCALE_ENV) hack/dev.sh down; exit $$rc

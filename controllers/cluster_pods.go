@@ -36,7 +36,7 @@ type clusterPodMapper struct {
 // policies is the compiled set of every cluster policy in the cache,
 // compiled again only when one comes, goes or changes its spec.
 func (m *clusterPodMapper) policies(ctx context.Context) (*rules.Set, error) {
-	objs, err := clusterindex.Objects(ctx, m.reader, &v1alpha1.ClusterLoopbackService{}, &v1alpha1.ClusterLoopbackServiceList{}, "")
+	objs, err := clusterindex.Objects(ctx, m.reader, clbsExemplar, newCLBSList, "")
 	if err != nil {
 		return nil, err
 	}

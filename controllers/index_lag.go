@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/loopguard/loopguard/api/v1alpha1"
 	"github.com/loopguard/loopguard/internal/clusterindex"
 	"github.com/loopguard/loopguard/internal/policyindex"
 )
@@ -31,7 +29,7 @@ func indexReflects(ctx context.Context, reader client.Reader, index *policyindex
 	if len(namespaces) == 0 {
 		return true, nil
 	}
-	clbs, err := clusterindex.Objects(ctx, reader, &v1alpha1.ClusterLoopbackService{}, &v1alpha1.ClusterLoopbackServiceList{}, "")
+	clbs, err := clusterindex.Objects(ctx, reader, clbsExemplar, newCLBSList, "")
 	if err != nil {
 		return false, fmt.Errorf("failed to read the cluster policies: %w", err)
 	}
@@ -42,19 +40,22 @@ func indexReflects(ctx context.Context, reader client.Reader, index *policyindex
 		if ns == "" {
 			continue // "" is the index's cluster bucket, checked above
 		}
-		lbs, err := clusterindex.Objects(ctx, reader, &v1alpha1.LoopbackService{}, &v1alpha1.LoopbackServiceList{}, ns)
+		lbs, err := clusterindex.Objects(ctx, reader, lbsExemplar, newLBSList, ns)
 		if err != nil {
 			return false, fmt.Errorf("failed to read the policies of namespace %s: %w", ns, err)
 		}
 		if !index.Reflects(ns, metaObjects(lbs)) {
 			return false, nil
 		}
-		var n corev1.Namespace
-		err = reader.Get(ctx, client.ObjectKey{Name: ns}, &n, client.UnsafeDisableDeepCopy) // read only
+		n, err := clusterindex.Object(ctx, reader, nsExemplar, newNamespace, "", ns) // read only
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("failed to read namespace %s: %w", ns, err)
 		}
-		if !index.ReflectsNamespace(ns, n.Labels, err == nil) {
+		var l map[string]string
+		if err == nil {
+			l = n.GetLabels()
+		}
+		if !index.ReflectsNamespace(ns, l, err == nil) {
 			return false, nil
 		}
 	}

@@ -92,7 +92,7 @@ func applyingPolicies(ctx context.Context, reader client.Reader, index *policyin
 	pc := newPolicyCompiler(reader, index, ns)
 	// Read only, so from the cache's store, without copies: every managed
 	// NetworkPolicy's reconcile reads every cluster policy.
-	lbss, err := clusterindex.Objects(ctx, reader, &v1alpha1.LoopbackService{}, &v1alpha1.LoopbackServiceList{}, ns)
+	lbss, err := clusterindex.Objects(ctx, reader, lbsExemplar, newLBSList, ns)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list LoopbackServices: %w", err)
 	}
@@ -104,7 +104,7 @@ func applyingPolicies(ctx context.Context, reader client.Reader, index *policyin
 			}
 		}
 	}
-	clbss, err := clusterindex.Objects(ctx, reader, &v1alpha1.ClusterLoopbackService{}, &v1alpha1.ClusterLoopbackServiceList{}, "")
+	clbss, err := clusterindex.Objects(ctx, reader, clbsExemplar, newCLBSList, "")
 	if err != nil {
 		return nil, fmt.Errorf("failed to list ClusterLoopbackServices: %w", err)
 	}

@@ -75,7 +75,7 @@ func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespac
 			}
 			continue
 		}
-		items, err := clusterindex.Objects(ctx, c, k.New(), k.NewList(), namespace)
+		items, err := clusterindex.Objects(ctx, c, k.Exemplar, k.NewList, namespace)
 		if err != nil {
 			return nil, fmt.Errorf("failed to list %s: %w", k.Resource, err)
 		}
@@ -83,7 +83,7 @@ func gatherAudit(ctx context.Context, c client.Reader, p *rules.Policy, namespac
 			snap.Add(o)
 		}
 	}
-	nps, err := clusterindex.Objects(ctx, c, &networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicyList{}, namespace)
+	nps, err := clusterindex.Objects(ctx, c, npExemplar, newNetworkPolicyList, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list networkpolicies: %w", err)
 	}

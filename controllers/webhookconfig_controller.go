@@ -163,11 +163,11 @@ func (r *WebhookConfigReconciler) policies(ctx context.Context) ([]webhookconfig
 	// each reconcile (10,020 deep copies were a tenth of the manager's CPU
 	// at 150,000 pods, and the copies into a List's Items still 4%), and
 	// patchEnforced copies the few it writes.
-	lbs, err := clusterindex.Objects(ctx, r.reader, &v1alpha1.LoopbackService{}, &v1alpha1.LoopbackServiceList{}, "")
+	lbs, err := clusterindex.Objects(ctx, r.reader, lbsExemplar, newLBSList, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	clbs, err := clusterindex.Objects(ctx, r.reader, &v1alpha1.ClusterLoopbackService{}, &v1alpha1.ClusterLoopbackServiceList{}, "")
+	clbs, err := clusterindex.Objects(ctx, r.reader, clbsExemplar, newCLBSList, "")
 	if err != nil {
 		return nil, nil, err
 	}

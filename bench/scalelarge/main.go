@@ -75,6 +75,7 @@ func main() {
 	workers := flag.Int("workers", 16, "parallel creations")
 	timeout := flag.Duration("timeout", 30*time.Minute, "longest wait for convergence")
 	pprof := flag.String("manager-pprof", "127.0.0.1:6265", "the manager's --pprof-bind-address, to read its live heap (empty: RSS only)")
+	managerMetrics := flag.String("manager-metrics", "", "the manager's metrics URL in plain HTTP (--metrics-secure=false), to count its reconciles by controller; empty: not counted")
 	profiles := flag.String("profiles", "", "directory to save the manager's heap profiles in (with pods only at the largest checkpoint, at convergence, after the quiet window); empty: none")
 	floor := flag.Bool("floor", false, "stop the manager before the policies and converge them from the bench, writing only each policy's NetworkPolicies and one status patch: the least this machine needs (floor.go); ends after convergence")
 	cleanup := flag.Bool("cleanup", true, "delete what the run made (make bench-scale-large skips it: the control plane goes down)")
@@ -181,6 +182,7 @@ func main() {
 	convergenceWrites := append(slices.Clone(writeResources), "events")
 	writes0, _ := b.writesBy(ctx, convergenceWrites...)
 	requests0, _ := b.requestsBy(ctx)
+	reconciles0, _ := reconcilesBy(ctx, *managerMetrics)
 	conv := b.watchConvergence(ctx)
 	if *floor {
 		if err := stopManager(run); err != nil {
@@ -198,6 +200,9 @@ func main() {
 	}
 	if requests1, err := b.requestsBy(ctx); err == nil {
 		b.logf("API requests but watches from the first policy's creation to convergence, every client: %s", writesSince(requests0, requests1))
+	}
+	if reconciles1, err := reconcilesBy(ctx, *managerMetrics); err == nil && !*floor {
+		b.logf("manager reconciles from the first policy's creation to convergence, by controller and result: %s", writesSince(reconciles0, reconciles1))
 	}
 	if *floor {
 		b.logf("floor: done")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -171,20 +172,63 @@ func (b *bench) requestsBy(ctx context.Context) (map[string]float64, error) {
 	return parseRequests(string(raw), func(verb, _ string) bool { return verb != "WATCH" && verb != "CONNECT" }), nil
 }
 
+// reconcilesBy reads controller_runtime_reconcile_total from the
+// manager's metrics at url, by "controller result".
+func reconcilesBy(ctx context.Context, url string) (map[string]float64, error) {
+	if url == "" {
+		return nil, fmt.Errorf("no manager metrics URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parseReconciles(string(raw)), nil
+}
+
+// parseReconciles sums controller_runtime_reconcile_total samples by
+// controller and result.
+func parseReconciles(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for _, l := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(l, "controller_runtime_reconcile_total{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
+			out[metricLabel(l, "controller")+" "+metricLabel(l, "result")] += f
+		}
+	}
+	return out
+}
+
+// metricLabel is the value of label name in a sample line ("" if none).
+func metricLabel(l, name string) string {
+	i := strings.Index(l, name+`="`)
+	if i < 0 {
+		return ""
+	}
+	rest := l[i+len(name)+2:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
 // parseRequests sums apiserver_request_total samples that keep says to,
 // by verb, resource, subresource and code.
 func parseRequests(metrics string, keep func(verb, resource string) bool) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	label := func(l, name string) string {
-		i := strings.Index(l, name+`="`)
-		if i < 0 {
-			return ""
-		}
-		rest := l[i+len(name)+2:]
-		return rest[:strings.IndexByte(rest, '"')]
-	}
+	label := metricLabel
 	for sc.Scan() {
 		l := sc.Text()
 		if !strings.HasPrefix(l, "apiserver_request_total{") {

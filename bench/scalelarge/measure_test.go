@@ -62,6 +62,19 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="netwo
 	}
 }
 
+func TestParseReconciles(t *testing.T) {
+	m := `# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="loopbackservice",result="success"} 12
+controller_runtime_reconcile_total{controller="loopbackservice",result="requeue_after"} 3
+controller_runtime_reconcile_total{controller="hostnetwork",result="success"} 7
+controller_runtime_reconcile_errors_total{controller="hostnetwork"} 9
+`
+	got := parseReconciles(m)
+	if len(got) != 3 || got["loopbackservice success"] != 12 || got["loopbackservice requeue_after"] != 3 || got["hostnetwork success"] != 7 {
+		t.Errorf("parseReconciles = %v", got)
+	}
+}
+
 // TestEnforcedForItsGeneration: a status is current only when the
 // registration covers the policy's generation.
 func TestEnforcedForItsGeneration(t *testing.T) {

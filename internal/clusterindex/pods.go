@@ -3,6 +3,8 @@ package clusterindex
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -10,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -175,16 +178,54 @@ func asSlice(o any) (*discoveryv1.EndpointSlice, bool) {
 	return s, ok
 }
 
+// Object returns the object namespace/name of obj's kind as the cache
+// holds it, shared with the cache: read only (see Objects for obj). A
+// reader that is not an informer cache Gets it into a newObj(). A missing
+// object is a NotFound error.
+func Object(ctx context.Context, r client.Reader, obj client.Object, newObj func() client.Object, namespace, name string) (client.Object, error) {
+	s, err := informerOf(ctx, r, obj)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		o := newObj()
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, o); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	o, ok, err := s.GetIndexer().GetByKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %T %s: %w", obj, key, err)
+	}
+	co, isObj := o.(client.Object)
+	if !ok || !isObj {
+		if ok {
+			return nil, fmt.Errorf("the cache holds a %T for %s", o, key)
+		}
+		kind := strings.ToLower(reflect.TypeOf(obj).Elem().Name())
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: kind}, name)
+	}
+	return co, nil
+}
+
 // Objects returns the objects of obj's kind in namespace ("": every
 // namespace, or a cluster-scoped kind) as the cache holds them, without a
 // copy (see PodsInNamespace); a reader that is not an informer cache gets
-// a List into list. The audit reads every judged kind of each namespace
-// this way, and each managed NetworkPolicy's closure every policy: the
-// List's copies into Items were 8% of the manager's CPU at 150,000 pods.
-func Objects(ctx context.Context, r client.Reader, obj client.Object, list client.ObjectList, namespace string) ([]runtime.Object, error) {
+// a List into a newList(). The audit reads every judged kind of each
+// namespace this way, and each managed NetworkPolicy's closure every
+// policy: the List's copies into Items were 8% of the manager's CPU at
+// 150,000 pods. obj only names the kind, and is never written: pass one
+// made once (kinds.Kind.Exemplar), not a new one for each read.
+func Objects(ctx context.Context, r client.Reader, obj client.Object, newList func() client.ObjectList, namespace string) ([]runtime.Object, error) {
 	if out, ok, err := fromStore(ctx, r, obj, namespace); ok || err != nil {
 		return out, err
 	}
+	list := newList()
 	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("failed to list %T: %w", list, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -91,5 +92,30 @@ func BenchmarkPodsOfNoNode(b *testing.B) {
 		if _, err := Pods(ctx, c, "node", "elsewhere"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestObjectIsTheCachedObject: a node's reconcile reads each of its
+// thirty namespaces; the read returns the cached namespace itself, with
+// no copy and no allocation, and NotFound for one the cache does not hold.
+func TestObjectIsTheCachedObject(t *testing.T) {
+	ctx := context.Background()
+	inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, &corev1.Namespace{}, 0, toolscache.Indexers{})
+	held := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"tier": "prod"}}}
+	if err := inf.GetIndexer().Add(held); err != nil {
+		t.Fatal(err)
+	}
+	var c client.Reader = informerCache{inf: inf}
+	exemplar := &corev1.Namespace{}
+	newNS := func() client.Object { return &corev1.Namespace{} }
+	got, err := Object(ctx, c, exemplar, newNS, "", "team-a")
+	if err != nil || got != held {
+		t.Fatalf("Object(team-a) = %p, %v; want the cached %p", got, err, held)
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = Object(ctx, c, exemplar, newNS, "", "team-a") }); a > 0 {
+		t.Errorf("Object allocates %.0f times a read, want none", a)
+	}
+	if _, err := Object(ctx, c, exemplar, newNS, "", "gone"); !apierrors.IsNotFound(err) {
+		t.Errorf("Object(gone) = %v, want NotFound", err)
 	}
 }

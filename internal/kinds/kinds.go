@@ -50,6 +50,9 @@ type Kind struct {
 	Role     Role
 	New      func() client.Object
 	NewList  func() client.ObjectList
+	// Exemplar is one New() made once, to find the kind's informer by
+	// (clusterindex.Objects): never written.
+	Exemplar client.Object
 	// TemplatePath is where a workload's pod template lives.
 	TemplatePath []string
 	// Template returns a workload's pod template, nil when it has none;
@@ -150,6 +153,7 @@ var (
 func init() {
 	for i := range All {
 		k := &All[i]
+		k.Exemplar = k.New()
 		byGVK[k.GVK] = k
 		byType[reflect.TypeOf(k.New())] = k
 		byName[k.GVK.Kind] = k
