@@ -203,9 +203,9 @@ func Object(ctx context.Context, r client.Reader, obj client.Object, newObj func
 		return nil, fmt.Errorf("failed to read %T %s: %w", obj, key, err)
 	}
 	co, isObj := o.(client.Object)
-	if !ok || !isObj {
+	if !ok || !isObj || reflect.TypeOf(o) != reflect.TypeOf(obj) {
 		if ok {
-			return nil, fmt.Errorf("the cache holds a %T for %s", o, key)
+			return nil, fmt.Errorf("the cache holds a %T for %s, not a %T", o, key, obj)
 		}
 		kind := strings.ToLower(reflect.TypeOf(obj).Elem().Name())
 		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: kind}, name)
@@ -274,6 +274,11 @@ func informerOf(ctx context.Context, r client.Reader, obj client.Object) (toolsc
 		// A List through this cache would fail on the podview.Pods it
 		// holds, once one matched: say so now (a multi-namespace cache, say).
 		return nil, fmt.Errorf("the informer of %T is a %T, not a shared index informer", obj, inf)
+	}
+	if !s.HasSynced() {
+		// GetInformer waits only for a started cache: an empty store read
+		// as "no pods, no policies" would skip what they ask for.
+		return nil, fmt.Errorf("the cache of %T has not synced (not started yet?)", obj)
 	}
 	return s, nil
 }

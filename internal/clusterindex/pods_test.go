@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,23 +29,65 @@ func (c informerCache) GetInformer(context.Context, client.Object, ...cache.Info
 	return c.inf, nil
 }
 
-// podsOnNodes is a cache of n compact pods, pod i on node i%nodes, with
-// the node index the hostNetwork controller reads.
+// synced runs an informer of objects whose list is items and whose
+// watch never sends, through transform (nil: none), until the test ends;
+// it returns once the informer has synced.
+func synced(t testing.TB, exemplar runtime.Object, items []runtime.Object, transform toolscache.TransformFunc, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
+	lw := &toolscache.ListWatch{
+		ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
+			l := &metav1.List{}
+			for _, o := range items {
+				l.Items = append(l.Items, runtime.RawExtension{Object: o})
+			}
+			return l, nil
+		},
+		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+	}
+	inf := toolscache.NewSharedIndexInformer(listOnly{lw}, exemplar, 0, indexers)
+	if transform != nil {
+		if err := inf.SetTransform(transform); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go inf.Run(ctx.Done())
+	if !toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("the informer did not sync")
+	}
+	return inf
+}
+
+// listOnly tells the reflector to list, then watch: its list is the
+// initial state (no streamed initial events with a bookmark).
+type listOnly struct{ *toolscache.ListWatch }
+
+func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
+
+// podsOnNodes is a cache of n pods in the manager's compact form, pod i
+// on node i%nodes, with the node index the hostNetwork controller reads.
 func podsOnNodes(t testing.TB, n, nodes int) informerCache {
-	inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, &corev1.Pod{}, 0, toolscache.Indexers{
+	var pods []runtime.Object
+	for i := range n {
+		pods = append(pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p-%d", i)},
+			Spec: corev1.PodSpec{NodeName: fmt.Sprintf("node-%d", i%nodes)}})
+	}
+	return informerCache{inf: synced(t, &corev1.Pod{}, pods, podview.NewTransform(), toolscache.Indexers{
 		toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc,
 		indexPrefix + "node": func(o any) ([]string, error) {
 			return []string{allPrefix + o.(*podview.Pod).NodeName}, nil
 		},
-	})
-	for i := range n {
-		p := podview.Of(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p-%d", i)}})
-		p.NodeName = fmt.Sprintf("node-%d", i%nodes)
-		if err := inf.GetIndexer().Add(p); err != nil {
-			t.Fatal(err)
-		}
+	})}
+}
+
+// TestAnUnsyncedCacheIsAnError: an informer that has not synced (a cache
+// not started) holds nothing; read as "no pods", it would skip what a
+// policy asks for.
+func TestAnUnsyncedCacheIsAnError(t *testing.T) {
+	inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, &corev1.Pod{}, 0, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
+	if pods, err := PodsInNamespace(context.Background(), informerCache{inf: inf}, "ns"); err == nil {
+		t.Fatalf("PodsInNamespace on an unsynced cache = %d pods, no error", len(pods))
 	}
-	return informerCache{inf: inf}
 }
 
 // TestIndexReadsAllocateOnlyTheirResult: the hostNetwork controller reads
@@ -100,17 +144,18 @@ func BenchmarkPodsOfNoNode(b *testing.B) {
 // no copy and no allocation, and NotFound for one the cache does not hold.
 func TestObjectIsTheCachedObject(t *testing.T) {
 	ctx := context.Background()
-	inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, &corev1.Namespace{}, 0, toolscache.Indexers{})
 	held := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"tier": "prod"}}}
-	if err := inf.GetIndexer().Add(held); err != nil {
-		t.Fatal(err)
-	}
+	inf := synced(t, &corev1.Namespace{}, []runtime.Object{held}, nil, toolscache.Indexers{})
+	cached, _, _ := inf.GetIndexer().GetByKey("team-a")
 	var c client.Reader = informerCache{inf: inf}
 	exemplar := &corev1.Namespace{}
 	newNS := func() client.Object { return &corev1.Namespace{} }
 	got, err := Object(ctx, c, exemplar, newNS, "", "team-a")
-	if err != nil || got != held {
-		t.Fatalf("Object(team-a) = %p, %v; want the cached %p", got, err, held)
+	if err != nil || got != cached {
+		t.Fatalf("Object(team-a) = %p, %v; want the cached %p", got, err, cached)
+	}
+	if _, err := Object(ctx, c, &corev1.Pod{}, func() client.Object { return &corev1.Pod{} }, "", "team-a"); err == nil || apierrors.IsNotFound(err) {
+		t.Errorf("Object(a Pod named as the cached Namespace) = %v, want an error saying what the cache holds", err)
 	}
 	if a := testing.AllocsPerRun(100, func() { _, _ = Object(ctx, c, exemplar, newNS, "", "team-a") }); a > 0 {
 		t.Errorf("Object allocates %.0f times a read, want none", a)
