@@ -57,7 +57,7 @@ func (m cpuMeter) read() map[string]float64 {
 func (m cpuMeter) since(before map[string]float64, wall float64) string {
 	now := m.read()
 	var parts []string
-	for _, name := range []string{"manager", "kube-apiserver", "etcd", "kwok", "kube-controller-manager"} {
+	for _, name := range []string{"manager", "kube-apiserver", "etcd", "kwok", "kube-controller-manager", "bench"} {
 		b, a := before[name], now[name]
 		if _, ok := m[name]; !ok || b < 0 || a < 0 {
 			continue

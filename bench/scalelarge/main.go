@@ -127,7 +127,7 @@ func main() {
 	b.logf("size %+v, %d NetworkPolicies expected; kwok node lease %ds (renewed every %ds)", b.size, b.size.ExpectedNetworkPolicies(), *lease, *lease/4)
 	stopKwok, kwokPID := startKwok(*kwokBin, *kwokConfig, *devDir, *lease)
 	atExit = append(atExit, stopKwok)
-	b.cpu = cpuMeter{"kwok": kwokPID}
+	b.cpu = cpuMeter{"kwok": kwokPID, "bench": os.Getpid()}
 	for _, c := range []string{"manager", "kube-apiserver", "etcd", "kube-controller-manager"} {
 		b.cpu[c] = proc.ReadPID(filepath.Join(run, c+".pid"))
 	}
