@@ -87,6 +87,8 @@ bin/kwok-config: bench/tools/kwok/go.mod bench/tools/kwok/go.sum $(wildcard benc
 
 .PHONY: bench-scale-large
 bench-scale-large: k8s bin/kwok bin/kwok-config ## The scalability envelope: 5,000 kwok nodes, 150,000 pods (SCALE=small: 50 nodes, 1,500 pods); its own control plane; estimated 30 to 60 minutes on 2 quiet cores.
+	@pid=$$(cat .dev-scale/run/etcd.pid 2>/dev/null); if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+	  echo "bench-scale-large: a run's control plane is up in .dev-scale (etcd pid $$pid): wait for it, or stop it with: $(SCALE_ENV) hack/dev.sh down" >&2; exit 1; fi
 	$(GO) -C bench build -o $(CURDIR)/bin/scalelarge ./scalelarge
 	$(SCALE_ENV) hack/dev.sh up
 	$(SCALE_ENV) bin/scalelarge -scale $(SCALE) -dev-dir .dev-scale -manager-pprof $(SCALE_PPROF) -manager-metrics http://$(SCALE_METRICS)/metrics -cleanup=false $(SCALE_ARGS); rc=$$?; $(SCALE_ENV) hack/dev.sh down; exit $$rc
