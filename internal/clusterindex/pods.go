@@ -194,10 +194,7 @@ func Object(ctx context.Context, r client.Reader, obj client.Object, newObj func
 		}
 		return o, nil
 	}
-	key := name
-	if namespace != "" {
-		key = namespace + "/" + name
-	}
+	key := toolscache.ObjectName{Namespace: namespace, Name: name}.String() // as Pod keys
 	o, ok, err := s.GetIndexer().GetByKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %T %s: %w", obj, key, err)
