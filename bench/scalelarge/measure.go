@@ -200,16 +200,9 @@ func reconcilesBy(ctx context.Context, url string) (map[string]float64, error) {
 // parseReconciles sums controller_runtime_reconcile_total samples by
 // controller and result.
 func parseReconciles(metrics string) map[string]float64 {
-	out := map[string]float64{}
-	for _, l := range strings.Split(metrics, "\n") {
-		if !strings.HasPrefix(l, "controller_runtime_reconcile_total{") {
-			continue
-		}
-		if f, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
-			out[metricLabel(l, "controller")+" "+metricLabel(l, "result")] += f
-		}
-	}
-	return out
+	return sumSamples(metrics, "controller_runtime_reconcile_total", func(l string) (string, bool) {
+		return metricLabel(l, "controller") + " " + metricLabel(l, "result"), true
+	})
 }
 
 // metricLabel is the value of label name in a sample line ("" if none).
@@ -225,24 +218,35 @@ func metricLabel(l, name string) string {
 // parseRequests sums apiserver_request_total samples that keep says to,
 // by verb, resource, subresource and code.
 func parseRequests(metrics string, keep func(verb, resource string) bool) map[string]float64 {
+	return sumSamples(metrics, "apiserver_request_total", func(l string) (string, bool) {
+		verb, res := metricLabel(l, "verb"), metricLabel(l, "resource")
+		if !keep(verb, res) {
+			return "", false
+		}
+		if sub := metricLabel(l, "subresource"); sub != "" {
+			res += "/" + sub
+		}
+		return verb + " " + res + " " + metricLabel(l, "code"), true
+	})
+}
+
+// sumSamples sums the samples of metric in Prometheus text exposition by
+// the key key gives each sample line (false: left out).
+func sumSamples(metrics, metric string, key func(line string) (string, bool)) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	label := metricLabel
 	for sc.Scan() {
 		l := sc.Text()
-		if !strings.HasPrefix(l, "apiserver_request_total{") {
+		if !strings.HasPrefix(l, metric+"{") {
 			continue
 		}
-		verb, res := label(l, "verb"), label(l, "resource")
-		if !keep(verb, res) {
+		k, ok := key(l)
+		if !ok {
 			continue
-		}
-		if sub := label(l, "subresource"); sub != "" {
-			res += "/" + sub
 		}
 		if f, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
-			out[verb+" "+res+" "+label(l, "code")] += f
+			out[k] += f
 		}
 	}
 	return out
